@@ -1,0 +1,306 @@
+"""The client side of an nsqd connection as a pure state machine (no socket, no clock).
+
+    INIT --initiate()--> IDENTIFYING --JSON reply--> [TLS] -> [SNAPPY|DEFLATE] -> [AUTH]
+         -> READY --subscribe()--> SUBSCRIBING --OK--> SUBSCRIBED --close()--> CLOSING --CLOSE_WAIT
+         any E_* fatal error or malformed input -> ERROR
+
+Feed received bytes to :meth:`receive_data` and act on the events it returns; every command
+method returns the raw bytes to send, which go through :meth:`encode_outgoing` (compression)
+before they reach the socket, so a caller can coalesce many commands into one write.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections import deque
+
+from . import commands
+from .compression import Codec, make_codec
+from .constants import (
+    CLOSE_WAIT,
+    DEFAULT_MAX_FRAME_SIZE,
+    FRAME_TYPE_ERROR,
+    FRAME_TYPE_MESSAGE,
+    HEARTBEAT,
+    MAGIC_V2,
+    OK,
+)
+from .errors import Error, LocalProtocolError, NSQError, ProtocolError
+from .events import (
+    AuthRequested,
+    AuthResponseReceived,
+    CompressionStarted,
+    ErrorReceived,
+    HandshakeComplete,
+    Heartbeat,
+    IdentifyResponseReceived,
+    Response,
+    StartTLS,
+)
+from .frames import FrameBuffer, decode_message
+from .identify import IdentifyResponse
+
+
+class State(enum.Enum):
+    INIT = "init"
+    IDENTIFYING = "identifying"
+    TLS_HANDSHAKE = "tls handshake"
+    UPGRADING = "upgrading"  # waiting for the OK that follows a TLS/snappy/deflate upgrade
+    AUTHENTICATING = "authenticating"
+    READY = "ready"
+    SUBSCRIBING = "subscribing"
+    SUBSCRIBED = "subscribed"
+    CLOSING = "closing"
+    CLOSED = "closed"
+    ERROR = "error"
+
+
+_HANDSHAKE_STATES = frozenset(
+    {State.IDENTIFYING, State.TLS_HANDSHAKE, State.UPGRADING, State.AUTHENTICATING}
+)
+_OPEN_STATES = frozenset({State.READY, State.SUBSCRIBING, State.SUBSCRIBED, State.CLOSING})
+_CONSUMING_STATES = frozenset({State.SUBSCRIBING, State.SUBSCRIBED, State.CLOSING})
+
+
+class AuthRequiredError(Error):
+    """nsqd requires AUTH and no secret was configured."""
+
+
+class ClientProtocol:
+    """One client connection's protocol state; see the module docstring."""
+
+    def __init__(
+        self,
+        identify_data: dict,
+        auth_secret: bytes | str | None = None,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    ) -> None:
+        self.identify_data = identify_data
+        self._auth_secret = auth_secret
+        self.state = State.INIT
+        self.identify_response: IdentifyResponse | None = None
+        self.auth_response: dict | None = None
+        self._frames = FrameBuffer(max_frame_size)
+        self._codec: Codec | None = None
+        self._upgrades: list[str] = []
+        self._pending: deque[bytes] = deque()  # commands awaiting a response, in order
+        self.compression: str | None = None
+
+    def __repr__(self) -> str:  # never shows the auth secret
+        return f"<ClientProtocol state={self.state.value} compression={self.compression}>"
+
+    # ---- outgoing -----------------------------------------------------------------------
+
+    def initiate(self) -> bytes:
+        self._require({State.INIT}, "initiate")
+        self.state = State.IDENTIFYING
+        return MAGIC_V2 + commands.identify(self.identify_data)
+
+    def encode_outgoing(self, data: bytes) -> bytes:
+        codec = self._codec
+        return codec.compress(data) if codec is not None else data
+
+    def subscribe(self, topic: str | bytes, channel: str | bytes) -> bytes:
+        self._require({State.READY}, "SUB")
+        data = commands.subscribe(topic, channel)
+        self.state = State.SUBSCRIBING
+        self._pending.append(b"SUB")
+        return data
+
+    def ready(self, count: int) -> bytes:
+        self._require(_CONSUMING_STATES, "RDY")
+        return commands.ready(count)
+
+    def finish(self, msg_id: bytes | str) -> bytes:
+        self._require(_CONSUMING_STATES, "FIN")
+        return commands.finish(msg_id)
+
+    def requeue(self, msg_id: bytes | str, time_ms: int = 0) -> bytes:
+        self._require(_CONSUMING_STATES, "REQ")
+        return commands.requeue(msg_id, time_ms)
+
+    def touch(self, msg_id: bytes | str) -> bytes:
+        self._require(_CONSUMING_STATES, "TOUCH")
+        return commands.touch(msg_id)
+
+    def nop(self) -> bytes:
+        return commands.nop()
+
+    def close(self) -> bytes:
+        """CLS: stop deliveries; nsqd answers CLOSE_WAIT and still takes FIN/REQ for in-flight."""
+        self._require({State.SUBSCRIBING, State.SUBSCRIBED}, "CLS")
+        self.state = State.CLOSING
+        self._pending.append(b"CLS")
+        return commands.cls()
+
+    def publish(self, topic: str | bytes, body: bytes) -> bytes:
+        self._require(_OPEN_STATES, "PUB")
+        data = commands.pub(topic, body)
+        self._pending.append(b"PUB")
+        return data
+
+    def multi_publish(self, topic: str | bytes, bodies: list[bytes]) -> bytes:
+        self._require(_OPEN_STATES, "MPUB")
+        data = commands.mpub(topic, bodies)
+        self._pending.append(b"MPUB")
+        return data
+
+    def deferred_publish(self, topic: str | bytes, delay_ms: int, body: bytes) -> bytes:
+        self._require(_OPEN_STATES, "DPUB")
+        data = commands.dpub(topic, delay_ms, body)
+        self._pending.append(b"DPUB")
+        return data
+
+    def expect_response(self, command: bytes) -> None:
+        """Record that a command built elsewhere (pre-encoded PUB/MPUB) awaits a response."""
+        self._pending.append(command)
+
+    @property
+    def pending_responses(self) -> int:
+        return len(self._pending)
+
+    def connection_lost(self) -> None:
+        self.state = State.CLOSED
+
+    # ---- incoming -----------------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list:
+        """Bytes from the socket in; events out. Raises ProtocolError (state -> ERROR)."""
+        if self.state in (State.ERROR, State.CLOSED):
+            return []
+        try:
+            if self._codec is not None:
+                data = self._codec.decompress(data)
+            frames = self._frames
+            frames.feed(data)
+            events: list = []
+            append = events.append
+            while True:
+                frame = frames.next_frame()
+                if frame is None:
+                    return events
+                frame_type, payload = frame
+                if frame_type == FRAME_TYPE_MESSAGE and self.state in _CONSUMING_STATES:
+                    append(decode_message(payload))
+                elif frame_type == FRAME_TYPE_ERROR:
+                    self._on_error(payload, events)
+                elif frame_type == FRAME_TYPE_MESSAGE:
+                    raise ProtocolError(f"message frame received while {self.state.value}")
+                else:
+                    self._on_response(payload, events)
+        except ProtocolError:
+            self.state = State.ERROR
+            raise
+
+    def tls_established(self) -> None:
+        self._require({State.TLS_HANDSHAKE}, "tls_established")
+        self.state = State.UPGRADING
+
+    def _on_error(self, payload: bytes, events: list) -> None:
+        error = NSQError.from_frame(payload)
+        command = None
+        if error.fatal:
+            command = self._pending.popleft() if self._pending else None
+            self.state = State.ERROR
+        events.append(ErrorReceived(error, command))
+
+    def _on_response(self, payload: bytes, events: list) -> None:
+        state = self.state
+        if payload == HEARTBEAT and state not in (State.IDENTIFYING, State.UPGRADING):
+            events.append(Heartbeat())
+            return
+        if state in _OPEN_STATES:
+            if not self._pending:
+                raise ProtocolError(f"unexpected response {payload[:64]!r} with no command pending")
+            command = self._pending.popleft()
+            if command == b"SUB" and payload == OK and state == State.SUBSCRIBING:
+                self.state = State.SUBSCRIBED
+            elif command == b"CLS" and payload != CLOSE_WAIT:
+                raise ProtocolError(f"expected CLOSE_WAIT after CLS, got {payload[:64]!r}")
+            events.append(Response(payload, command))
+        elif state == State.IDENTIFYING:
+            self._on_identify_response(payload, events)
+        elif state == State.UPGRADING:
+            if payload != OK:
+                raise ProtocolError(f"expected OK after the {self._upgrades[0]} upgrade, got {payload[:64]!r}")
+            self._upgrades.pop(0)
+            self._next_step(events)
+        elif state == State.AUTHENTICATING:
+            try:
+                data = json.loads(payload)
+            except ValueError:
+                raise ProtocolError(f"AUTH response is not JSON: {payload[:64]!r}") from None
+            if not isinstance(data, dict):
+                raise ProtocolError(f"AUTH response is not a JSON object: {payload[:64]!r}")
+            self.auth_response = data
+            events.append(AuthResponseReceived(data))
+            self._finish_handshake(events)
+        else:
+            raise ProtocolError(f"unexpected response {payload[:64]!r} while {state.value}")
+
+    def _on_identify_response(self, payload: bytes, events: list) -> None:
+        if payload == OK:  # nsqd before feature negotiation
+            self.identify_response = IdentifyResponse.legacy()
+            events.append(IdentifyResponseReceived(self.identify_response))
+            self._finish_handshake(events)
+            return
+        try:
+            data = json.loads(payload)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            response = IdentifyResponse.from_dict(data)
+        except ValueError as exc:
+            raise ProtocolError(f"invalid IDENTIFY response ({exc}): {payload[:64]!r}") from None
+        self.identify_response = response
+        events.append(IdentifyResponseReceived(response))
+        asked = self.identify_data
+        if asked.get("tls_v1") and not response.tls_v1:
+            raise ProtocolError("TLS was requested but nsqd has no TLS configured (refusing plaintext)")
+        if asked.get("tls_v1") and response.tls_v1:
+            self._upgrades.append("tls")
+        if response.snappy and asked.get("snappy"):
+            self._upgrades.append("snappy")
+        elif response.deflate and asked.get("deflate"):
+            self._upgrades.append("deflate")
+        if response.auth_required and not self._auth_secret:
+            raise AuthRequiredError("nsqd requires AUTH but no auth_secret was configured")
+        self._next_step(events)
+
+    def _next_step(self, events: list) -> None:
+        if not self._upgrades:
+            response = self.identify_response
+            if response is not None and response.auth_required:
+                self.state = State.AUTHENTICATING
+                events.append(AuthRequested())
+                return
+            self._finish_handshake(events)
+            return
+        step = self._upgrades[0]
+        if step == "tls":
+            self.state = State.TLS_HANDSHAKE
+            events.append(StartTLS())
+            return
+        # nsqd switches both directions right after it sent the previous frame, so every byte
+        # already buffered past that frame is compressed.
+        level = (self.identify_response.deflate_level if self.identify_response else 0) or 6
+        self._codec = make_codec(step, level)
+        self.compression = step
+        self.state = State.UPGRADING
+        rest = self._frames.take_remaining()
+        if rest:
+            self._frames.feed(self._codec.decompress(rest))
+        events.append(CompressionStarted(step))
+
+    def auth_command(self) -> bytes:
+        """The AUTH command to send when an ``AuthRequested`` event came out."""
+        self._require({State.AUTHENTICATING}, "AUTH")
+        return commands.auth(self._auth_secret or b"")
+
+    def _finish_handshake(self, events: list) -> None:
+        self.state = State.READY
+        events.append(HandshakeComplete())
+
+    def _require(self, states: frozenset | set, what: str) -> None:
+        if self.state not in states:
+            raise LocalProtocolError(f"cannot {what} while the connection is {self.state.value}")
