@@ -30,6 +30,14 @@ class NSQError(Error):
         self.description = description
         super().__init__(f"{code} {description}".strip())
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, NSQError):
+            return NotImplemented
+        return (self.code, self.description) == (other.code, other.description)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.description))
+
     @property
     def fatal(self) -> bool:
         """nsqd closes the connection after every error except FIN/REQ/TOUCH failures."""
