@@ -1,0 +1,158 @@
+"""``--consumer-opt`` / ``--producer-opt``: go-nsq config names (and pynsq's) -> library keywords.
+
+One declaration per option, in the spirit of go-nsq's ``config.go``: the accepted names, the
+keyword the library takes, how the value converts (go-nsq units: bare integers in durations are
+milliseconds), and whether it applies to consumers, producers or both. Names accept dashes or
+underscores. Unknown names are a usage error listing the valid ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from .values import parse_bool, parse_duration, parse_key_value
+
+CONSUMER, PRODUCER = "consumer", "producer"
+BOTH = frozenset({CONSUMER, PRODUCER})
+
+
+def _seconds(value: str) -> float | int:
+    seconds = parse_duration(value, bare_unit="ms")
+    return int(seconds) if seconds == int(seconds) else seconds
+
+
+def _milliseconds(value: str) -> int:
+    text = value.strip()
+    if text == "-1":  # go-nsq sends an exact -1 as "disabled"
+        return -1
+    return int(round(parse_duration(text, bare_unit="ms") * 1000))
+
+
+def _heartbeat(value: str) -> float | int:
+    return -1 if value.strip() == "-1" else _seconds(value)
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {value!r}") from None
+
+
+def _non_negative_int(value: str) -> int:
+    number = _int(value)
+    if number < 0:
+        raise ValueError(f"must be >= 0, got {number}")
+    return number
+
+
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"expected a number, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"must be between 0 and 1, got {number}")
+    return number
+
+
+def _deflate_level(value: str) -> int:
+    level = _int(value)
+    if not 1 <= level <= 9:
+        raise ValueError(f"must be 1-9, got {level}")
+    return level
+
+
+def _sample_rate(value: str) -> int:
+    rate = _int(value)
+    if not 0 <= rate <= 99:
+        raise ValueError(f"must be 0-99, got {rate}")
+    return rate
+
+
+def _text(value: str) -> str:
+    return value
+
+
+@dataclass(frozen=True)
+class ClientOption:
+    names: tuple[str, ...]  # first = canonical go-nsq name
+    keyword: str  # library keyword argument
+    convert: Callable[[str], Any]
+    roles: frozenset = BOTH
+    target: str = "conn"  # "conn" (AsyncConn), "reader" (Reader), "publisher" (nsqcli.publisher)
+    help: str = ""
+
+
+OPTIONS: tuple[ClientOption, ...] = (
+    ClientOption(("dial_timeout", "timeout"), "timeout", _seconds, help="per-stage connect timeout"),
+    ClientOption(("heartbeat_interval",), "heartbeat_interval", _heartbeat),
+    ClientOption(("msg_timeout",), "msg_timeout", _seconds, frozenset({CONSUMER})),
+    ClientOption(("output_buffer_size",), "output_buffer_size", _int),
+    ClientOption(("output_buffer_timeout",), "output_buffer_timeout", _milliseconds),
+    ClientOption(("sample_rate",), "sample_rate", _sample_rate, frozenset({CONSUMER})),
+    ClientOption(("user_agent",), "user_agent", _text),
+    ClientOption(("hostname",), "hostname", _text),
+    ClientOption(("snappy",), "snappy", parse_bool),
+    ClientOption(("deflate",), "deflate", parse_bool),
+    ClientOption(("deflate_level",), "deflate_level", _deflate_level),
+    ClientOption(("tls_v1",), "tls_v1", parse_bool),
+    ClientOption(("default_requeue_delay", "requeue_delay"), "requeue_delay", _seconds,
+                 frozenset({CONSUMER})),
+    ClientOption(("max_requeue_delay",), "max_requeue_delay", _seconds, frozenset({CONSUMER})),
+    ClientOption(("max_in_flight",), "max_in_flight", _non_negative_int, frozenset({CONSUMER}),
+                 "reader"),
+    ClientOption(("max_attempts", "max_tries"), "max_tries", _non_negative_int,
+                 frozenset({CONSUMER}), "reader"),
+    ClientOption(("lookupd_poll_interval",), "lookupd_poll_interval", _seconds,
+                 frozenset({CONSUMER}), "reader"),
+    ClientOption(("lookupd_poll_jitter",), "lookupd_poll_jitter", _fraction,
+                 frozenset({CONSUMER}), "reader"),
+    ClientOption(("lookupd_poll_timeout", "lookupd_request_timeout"), "lookupd_request_timeout",
+                 _seconds, frozenset({CONSUMER}), "reader"),
+    ClientOption(("lookupd_connect_timeout",), "lookupd_connect_timeout", _seconds,
+                 frozenset({CONSUMER}), "reader"),
+    ClientOption(("max_backoff_duration",), "max_backoff_duration", _seconds,
+                 frozenset({CONSUMER}), "reader"),
+    ClientOption(("low_rdy_idle_timeout",), "low_rdy_idle_timeout", _seconds,
+                 frozenset({CONSUMER}), "reader"),
+    ClientOption(("max_msg_size",), "max_msg_size", _non_negative_int, frozenset({PRODUCER}),
+                 "publisher", "largest message nsqd accepts (default: learned, else 1 MiB)"),
+    ClientOption(("max_body_size",), "max_body_size", _non_negative_int, frozenset({PRODUCER}),
+                 "publisher", "largest MPUB body nsqd accepts (default: learned, else 5 MiB)"),
+)
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def _index(role: str) -> dict[str, ClientOption]:
+    return {name: opt for opt in OPTIONS if role in opt.roles for name in opt.names}
+
+
+def valid_names(role: str) -> list[str]:
+    return sorted(_index(role))
+
+
+def parse_client_options(items: tuple[str, ...] | list[str], role: str) -> dict[str, dict[str, Any]]:
+    """``["key=value", ...]`` -> ``{"conn": {...}, "reader": {...}, "publisher": {...}}``.
+
+    Raises ValueError naming the bad option (and listing the valid names for an unknown one).
+    """
+    index = _index(role)
+    result: dict[str, dict[str, Any]] = {"conn": {}, "reader": {}, "publisher": {}}
+    for item in items:
+        raw_key, value = parse_key_value(item)
+        option = index.get(_key(raw_key))
+        if option is None:
+            raise ValueError(
+                f"unknown {role} option {raw_key!r}; valid options: {', '.join(valid_names(role))}"
+            )
+        try:
+            converted = option.convert(value)
+        except ValueError as exc:
+            raise ValueError(f"invalid value for {role} option {raw_key!r}: {exc}") from None
+        result[option.target][option.keyword] = converted
+    return result

@@ -1,0 +1,146 @@
+"""Per-invocation consoles: data goes to stdout (bytes), diagnostics to stderr.
+
+Diagnostics use rich (colour, markup-free) only when stderr is a terminal; otherwise they are plain
+lines, and rich is never imported, which keeps a tool's start-up fast in pipelines. Streams are
+injected (click's CliRunner replaces sys.stdout/sys.stderr), never captured at import time.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+# verbosity levels: -q -> QUIET, default -> NORMAL, -v -> VERBOSE, -vv -> DEBUG
+QUIET, NORMAL, VERBOSE, DEBUG = -1, 0, 1, 2
+
+_STYLES = {"error": "bold red", "warning": "yellow", "info": "", "debug": "dim"}
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+class Console:
+    """stdout for data, stderr for diagnostics; one per tool invocation.
+
+    ``prog`` prefixes every diagnostic line (``nsq-pub: error: ...``) so that messages are
+    attributable in a pipeline. ``verbosity`` filters: errors always show, warnings unless quiet,
+    info with -v, debug with -vv.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        verbosity: int = NORMAL,
+        out: IO[bytes] | None = None,
+        err: IO[str] | None = None,
+        color: bool | None = None,
+    ) -> None:
+        self.prog = prog
+        self.verbosity = verbosity
+        self._out = out
+        self._err = err
+        self._color = color
+        self._rich: Any = None
+        self._progress_shown = False
+
+    # ---- streams ----------------------------------------------------------------------------
+
+    @property
+    def out(self) -> IO[bytes]:
+        """The binary stdout that data is written to."""
+        if self._out is None:
+            stdout = sys.stdout
+            self._out = getattr(stdout, "buffer", stdout)
+        return self._out
+
+    @property
+    def err(self) -> IO[str]:
+        return self._err if self._err is not None else sys.stderr
+
+    @property
+    def err_is_terminal(self) -> bool:
+        return _isatty(self.err)
+
+    @property
+    def color(self) -> bool:
+        if self._color is None:
+            self._color = self.err_is_terminal
+        return self._color
+
+    # ---- diagnostics ------------------------------------------------------------------------
+
+    def error(self, message: str) -> None:
+        self._emit("error", message)
+
+    def warning(self, message: str) -> None:
+        if self.verbosity > QUIET:
+            self._emit("warning", message)
+
+    def info(self, message: str) -> None:
+        if self.verbosity >= VERBOSE:
+            self._emit("info", message)
+
+    def debug(self, message: str) -> None:
+        if self.verbosity >= DEBUG:
+            self._emit("debug", message)
+
+    def progress(self, message: str) -> None:
+        """A status line rewritten in place on a terminal (a plain line otherwise)."""
+        if self.verbosity <= QUIET:
+            return
+        err = self.err
+        if self.err_is_terminal:
+            err.write("\r\x1b[2K" + message)
+            self._progress_shown = True
+        else:
+            err.write(message + "\n")
+        err.flush()
+
+    def end_progress(self) -> None:
+        if self._progress_shown:
+            self.err.write("\n")
+            self.err.flush()
+            self._progress_shown = False
+
+    def _emit(self, level: str, message: str) -> None:
+        self.end_progress()
+        label = "" if level == "info" else f"{level}: "
+        line = f"{self.prog}: {label}{message}"
+        if self.color:
+            console = self._rich_console()
+            console.print(line, style=_STYLES[level] or None, markup=False, highlight=False,
+                          soft_wrap=True)
+            return
+        err = self.err
+        try:
+            err.write(line + "\n")
+            err.flush()
+        except (OSError, ValueError):  # stderr gone: nothing sensible left to do
+            pass
+
+    def _rich_console(self) -> Any:
+        if self._rich is None:
+            from rich.console import Console as RichConsole  # lazy: ~50 ms of imports
+
+            self._rich = RichConsole(file=self.err, force_terminal=True, highlight=False)
+        return self._rich
+
+
+class RateMeter:
+    """Counts and a rate for progress lines; the clock is injectable for tests."""
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._clock = clock
+        self.started = clock()
+
+    def rate(self, count: int) -> float:
+        elapsed = self._clock() - self.started
+        return count / elapsed if elapsed > 0 else 0.0
+
+    def elapsed(self) -> float:
+        return self._clock() - self.started

@@ -1,0 +1,154 @@
+"""Runs one tool coroutine on an event loop and is the only place where a tool exits.
+
+* The first SIGINT/SIGTERM sets :class:`Shutdown` (the tool drains gracefully: CLS, answer what
+  is in flight, flush, then return); a second signal exits at once with status 130.
+* Exceptions are mapped to an exit status and a one-line message by
+  :func:`nsqcli.exit_codes.describe`; only unexpected exceptions (bugs) print a traceback.
+* A tool returns an :class:`~nsqcli.exit_codes.ExitStatus` (None means success); when it was
+  interrupted and otherwise succeeded, the status is 130.
+
+Usage from a click command::
+
+    async def main(shutdown: Shutdown) -> ExitStatus: ...
+    run_tool(main, console)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Awaitable, Callable, NoReturn
+
+from .console import Console
+from .exit_codes import ExitStatus, describe
+
+ToolMain = Callable[["Shutdown"], Awaitable["ExitStatus | int | None"]]
+
+
+class Shutdown:
+    """A graceful-stop request shared between the runner and the tool.
+
+    ``requested`` is set by the first signal; tools either poll it, ``await wait()``, or register
+    a callback with :meth:`add_callback` (called once, on the loop, when the stop is requested).
+    """
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+        self._event = asyncio.Event()
+        self._callbacks: list[Callable[[], object]] = []
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def request(self, signal_name: str = "stop") -> None:
+        if self._event.is_set():
+            return
+        self.signal_name = signal_name
+        self._event.set()
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def add_callback(self, callback: Callable[[], object]) -> None:
+        if self._event.is_set():
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null after a closed pipe so the interpreter's final flush is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a real file (tests): nothing will be flushed to a pipe anyway
+
+
+def run_tool(main: ToolMain, console: Console) -> NoReturn:
+    """Run ``main(shutdown)`` to completion and exit with its status (see the module docstring)."""
+    status = run_to_status(main, console)
+    sys.exit(int(status))
+
+
+def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
+    """Like :func:`run_tool` but returns the status instead of exiting (for embedding/tests)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)  # tornado finds the loop through asyncio
+    shutdown_box: list[Shutdown] = []
+    installed: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        shutdown = shutdown_box[0]
+        if shutdown.requested:
+            console.error(f"{name} again: exiting at once")
+            os._exit(int(ExitStatus.INTERRUPTED))
+        console.info(f"{name}: finishing what is in flight (send it again to exit at once)")
+        shutdown.request(name)
+
+    async def wrapper() -> ExitStatus:
+        shutdown = Shutdown()
+        shutdown_box.append(shutdown)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+            except (RuntimeError, ValueError, NotImplementedError):
+                pass  # not the main thread, or no signal support: run without handlers
+        result = await main(shutdown)
+        status = ExitStatus.SUCCESS if result is None else ExitStatus(int(result))
+        if shutdown.requested and status == ExitStatus.SUCCESS:
+            return ExitStatus.INTERRUPTED
+        return status
+
+    try:
+        status = loop.run_until_complete(wrapper())
+    except KeyboardInterrupt:
+        status = ExitStatus.INTERRUPTED
+    except BaseException as exc:  # noqa: BLE001 - this is the one place errors become statuses
+        if isinstance(exc, SystemExit):
+            raise
+        status = report_exception(exc, console)
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        _cancel_pending(loop)
+        loop.close()
+        asyncio.set_event_loop(None)
+    console.end_progress()
+    return status
+
+
+def report_exception(exc: BaseException, console: Console) -> ExitStatus:
+    """Print one line for an expected failure (a traceback for a bug) and return its status."""
+    described = describe(exc)
+    if described is None:
+        import traceback
+
+        console.error(f"internal error: {type(exc).__name__}: {exc}")
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=console.err)
+        return ExitStatus.ERROR
+    status, message = described
+    if status == ExitStatus.INTERRUPTED:
+        return status
+    console.error(message)
+    return status
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if not tasks:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
