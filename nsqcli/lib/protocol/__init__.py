@@ -4,6 +4,10 @@ Imports no tornado, no socket and no clock; the client library, the embedded bro
 fakes all speak NSQ through it.
 """
 
+# Load the ``identify`` submodule first: importing it later would rebind the package attribute
+# ``identify`` from the command encoder (pynsq's ``nsq.identify``) to the module.
+from . import identify as _identify_module  # noqa: F401
+
 from .commands import (
     BODY_COMMANDS,
     RESPONSE_COMMANDS,
