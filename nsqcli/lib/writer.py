@@ -1,0 +1,332 @@
+"""Writer: pynsq's high-level producer, with acknowledged publishes, reconnects and a draining close.
+
+What changed from pynsq (the API is the same)::
+
+    writer = nsq.Writer(["127.0.0.1:4150"])
+    writer.pub("topic", b"body", callback)          # callback(conn, data): b"OK" or an Error
+    await writer.pub("topic", b"body")               # resolves on nsqd's OK, raises its E_* error
+    await writer.close()                             # waits for outstanding acks, then closes
+
+* The returned awaitable means "nsqd acknowledged", not "written to the socket".
+* Publishing before a connection is up waits for one (up to ``connect_timeout`` seconds) instead of
+  failing at once; several nsqd addresses are used round-robin among the connected ones.
+* A connection that dies fails its pending publishes with ConnectionClosedError whose
+  ``__cause__`` is the root cause; nothing is silently dropped or reported OK.
+* Reconnects use exponential backoff with jitter: the first retry is fast (~0.1 s), later ones are
+  capped at ``reconnect_interval`` (pynsq waited a fixed ``reconnect_interval`` every time).
+* Topic names and bodies are checked before anything is sent (ValueError / TypeError).
+
+The publish path is the benchmark's hot path: one dict lookup for the topic check, one pick of a
+connection, and the connection's own Future returned as is (no timer, no extra Future).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections import deque
+from typing import Any, Callable, Iterable, Sequence
+
+from tornado.ioloop import IOLoop
+
+from . import registry
+from .addresses import Address, format_address, parse_addresses
+from .protocol import commands
+from .protocol.errors import ConnectionClosedError, Error, SendError
+from .protocol.names import check_topic
+from .writer_links import Link, LinkSupervisor
+
+logger = logging.getLogger(__name__)
+
+PublishCallback = Callable[[Any, Any], Any]
+
+
+class Writer:
+    """A producer publishing to one or more nsqd (see the module docstring)."""
+
+    def __init__(
+        self,
+        nsqd_tcp_addresses: Address | Iterable[Address],
+        reconnect_interval: float = 15.0,
+        name: str | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        close_timeout: float = 10.0,
+        **kwargs: Any,
+    ) -> None:
+        addresses = parse_addresses(nsqd_tcp_addresses)
+        _check_seconds("reconnect_interval", reconnect_interval)
+        _check_seconds("connect_timeout", connect_timeout)
+        _check_seconds("close_timeout", close_timeout)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        self.nsqd_tcp_addresses = [format_address(h, p) for h, p in addresses]
+        self.name = name or self.nsqd_tcp_addresses[0]
+        self.reconnect_interval = float(reconnect_interval)
+        self.connect_timeout = float(connect_timeout)
+        self.close_timeout = float(close_timeout)
+        self.conn_kwargs = kwargs
+        #: connected (handshake complete) connections by id, as pynsq's ``Writer.conns``
+        self.conns: dict[str, Any] = {}
+        self._links = LinkSupervisor(self, kwargs)  # validates kwargs against AsyncConn
+        self._ready: list[Any] = []  # the values of self.conns, for round-robin
+        self._rr = 0
+        self._topics: set[Any] = set()  # topic names already validated
+        self._waiting: deque[_Waiting] = deque()  # publishes waiting for a connection
+        self._expiry: asyncio.TimerHandle | None = None
+        self._last_sent: dict[Any, Any] = {}  # conn -> last publish Future (acks arrive in order)
+        self._closing = False
+        self._close_future: asyncio.Future | None = None
+        self._started = False
+        for host, port in addresses:
+            self._links.add(host, port)
+        registry.register(self)
+        try:
+            asyncio.get_running_loop().call_soon(self._start)
+        except RuntimeError:  # created before the loop runs (pynsq style, then nsq.run())
+            self.io_loop = IOLoop.current()
+            self.io_loop.add_callback(self._start)
+
+    def __repr__(self) -> str:
+        return f"<Writer {self.name} connected={len(self._ready)}/{len(self._links.links)}>"
+
+    # ---- publishing ----------------------------------------------------------------------
+
+    def pub(self, topic: str, msg: bytes | str, callback: PublishCallback | None = None) -> "asyncio.Future[bytes]":
+        """PUB one message; the returned awaitable resolves with b"OK" once nsqd acknowledged it."""
+        if topic not in self._topics:
+            self._check_topic(topic)
+        return self._publish("publish", (topic, msg), callback)
+
+    def mpub(self, topic: str, msg: Sequence[bytes | str] | bytes | str,
+             callback: PublishCallback | None = None) -> "asyncio.Future[bytes]":
+        """MPUB a list of messages atomically (a single bytes/str body is wrapped, as pynsq)."""
+        if topic not in self._topics:
+            self._check_topic(topic)
+        if isinstance(msg, (bytes, str)):
+            msg = [msg]
+        elif not isinstance(msg, (list, tuple)):
+            msg = list(msg)
+        return self._publish("multi_publish", (topic, msg), callback)
+
+    def dpub(self, topic: str, delay_ms: int, msg: bytes | str,
+             callback: PublishCallback | None = None) -> "asyncio.Future[bytes]":
+        """DPUB: publish ``msg`` for delivery after ``delay_ms`` milliseconds."""
+        if topic not in self._topics:
+            self._check_topic(topic)
+        return self._publish("deferred_publish", (topic, delay_ms, msg), callback)
+
+    def _publish(self, method: str, args: tuple, callback: PublishCallback | None) -> asyncio.Future:
+        if not self._started:
+            self._start()
+        ready = self._ready
+        if ready and not self._closing:
+            if len(ready) == 1:
+                conn = ready[0]
+            else:
+                self._rr = rr = (self._rr + 1) % len(ready)
+                conn = ready[rr]
+            future = getattr(conn, method)(*args)
+            self._last_sent[conn] = future
+            if callback is not None:
+                future.add_done_callback(functools.partial(_run_callback, callback, conn))
+            return future
+        return self._wait_for_connection(method, args, callback)
+
+    def _check_topic(self, topic: Any) -> None:
+        check_topic(topic)  # ValueError / TypeError that names the problem
+        if len(self._topics) < 10_000:
+            self._topics.add(topic)
+
+    # ---- publishes waiting for a connection ----------------------------------------------
+
+    def _wait_for_connection(self, method: str, args: tuple, callback: PublishCallback | None) -> asyncio.Future:
+        _ENCODERS[method](*args)  # the connection would validate on send; queued ones now
+        loop = self._loop()
+        future = loop.create_future()
+        if callback is not None:
+            future.add_done_callback(functools.partial(_run_callback, callback, None))
+        if self._closing:
+            future.set_exception(SendError(f"Writer {self.name} is closed"))
+            return future
+        deadline = loop.time() + self.connect_timeout
+        self._waiting.append(_Waiting(deadline, method, args, future))
+        if self._expiry is None:
+            self._expiry = loop.call_at(deadline, self._expire_waiting)
+        return future
+
+    def _flush_waiting(self) -> None:
+        waiting = self._waiting
+        while waiting and self._ready:
+            item = waiting.popleft()
+            if item.future.done():
+                continue
+            ready = self._ready
+            self._rr = rr = (self._rr + 1) % len(ready)
+            conn = ready[rr]
+            sent = getattr(conn, item.method)(*item.args)
+            self._last_sent[conn] = sent
+            sent.add_done_callback(functools.partial(_copy_outcome, item.future))
+        if not waiting and self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+
+    def _expire_waiting(self) -> None:
+        self._expiry = None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        waiting = self._waiting
+        while waiting and waiting[0].deadline <= now:
+            item = waiting.popleft()
+            if not item.future.done():
+                item.future.set_exception(self._no_connection_error())
+        if waiting:
+            self._expiry = loop.call_at(waiting[0].deadline, self._expire_waiting)
+
+    def _no_connection_error(self) -> SendError:
+        cause = self._links.last_error()
+        error = SendError(f"no connection to nsqd ({', '.join(self.nsqd_tcp_addresses)}) "
+                          f"within {self.connect_timeout:g}s", cause)
+        error.__cause__ = cause
+        return error
+
+    # ---- connections (called by the LinkSupervisor) -------------------------------------
+
+    def _on_link_ready(self, link: Link, conn: Any) -> None:
+        self.conns[conn.id] = conn
+        self._ready.append(conn)
+        self._flush_waiting()
+
+    def _on_link_lost(self, link: Link, conn: Any) -> None:
+        if self.conns.get(conn.id) is conn:
+            del self.conns[conn.id]
+        if conn in self._ready:
+            self._ready.remove(conn)
+        self._last_sent.pop(conn, None)
+
+    def heartbeat(self, conn: Any) -> None:
+        """Called for every heartbeat from nsqd; override to monitor liveness (pynsq hook)."""
+
+    def connect(self) -> None:
+        """Connect to every configured nsqd (done automatically when the loop starts)."""
+        self._start()
+
+    def connect_to_nsqd(self, host: str, port: int) -> None:
+        """Add an nsqd to publish to (pynsq API); a known address is ignored."""
+        if not isinstance(host, str) or isinstance(port, bool) or not isinstance(port, int):
+            raise TypeError("connect_to_nsqd(host: str, port: int)")
+        link = self._links.add(host, port)
+        if link is not None:
+            self.nsqd_tcp_addresses.append(link.address)
+            if self._started:
+                self._links.start(link)
+
+    def _start(self) -> None:
+        if self._started or self._closing:
+            return
+        self._started = True
+        self._links.start_all()
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
+
+    # ---- closing -------------------------------------------------------------------------
+
+    def close(self) -> "asyncio.Future[None]":
+        """Stop accepting publishes, wait (up to ``close_timeout``) for outstanding ones, close.
+
+        Returns an awaitable; calling it without awaiting (pynsq style) closes in the background.
+        """
+        if self._close_future is not None:
+            return self._close_future
+        self._closing = True
+        registry.unregister(self)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # the loop is gone: nothing can be flushed any more
+            self._abort(SendError(f"Writer {self.name} closed without a running event loop"))
+            self._close_future = done = self._loop().create_future()
+            done.set_result(None)
+            return done
+        self._close_future = loop.create_task(self._drain_and_close())
+        return self._close_future
+
+    async def _drain_and_close(self) -> None:
+        pending = [item.future for item in self._waiting if not item.future.done()]
+        pending += [f for f in self._last_sent.values() if not f.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=self.close_timeout)
+        self._abort(SendError(f"Writer {self.name} closed before a connection to nsqd was available"))
+
+    def _abort(self, error: Error) -> None:
+        for item in self._waiting:
+            if not item.future.done():
+                item.future.set_exception(error)
+        self._waiting.clear()
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        self._links.stop_all()
+
+    async def __aenter__(self) -> "Writer":
+        self._start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class _Waiting:
+    __slots__ = ("deadline", "method", "args", "future")
+
+    def __init__(self, deadline: float, method: str, args: tuple, future: asyncio.Future) -> None:
+        self.deadline = deadline
+        self.method = method
+        self.args = args
+        self.future = future
+
+
+def _run_callback(callback: PublishCallback, conn: Any, future: asyncio.Future) -> None:
+    """Call a pynsq publish callback as pynsq does: ``callback(conn, b"OK" or an Error)``."""
+    if future.cancelled():
+        data: Any = ConnectionClosedError("publish cancelled")
+    else:
+        data = future.exception()
+        if data is None:
+            data = future.result()
+        elif not isinstance(data, Error):
+            wrapped = SendError("publish failed", data)
+            wrapped.__cause__ = data
+            data = wrapped
+    try:
+        callback(conn, data)
+    except Exception:
+        logger.exception("uncaught exception in publish callback %r", callback)
+
+
+def _copy_outcome(target: asyncio.Future, source: asyncio.Future) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())
+
+
+def _check_seconds(what: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds, not {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{what} must be > 0 seconds, got {value!r}")
+
+
+#: the encoder each connection method uses, to validate a publish that has to wait
+_ENCODERS = {"publish": commands.pub, "multi_publish": commands.mpub, "deferred_publish": commands.dpub}
+
+__all__ = ["Writer"]

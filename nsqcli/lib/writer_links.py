@@ -1,0 +1,173 @@
+"""The Writer's connections: one supervised link per nsqd address, reconnecting with backoff.
+
+Each link runs one task: connect, wait for the handshake, hand the connection to the Writer, wait
+until it closes, tell the Writer, sleep ``reconnect_delay(failures)`` and start over. The delay is
+exponential with jitter: ~0.1 s for the first retry, doubling up to the Writer's
+``reconnect_interval`` (pynsq's fixed delay becomes the cap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+from typing import TYPE_CHECKING, Any, Callable
+
+from .addresses import format_address
+from .protocol.errors import ConnectionClosedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .writer import Writer
+
+logger = logging.getLogger("nsqcli.lib.writer")
+
+#: First reconnect delay (seconds) before jitter; doubles per consecutive failure.
+RECONNECT_BASE = 0.1
+
+
+def reconnect_delay(failures: int, cap: float, rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait after ``failures`` consecutive failures: min(cap, base·2ⁿ), jittered to 50-100%."""
+    delay = min(cap, RECONNECT_BASE * (2 ** min(failures, 30)))
+    return delay * (0.5 + 0.5 * rand())
+
+
+def _conn_class() -> Any:
+    from .conn import AsyncConn
+
+    return AsyncConn
+
+
+def check_conn_kwargs(kwargs: dict, conn_class: Any, owner: str) -> None:
+    """Reject keyword arguments the connection class does not take, naming them (pynsq asserted)."""
+    params = inspect.signature(conn_class.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - (set(params) - {"self", "host", "port"}))
+    if unknown:
+        raise TypeError(f"{owner}: unexpected keyword argument(s) {', '.join(unknown)} "
+                        f"(not accepted by {conn_class.__name__})")
+
+
+class Link:
+    """One nsqd address and the state of its connection."""
+
+    __slots__ = ("host", "port", "address", "conn", "failures", "task", "last_error")
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.address = format_address(host, port)
+        self.conn: Any = None
+        self.failures = 0
+        self.task: asyncio.Task | None = None
+        self.last_error: BaseException | None = None
+
+
+class LinkSupervisor:
+    """Owns the links of one Writer; calls ``writer._on_link_ready`` / ``_on_link_lost``."""
+
+    def __init__(self, writer: "Writer", conn_kwargs: dict, conn_class: Any = None) -> None:
+        self.writer = writer
+        self.conn_class = conn_class or _conn_class()
+        check_conn_kwargs(conn_kwargs, self.conn_class, "Writer")
+        self.conn_kwargs = conn_kwargs
+        self.links: dict[str, Link] = {}
+        self.stopped = False
+
+    def add(self, host: str, port: int) -> Link | None:
+        link = Link(host, port)
+        if link.address in self.links:
+            return None
+        self.links[link.address] = link
+        return link
+
+    def start_all(self) -> None:
+        for link in self.links.values():
+            self.start(link)
+
+    def start(self, link: Link) -> None:
+        if link.task is None and not self.stopped:
+            link.task = asyncio.get_running_loop().create_task(self._maintain(link))
+
+    def stop_all(self) -> None:
+        self.stopped = True
+        for link in self.links.values():
+            if link.task is not None:
+                link.task.cancel()
+                link.task = None
+            if link.conn is not None:
+                link.conn.close()
+
+    def last_error(self) -> BaseException | None:
+        errors = [link.last_error for link in self.links.values() if link.last_error is not None]
+        return errors[-1] if errors else None
+
+    async def _maintain(self, link: Link) -> None:
+        writer = self.writer
+        loop = asyncio.get_running_loop()
+        while not self.stopped:
+            conn = self.conn_class(link.host, link.port, **self.conn_kwargs)
+            closed = loop.create_future()
+            link.conn = conn
+            self._listen(conn, closed)
+            try:
+                started = conn.connect()
+                if inspect.isawaitable(started):
+                    await started
+                await conn.wait_ready()
+            except asyncio.CancelledError:
+                conn.close()
+                raise
+            except Exception as exc:  # refused, timed out, handshake failed: retry later
+                link.conn = None
+                link.last_error = exc
+                conn.close()
+                delay = reconnect_delay(link.failures, writer.reconnect_interval)
+                link.failures += 1
+                logger.warning("[%s:%s] cannot connect (%s); retrying in %.2fs",
+                               link.address, writer.name, exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            up_since = loop.time()
+            logger.info("[%s:%s] connected", link.address, writer.name)
+            writer._on_link_ready(link, conn)
+            try:
+                await closed
+            finally:
+                link.conn = None
+                writer._on_link_lost(link, conn)
+            if self.stopped:
+                return
+            if loop.time() - up_since >= writer.reconnect_interval:
+                link.failures = 0  # it was healthy for a while: start the backoff over
+            lost = ConnectionClosedError(f"connection to {link.address} closed"
+                                         + (f": {closed.result()}" if closed.result() else ""))
+            lost.__cause__ = closed.result()
+            link.last_error = lost
+            delay = reconnect_delay(link.failures, writer.reconnect_interval)
+            link.failures += 1
+            logger.warning("[%s:%s] connection lost (%s); reconnecting in %.2fs",
+                           link.address, writer.name, closed.result() or "closed", delay)
+            await asyncio.sleep(delay)
+
+    def _listen(self, conn: Any, closed: asyncio.Future) -> None:
+        writer = self.writer
+        last_error: list[BaseException] = []
+
+        def on_close(**kwargs: Any) -> None:
+            if not closed.done():
+                closed.set_result(last_error[-1] if last_error else None)
+
+        def on_error(error: BaseException | None = None, **kwargs: Any) -> None:
+            if error is not None:
+                last_error.append(error)
+            logger.error("[%s:%s] ERROR: %r", conn.id, writer.name, error)
+
+        def on_heartbeat(**kwargs: Any) -> None:
+            writer.heartbeat(conn)
+
+        conn.on("close", on_close)
+        conn.on("error", on_error)
+        conn.on("heartbeat", on_heartbeat)
+
