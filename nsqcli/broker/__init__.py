@@ -1,0 +1,1 @@
+"""Embedded nsqd and nsqlookupd for development and tests (never imported by nsqcli.lib)."""
