@@ -1,0 +1,258 @@
+"""The archive file one nsq-to-file topic writes: rotation, gzip members, fsync, moves.
+
+Behaviour follows the Go ``nsq_to_file`` FileLogger:
+
+* the name is the topic's template with ``<DATETIME>`` rendered now; a new ``<DATETIME>``, an
+  elapsed ``rotate_interval`` or more than ``rotate_size`` bytes written rotates the file;
+* ``<REV>`` starts at 0 for a new name and is bumped while the name exists (in the work dir or the
+  output dir) or an append target is already over ``rotate_size``;
+* files are opened O_APPEND (continuing an existing file) unless gzip or a rotate interval is set,
+  then O_EXCL (always a fresh revision);
+* :meth:`ArchiveFile.sync` makes everything written so far durable: for gzip it ends the current
+  member (so the file is a valid concatenated gzip at every sync point), then fsyncs;
+* on close the file moves from the work dir to the output dir by hard link + unlink, which never
+  overwrites: on a conflict ``<REV>`` is bumped.
+
+Every OS error propagates (as :class:`ArchiveError` naming the file and the operation); the
+caller must then not acknowledge anything it wrote since the last successful sync. The clock
+is injected so rotation is tested without waiting.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from .archive_names import REV_TOKEN, render_datetime, render_rev
+
+DIR_MODE = 0o770
+FILE_MODE = 0o666
+# Records are gathered in memory and written in blocks of this size (and at every sync).
+WRITE_BLOCK = 256 * 1024
+
+
+class ArchiveError(OSError):
+    """A write, sync, open, close or move failed; the message names the file and the operation."""
+
+
+@dataclass
+class ArchiveSettings:
+    work_dir: str
+    output_dir: str
+    datetime_format: str
+    gzip: bool = False
+    gzip_level: int = 6
+    rotate_size: int = 0
+    rotate_interval: float = 0.0  # seconds; 0 = never
+
+
+def exclusive_rename(src: str, dst: str) -> None:
+    """Move ``src`` to ``dst`` without ever replacing ``dst`` (FileExistsError when it exists)."""
+    os.link(src, dst)
+    os.unlink(src)
+
+
+def make_parent_dirs(path: str) -> None:
+    parent = os.path.dirname(path)
+    if parent:
+        os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
+
+
+def _fail(what: str, path: str, exc: OSError) -> ArchiveError:
+    reason = exc.strerror or str(exc)
+    err = ArchiveError(exc.errno, f"{what} {path}: {reason}")
+    err.__cause__ = exc
+    return err
+
+
+class ArchiveFile:
+    """The current output file of one topic; not thread-safe (one event loop drives it)."""
+
+    def __init__(self, template: str, settings: ArchiveSettings,
+                 now: Callable[[], datetime] = datetime.now,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.template = template
+        self.settings = settings
+        self._now = now
+        self._monotonic = monotonic
+        self._fd: int | None = None
+        self.path: str | None = None  # current file in the work dir
+        self.name: str | None = None  # current name with <REV> still a token
+        self.rev = 0
+        self.size = 0  # bytes accepted into this file (uncompressed, as the Go tool counts)
+        self._opened_at = 0.0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._compressor = None  # the open gzip member, if any
+        self.closed_paths: list[str] = []  # final locations of files closed so far
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd is not None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Accept one or more encoded records; opens or rotates the file first when needed."""
+        if self._fd is None or self.needs_rotation():
+            self.rotate()
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        self.size += len(data)
+        if self._pending_bytes >= WRITE_BLOCK:
+            self._write_pending()
+
+    def write_many(self, records: list[bytes]) -> None:
+        """Like :meth:`write` for a list of encoded records (one rotation check)."""
+        self.write(b"".join(records))
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        if self.settings.gzip:
+            if self._compressor is None:
+                self._compressor = zlib.compressobj(self.settings.gzip_level, zlib.DEFLATED, 31)
+            data = self._compressor.compress(data)
+        self._write_all(data)
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            raise _fail("writing to", self.path, exc) from None
+
+    def sync(self) -> None:
+        """Make everything accepted so far durable: write, end the gzip member, fsync."""
+        if self._fd is None:
+            return
+        self._write_pending()
+        if self._compressor is not None:
+            self._write_all(self._compressor.flush(zlib.Z_FINISH))
+            self._compressor = None  # the next write starts a new member
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise _fail("syncing", self.path, exc) from None
+
+    # -- rotation --------------------------------------------------------------------------
+
+    def current_name(self) -> str:
+        return render_datetime(self.template, self.settings.datetime_format, self._now())
+
+    def needs_rotation(self) -> bool:
+        if self._fd is None:
+            return True
+        if self.current_name() != self.name:
+            return True
+        s = self.settings
+        if s.rotate_interval > 0 and self._monotonic() - self._opened_at > s.rotate_interval:
+            return True
+        return s.rotate_size > 0 and self.size > s.rotate_size
+
+    def rotate(self) -> None:
+        """Close the current file (if any) and open the next one."""
+        self.close()
+        name = self.current_name()
+        self.rev = 0 if name != self.name else self.rev + 1
+        self.name = name
+        self._opened_at = self._monotonic()
+        s = self.settings
+        full = os.path.join(s.work_dir, name)
+        try:
+            make_parent_dirs(full)
+        except OSError as exc:
+            raise _fail("creating the directory for", full, exc) from None
+        flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        flags |= os.O_EXCL if (s.gzip or s.rotate_interval > 0) else os.O_APPEND
+        while True:
+            path = render_rev(full, self.rev)
+            if s.work_dir != s.output_dir:
+                # Skip revisions that already exist in the output dir so the final move is
+                # normally conflict free.
+                target = self._output_path(path)
+                try:
+                    make_parent_dirs(target)
+                except OSError as exc:
+                    raise _fail("creating the directory for", target, exc) from None
+                if os.path.lexists(target):
+                    self._next_rev(full)
+                    continue
+            try:
+                fd = os.open(path, flags, FILE_MODE)
+            except FileExistsError:
+                self._next_rev(full)
+                continue
+            except OSError as exc:
+                raise _fail("opening", path, exc) from None
+            size = os.fstat(fd).st_size
+            if s.rotate_size > 0 and size > s.rotate_size:
+                os.close(fd)
+                self._next_rev(full)
+                continue
+            break
+        self._fd = fd
+        self.path = path
+        self.size = size
+
+    def _next_rev(self, full: str) -> None:
+        if REV_TOKEN not in full:
+            raise ArchiveError(errno.EEXIST, f"cannot pick a new name for {full}: "
+                               "--filename-format has no <REV>")
+        self.rev += 1
+
+    def _output_path(self, work_path: str) -> str:
+        s = self.settings
+        return os.path.join(s.output_dir, os.path.relpath(work_path, s.work_dir))
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Sync and close the current file and move it to the output dir (no-op when closed)."""
+        if self._fd is None:
+            return
+        self.sync()
+        fd, self._fd = self._fd, None
+        try:
+            os.close(fd)
+        except OSError as exc:
+            raise _fail("closing", self.path, exc) from None
+        final = self.path
+        if self.settings.work_dir != self.settings.output_dir:
+            final = self._move_to_output(self.path)
+        self.closed_paths.append(final)
+
+    def _move_to_output(self, src: str) -> str:
+        dst = self._output_path(src)
+        rev = self.rev
+        while True:
+            try:
+                exclusive_rename(src, dst)
+                return dst
+            except FileExistsError:
+                rev += 1
+                dst = render_rev(self._output_path(os.path.join(self.settings.work_dir, self.name)), rev)
+            except OSError as exc:
+                raise _fail(f"moving {src} to", dst, exc) from None
+
+    def abandon(self) -> None:
+        """Close the descriptor without syncing or moving (after an error; best effort)."""
+        fd, self._fd = self._fd, None
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._compressor = None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
