@@ -1,0 +1,627 @@
+"""AsyncConn: one nsqd TCP connection, driving the sans-I/O ``ClientProtocol`` over a tornado IOStream.
+
+Reading: one ``read_bytes(partial=True)`` per chunk, one ``receive_data`` per chunk; events are
+dispatched in order, and a listener that raises is logged, never fatal to the read loop.
+Writing: commands are appended to an output list and flushed once per loop iteration (or as soon
+as it grows large), so the FIN/RDY/PUB of a whole chunk of messages leave in one write.
+Timeouts: ``timeout`` bounds each handshake stage, named in the NSQTimeoutError; after the
+handshake the connection closes itself when nothing arrived for 2 x ``heartbeat_interval``.
+Closing fails every pending Future with ConnectionClosedError whose ``__cause__`` is the root cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections import deque
+from typing import Any
+
+from tornado.ioloop import IOLoop
+from tornado.iostream import IOStream, StreamClosedError
+from tornado.tcpclient import TCPClient
+
+from . import event
+from .conn_options import DEFAULT_MAX_REQUEUE_DELAY, DEFAULT_USER_AGENT, build_options, check_port, split_host
+from .event import EventedMixin
+from .message import Message
+from .protocol import events as ev
+from .protocol.client import ClientProtocol, State
+from .protocol.constants import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_RDY_COUNT
+from .protocol.errors import (
+    ConnectionClosedError, Error, LocalProtocolError, NSQError, NSQTimeoutError, ProtocolError, SendError,
+)
+from .protocol.frames import MessageFrame
+from .tls import TLSHandshakeError
+
+__all__ = ["AsyncConn", "ConnectError", "DEFAULT_USER_AGENT", "TLSHandshakeError",
+           "INIT", "CONNECTING", "CONNECTED", "DISCONNECTED"]
+
+logger = logging.getLogger(__name__)
+
+INIT = "INIT"
+CONNECTING = "CONNECTING"  # TCP connect and handshake
+CONNECTED = "CONNECTED"  # handshake complete: SUB/PUB allowed
+DISCONNECTED = "DISCONNECTED"
+
+READ_CHUNK_SIZE = 256 * 1024
+FLUSH_THRESHOLD = 64 * 1024
+_PUBLISH_KINDS = frozenset({b"PUB", b"MPUB", b"DPUB"})
+_REDACTED = b"<redacted>"
+
+
+class ConnectError(Error, ConnectionError):
+    """The TCP connection to nsqd could not be established."""
+
+
+class AsyncConn(EventedMixin):
+    """A connection to nsqd with pynsq's constructor, attributes and events (see the module doc).
+
+    Extra keyword-only options: ``max_frame_size`` (bytes) and ``max_requeue_delay`` (seconds,
+    cap of the computed requeue delay ``requeue_delay x attempts``).
+    """
+
+    def __init__(
+        self, host: str, port: int, timeout: float = 1.0, heartbeat_interval: float = 30,
+        requeue_delay: float = 90, tls_v1: bool = False, tls_options: Any = None,
+        snappy: bool = False, deflate: bool = False, deflate_level: int = 6,
+        user_agent: str = DEFAULT_USER_AGENT, output_buffer_size: int = 16 * 1024,
+        output_buffer_timeout: int = 250, sample_rate: int = 0, io_loop: Any = None,
+        auth_secret: str | bytes | None = None, msg_timeout: float | None = None,
+        hostname: str | None = None, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_requeue_delay: float = DEFAULT_MAX_REQUEUE_DELAY,
+    ) -> None:
+        super().__init__()
+        self.host = split_host(host)
+        self.port = check_port(port)
+        self._options = build_options(
+            timeout=timeout, heartbeat_interval=heartbeat_interval, requeue_delay=requeue_delay,
+            max_requeue_delay=max_requeue_delay, tls_v1=tls_v1, tls_options=tls_options,
+            snappy=snappy, deflate=deflate, deflate_level=deflate_level, user_agent=user_agent,
+            output_buffer_size=output_buffer_size, output_buffer_timeout=output_buffer_timeout,
+            sample_rate=sample_rate, auth_secret=auth_secret, msg_timeout=msg_timeout,
+            hostname=hostname, max_frame_size=max_frame_size,
+        )
+        # pynsq's public attributes
+        self.timeout = self._options.timeout
+        self.heartbeat_interval = self._options.heartbeat_interval
+        self.requeue_delay = self._options.requeue_delay
+        self.max_requeue_delay = self._options.max_requeue_delay
+        self.tls_v1, self.tls_options = tls_v1, tls_options
+        self.snappy, self.deflate, self.deflate_level = snappy, deflate, deflate_level
+        self.hostname = self._options.identify_data["hostname"]
+        self.short_hostname = self._options.identify_data["client_id"]
+        self.user_agent, self.sample_rate, self.msg_timeout = user_agent, sample_rate, msg_timeout
+        self.output_buffer_size, self.output_buffer_timeout = output_buffer_size, output_buffer_timeout
+        self.state = INIT
+        self.stream: IOStream | None = None
+        self.rdy = self.last_rdy = 0
+        self.in_flight = 0
+        self.max_rdy_count = DEFAULT_MAX_RDY_COUNT
+        self.rdy_timeout = None
+        self.callback_queue: list = []
+        self.identify_response = None
+        self.auth_response: dict | None = None
+        self.close_error: BaseException | None = None  # root cause of the last close
+        self.last_recv_timestamp = self.last_msg_timestamp = time.time()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._protocol: ClientProtocol | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._waiters: deque = deque()  # one entry (Future or None) per command awaiting a reply
+        self._output: list[bytes] = []
+        self._output_size = 0
+        self._flush_handle: asyncio.Handle | None = None
+        self._last_write: Any = None
+        self._write_calls = 0
+        self._ready_future: asyncio.Future | None = None
+        self._closed_future: asyncio.Future | None = None
+        self._close_wait: asyncio.Future | None = None
+        self._stage_timer: asyncio.TimerHandle | None = None
+        self._stale_timer: asyncio.TimerHandle | None = None
+        self._tls_pending = False
+        self._recv_mark = 0.0
+
+    # ---- identity and state (pynsq) ---------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return str(self)
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:  # never shows the auth secret
+        return f"<AsyncConn {self} state={self.state}>"
+
+    def connected(self) -> bool:
+        return self.state == CONNECTED
+
+    def connecting(self) -> bool:
+        return self.state == CONNECTING
+
+    def closed(self) -> bool:
+        return self.state in (INIT, DISCONNECTED)
+
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._loop = IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
+        return self._loop
+
+    @property
+    def closed_future(self) -> asyncio.Future:
+        """Resolves (with None) when this connection has closed; see ``close_error`` for why."""
+        if self._closed_future is None:
+            self._closed_future = self._get_loop().create_future()
+            if self.state == DISCONNECTED:
+                self._closed_future.set_result(None)
+        return self._closed_future
+
+    # ---- connecting and the handshake ---------------------------------------------------------
+
+    def connect(self) -> asyncio.Future:
+        """Start connecting (no-op when already connecting or connected); returns the Future
+        that ``wait_ready`` waits on."""
+        if not self.closed() and self._ready_future is not None:
+            return self._ready_future
+        self._loop = None
+        self._reset()
+        loop = self._get_loop()
+        self.state = CONNECTING
+        self.close_error = None
+        self.rdy = self.last_rdy = self.in_flight = 0
+        self._ready_future = loop.create_future()
+        loop.create_task(self._run())
+        return self._ready_future
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Connect if needed and wait until the handshake completed; raises why it failed."""
+        if self.state == INIT:
+            self.connect()
+        elif self.state == DISCONNECTED:
+            ready = self._ready_future
+            if ready is not None and ready.done() and ready.exception() is not None:
+                raise ready.exception()  # type: ignore[misc]
+            raise ConnectionClosedError(f"connection to {self} is closed") from self.close_error
+        future = self._ready_future
+        if future is None:
+            raise ConnectionClosedError(f"connection to {self} is not connecting")
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            if future.done():
+                raise
+            raise NSQTimeoutError("waiting for the connection to be ready", timeout or 0, self.id) from None
+        if self.state == DISCONNECTED:
+            raise ConnectionClosedError(f"connection to {self} is closed") from self.close_error
+
+    async def _run(self) -> None:
+        try:
+            await self._open_stream()
+            protocol = self._protocol = ClientProtocol(
+                self._options.identify_data, self._options.auth_secret, self._options.max_frame_size)
+            self.trigger(event.CONNECT, conn=self)
+            self.trigger(event.IDENTIFY, conn=self, data=self._options.identify_data)
+            if self.state != CONNECTING:
+                return
+            self._set_stage("during IDENTIFY")
+            self._write(protocol.initiate())
+            self._flush()
+            await self._read_loop()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the close's root cause
+            self._close(exc)
+
+    async def _open_stream(self) -> None:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_UNSPEC
+        timeout = self._options.timeout
+        try:
+            stream = await asyncio.wait_for(
+                TCPClient().connect(self.host, self.port, af=family), timeout)
+        except asyncio.TimeoutError:
+            raise NSQTimeoutError("while connecting", timeout, self.id) from None
+        except (OSError, StreamClosedError) as exc:
+            cause = getattr(exc, "real_error", None) or exc
+            raise ConnectError(f"could not connect to nsqd at {self}: {cause}") from cause
+        if self.state != CONNECTING:  # closed while connecting
+            stream.close()
+            raise ConnectionClosedError(f"connection to {self} was closed while connecting")
+        stream.set_nodelay(True)
+        self.stream = stream
+        self._recv_mark = self._get_loop().time()
+
+    def _set_stage(self, stage: str | None) -> None:
+        if self._stage_timer is not None:
+            self._stage_timer.cancel()
+            self._stage_timer = None
+        if stage is not None:
+            self._stage_timer = self._get_loop().call_later(
+                self._options.timeout, self._stage_timed_out, stage)
+
+    def _stage_timed_out(self, stage: str) -> None:
+        self._stage_timer = None
+        self._close(NSQTimeoutError(stage, self._options.timeout, self.id))
+
+    async def _read_loop(self) -> None:
+        while self.state != DISCONNECTED:
+            stream = self.stream
+            assert stream is not None
+            try:
+                data = await stream.read_bytes(READ_CHUNK_SIZE, partial=True)
+            except StreamClosedError as exc:
+                cause = exc.real_error or stream.error
+                closed = ConnectionClosedError(f"nsqd at {self} closed the connection")
+                closed.__cause__ = cause
+                self._close(closed)
+                return
+            self._on_data(data)
+            if self._tls_pending:
+                self._tls_pending = False
+                await self._upgrade_tls()
+
+    async def _upgrade_tls(self) -> None:
+        stream = self.stream
+        assert stream is not None and self._protocol is not None
+        if self._last_write is not None:
+            await self._last_write  # start_tls needs an idle stream
+        try:
+            self.stream = await stream.start_tls(
+                False, ssl_options=self._options.ssl_context, server_hostname=self.host)
+        except Exception as exc:  # noqa: BLE001
+            if self.state == DISCONNECTED:  # the stage timer (or close()) got there first
+                return
+            cause = getattr(exc, "real_error", None) or exc
+            raise TLSHandshakeError(f"TLS handshake with nsqd at {self} failed: {cause}") from cause
+        self.stream.set_nodelay(True)
+        self._protocol.tls_established()
+
+    # ---- receiving ----------------------------------------------------------------------------
+
+    def _on_data(self, data: bytes) -> None:
+        self.last_recv_timestamp = now = time.time()
+        self._recv_mark = self._loop.time()  # type: ignore[union-attr]
+        protocol = self._protocol
+        assert protocol is not None
+        if self.state == CONNECTING and self._output:
+            self._flush()  # a compression upgrade may start in this chunk: send plain bytes first
+        try:
+            events = protocol.receive_data(data)
+        except ProtocolError as exc:
+            self._close(exc)
+            return
+        trigger = self.trigger
+        message_seen = False
+        for item in events:
+            try:
+                if type(item) is MessageFrame:
+                    if not message_seen:
+                        self.last_msg_timestamp = now
+                        message_seen = True
+                    self.in_flight += 1
+                    trigger(event.MESSAGE, conn=self,
+                            message=Message(item.id, item.body, item.timestamp, item.attempts, self))
+                else:
+                    self._on_event(item)
+            except Exception:  # noqa: BLE001 - a listener's bug must not kill the connection
+                logger.exception("[%s] error while handling %s", self, type(item).__name__)
+            if self.state == DISCONNECTED:
+                return
+
+    def _on_event(self, item: Any) -> None:
+        kind = type(item)
+        if kind is ev.Heartbeat:
+            self._write(self._protocol.nop())  # type: ignore[union-attr]
+            self.trigger(event.HEARTBEAT, conn=self)
+        elif kind is ev.Response:
+            self._on_response(item)
+        elif kind is ev.ErrorReceived:
+            self._on_error(item)
+        elif kind is ev.IdentifyResponseReceived:
+            response = item.response
+            self.identify_response = response
+            self.max_rdy_count = response.max_rdy_count
+            self.trigger(event.IDENTIFY_RESPONSE, conn=self, data=response.raw)
+        elif kind is ev.StartTLS:
+            self._tls_pending = True
+            self._set_stage("during TLS handshake")
+        elif kind is ev.CompressionStarted:
+            self._set_stage(f"during {item.kind} upgrade")
+        elif kind is ev.AuthRequested:
+            self._set_stage("during AUTH")
+            self.trigger(event.AUTH, conn=self, data=_REDACTED)
+            self._write(self._protocol.auth_command())  # type: ignore[union-attr]
+            self._flush()
+        elif kind is ev.AuthResponseReceived:
+            self.auth_response = item.data
+            self.trigger(event.AUTH_RESPONSE, conn=self, data=item.data)
+        elif kind is ev.HandshakeComplete:
+            self._on_handshake_complete()
+
+    def _on_handshake_complete(self) -> None:
+        self._set_stage(None)
+        self.state = CONNECTED
+        self._schedule_stale_check(self._stale_limit())
+        future = self._ready_future
+        if future is not None and not future.done():
+            future.set_result(None)
+        self.trigger(event.READY, conn=self)
+
+    def _on_response(self, item: ev.Response) -> None:
+        waiter = self._waiters.popleft() if self._waiters else None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(item.data)
+        self.trigger(event.RESPONSE, conn=self, data=item.data)
+
+    def _on_error(self, item: ev.ErrorReceived) -> None:
+        error = item.error
+        if not error.fatal:
+            logger.warning("[%s] nsqd reported %s", self, error)
+            self.trigger(event.ERROR, conn=self, error=error)
+            return
+        if item.command is not None and self._waiters:
+            waiter = self._waiters.popleft()
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(error)
+        self._close(error)
+
+    # ---- the stale-connection check ---------------------------------------------------------
+
+    def _stale_limit(self) -> float:
+        interval = self._options.heartbeat_interval
+        return -1 if interval == -1 else 2 * interval
+
+    def _schedule_stale_check(self, delay: float) -> None:
+        if delay < 0:
+            return
+        self._stale_timer = self._get_loop().call_later(delay, self._check_stale)
+
+    def _check_stale(self) -> None:
+        self._stale_timer = None
+        if self.state == DISCONNECTED:
+            return
+        limit = self._stale_limit()
+        idle = self._get_loop().time() - self._recv_mark
+        if idle >= limit:
+            self._close(NSQTimeoutError(
+                f"waiting for data (nothing for 2 x heartbeat_interval = {limit:g}s)", limit, self.id))
+        else:
+            self._schedule_stale_check(limit - idle)
+
+    # ---- sending ------------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        self._output.append(data)
+        self._output_size += len(data)
+        if self._output_size >= FLUSH_THRESHOLD:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._get_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        output = self._output
+        if not output:
+            return
+        data = output[0] if len(output) == 1 else b"".join(output)
+        output.clear()
+        self._output_size = 0
+        stream, protocol = self.stream, self._protocol
+        if stream is None or protocol is None or stream.closed():
+            return
+        try:
+            self._last_write = stream.write(protocol.encode_outgoing(data))
+            self._write_calls += 1
+        except StreamClosedError as exc:
+            self._close(SendError(f"could not write to nsqd at {self}", exc))
+
+    async def flush(self) -> None:
+        """Send what is queued now and wait until the socket took it (backpressure for producers)."""
+        self._flush()
+        if self._last_write is not None:
+            try:
+                await self._last_write
+            except StreamClosedError:
+                raise ConnectionClosedError(f"connection to {self} is closed") from self.close_error
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes queued but not yet taken by the socket."""
+        stream = self.stream
+        return self._output_size + (stream._write_buffer_size if stream is not None else 0)  # noqa: SLF001
+
+    def send(self, data: bytes) -> None:
+        """Queue raw command bytes (pynsq). SUB, PUB, MPUB, DPUB and CLS sent this way are
+        tracked so that nsqd's reply reaches the ``response`` event in order."""
+        protocol = self._protocol
+        if protocol is None or self.state == DISCONNECTED:
+            raise SendError(f"cannot send to nsqd at {self}: not connected")
+        line_end = data.find(b"\n")
+        name, _, params = data[:line_end if line_end >= 0 else len(data)].partition(b" ")
+        if name == b"SUB":
+            topic, _, channel = params.partition(b" ")
+            data = protocol.subscribe(topic, channel)
+            self._waiters.append(None)
+        elif name in _PUBLISH_KINDS:
+            protocol.expect_response(name)
+            self._waiters.append(None)
+        elif name == b"CLS":
+            self.start_close()
+            return
+        self._write(data)
+
+    def send_rdy(self, value: int) -> bool:
+        """Send ``RDY value`` and record it in ``rdy``/``last_rdy``; False if not subscribed."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"RDY count must be an int >= 0, got {value!r}")
+        if value > self.max_rdy_count:
+            raise ValueError(f"RDY {value} exceeds nsqd's max_rdy_count {self.max_rdy_count} for {self}")
+        protocol = self._protocol
+        if protocol is None or self.state != CONNECTED:
+            return False
+        try:
+            data = protocol.ready(value)
+        except LocalProtocolError:
+            return False
+        self._write(data)
+        self.rdy = self.last_rdy = value
+        return True
+
+    def subscribe(self, topic: str, channel: str) -> asyncio.Future:
+        """SUB; the Future resolves with b"OK" (or fails with nsqd's NSQError)."""
+        return self._request(lambda p: p.subscribe(topic, channel))
+
+    def publish(self, topic: str, body: bytes) -> asyncio.Future:
+        return self._request(lambda p: p.publish(topic, body))
+
+    def multi_publish(self, topic: str, bodies: list[bytes]) -> asyncio.Future:
+        return self._request(lambda p: p.multi_publish(topic, bodies))
+
+    def deferred_publish(self, topic: str, delay_ms: int, body: bytes) -> asyncio.Future:
+        return self._request(lambda p: p.deferred_publish(topic, delay_ms, body))
+
+    def publish_raw(self, command: bytes, kind: bytes = b"MPUB") -> asyncio.Future:
+        """Send a pre-encoded PUB/MPUB/DPUB command; the Future resolves like ``publish``."""
+        if kind not in _PUBLISH_KINDS:
+            raise ValueError(f"kind must be one of {sorted(_PUBLISH_KINDS)}, got {kind!r}")
+        if not isinstance(command, (bytes, bytearray, memoryview)):
+            raise TypeError(f"command must be bytes, not {type(command).__name__}")
+
+        def build(protocol: ClientProtocol) -> bytes:
+            if protocol.state not in (State.READY, State.SUBSCRIBING, State.SUBSCRIBED, State.CLOSING):
+                raise LocalProtocolError(f"cannot {kind.decode()} while the connection is {protocol.state.value}")
+            protocol.expect_response(kind)
+            return bytes(command)
+        return self._request(build)
+
+    def _request(self, build: Any) -> asyncio.Future:
+        future = self._get_loop().create_future()
+        protocol = self._protocol
+        if protocol is None or self.state != CONNECTED:
+            error = SendError(f"connection to nsqd at {self} is not ready ({self.state})")
+            error.__cause__ = self.close_error
+            future.set_exception(error)
+            return future
+        data = build(protocol)  # bad arguments raise here, synchronously
+        self._waiters.append(future)
+        self._write(data)
+        return future
+
+    def start_close(self) -> asyncio.Future:
+        """Send CLS; the Future resolves with b"CLOSE_WAIT" once nsqd stopped sending messages
+        (FIN/REQ still work until ``close()``). Resolves at once when not subscribed."""
+        if self._close_wait is not None:
+            return self._close_wait
+        future = self._get_loop().create_future()
+        protocol = self._protocol
+        if protocol is None or self.state != CONNECTED or protocol.state not in (
+                State.SUBSCRIBING, State.SUBSCRIBED):
+            future.set_result(None)
+            return future
+        self._close_wait = future
+        self._waiters.append(future)
+        self._write(protocol.close())
+        return future
+
+    # ---- message answers (called by Message) ------------------------------------------------
+
+    def _answer(self, build: Any, what: str, message: Message) -> None:
+        protocol = self._protocol
+        try:
+            if protocol is None or self.state == DISCONNECTED:
+                raise LocalProtocolError("the connection is closed")
+            self._write(build(protocol))
+        except LocalProtocolError as exc:
+            logger.warning("[%s] cannot %s message %s: %s (nsqd will redeliver it)",
+                           self, what, message.id.decode("ascii", "replace"), exc)
+
+    def _on_message_finish(self, message: Message) -> None:
+        if self.in_flight > 0:
+            self.in_flight -= 1
+        self._answer(lambda p: p.finish(message.id), "FIN", message)
+        self.trigger(event.RESUME, conn=self)
+
+    def _on_message_requeue(self, message: Message, time_ms: int, backoff: bool) -> int:
+        if time_ms < 0:
+            delay = min(self._options.requeue_delay * message.attempts, self._options.max_requeue_delay)
+            time_ms = int(delay * 1000)
+        if self.in_flight > 0:
+            self.in_flight -= 1
+        self._answer(lambda p: p.requeue(message.id, time_ms), "REQ", message)
+        self.trigger(event.BACKOFF if backoff else event.CONTINUE, conn=self)
+        return time_ms
+
+    def _on_message_touch(self, message: Message) -> None:
+        self._answer(lambda p: p.touch(message.id), "TOUCH", message)
+
+    # ---- closing ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close now (queued commands are written first). Pending Futures fail."""
+        self._close(None)
+
+    def _close(self, error: BaseException | None) -> None:
+        if self.state in (INIT, DISCONNECTED):
+            return
+        self.state = DISCONNECTED
+        self.close_error = error
+        self._set_stage(None)
+        for timer in (self._stale_timer,):
+            if timer is not None:
+                timer.cancel()
+        self._stale_timer = None
+        if error is None:
+            self._flush()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._output.clear()
+        if self.stream is not None:
+            self.stream.close()
+        if self._protocol is not None:
+            self._protocol.connection_lost()
+        if error is not None:
+            logger.warning("[%s] connection closed: %s", self, error)
+        self._fail_pending(error)
+        if error is not None:
+            self._safe_trigger(event.ERROR, conn=self, error=error)
+        self._safe_trigger(event.CLOSE, conn=self)
+        if self._closed_future is not None and not self._closed_future.done():
+            self._closed_future.set_result(None)
+
+    def _fail_pending(self, error: BaseException | None) -> None:
+        ready = self._ready_future
+        if ready is not None and not ready.done():
+            failure = error if error is not None else ConnectionClosedError(
+                f"connection to {self} was closed before it was ready")
+            ready.set_exception(failure)
+            ready.exception()  # retrieved: wait_ready re-raises it; nobody waiting is fine
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if waiter is not None and not waiter.done():
+                closed = ConnectionClosedError(
+                    f"connection to nsqd at {self} closed before nsqd answered"
+                    + (f": {error}" if error is not None else ""))
+                closed.__cause__ = error
+                waiter.set_exception(closed)
+
+    def _safe_trigger(self, name: str, **kwargs: Any) -> None:
+        try:
+            self.trigger(name, **kwargs)
+        except Exception:  # noqa: BLE001
+            logger.exception("[%s] error in %r listener", self, name)
+
+    # pynsq's explicit upgrade steps: negotiation is automatic here, so these do nothing.
+    def upgrade_to_tls(self, options: Any = None) -> None:
+        """No-op: TLS is negotiated during IDENTIFY when ``tls_v1=True``."""
+
+    def upgrade_to_snappy(self) -> None:
+        """No-op: snappy is negotiated during IDENTIFY when ``snappy=True``."""
+
+    def upgrade_to_deflate(self) -> None:
+        """No-op: deflate is negotiated during IDENTIFY when ``deflate=True``."""
