@@ -1,7 +1,7 @@
 """The Writer's connections: one supervised link per nsqd address, reconnecting with backoff.
 
 Each link runs one task: connect, wait for the handshake, hand the connection to the Writer, wait
-until it closes, tell the Writer, sleep ``reconnect_delay(failures)`` and start over. The delay is
+until it closes, tell the Writer, sleep the link's reconnect backoff and start over. The delay is
 exponential with jitter: ~0.1 s for the first retry, doubling up to the Writer's
 ``reconnect_interval`` (pynsq's fixed delay becomes the cap).
 """
@@ -12,9 +12,10 @@ import asyncio
 import inspect
 import logging
 import random
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from .addresses import format_address
+from .backoff import ReconnectBackoff
 from .protocol.errors import ConnectionClosedError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,10 +27,9 @@ logger = logging.getLogger("nsqcli.lib.writer")
 RECONNECT_BASE = 0.1
 
 
-def reconnect_delay(failures: int, cap: float, rand: Callable[[], float] = random.random) -> float:
-    """Seconds to wait after ``failures`` consecutive failures: min(cap, base·2ⁿ), jittered to 50-100%."""
-    delay = min(cap, RECONNECT_BASE * (2 ** min(failures, 30)))
-    return delay * (0.5 + 0.5 * rand())
+def new_reconnect_backoff(cap: float, rng: random.Random | None = None) -> ReconnectBackoff:
+    """~0.1 s for the first retry, doubling (with +/-25% jitter) up to ``cap`` seconds."""
+    return ReconnectBackoff(initial=min(RECONNECT_BASE, cap), maximum=cap, jitter=0.25, rng=rng)
 
 
 def _conn_class() -> Any:
@@ -52,14 +52,14 @@ def check_conn_kwargs(kwargs: dict, conn_class: Any, owner: str) -> None:
 class Link:
     """One nsqd address and the state of its connection."""
 
-    __slots__ = ("host", "port", "address", "conn", "failures", "task", "last_error")
+    __slots__ = ("host", "port", "address", "conn", "backoff", "task", "last_error")
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, reconnect_interval: float) -> None:
         self.host = host
         self.port = port
         self.address = format_address(host, port)
         self.conn: Any = None
-        self.failures = 0
+        self.backoff = new_reconnect_backoff(reconnect_interval)
         self.task: asyncio.Task | None = None
         self.last_error: BaseException | None = None
 
@@ -76,7 +76,7 @@ class LinkSupervisor:
         self.stopped = False
 
     def add(self, host: str, port: int) -> Link | None:
-        link = Link(host, port)
+        link = Link(host, port, self.writer.reconnect_interval)
         if link.address in self.links:
             return None
         self.links[link.address] = link
@@ -123,8 +123,7 @@ class LinkSupervisor:
                 link.conn = None
                 link.last_error = exc
                 conn.close()
-                delay = reconnect_delay(link.failures, writer.reconnect_interval)
-                link.failures += 1
+                delay = link.backoff.next_delay()
                 logger.warning("[%s:%s] cannot connect (%s); retrying in %.2fs",
                                link.address, writer.name, exc, delay)
                 await asyncio.sleep(delay)
@@ -140,13 +139,12 @@ class LinkSupervisor:
             if self.stopped:
                 return
             if loop.time() - up_since >= writer.reconnect_interval:
-                link.failures = 0  # it was healthy for a while: start the backoff over
+                link.backoff.reset()  # it was healthy for a while: start the backoff over
             lost = ConnectionClosedError(f"connection to {link.address} closed"
                                          + (f": {closed.result()}" if closed.result() else ""))
             lost.__cause__ = closed.result()
             link.last_error = lost
-            delay = reconnect_delay(link.failures, writer.reconnect_interval)
-            link.failures += 1
+            delay = link.backoff.next_delay()
             logger.warning("[%s:%s] connection lost (%s); reconnecting in %.2fs",
                            link.address, writer.name, closed.result() or "closed", delay)
             await asyncio.sleep(delay)
