@@ -1,0 +1,221 @@
+"""The pytest plugin nsqcli.testing: handles, HTTP helpers, restarts on the same ports, markers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from nsqcli.testing import NSQ_ACCEPT, BrokerHandle, BrokerHTTPError, normalize_nsqd_options
+
+pytest_plugins = ["pytester"]
+
+
+def _connectable(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------
+# nsqd fixtures
+
+
+def test_nsqd_handle_addresses_and_ping(nsqd, real_nsq):
+    assert nsqd.real is real_nsq
+    assert nsqd.host == "127.0.0.1"
+    assert nsqd.tcp_port > 0 and nsqd.http_port > 0 and nsqd.tcp_port != nsqd.http_port
+    assert nsqd.tcp_address == f"127.0.0.1:{nsqd.tcp_port}"
+    assert nsqd.http_address == f"127.0.0.1:{nsqd.http_port}"
+    assert nsqd.http("GET", "/ping") == (200, b"OK")
+    assert _connectable("127.0.0.1", nsqd.tcp_port)
+
+
+def test_nsqd_pub_mpub_and_stats(nsqd):
+    nsqd.pub("fixture_topic", b"one")
+    nsqd.mpub("fixture_topic", [b"two\nlines", b"three"])
+    stats = nsqd.stats(topic="fixture_topic")
+    (topic,) = [t for t in stats["topics"] if t["topic_name"] == "fixture_topic"]
+    assert topic["message_count"] == 3
+    assert topic["depth"] == 3
+    assert nsqd.topic_stats("fixture_topic")["message_count"] == 3
+    assert nsqd.topic_stats("no_such_topic") is None
+
+
+def test_nsqd_create_topic_and_channel(nsqd):
+    nsqd.create_topic("made")
+    nsqd.create_channel("made", "chan")
+    assert nsqd.channel_stats("made", "chan") is not None
+    assert nsqd.channel_stats("made", "other") is None
+    nsqd.delete_channel("made", "chan")
+    assert nsqd.channel_stats("made", "chan") is None
+    nsqd.delete_topic("made")
+    assert nsqd.topic_stats("made") is None
+
+
+def test_nsqd_http_returns_error_statuses_and_http_json_raises(nsqd):
+    status, body = nsqd.http("POST", "/pub", {"topic": "t"}, b"")
+    assert status == 400
+    assert json.loads(body) == {"message": "MSG_EMPTY"}
+    with pytest.raises(BrokerHTTPError) as caught:
+        nsqd.http_json("POST", "/topic/delete", {"topic": "never_created"})
+    assert caught.value.status == 404
+    assert b"TOPIC_NOT_FOUND" in caught.value.body
+
+
+def test_nsqd_factory_passes_options(nsqd_factory):
+    small = nsqd_factory(max_msg_size=10)
+    assert small.http("POST", "/pub", {"topic": "t"}, b"x" * 10)[0] == 200
+    status, body = small.http("POST", "/pub", {"topic": "t"}, b"x" * 11)
+    assert (status, json.loads(body)) == (413, {"message": "MSG_TOO_BIG"})
+
+
+def test_nsqd_factory_makes_independent_brokers(nsqd_factory):
+    first, second = nsqd_factory(), nsqd_factory()
+    assert {first.tcp_port, first.http_port}.isdisjoint({second.tcp_port, second.http_port})
+    first.pub("only_first", b"m")
+    assert second.topic_stats("only_first") is None
+
+
+def test_nsqd_stop_and_start_keep_the_ports(nsqd):
+    tcp_port, http_port = nsqd.tcp_port, nsqd.http_port
+    nsqd.stop()
+    assert not nsqd.running
+    assert not nsqd.ping()
+    assert not _connectable("127.0.0.1", tcp_port)
+    nsqd.start()
+    assert (nsqd.tcp_port, nsqd.http_port) == (tcp_port, http_port)
+    assert nsqd.ping()
+    nsqd.pub("after_restart", b"m")
+    assert nsqd.topic_stats("after_restart")["message_count"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# nsqlookupd fixtures
+
+
+def test_nsqlookupd_handle(nsqlookupd):
+    assert nsqlookupd.http("GET", "/ping") == (200, b"OK")
+    assert nsqlookupd.topics() == []
+    assert nsqlookupd.nodes() == []
+    assert _connectable("127.0.0.1", nsqlookupd.tcp_port)
+    with pytest.raises(BrokerHTTPError) as caught:
+        nsqlookupd.lookup("missing")
+    assert caught.value.status == 404
+
+
+def test_nsqlookupd_stop_and_start_keep_the_ports(nsqlookupd):
+    ports = (nsqlookupd.tcp_port, nsqlookupd.http_port)
+    nsqlookupd.stop()
+    assert not nsqlookupd.ping()
+    nsqlookupd.start()
+    assert (nsqlookupd.tcp_port, nsqlookupd.http_port) == ports
+    assert nsqlookupd.ping()
+
+
+def test_nsqd_with_lookupd_is_registered(nsqd_with_lookupd):
+    nsqd, lookupd = nsqd_with_lookupd
+    node = lookupd.wait_for_producer(nsqd, timeout=0.1)  # the fixture already waited
+    assert (node["broadcast_address"], node["tcp_port"], node["http_port"]) == (
+        "127.0.0.1", nsqd.tcp_port, nsqd.http_port)
+    nsqd.pub("registered_topic", b"m")
+    lookupd.wait_for_producer(nsqd, topic="registered_topic")
+    producers = lookupd.lookup("registered_topic")["producers"]
+    assert [p["tcp_port"] for p in producers] == [nsqd.tcp_port]
+
+
+def test_wait_for_producer_times_out(nsqd, nsqlookupd):
+    with pytest.raises(TimeoutError, match="did not register"):
+        nsqlookupd.wait_for_producer(nsqd, timeout=0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# The HTTP helper itself, against a recording HTTP server
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        _Recorder.seen.append((self.command, self.path, self.headers.get("Accept"), body))
+        status = 500 if self.path.startswith("/fail") else 200
+        payload = b'{"message":"BOOM"}' if status == 500 else b'{"ok": true}'
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recording_http_server():
+    _Recorder.seen = []
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_helper_sends_nsq_accept_header_params_and_body(recording_http_server):
+    handle = BrokerHandle(backend=None)
+    handle.http_port = recording_http_server.server_address[1]
+    assert handle.http("POST", "/pub", {"topic": "a b", "defer": 5}, "body") == (200, b'{"ok": true}')
+    assert handle.http("GET", "/fail") == (500, b'{"message":"BOOM"}')
+    assert handle.http_json("GET", "/x") == {"ok": True}
+    assert _Recorder.seen[0] == ("POST", "/pub?topic=a+b&defer=5", NSQ_ACCEPT, b"body")
+    assert _Recorder.seen[1][:3] == ("GET", "/fail", NSQ_ACCEPT)
+    with pytest.raises(BrokerHTTPError, match="500"):
+        handle.http_json("GET", "/fail")
+
+
+def test_singular_option_spellings_become_lists():
+    assert normalize_nsqd_options({"auth_http_address": "127.0.0.1:1", "max_msg_size": 5}) == {
+        "auth_http_addresses": ["127.0.0.1:1"], "max_msg_size": 5}
+    assert normalize_nsqd_options(
+        {"lookupd_tcp_address": "a:1", "lookupd_tcp_addresses": ["b:2"]}
+    ) == {"lookupd_tcp_addresses": ["b:2", "a:1"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# Markers: embedded_only / real_only are skipped in the other mode
+
+_MARKED_TESTS = """
+import pytest
+
+@pytest.mark.embedded_only
+def test_embedded():
+    pass
+
+@pytest.mark.real_only
+def test_real():
+    pass
+
+def test_fixture_mode(real_nsq):
+    print("REAL_NSQ=%s" % real_nsq)
+"""
+
+
+def test_markers_skip_by_mode(pytester, monkeypatch):
+    pytester.makepyfile(_MARKED_TESTS)
+    monkeypatch.delenv("NSQCLI_TEST_NSQD", raising=False)
+    result = pytester.runpytest("-p", "nsqcli.testing", "-rs", "-s")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*REAL_NSQ=False*", "*needs real NSQ binaries*"])
+
+    monkeypatch.setenv("NSQCLI_TEST_NSQD", "/nonexistent/nsqd")
+    result = pytester.runpytest("-p", "nsqcli.testing", "-rs", "-s")
+    result.assert_outcomes(passed=2, skipped=1)
+    result.stdout.fnmatch_lines(["*REAL_NSQ=True*", "*embedded broker only*"])
