@@ -1,0 +1,203 @@
+"""AsyncConn's sending side: the coalesced output buffer, commands, publish Futures, message answers.
+
+Commands are appended to an output list and flushed once per loop iteration (or as soon as the
+list grows past ``FLUSH_THRESHOLD``), through ``ClientProtocol.encode_outgoing`` so compression
+applies to the whole batch: the FIN/RDY of a chunk of messages leave in one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from tornado.iostream import StreamClosedError
+
+from . import event
+from .protocol.client import ClientProtocol, State
+from .protocol.errors import ConnectionClosedError, LocalProtocolError, SendError
+
+if TYPE_CHECKING:
+    from .message import Message
+
+logger = logging.getLogger("nsqcli.lib.conn")
+
+INIT = "INIT"
+CONNECTING = "CONNECTING"  # TCP connect and handshake
+CONNECTED = "CONNECTED"  # handshake complete: SUB/PUB allowed
+DISCONNECTED = "DISCONNECTED"
+
+FLUSH_THRESHOLD = 64 * 1024
+_PUBLISH_KINDS = frozenset({b"PUB", b"MPUB", b"DPUB"})
+_PUBLISHING_STATES = frozenset({State.READY, State.SUBSCRIBING, State.SUBSCRIBED, State.CLOSING})
+
+
+class CommandsMixin:
+    """Mixed into AsyncConn; uses its ``_protocol``, ``stream``, ``state`` and ``_close``."""
+
+    def _write(self, data: bytes) -> None:
+        self._output.append(data)
+        self._output_size += len(data)
+        if self._output_size >= FLUSH_THRESHOLD:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._get_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        output = self._output
+        if not output:
+            return
+        data = output[0] if len(output) == 1 else b"".join(output)
+        output.clear()
+        self._output_size = 0
+        stream, protocol = self.stream, self._protocol
+        if stream is None or protocol is None or stream.closed():
+            return
+        try:
+            self._last_write = stream.write(protocol.encode_outgoing(data))
+            self._write_calls += 1
+        except StreamClosedError as exc:
+            self._close(SendError(f"could not write to nsqd at {self}", exc))
+
+    async def flush(self) -> None:
+        """Send what is queued now and wait until the socket took it (backpressure for producers)."""
+        self._flush()
+        if self._last_write is not None:
+            try:
+                await self._last_write
+            except StreamClosedError:
+                raise ConnectionClosedError(f"connection to {self} is closed") from self.close_error
+
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes queued but not yet taken by the socket."""
+        stream = self.stream
+        return self._output_size + (stream._write_buffer_size if stream is not None else 0)  # noqa: SLF001
+
+    def send(self, data: bytes) -> None:
+        """Queue raw command bytes (pynsq). SUB, PUB, MPUB, DPUB and CLS sent this way are
+        tracked so that nsqd's reply reaches the ``response`` event in order."""
+        protocol = self._protocol
+        if protocol is None or self.state == DISCONNECTED:
+            raise SendError(f"cannot send to nsqd at {self}: not connected")
+        line_end = data.find(b"\n")
+        name, _, params = data[:line_end if line_end >= 0 else len(data)].partition(b" ")
+        if name == b"SUB":
+            topic, _, channel = params.partition(b" ")
+            data = protocol.subscribe(topic, channel)
+            self._waiters.append(None)
+        elif name in _PUBLISH_KINDS:
+            protocol.expect_response(name)
+            self._waiters.append(None)
+        elif name == b"CLS":
+            self.start_close()
+            return
+        self._write(data)
+
+    def send_rdy(self, value: int) -> bool:
+        """Send ``RDY value`` and record it in ``rdy``/``last_rdy``; False if not subscribed."""
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"RDY count must be an int >= 0, got {value!r}")
+        if value > self.max_rdy_count:
+            raise ValueError(f"RDY {value} exceeds nsqd's max_rdy_count {self.max_rdy_count} for {self}")
+        protocol = self._protocol
+        if protocol is None or self.state != CONNECTED:
+            return False
+        try:
+            data = protocol.ready(value)
+        except LocalProtocolError:
+            return False
+        self._write(data)
+        self.rdy = self.last_rdy = value
+        return True
+
+    def subscribe(self, topic: str, channel: str) -> asyncio.Future:
+        """SUB; the Future resolves with b"OK" (or fails with nsqd's NSQError)."""
+        return self._request(lambda p: p.subscribe(topic, channel))
+
+    def publish(self, topic: str, body: bytes) -> asyncio.Future:
+        return self._request(lambda p: p.publish(topic, body))
+
+    def multi_publish(self, topic: str, bodies: list[bytes]) -> asyncio.Future:
+        return self._request(lambda p: p.multi_publish(topic, bodies))
+
+    def deferred_publish(self, topic: str, delay_ms: int, body: bytes) -> asyncio.Future:
+        return self._request(lambda p: p.deferred_publish(topic, delay_ms, body))
+
+    def publish_raw(self, command: bytes, kind: bytes = b"MPUB") -> asyncio.Future:
+        """Send a pre-encoded PUB/MPUB/DPUB command; the Future resolves like ``publish``."""
+        if kind not in _PUBLISH_KINDS:
+            raise ValueError(f"kind must be one of {sorted(_PUBLISH_KINDS)}, got {kind!r}")
+        if not isinstance(command, (bytes, bytearray, memoryview)):
+            raise TypeError(f"command must be bytes, not {type(command).__name__}")
+
+        def build(protocol: ClientProtocol) -> bytes:
+            if protocol.state not in _PUBLISHING_STATES:
+                raise LocalProtocolError(f"cannot {kind.decode()} while the connection is {protocol.state.value}")
+            protocol.expect_response(kind)
+            return bytes(command)
+        return self._request(build)
+
+    def _request(self, build: Any) -> asyncio.Future:
+        future = self._get_loop().create_future()
+        protocol = self._protocol
+        if protocol is None or self.state != CONNECTED:
+            error = SendError(f"connection to nsqd at {self} is not ready ({self.state})")
+            error.__cause__ = self.close_error
+            future.set_exception(error)
+            return future
+        data = build(protocol)  # bad arguments raise here, synchronously
+        self._waiters.append(future)
+        self._write(data)
+        return future
+
+    def start_close(self) -> asyncio.Future:
+        """Send CLS; the Future resolves with b"CLOSE_WAIT" once nsqd stopped sending messages
+        (FIN/REQ still work until ``close()``). Resolves at once when not subscribed."""
+        if self._close_wait is not None:
+            return self._close_wait
+        future = self._get_loop().create_future()
+        protocol = self._protocol
+        if protocol is None or self.state != CONNECTED or protocol.state not in (
+                State.SUBSCRIBING, State.SUBSCRIBED):
+            future.set_result(None)
+            return future
+        self._close_wait = future
+        self._waiters.append(future)
+        self._write(protocol.close())
+        return future
+
+    # ---- message answers (called by Message) ------------------------------------------------
+
+    def _answer(self, build: Any, what: str, message: Message) -> None:
+        protocol = self._protocol
+        try:
+            if protocol is None or self.state == DISCONNECTED:
+                raise LocalProtocolError("the connection is closed")
+            self._write(build(protocol))
+        except LocalProtocolError as exc:
+            logger.warning("[%s] cannot %s message %s: %s (nsqd will redeliver it)",
+                           self, what, message.id.decode("ascii", "replace"), exc)
+
+    def _on_message_finish(self, message: Message) -> None:
+        if self.in_flight > 0:
+            self.in_flight -= 1
+        self._answer(lambda p: p.finish(message.id), "FIN", message)
+        self.trigger(event.RESUME, conn=self)
+
+    def _on_message_requeue(self, message: Message, time_ms: int, backoff: bool) -> int:
+        if time_ms < 0:
+            delay = min(self._options.requeue_delay * message.attempts, self._options.max_requeue_delay)
+            time_ms = int(delay * 1000)
+        if self.in_flight > 0:
+            self.in_flight -= 1
+        self._answer(lambda p: p.requeue(message.id, time_ms), "REQ", message)
+        self.trigger(event.BACKOFF if backoff else event.CONTINUE, conn=self)
+        return time_ms
+
+    def _on_message_touch(self, message: Message) -> None:
+        self._answer(lambda p: p.touch(message.id), "TOUCH", message)
+
