@@ -16,7 +16,7 @@ _EXPORTS = {
     "Reader": "reader",
     "Writer": "writer",
     "LegacyReader": "legacy_reader",
-    "run": "run",
+    "run": "run_loop",
     "BackoffTimer": "backoff",
     "Message": "message",
     "AsyncConn": "conn",
@@ -82,6 +82,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         valid_channel_name, valid_topic_name,
     )
     from .reader import Reader
-    from .run import run
+    from .run_loop import run
     from .sync_conn import SyncConn
     from .writer import Writer

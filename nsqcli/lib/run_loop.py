@@ -1,5 +1,7 @@
 """``nsq.run()``: run the IOLoop until SIGINT/SIGTERM, then close every Reader and Writer gracefully.
 
+(This module is not called ``run`` so that importing it never shadows the ``nsqcli.lib.run`` function.)
+
 pynsq's ``run()`` stopped the loop on the first signal and abandoned everything in flight. Here the
 first signal closes every live Reader and Writer (their ``close()`` drains: Readers answer their
 in-flight messages, Writers wait for nsqd's acks), then stops the loop; a second signal stops the
@@ -70,8 +72,9 @@ class _Shutdown:
     async def _drain_then_stop(self) -> None:
         try:
             await close_all(self.drain_timeout)
-        finally:
-            self.io_loop.stop()
+        except Exception:  # (cancellation by a second signal is not an Exception: no stop then)
+            logger.exception("closing the clients failed")
+        self.io_loop.stop()
 
 
 def run(*, drain_timeout: float | None = 30.0) -> None:
