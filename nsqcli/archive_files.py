@@ -74,12 +74,14 @@ class ArchiveFile:
     """The current output file of one topic; not thread-safe (one event loop drives it)."""
 
     def __init__(self, template: str, settings: ArchiveSettings,
-                 now: Callable[[], datetime] = datetime.now,
+                 wall_clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.template = template
         self.settings = settings
-        self._now = now
+        self._wall_clock = wall_clock
         self._monotonic = monotonic
+        self._name_second: int | None = None  # the wall-clock second _name_cache was made for
+        self._name_cache = ""
         self._fd: int | None = None
         self.path: str | None = None  # current file in the work dir
         self.name: str | None = None  # current name with <REV> still a token
@@ -148,7 +150,13 @@ class ArchiveFile:
     # -- rotation --------------------------------------------------------------------------
 
     def current_name(self) -> str:
-        return render_datetime(self.template, self.settings.datetime_format, self._now())
+        # No strftime directive resolves below a second: render at most once per second.
+        second = int(self._wall_clock())
+        if second != self._name_second:
+            now = datetime.fromtimestamp(second).astimezone()  # local time, with its zone name
+            self._name_cache = render_datetime(self.template, self.settings.datetime_format, now)
+            self._name_second = second
+        return self._name_cache
 
     def needs_rotation(self) -> bool:
         if self._fd is None:

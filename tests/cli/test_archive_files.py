@@ -14,7 +14,7 @@ from nsqcli.archive_names import compute_filename_template
 
 class Clock:
     def __init__(self):
-        self.wall = datetime(2024, 5, 1, 10, 0, 0)
+        self.wall = datetime(2024, 5, 1, 10, 0, 0).timestamp()  # local time, as the Go tool uses
         self.mono = 1000.0
 
     def now(self):
@@ -31,7 +31,7 @@ def make(tmp_path, clock, *, work=None, fmt="<TOPIC>.<HOST><REV>.<DATETIME>.log"
     rev_required = bool(kw.get("gzip") or kw.get("rotate_size") or kw.get("rotate_interval") or work)
     template = compute_filename_template(fmt, "t", hostname="h", gzip=kw.get("gzip", False),
                                          rev_required=rev_required)
-    return ArchiveFile(template, settings, now=clock.now, monotonic=clock.monotonic)
+    return ArchiveFile(template, settings, wall_clock=clock.now, monotonic=clock.monotonic)
 
 
 def listing(path):
@@ -56,7 +56,7 @@ def test_datetime_change_rotates_and_resets_rev(tmp_path):
     f.write(b"1234\n")
     f.write(b"5678\n")  # size 5 is not > 5: same file
     f.write(b"9\n")  # now 10 > 5: rotate to rev 1
-    clock.wall = datetime(2024, 5, 1, 11, 0, 0)
+    clock.wall = datetime(2024, 5, 1, 11, 0, 0).timestamp()
     f.write(b"x\n")  # new hour: rev back to 0
     f.close()
     out = tmp_path / "out"
