@@ -415,3 +415,8 @@ def write_ca(ca: Any, directory: str) -> str:
     path = os.path.join(directory, "ca.pem")
     ca.cert_pem.write_to_path(path)
     return path
+
+
+def run(coro: Awaitable[Any], timeout: float = 10.0) -> Any:
+    """Run a test coroutine on a fresh event loop, bounded by ``timeout`` seconds."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
