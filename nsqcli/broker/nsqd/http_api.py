@@ -1,0 +1,338 @@
+"""nsqd's HTTP API (nsqd/http.go, internal/http_api) on tornado.
+
+Routes, methods, parameter checks, status codes and bodies follow nsqd v1.3.0: errors are
+``{"message":"<CODE>"}`` with the status, successes are ``OK``, JSON or an empty body, and every
+V1 answer carries ``X-NSQ-Content-Type: nsq; version=1.0``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from typing import TYPE_CHECKING, Any, Callable
+from urllib.parse import unquote_to_bytes
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+
+from nsqcli.lib.protocol.names import valid_channel_name, valid_topic_name
+
+from .options import VERSION, parse_address
+from .protocol_v2 import ClientErr, read_mpub
+from .stats import stats_json, stats_text
+
+if TYPE_CHECKING:
+    from .server import NSQD
+
+BOOL_PARAMS = {"true": True, "1": True, "false": False, "0": False}
+_BAD_ESCAPE = re.compile(rb"%(?![0-9a-fA-F]{2})")
+
+
+class HTTPError(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_query(raw: str) -> dict[str, list[str]]:
+    """Go's url.ParseQuery: ``;`` and bad ``%`` escapes are errors; ``a`` alone means ``a=``."""
+    values: dict[str, list[str]] = {}
+    for part in raw.split("&"):
+        if not part:
+            continue
+        if ";" in part:
+            raise HTTPError(400, "INVALID_REQUEST")
+        key, _, value = part.partition("=")
+        decoded = []
+        for item in (key, value):
+            data = item.replace("+", " ").encode("latin-1", "replace")
+            if _BAD_ESCAPE.search(data):
+                raise HTTPError(400, "INVALID_REQUEST")
+            decoded.append(unquote_to_bytes(data).decode("utf-8", "replace"))
+        values.setdefault(decoded[0], []).append(decoded[1])
+    return values
+
+
+class Request:
+    """What a route sees: the method, path, query values and body."""
+
+    def __init__(self, method: str, path: str, query: str, body: bytes, headers: Any) -> None:
+        self.method = method
+        self.path = path
+        self.raw_query = query
+        self.body = body
+        self.headers = headers
+
+    def params(self) -> dict[str, list[str]]:
+        return parse_query(self.raw_query)
+
+    def get(self, params: dict[str, list[str]], key: str) -> str | None:
+        values = params.get(key)
+        return values[0] if values else None
+
+
+class API:
+    def __init__(self, nsqd: "NSQD") -> None:
+        self.nsqd = nsqd
+        self.routes: dict[str, dict[str, tuple[Callable[[Request], Any], bool]]] = {}
+        v1, plain = False, True  # V1 answers (JSON errors) vs plain text (/ping)
+        self._add("GET", "/ping", self.ping, plain)
+        self._add("GET", "/info", self.info, v1)
+        self._add("POST", "/pub", self.pub, v1)
+        self._add("POST", "/mpub", self.mpub, v1)
+        self._add("GET", "/stats", self.stats, v1)
+        for action in ("create", "delete", "empty", "pause", "unpause"):
+            self._add("POST", f"/topic/{action}", getattr(self, f"topic_{action}"), v1)
+            self._add("POST", f"/channel/{action}", getattr(self, f"channel_{action}"), v1)
+
+    def _add(self, method: str, path: str, handler: Callable[[Request], Any], plain: bool) -> None:
+        self.routes.setdefault(path, {})[method] = (handler, plain)
+
+    # ------------------------------------------------------------ helpers
+
+    def _topic_from_query(self, req: Request):
+        params = req.params()
+        name = req.get(params, "topic")
+        if name is None:
+            raise HTTPError(400, "MISSING_ARG_TOPIC")
+        if not valid_topic_name(name):
+            raise HTTPError(400, "INVALID_TOPIC")
+        return params, self.nsqd.get_topic(name)
+
+    def _existing_topic_and_channel(self, req: Request):
+        params = req.params()
+        topic_name = req.get(params, "topic")
+        if topic_name is None:
+            raise HTTPError(400, "MISSING_ARG_TOPIC")
+        if not valid_topic_name(topic_name):
+            raise HTTPError(400, "INVALID_ARG_TOPIC")
+        channel_name = req.get(params, "channel")
+        if channel_name is None:
+            raise HTTPError(400, "MISSING_ARG_CHANNEL")
+        if not valid_channel_name(channel_name):
+            raise HTTPError(400, "INVALID_ARG_CHANNEL")
+        topic = self.nsqd.get_existing_topic(topic_name)
+        if topic is None:
+            raise HTTPError(404, "TOPIC_NOT_FOUND")
+        return topic, channel_name
+
+    def _existing_channel(self, req: Request):
+        topic, channel_name = self._existing_topic_and_channel(req)
+        channel = topic.channels.get(channel_name)
+        if channel is None:
+            raise HTTPError(404, "CHANNEL_NOT_FOUND")
+        return channel
+
+    def _topic_arg(self, req: Request) -> str:
+        name = req.get(req.params(), "topic")
+        if name is None:
+            raise HTTPError(400, "MISSING_ARG_TOPIC")
+        return name
+
+    @staticmethod
+    def _content_length(req: Request) -> int:
+        try:
+            return int(req.headers.get("Content-Length", "-1"))
+        except ValueError:
+            return -1
+
+    # ------------------------------------------------------------ endpoints
+
+    def ping(self, req: Request) -> str:
+        return "OK"
+
+    def info(self, req: Request) -> dict:
+        opts = self.nsqd.options
+        return {
+            "version": VERSION,
+            "broadcast_address": opts.broadcast_address,
+            "hostname": socket.gethostname(),
+            "http_port": self.nsqd.http_port,
+            "tcp_port": self.nsqd.tcp_port,
+            "start_time": self.nsqd.start_time,
+            # Go time.Duration values: nanoseconds
+            "max_heartbeat_interval": opts.max_heartbeat_interval_ms * 1_000_000,
+            "max_output_buffer_size": opts.max_output_buffer_size,
+            "max_output_buffer_timeout": opts.max_output_buffer_timeout_ms * 1_000_000,
+            "max_deflate_level": opts.max_deflate_level,
+        }
+
+    def pub(self, req: Request) -> str:
+        opts = self.nsqd.options
+        if self._content_length(req) > opts.max_msg_size or len(req.body) > opts.max_msg_size:
+            raise HTTPError(413, "MSG_TOO_BIG")
+        if not req.body:
+            raise HTTPError(400, "MSG_EMPTY")
+        params, topic = self._topic_from_query(req)
+        deferred = 0
+        raw = req.get(params, "defer")
+        if raw is not None:
+            try:
+                deferred = int(raw, 10)
+            except ValueError:
+                raise HTTPError(400, "INVALID_DEFER") from None
+            if not 0 <= deferred <= opts.max_req_timeout_ms:
+                raise HTTPError(400, "INVALID_DEFER")
+        topic.put_messages([topic.new_message(req.body, deferred)])
+        return "OK"
+
+    def mpub(self, req: Request) -> str:
+        opts = self.nsqd.options
+        if self._content_length(req) > opts.max_body_size:
+            raise HTTPError(413, "BODY_TOO_BIG")
+        params, topic = self._topic_from_query(req)
+        binary = False
+        raw = req.get(params, "binary")
+        if raw is not None:
+            binary = BOOL_PARAMS.get(raw, True)  # nsqd treats unknown values as true
+        if binary:
+            try:
+                bodies = read_mpub(req.body, opts.max_msg_size, opts.max_body_size)
+            except ClientErr as err:
+                raise HTTPError(413, err.code[2:]) from None
+        else:
+            if len(req.body) > opts.max_body_size:
+                raise HTTPError(413, "BODY_TOO_BIG")
+            bodies = []
+            for block in req.body.split(b"\n"):
+                if not block:
+                    continue
+                if len(block) > opts.max_msg_size:
+                    raise HTTPError(413, "MSG_TOO_BIG")
+                bodies.append(block)
+        topic.put_messages([topic.new_message(b) for b in bodies])
+        return "OK"
+
+    def stats(self, req: Request) -> Any:
+        params = req.params()
+        fmt = req.get(params, "format") or ""
+        topic = req.get(params, "topic") or ""
+        channel = req.get(params, "channel") or ""
+        include_clients = BOOL_PARAMS.get(req.get(params, "include_clients") or "", True)
+        include_mem = BOOL_PARAMS.get(req.get(params, "include_mem") or "", True)
+        if fmt == "json":
+            return stats_json(self.nsqd, topic, channel, include_clients, include_mem)
+        return stats_text(self.nsqd, topic, channel, include_clients, include_mem).encode()
+
+    def topic_create(self, req: Request) -> None:
+        self._topic_from_query(req)
+
+    def topic_delete(self, req: Request) -> None:
+        if not self.nsqd.delete_topic(self._topic_arg(req)):
+            raise HTTPError(404, "TOPIC_NOT_FOUND")
+
+    def topic_empty(self, req: Request) -> None:
+        name = self._topic_arg(req)
+        if not valid_topic_name(name):
+            raise HTTPError(400, "INVALID_TOPIC")
+        topic = self.nsqd.get_existing_topic(name)
+        if topic is None:
+            raise HTTPError(404, "TOPIC_NOT_FOUND")
+        topic.empty()
+
+    def _pause_topic(self, req: Request, pause: bool) -> None:
+        topic = self.nsqd.get_existing_topic(self._topic_arg(req))
+        if topic is None:
+            raise HTTPError(404, "TOPIC_NOT_FOUND")
+        topic.pause() if pause else topic.unpause()
+
+    def topic_pause(self, req: Request) -> None:
+        self._pause_topic(req, True)
+
+    def topic_unpause(self, req: Request) -> None:
+        self._pause_topic(req, False)
+
+    def channel_create(self, req: Request) -> None:
+        topic, channel_name = self._existing_topic_and_channel(req)
+        topic.get_channel(channel_name)
+
+    def channel_delete(self, req: Request) -> None:
+        topic, channel_name = self._existing_topic_and_channel(req)
+        if not topic.delete_channel(channel_name):
+            raise HTTPError(404, "CHANNEL_NOT_FOUND")
+
+    def channel_empty(self, req: Request) -> None:
+        self._existing_channel(req).empty()
+
+    def channel_pause(self, req: Request) -> None:
+        self._existing_channel(req).pause()
+
+    def channel_unpause(self, req: Request) -> None:
+        self._existing_channel(req).unpause()
+
+    # ------------------------------------------------------------ dispatch
+
+    def handle(self, req: Request) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers, body) for one request."""
+        v1_headers = {"X-NSQ-Content-Type": "nsq; version=1.0"}
+        if self.nsqd.options.tls_required_http:
+            return 403, {**v1_headers, "Content-Type": "application/json; charset=utf-8"}, \
+                b'{"message": "TLS_REQUIRED", "https_port": 0}'
+        methods = self.routes.get(req.path)
+        if methods is None:
+            return _error(404, "NOT_FOUND")
+        if req.method not in methods:
+            status, headers, body = _error(405, "METHOD_NOT_ALLOWED")
+            headers["Allow"] = ", ".join(sorted(methods))
+            return status, headers, body
+        handler, plain = methods[req.method]
+        try:
+            data = handler(req)
+        except HTTPError as err:
+            if plain:
+                return err.code, {"Content-Type": "text/plain; charset=utf-8"}, err.message.encode()
+            return _error(err.code, err.message)
+        if plain:
+            return 200, {"Content-Type": "text/plain; charset=utf-8"}, str(data).encode()
+        if data is None:
+            return 200, v1_headers, b""
+        if isinstance(data, str):
+            return 200, {**v1_headers, "Content-Type": "text/plain; charset=utf-8"}, data.encode()
+        if isinstance(data, bytes):
+            return 200, {**v1_headers, "Content-Type": "text/plain; charset=utf-8"}, data
+        return 200, {**v1_headers, "Content-Type": "application/json; charset=utf-8"}, \
+            json.dumps(data, separators=(",", ":")).encode()
+
+
+def _error(code: int, message: str) -> tuple[int, dict[str, str], bytes]:
+    return code, {"X-NSQ-Content-Type": "nsq; version=1.0",
+                  "Content-Type": "application/json; charset=utf-8"}, \
+        json.dumps({"message": message}, separators=(",", ":")).encode()
+
+
+class _Handler(tornado.web.RequestHandler):
+    SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")
+
+    def initialize(self, api: API) -> None:
+        self.api = api
+
+    def _serve(self) -> None:
+        r = self.request
+        req = Request(r.method, r.path, r.query, r.body or b"", r.headers)
+        status, headers, body = self.api.handle(req)
+        self.clear_header("Content-Type")
+        self.clear_header("Server")
+        self.set_status(status)
+        for key, value in headers.items():
+            self.set_header(key, value)
+        if r.method != "HEAD":
+            self.write(body)
+
+    get = post = put = delete = head = options = patch = lambda self, *a: self._serve()  # noqa: E731
+
+    def check_xsrf_cookie(self) -> None:
+        return None
+
+
+def start_http_server(nsqd: "NSQD", address: str) -> tuple[tornado.httpserver.HTTPServer, int]:
+    host, port = parse_address(address)
+    app = tornado.web.Application([(r".*", _Handler, {"api": API(nsqd)})],
+                                  log_function=lambda handler: None)
+    max_body = max(100 * 1024 * 1024, 2 * nsqd.options.max_body_size)
+    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=False)
+    sockets = tornado.netutil.bind_sockets(port, host, backlog=1024)
+    server.add_sockets(sockets)
+    return server, sockets[0].getsockname()[1]

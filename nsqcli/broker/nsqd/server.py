@@ -1,0 +1,195 @@
+"""NSQD: the embedded, in-memory nsqd on the running asyncio/tornado event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from typing import Any
+
+from .client import ClientV2
+from .lookup_peer import LookupPeer, fetch_lookupd_channels
+from .message import GUIDFactory
+from .options import NSQDOptions, parse_address
+from .tcp import V2Connection
+from .topic import Topic
+
+log = logging.getLogger("nsqcli.broker.nsqd")
+
+
+def make_ssl_context(options: NSQDOptions) -> ssl.SSLContext | None:
+    if not options.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(options.tls_cert, options.tls_key)
+    policy = options.tls_client_auth_policy
+    if options.tls_root_ca_file:
+        context.load_verify_locations(options.tls_root_ca_file)
+        # nsqd verifies a client certificate if one is given when it has a root CA
+        context.verify_mode = ssl.CERT_OPTIONAL
+    if policy in ("require", "require-verify"):
+        if not options.tls_root_ca_file:
+            context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+class NSQD:
+    """``NSQD(NSQDOptions(...))``; ``await start()`` binds (sets ``tcp_port``, ``http_port``)."""
+
+    def __init__(self, options: NSQDOptions | None = None) -> None:
+        self.options = options if options is not None else NSQDOptions()
+        self.topics: dict[str, Topic] = {}
+        self.clients: dict[int, ClientV2] = {}
+        self.guid = GUIDFactory()
+        self.ssl_context = make_ssl_context(self.options)
+        self.tcp_port = 0
+        self.http_port = 0
+        self.start_time = int(time.time())
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._client_ids = 0
+        self._tcp_server: asyncio.base_events.Server | None = None
+        self._http_server: Any = None
+        self._ticker: asyncio.TimerHandle | None = None
+        self._lookup_peers: list[LookupPeer] = []
+        self._tasks: set[asyncio.Task] = set()
+        self.running = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        if self.running:
+            raise RuntimeError("this NSQD is already running")
+        from .http_api import start_http_server
+
+        self.loop = asyncio.get_running_loop()
+        opts = self.options
+        host, port = parse_address(opts.tcp_address)
+        self._tcp_server = await self.loop.create_server(
+            lambda: V2Connection(self), host, port, reuse_address=True, backlog=1024)
+        self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
+        try:
+            self._http_server, self.http_port = start_http_server(self, opts.http_address)
+        except BaseException:
+            self._tcp_server.close()
+            raise
+        self.start_time = int(time.time())
+        self.running = True
+        self._schedule_tick()
+        self._lookup_peers = [LookupPeer(self, address) for address in opts.lookupd_tcp_addresses]
+        for peer in self._lookup_peers:
+            peer.start()
+
+    async def stop(self) -> None:
+        if not self.running:
+            return
+        self.running = False
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for peer in self._lookup_peers:
+            await peer.stop()
+        self._lookup_peers = []
+        self._tcp_server.close()
+        self._http_server.stop()
+        for client in list(self.clients.values()):
+            client.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.sleep(0)
+        try:
+            await asyncio.wait_for(self._tcp_server.wait_closed(), 1.0)
+        except asyncio.TimeoutError:
+            pass
+        await self._http_server.close_all_connections()
+
+    # ---------------------------------------------------------------- helpers for the parts
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.options.auth_http_addresses)
+
+    def next_client_id(self) -> int:
+        self._client_ids += 1
+        return self._client_ids
+
+    def add_client(self, client: ClientV2) -> None:
+        self.clients[client.id] = client
+
+    def remove_client(self, client: ClientV2) -> None:
+        self.clients.pop(client.id, None)
+
+    def spawn(self, coro: Any) -> asyncio.Task:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---------------------------------------------------------------- topics
+
+    def get_topic(self, name: str) -> Topic:
+        topic = self.topics.get(name)
+        if topic is not None:
+            return topic
+        topic = Topic(name, self)
+        self.topics[name] = topic
+        self.notify_lookupd(name, None, register=True)
+        http_addresses = [p.http_address for p in self._lookup_peers if p.http_address]
+        if http_addresses:
+            # nsqd pre-creates the channels lookupd knows before the topic starts flowing
+            topic.started = False
+            self.spawn(self._precreate_channels(topic, http_addresses))
+        return topic
+
+    async def _precreate_channels(self, topic: Topic, http_addresses: list[str]) -> None:
+        try:
+            names = await fetch_lookupd_channels(topic.name, http_addresses)
+            for name in names:
+                if not name.endswith("#ephemeral") and not topic.exiting:
+                    topic.get_channel(name)
+        finally:
+            topic.start()
+
+    def get_existing_topic(self, name: str) -> Topic | None:
+        return self.topics.get(name)
+
+    def delete_topic(self, name: str) -> bool:
+        topic = self.topics.pop(name, None)
+        if topic is None:
+            return False
+        self.notify_lookupd(name, None, register=False)
+        topic.close()
+        return True
+
+    def notify_lookupd(self, topic: str, channel: str | None, register: bool) -> None:
+        for peer in self._lookup_peers:
+            peer.notify(topic, channel, register)
+
+    # ---------------------------------------------------------------- the one ticker
+
+    def _schedule_tick(self) -> None:
+        self._ticker = self.loop.call_later(self.options.queue_scan_interval_ms / 1000.0, self._tick)
+
+    def _tick(self) -> None:
+        if not self.running:
+            return
+        now = self.now()
+        try:
+            for topic in list(self.topics.values()):
+                for channel in list(topic.channels.values()):
+                    channel.scan(now)
+            for client in list(self.clients.values()):
+                interval = client.heartbeat_interval
+                if interval <= 0 or client.closed:
+                    continue
+                if now - client.last_read > 2 * interval:
+                    log.info("%r: no data for %.1fs, closing", client, now - client.last_read)
+                    client.close()
+                elif now >= client.next_heartbeat:
+                    client.next_heartbeat = now + interval
+                    client.send_heartbeat()
+        finally:
+            self._schedule_tick()

@@ -1,0 +1,261 @@
+"""One TCP connection speaking protocol V2: magic, command reading, upgrades, suspension.
+
+Commands are read step by step from a :class:`CommandReader` so a body command's params and size
+are checked before its body arrives (nsqd reads its socket the same way). A handler that must wait
+(AUTH's HTTP call, the TLS handshake) suspends command processing; bytes that arrive meanwhile
+are buffered and processed in order afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from nsqcli.lib.protocol.commands import CommandReader, parse_command_line
+from nsqcli.lib.protocol.compression import make_codec
+from nsqcli.lib.protocol.constants import FRAME_TYPE_ERROR, MAGIC_V2
+from nsqcli.lib.protocol.errors import ProtocolError
+from nsqcli.lib.protocol.frames import encode_frame
+
+from . import protocol_v2
+from .client import ClientV2
+from .protocol_v2 import ClientErr
+
+if TYPE_CHECKING:
+    from .server import NSQD
+
+log = logging.getLogger("nsqcli.broker.nsqd")
+
+TLS_HANDSHAKE_TIMEOUT = 5.0
+#: nsqd reads command lines through a 16 KiB bufio.Reader; longer lines end the connection.
+MAX_LINE_LENGTH = 16 * 1024
+
+
+class V2Connection(asyncio.Protocol):
+    def __init__(self, nsqd: "NSQD") -> None:
+        self.nsqd = nsqd
+        self.transport: Any = None
+        self.client: ClientV2 = None  # type: ignore[assignment]
+        self.remote_ip = ""
+        self._reader = CommandReader(MAX_LINE_LENGTH)
+        self._magic_ok = False
+        self._pending: tuple[protocol_v2.BodyCommand, tuple[bytes, ...]] | None = None
+        self._size_checked = False
+        self._busy = False
+        self._closed = False
+        self._codec: Any = None
+        self._task: asyncio.Task | None = None
+
+    # ---------------------------------------------------------------- transport events
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.remote_ip = str(peer[0])
+        host = f"[{peer[0]}]" if ":" in str(peer[0]) else str(peer[0])
+        address = f"{host}:{peer[1]}"
+        self.client = ClientV2(self.nsqd.next_client_id(), self.nsqd, address,
+                               self._write, self._close_transport)
+        self.nsqd.add_client(self.client)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closed:
+            return
+        if self._codec is not None:
+            try:
+                data = self._codec.decompress(data)
+            except ProtocolError as exc:
+                log.info("%r: %s", self.client, exc)
+                self.client.close()
+                return
+        self.client.last_read = self.nsqd.now()
+        self._reader.feed(data)
+        if not self._busy:
+            self._process()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        client = self.client
+        if client is None:
+            return
+        client.closed = True
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if client.channel is not None:
+            client.channel.remove_client(client)
+        self.nsqd.remove_client(client)
+
+    # ---------------------------------------------------------------- output
+
+    def _write(self, data: bytes) -> None:
+        if self._codec is not None:
+            data = self._codec.compress(data)
+        if not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _close_transport(self) -> None:
+        self._closed = True
+        self.transport.close()
+
+    # ---------------------------------------------------------------- command processing
+
+    def _process(self) -> None:
+        reader = self._reader
+        try:
+            while not self._closed and not self._busy:
+                if not self._magic_ok:
+                    magic = reader.read_exact(4)
+                    if magic is None:
+                        return
+                    if magic != MAGIC_V2:
+                        self.transport.write(encode_frame(FRAME_TYPE_ERROR, b"E_BAD_PROTOCOL"))
+                        self.client.close()
+                        return
+                    self._magic_ok = True
+                    continue
+                if self._pending is not None:
+                    if not self._continue_body():
+                        return
+                    continue
+                line = reader.read_line()
+                if line is None:
+                    return
+                self._command(line)
+        except ProtocolError as exc:  # a line longer than nsqd's read buffer
+            log.info("%r: %s", self.client, exc)
+            self.client.close()
+
+    def _command(self, line: bytes) -> None:
+        name, params = parse_command_line(line)
+        params = (name,) + params
+        try:
+            if name != b"IDENTIFY":
+                protocol_v2.enforce_tls_policy(self, name)
+            spec = protocol_v2.BODY_COMMANDS.get(name)
+            if spec is not None:
+                result = spec.pre(self, params)
+                self._pending = (spec, params)
+                self._size_checked = False
+                if inspect.isawaitable(result):
+                    self._suspend(result, respond=False)
+                return
+            handler = protocol_v2.SIMPLE_COMMANDS.get(name)
+            if handler is None:
+                raise ClientErr("E_INVALID", f"invalid command {name.decode('utf-8', 'replace')}")
+            self._respond(handler(self, params))
+        except ClientErr as err:
+            self._fail(err)
+
+    def _continue_body(self) -> bool:
+        """Advance the pending body command; False while more bytes are needed."""
+        spec, params = self._pending  # type: ignore[misc]
+        reader = self._reader
+        size = reader.peek_size()
+        if size is None:
+            return False
+        try:
+            if not self._size_checked:
+                spec.check_size(self, params, size)
+                self._size_checked = True
+            if reader.buffered < 4 + size:
+                return False
+            reader.read_size()
+            body = reader.read_exact(size)
+            self._pending = None
+            self._respond(spec.run(self, params, body))
+        except ClientErr as err:
+            self._pending = None
+            self._fail(err)
+        return True
+
+    def _respond(self, result: Any) -> None:
+        if inspect.isawaitable(result):
+            self._suspend(result, respond=True)
+        elif result is not None:
+            self.client.send_response(result)
+
+    def _fail(self, err: ClientErr) -> None:
+        self.client.send_error(err.frame_data())
+        if err.fatal:
+            self.client.close()
+
+    def _suspend(self, awaitable: Any, respond: bool) -> None:
+        self._busy = True
+        self._task = asyncio.ensure_future(self._finish(awaitable, respond))
+
+    async def _finish(self, awaitable: Any, respond: bool) -> None:
+        try:
+            result = await awaitable
+        except ClientErr as err:
+            self._pending = None
+            self._fail(err)
+            result = None
+        except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+            log.info("%r: %s", self.client, exc)
+            self.client.close()
+            return
+        if self._closed:
+            return
+        if respond and result is not None:
+            self.client.send_response(result)
+        self._busy = False
+        self._process()
+
+    # ---------------------------------------------------------------- upgrades
+
+    def upgrade_compression(self, kind: str, level: int) -> None:
+        """Switch both directions to snappy/deflate and confirm with a compressed OK."""
+        self.client.flush()
+        leftover = self._reader
+        self._codec = make_codec(kind, level)
+        if kind == "snappy":
+            self.client.snappy = True
+        else:
+            self.client.deflate = True
+        # anything already buffered arrived compressed: run it through the new codec
+        rest = leftover.read_exact(leftover.buffered) if leftover.buffered else b""
+        self.client.send_response(protocol_v2.OK)
+        if rest:
+            self._reader.feed(self._codec.decompress(rest))
+
+    async def upgrade_tls(self, compression: tuple[str, int] | None) -> None:
+        self.client.flush()
+        loop = asyncio.get_running_loop()
+        transport = await loop.start_tls(
+            self.transport, self, self.nsqd.ssl_context, server_side=True,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        if transport is None:
+            raise OSError("TLS upgrade failed")
+        self.transport = transport
+        self.client.tls = True
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            cipher = ssl_object.cipher() or ("", "", 0)
+            self.client.tls_info = {"cipher": cipher[0], "version": _tls_version(ssl_object.version())}
+        self.client.send_response(protocol_v2.OK)
+        if compression:
+            self.upgrade_compression(*compression)
+
+    def tls_common_name(self) -> str:
+        if not self.client.tls:
+            return ""
+        cert = self.transport.get_extra_info("peercert") or {}
+        for rdn in cert.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    return value
+        return ""
+
+
+def _tls_version(name: str | None) -> str:
+    return {"TLSv1": "TLS1.0", "TLSv1.1": "TLS1.1", "TLSv1.2": "TLS1.2",
+            "TLSv1.3": "TLS1.3"}.get(name or "", name or "")
