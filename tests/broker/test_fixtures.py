@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -219,3 +222,130 @@ def test_markers_skip_by_mode(pytester, monkeypatch):
     result = pytester.runpytest("-p", "nsqcli.testing", "-rs", "-s")
     result.assert_outcomes(passed=2, skipped=1)
     result.stdout.fnmatch_lines(["*REAL_NSQ=True*", "*embedded broker only*"])
+
+
+# ---------------------------------------------------------------------------------------------
+# BrokerThread
+
+
+def test_broker_thread_runs_coroutines_and_propagates_errors():
+    from nsqcli.broker.thread import BrokerThread
+
+    async def where(value):
+        await asyncio.sleep(0)
+        return value, threading.current_thread().name
+
+    async def fail():
+        raise KeyError("boom")
+
+    with BrokerThread(name="test-broker") as thread:
+        assert thread.call(where, 7) == (7, "test-broker")
+        with pytest.raises(KeyError, match="boom"):
+            thread.call(fail)
+        with pytest.raises(TimeoutError, match="did not finish"):
+            thread.call(asyncio.sleep, 5, timeout=0.05)
+    assert not thread.running
+    with pytest.raises(RuntimeError, match="not running"):
+        thread.call(where, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Real mode, with a stand-in daemon (no NSQ binaries here): flags, /ping wait, restart, failures
+
+FAKE_DAEMON = r'''
+import http.server, json, os, sys
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if "=" in a)
+if "fail" in args.get("data-path", "") or os.environ.get("FAKE_DAEMON_FAIL"):
+    print("boom: cannot start", flush=True)
+    sys.exit(3)
+with open(os.environ["FAKE_DAEMON_ARGV"], "a") as out:
+    out.write(json.dumps(sys.argv[1:]) + "\n")
+host, port = args["http-address"].rsplit(":", 1)
+class Ping(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"OK")
+    def log_message(self, *a): pass
+http.server.HTTPServer((host, int(port)), Ping).serve_forever()
+'''
+
+
+@pytest.fixture
+def fake_daemon(tmp_path, monkeypatch):
+    script = tmp_path / "fake-nsqd"
+    script.write_text(f"#!{sys.executable}\n{FAKE_DAEMON}")
+    script.chmod(0o755)
+    argv_log = tmp_path / "argv.jsonl"
+    monkeypatch.setenv("FAKE_DAEMON_ARGV", str(argv_log))
+    assert os.access(script, os.X_OK)
+    return str(script), argv_log
+
+
+def test_nsqd_flags_map_option_names():
+    from nsqcli.broker.daemons import UnsupportedOption, nsqd_flags
+
+    flags = nsqd_flags({"max_msg_size": 10, "msg_timeout_ms": 1500, "snappy": False,
+                        "tls_required": True, "tls_cert": "/c.pem",
+                        "auth_http_addresses": ["127.0.0.1:1", "127.0.0.1:2"],
+                        "lookupd_tcp_addresses": ["127.0.0.1:3"], "queue_scan_interval_ms": 5,
+                        "tls_key": None})
+    assert flags == ["--max-msg-size=10", "--msg-timeout=1500ms", "--snappy=false",
+                     "--tls-required=true", "--tls-cert=/c.pem",
+                     "--auth-http-address=127.0.0.1:1", "--auth-http-address=127.0.0.1:2",
+                     "--lookupd-tcp-address=127.0.0.1:3"]
+    assert nsqd_flags({"tls_required": "tcp-https"}) == ["--tls-required=tcp-https"]
+    with pytest.raises(UnsupportedOption, match="client_timeout_ms"):
+        nsqd_flags({"client_timeout_ms": 1000})
+
+
+def test_real_daemon_starts_restarts_on_same_ports_and_stops(fake_daemon):
+    from nsqcli.testing import make_nsqd
+
+    binary, argv_log = fake_daemon
+    handle = make_nsqd({"max_rdy_count": 5, "lookupd_tcp_address": "127.0.0.1:9"}, binary=binary)
+    try:
+        handle.start()
+        assert handle.real and handle.ping()
+        ports = (handle.tcp_port, handle.http_port)
+        (argv,) = [json.loads(line) for line in argv_log.read_text().splitlines()]
+        assert f"--tcp-address=127.0.0.1:{handle.tcp_port}" in argv
+        assert f"--http-address=127.0.0.1:{handle.http_port}" in argv
+        assert "--broadcast-address=127.0.0.1" in argv
+        assert "--max-rdy-count=5" in argv and "--lookupd-tcp-address=127.0.0.1:9" in argv
+        data_path = [a for a in argv if a.startswith("--data-path=")][0].split("=", 1)[1]
+        assert os.path.isdir(data_path)
+        handle.stop()
+        assert not handle.ping()
+        handle.start()
+        assert (handle.tcp_port, handle.http_port) == ports and handle.ping()
+    finally:
+        handle.close()
+    assert not handle.ping()
+    assert not os.path.exists(data_path)
+
+
+def test_real_daemon_that_fails_reports_its_output(fake_daemon, monkeypatch):
+    from nsqcli.testing import make_nsqlookupd
+
+    monkeypatch.setenv("FAKE_DAEMON_FAIL", "1")
+    handle = make_nsqlookupd({"tombstone_lifetime_ms": 100}, binary=fake_daemon[0])
+    with pytest.raises(RuntimeError, match=r"(?s)nsqlookupd exited with 3.*boom: cannot start"):
+        handle.start()
+    handle.close()
+
+
+def test_fixtures_in_real_mode_use_the_binaries(pytester, fake_daemon, monkeypatch):
+    binary, argv_log = fake_daemon
+    pytester.makepyfile("""
+        def test_real(nsqd, nsqlookupd, real_nsq):
+            assert real_nsq and nsqd.real and nsqlookupd.real
+            assert nsqd.ping() and nsqlookupd.ping()
+
+        def test_option_without_a_flag_is_skipped(nsqd_factory):
+            nsqd_factory(client_timeout_ms=1000)
+    """)
+    monkeypatch.setenv("NSQCLI_TEST_NSQD", binary)
+    monkeypatch.setenv("NSQCLI_TEST_NSQLOOKUPD", binary)
+    result = pytester.runpytest("-p", "nsqcli.testing", "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*no command-line flag for option 'client_timeout_ms'*"])
+    assert len(argv_log.read_text().splitlines()) == 2
