@@ -1,0 +1,168 @@
+"""Batches for :mod:`nsqcli.publisher`: records cut into MPUB commands within nsqd's limits.
+
+Pure (no I/O): cutting a run of records into batches by count and MPUB body bytes, encoding
+MPUB/DPUB commands with the protocol core, record numbering, and reading nsqd's size limits out
+of its ``E_BAD_MESSAGE`` / ``E_BAD_BODY`` descriptions ("MPUB message too big 2000 > 1024").
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from itertools import accumulate
+from struct import Struct
+from typing import Iterator, Sequence
+
+from .exit_codes import ToolError
+from .lib.protocol import commands
+from .lib.protocol.constants import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_MSG_SIZE
+
+_pack_int32 = Struct(">l").pack
+MPUB_OVERHEAD_PER_RECORD = 4  # the int32 length in front of each record
+MPUB_BODY_HEADER = 4  # the int32 count
+
+__all__ = [
+    "Batch", "Limits", "Numbers", "cut_batches", "encode_batch", "join_numbers", "limit_from_error",
+    "oversized_error", "split_oversized",
+]
+
+
+class Numbers:
+    """1-based input record numbers of a run of records: contiguous (``first``) or listed."""
+
+    __slots__ = ("first", "listed")
+
+    def __init__(self, first: int, listed: list[int] | None = None) -> None:
+        self.first = first
+        self.listed = listed
+
+    def slice(self, start: int, stop: int) -> "Numbers":
+        if self.listed is None:
+            return Numbers(self.first + start)
+        return Numbers(self.listed[start] if start < len(self.listed) else 0, self.listed[start:stop])
+
+    def at(self, index: int) -> int:
+        return self.first + index if self.listed is None else self.listed[index]
+
+    def all(self, count: int) -> list[int]:
+        return list(range(self.first, self.first + count)) if self.listed is None else list(self.listed)
+
+
+class Limits:
+    """nsqd's size limits as far as they are known, and the batch targets derived from them."""
+
+    def __init__(
+        self,
+        max_msg_size: int | None = None,
+        max_body_size: int | None = None,
+        batch_count: int = 1000,
+        batch_bytes: int = 256 * 1024,
+    ) -> None:
+        self.max_msg_size = max_msg_size or DEFAULT_MAX_MSG_SIZE
+        self.max_body_size = max_body_size or DEFAULT_MAX_BODY_SIZE
+        self.batch_count = max(1, batch_count)
+        self.batch_bytes = max(1, batch_bytes)
+
+    @property
+    def body_budget(self) -> int:
+        """Most record bytes (with their length prefixes) one MPUB may carry."""
+        return min(self.batch_bytes, self.max_body_size - MPUB_BODY_HEADER)
+
+    @property
+    def max_count(self) -> int:
+        # nsqd: count must be <= (max-body-size - 4) / 5
+        return max(1, min(self.batch_count, (self.max_body_size - MPUB_BODY_HEADER) // 5))
+
+
+class Batch:
+    """Records published together (one MPUB, or one DPUB per record) and their bookkeeping."""
+
+    __slots__ = (
+        "records", "numbers", "commands", "pending", "failed", "failed_since", "size", "parent",
+        "skipped",
+    )
+
+    def __init__(self, records: list[bytes], numbers: Numbers, cmds: list[bytes], size: int) -> None:
+        self.records = records
+        self.numbers = numbers
+        self.commands = cmds  # one MPUB, or one DPUB per record
+        self.pending = 0  # destinations still to acknowledge (fan-out: several)
+        self.failed = False
+        self.failed_since: float | None = None
+        self.size = size  # encoded bytes
+        self.parent: Batch | None = None  # set on the pieces of a batch re-cut under new limits
+        self.skipped: set[int] | None = None  # indexes dropped as oversized after submission
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __repr__(self) -> str:
+        return f"<Batch records={len(self.records)} first={self.numbers.at(0) if self.records else 0}>"
+
+
+def encode_batch(topic: bytes, records: list[bytes], numbers: Numbers, defer_ms: int | None) -> Batch:
+    if defer_ms is None:
+        body = commands.mpub_body(records)
+        command = b"MPUB " + topic + b"\n" + _pack_int32(len(body)) + body
+        return Batch(records, numbers, [command], len(command))
+    cmds = [commands.dpub(topic, defer_ms, record) for record in records]
+    return Batch(records, numbers, cmds, sum(map(len, cmds)))
+
+
+def cut_batches(records: Sequence[bytes], limits: Limits) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` slices of ``records`` that each fit one MPUB by count and bytes."""
+    total = len(records)
+    if total == 0:
+        return
+    budget = limits.body_budget
+    max_count = limits.max_count
+    sizes = list(accumulate(len(r) + MPUB_OVERHEAD_PER_RECORD for r in records))
+    if sizes[-1] <= budget and total <= max_count:
+        yield 0, total
+        return
+    start, base = 0, 0
+    while start < total:
+        stop = bisect_right(sizes, base + budget, lo=start)
+        stop = min(max(stop, start + 1), start + max_count)  # at least one record per batch
+        yield start, stop
+        base = sizes[stop - 1]
+        start = stop
+
+
+def join_numbers(first: Numbers, first_count: int, second: Numbers, total: int) -> Numbers:
+    """Numbers of two runs joined; stays contiguous (no list) in the common case."""
+    if first.listed is None and second.listed is None and first.first + first_count == second.first:
+        return Numbers(first.first)
+    return Numbers(0, first.all(first_count) + second.all(total - first_count))
+
+
+def split_oversized(
+    records: Sequence[bytes], numbers: Numbers, limit: int
+) -> tuple[list[bytes], list[int], list[tuple[int, int]]]:
+    """``(kept records, their numbers, [(index, number) of each record over limit])``."""
+    kept: list[bytes] = []
+    kept_numbers: list[int] = []
+    oversized: list[tuple[int, int]] = []
+    for index, record in enumerate(records):
+        if len(record) > limit:
+            oversized.append((index, numbers.at(index)))
+        else:
+            kept.append(record)
+            kept_numbers.append(numbers.at(index))
+    return kept, kept_numbers, oversized
+
+
+def oversized_error(number: int, size: int, limit: int) -> ToolError:
+    return ToolError(
+        f"record {number} is {size} bytes, larger than nsqd's max-msg-size {limit} "
+        "(use --skip-oversized to skip such records)"
+    )
+
+
+_LIMIT = re.compile(r">\s*(\d+)\s*$")
+
+
+def limit_from_error(description: str) -> int | None:
+    """The limit in nsqd's ``"... too big 2000 > 1024"`` error descriptions, if present."""
+    match = _LIMIT.search(description.strip())
+    return int(match.group(1)) if match else None

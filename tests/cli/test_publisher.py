@@ -1,0 +1,288 @@
+"""The publish engine against an in-memory nsqd: batching, limits, retries, exact accounting."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from nsqcli.exit_codes import AddressError
+from nsqcli.publisher import FAN_OUT, Publisher, PublisherConfig
+from nsqcli.publisher_batch import Limits, Numbers, cut_batches, limit_from_error
+
+from fake_publish import FakeNsqd
+
+
+def make(nsqds, **options):
+    by_address = {n.address: n for n in nsqds}
+
+    async def connect(address, kwargs, timeout):
+        return await by_address[address].connect(address, kwargs, timeout)
+
+    config = PublisherConfig(topic="t", addresses=[n.address for n in nsqds], **options)
+    logs: list[str] = []
+    return Publisher(config, connect=connect, log=logs.append), logs
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 10))
+
+
+def records(n, start=1):
+    return [b"%d" % i for i in range(start, start + n)]
+
+
+def test_cut_batches_respects_count_and_bytes():
+    limits = Limits(max_msg_size=100, max_body_size=1000, batch_count=3, batch_bytes=10_000)
+    assert list(cut_batches([b"x"] * 7, limits)) == [(0, 3), (3, 6), (6, 7)]
+    limits = Limits(max_msg_size=100, max_body_size=4 + 3 * 24, batch_count=100)
+    # each record costs 20 + 4 bytes: 3 fit in the body budget
+    assert list(cut_batches([b"y" * 20] * 7, limits)) == [(0, 3), (3, 6), (6, 7)]
+
+
+def test_limit_from_error_reads_nsqds_text():
+    assert limit_from_error("MPUB message too big 2000 > 1024") == 1024
+    assert limit_from_error("MPUB body too big 9 > 8") == 8
+    assert limit_from_error("something else") is None
+
+
+def test_numbers_slices_and_lists():
+    assert Numbers(5).slice(2, 4).all(2) == [7, 8]
+    assert Numbers(0, [1, 3, 9]).slice(1, 3).all(2) == [3, 9]
+
+
+def test_everything_published_in_order_and_acknowledged():
+    nsqd = FakeNsqd()
+
+    async def main():
+        publisher, _ = make([nsqd], batch_count=100)
+        await publisher.start()
+        for start in range(1, 10_001, 1000):
+            assert await publisher.publish(records(1000, start))
+        return await publisher.close()
+
+    report = run(main())
+    assert nsqd.messages == records(10_000)
+    assert (report.submitted, report.acknowledged, report.not_acknowledged) == (10_000, 10_000, 0)
+    assert len(nsqd.commands) >= 100 and all(c.startswith(b"MPUB t") for c in nsqd.commands)
+
+
+def test_empty_records_are_skipped_and_numbering_counts_them():
+    nsqd = FakeNsqd(max_msg_size=3)
+
+    async def main():
+        publisher, _ = make([nsqd], skip_oversized=True)
+        await publisher.start()
+        await publisher.publish([b"a", b"", b"toolong", b"b"])
+        return await publisher.close()
+
+    report, = [run(main())]
+    assert nsqd.messages == [b"a", b"b"]
+    assert report.skipped_empty == 1 and report.skipped_oversized == 1
+    assert report.submitted == report.acknowledged == 2
+
+
+def test_oversized_record_stops_with_its_number():
+    nsqd = FakeNsqd(max_msg_size=4)
+
+    async def main():
+        publisher, _ = make([nsqd], max_msg_size=4)
+        await publisher.start()
+        ok = await publisher.publish([b"a", b"", b"b", b"12345", b"c"])
+        return ok, await publisher.close()
+
+    ok, report = run(main())
+    assert ok is False
+    assert "record 4 is 5 bytes" in report.error.message
+    assert nsqd.messages == [b"a", b"b"]
+    assert report.not_acknowledged == 2 and [n for n, _ in report.failed] == [4, 5]
+
+
+def test_learns_smaller_max_msg_size_from_nsqd_and_recuts():
+    nsqd = FakeNsqd(max_msg_size=10)
+
+    async def main():
+        publisher, logs = make([nsqd], skip_oversized=True)
+        await publisher.start()
+        await publisher.publish([b"short", b"x" * 11, b"also"])
+        return await publisher.close(), logs
+
+    report, logs = run(main())
+    assert nsqd.messages == [b"short", b"also"]
+    assert report.acknowledged == 2 and report.skipped_oversized == 1
+    assert report.not_acknowledged == 0 and report.submitted == 2
+    assert any("max-msg-size is 10" in line for line in logs)
+
+
+def test_learns_max_body_size_and_splits():
+    nsqd = FakeNsqd(max_body_size=60)
+
+    async def main():
+        publisher, _ = make([nsqd])
+        await publisher.start()
+        await publisher.publish([b"r%02d" % i for i in range(30)])
+        return await publisher.close()
+
+    report = run(main())
+    assert sorted(nsqd.messages) == [b"r%02d" % i for i in range(30)]
+    assert report.acknowledged == 30
+
+
+def test_connection_lost_batches_are_resent():
+    nsqd = FakeNsqd()
+
+    async def main():
+        publisher, _ = make([nsqd], batch_count=10)
+        await publisher.start()
+        nsqd.hold = True
+        await publisher.publish(records(35))
+        await asyncio.sleep(0.01)
+        nsqd.drop()
+        nsqd.hold = False
+        return await publisher.close()
+
+    report = run(main())
+    assert sorted(nsqd.messages, key=int) == records(35)
+    assert report.acknowledged == 35 and nsqd.connects == 2
+
+
+def test_retry_timeout_gives_exact_unacknowledged_count():
+    nsqd = FakeNsqd()
+
+    async def main():
+        publisher, _ = make([nsqd], batch_count=10, retry_timeout=0.2)
+        await publisher.start()
+        await publisher.publish(records(20))
+        await asyncio.sleep(0.05)
+        nsqd.hold = True
+        nsqd.refuse = True
+        await publisher.publish(records(25, 21))
+        await asyncio.sleep(0.01)
+        nsqd.drop()
+        more = await publisher.publish(records(5, 46))
+        return more, await publisher.close()
+
+    _, report = run(main())
+    assert report.acknowledged == len(nsqd.messages) == 20
+    assert report.submitted == 50 and report.not_acknowledged == 30
+    assert [n for n, _ in report.failed] == list(range(21, 51))
+    assert "no nsqd reachable" in report.error.message
+
+
+def test_unreachable_at_start_is_an_address_error():
+    nsqd = FakeNsqd()
+    nsqd.refuse = True
+
+    async def main():
+        publisher, _ = make([nsqd])
+        await publisher.start()
+
+    with pytest.raises(AddressError) as info:
+        run(main())
+    assert "127.0.0.1:4150" in info.value.message and "refused" in info.value.message
+
+
+def test_round_robin_spreads_and_survives_one_dead_nsqd():
+    a, b = FakeNsqd("a:1"), FakeNsqd("b:2")
+    b.refuse = True
+
+    async def main():
+        publisher, logs = make([a, b], batch_count=10)
+        await publisher.start()
+        await publisher.publish(records(100))
+        b.refuse = False
+        await asyncio.sleep(0.2)
+        await publisher.publish(records(100, 101))
+        return await publisher.close(), logs
+
+    report, logs = run(main())
+    assert sorted(a.messages + b.messages, key=int) == records(200)
+    assert b.messages, "the nsqd that came back gets batches again"
+    assert report.acknowledged == 200
+
+
+def test_fan_out_sends_every_record_to_every_nsqd():
+    a, b = FakeNsqd("a:1"), FakeNsqd("b:2")
+
+    async def main():
+        publisher, _ = make([a, b], mode=FAN_OUT, batch_count=7)
+        await publisher.start()
+        await publisher.publish(records(50))
+        return await publisher.close()
+
+    report = run(main())
+    assert a.messages == b.messages == records(50)
+    assert report.acknowledged == 50
+
+
+def test_fan_out_counts_records_missing_from_one_nsqd():
+    a, b = FakeNsqd("a:1"), FakeNsqd("b:2")
+
+    async def main():
+        publisher, _ = make([a, b], mode=FAN_OUT, batch_count=10, retry_timeout=0.2)
+        await publisher.start()
+        await publisher.publish(records(10))
+        await asyncio.sleep(0.05)
+        b.refuse = True
+        b.drop()
+        await publisher.publish(records(10, 11))
+        return await publisher.close()
+
+    report = run(main())
+    assert a.messages == records(20) and b.messages == records(10)
+    assert report.acknowledged == 10 and report.not_acknowledged == 10
+
+
+def test_fatal_error_stops_and_names_the_address():
+    nsqd = FakeNsqd()
+    nsqd.error_code = "E_BAD_TOPIC"
+
+    async def main():
+        publisher, _ = make([nsqd])
+        await publisher.start()
+        await publisher.publish(records(5))
+        return await publisher.close()
+
+    report = run(main())
+    assert report.not_acknowledged == 5
+    assert "127.0.0.1:4150" in report.error.message and "E_BAD_TOPIC" in report.error.message
+
+
+def test_defer_uses_dpub():
+    nsqd = FakeNsqd()
+
+    async def main():
+        publisher, _ = make([nsqd], defer_ms=1500)
+        await publisher.start()
+        await publisher.publish(records(3))
+        return await publisher.close()
+
+    report = run(main())
+    assert nsqd.deferred == [(1500, b"1"), (1500, b"2"), (1500, b"3")]
+    assert report.acknowledged == 3
+
+
+def test_rate_limits_records_per_second():
+    nsqd = FakeNsqd()
+
+    async def main():
+        publisher, _ = make([nsqd], rate=200)
+        await publisher.start()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await publisher.publish(records(60))
+        report = await publisher.close()
+        return report, loop.time() - started
+
+    report, elapsed = run(main())
+    assert report.acknowledged == 60
+    assert 0.2 <= elapsed < 2.0  # 60 records at 200/s with a 1 s burst cap ... at least 0.25 s
+
+
+def test_config_validation():
+    with pytest.raises(ValueError):
+        PublisherConfig(topic="t", addresses=[])
+    with pytest.raises(ValueError):
+        PublisherConfig(topic="t", addresses=["a:1"], mode="random")
+    with pytest.raises(ValueError):
+        PublisherConfig(topic="t", addresses=["a:1"], rate=0)
