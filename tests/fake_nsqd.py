@@ -84,10 +84,12 @@ class FakePeer:
         self.identify: dict | None = None
         self.auth_secret: bytes | None = None
         self.closed = False
+        self.tls_error: BaseException | None = None
         self._parser = CommandParser()
         self._parsed: deque[Command] = deque()
         self._codec: Codec | None = None
         self._next_id = 0
+        self._last_write: Any = None
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class FakePeer:
         if self._codec is not None:
             data = self._codec.compress(data)
         try:
-            self.stream.write(data)
+            self._last_write = self.stream.write(data)
         except StreamClosedError:
             self.closed = True
 
@@ -161,7 +163,8 @@ class FakePeer:
 
     def close(self) -> None:
         self.closed = True
-        self.stream.close()
+        if self.stream.socket is not None:
+            self.stream.close()
 
     async def wait_closed(self, timeout: float = 5.0) -> None:
         """Until the client closed the connection (reads and records what it still sends)."""
@@ -200,7 +203,12 @@ class FakePeer:
         self.send_response(json.dumps(reply).encode())
         if tls:
             await self._settle()
-            self.stream = await self.stream.start_tls(True, ssl_options=server.tls_context)
+            try:
+                self.stream = await self.stream.start_tls(True, ssl_options=server.tls_context)
+            except (ssl.SSLError, StreamClosedError, OSError) as exc:
+                self.tls_error = exc  # the client refused us (or went away): not a script error
+                self.closed = True
+                return self.identify
             self.send_response(b"OK")
         if snappy or deflate:
             await self._settle()
@@ -223,8 +231,8 @@ class FakePeer:
 
     async def _settle(self) -> None:
         # an upgrade needs the plaintext reply flushed first (tornado refuses start_tls otherwise)
-        while self.stream._write_buffer_size:  # noqa: SLF001 - test helper
-            await asyncio.sleep(0.001)
+        if self._last_write is not None:
+            await self._last_write
 
     async def serve(self) -> None:
         """Answer commands like nsqd until the client closes (see the module docstring)."""
@@ -322,7 +330,7 @@ class FakeNSQD:
             self._server.stop()
             self._server = None
         for peer in self.peers:
-            if not peer.stream.closed():
+            if peer.stream.socket is not None and not peer.stream.closed():
                 peer.stream.close()
         for task in list(self._tasks):
             task.cancel()
@@ -350,7 +358,8 @@ class FakeNSQD:
             pass
         except Exception as exc:  # a broken script must fail the test, not vanish in a log
             self.errors.append(exc)
-            stream.close()
+            if peer.stream.socket is not None:
+                peer.stream.close()
         finally:
             if task is not None:
                 self._tasks.discard(task)

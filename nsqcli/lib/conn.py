@@ -114,6 +114,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self._stage_timer: asyncio.TimerHandle | None = None
         self._stale_timer: asyncio.TimerHandle | None = None
         self._tls_pending = False
+        self._tls_future: asyncio.Future | None = None
         self._recv_mark = 0.0
 
     # ---- identity and state (pynsq) ---------------------------------------------------------
@@ -241,7 +242,8 @@ class AsyncConn(CommandsMixin, EventedMixin):
     async def _read_loop(self) -> None:
         while self.state != DISCONNECTED:
             stream = self.stream
-            assert stream is not None
+            if stream is None:
+                return
             try:
                 data = await stream.read_bytes(READ_CHUNK_SIZE, partial=True)
             except StreamClosedError as exc:
@@ -257,17 +259,24 @@ class AsyncConn(CommandsMixin, EventedMixin):
 
     async def _upgrade_tls(self) -> None:
         stream = self.stream
-        assert stream is not None and self._protocol is not None
+        if stream is None or self._protocol is None:
+            return
         if self._last_write is not None:
             await self._last_write  # start_tls needs an idle stream
+        # the old stream gives its socket away; closing during the handshake cancels this
+        # future, which closes the new TLS stream (see _close)
+        self._tls_future = stream.start_tls(
+            False, ssl_options=self._options.ssl_context, server_hostname=self.host)
+        self.stream = None
         try:
-            self.stream = await stream.start_tls(
-                False, ssl_options=self._options.ssl_context, server_hostname=self.host)
-        except Exception as exc:  # noqa: BLE001
+            self.stream = await self._tls_future
+        except (Exception, asyncio.CancelledError) as exc:
             if self.state == DISCONNECTED:  # the stage timer (or close()) got there first
                 return
             cause = getattr(exc, "real_error", None) or exc
             raise TLSHandshakeError(f"TLS handshake with nsqd at {self} failed: {cause}") from cause
+        finally:
+            self._tls_future = None
         self.stream.set_nodelay(True)
         self._protocol.tls_established()
 
@@ -405,6 +414,8 @@ class AsyncConn(CommandsMixin, EventedMixin):
             self._flush_handle.cancel()
             self._flush_handle = None
         self._output.clear()
+        if self._tls_future is not None:
+            self._tls_future.cancel()
         if self.stream is not None:
             self.stream.close()
         if self._protocol is not None:

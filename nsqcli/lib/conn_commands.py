@@ -75,7 +75,9 @@ class CommandsMixin:
     def write_buffer_size(self) -> int:
         """Bytes queued but not yet taken by the socket."""
         stream = self.stream
-        return self._output_size + (stream._write_buffer_size if stream is not None else 0)  # noqa: SLF001
+        if stream is None:
+            return self._output_size
+        return self._output_size + stream._total_write_index - stream._total_write_done_index  # noqa: SLF001
 
     def send(self, data: bytes) -> None:
         """Queue raw command bytes (pynsq). SUB, PUB, MPUB, DPUB and CLS sent this way are
