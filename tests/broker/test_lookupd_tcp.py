@@ -279,6 +279,7 @@ def test_tombstone_hides_a_producer_for_its_lifetime(peers, nsqlookupd_factory):
 
 def test_nsqd_registers_its_topics_and_channels(nsqd_with_lookupd):
     nsqd, lookupd = nsqd_with_lookupd
+    nsqd.create_topic("nsqd_topic")
     nsqd.create_channel("nsqd_topic", "nsqd_chan")
     lookupd.wait_for_producer(nsqd, topic="nsqd_topic")
     assert wait_until(lambda: lookupd.channels("nsqd_topic") == ["nsqd_chan"])
