@@ -1,0 +1,413 @@
+"""The Reader's engine: connections, RDY, backoff and the graceful close.
+
+:class:`ReaderCore` owns the connections to nsqd and applies the pure policies
+(:class:`~nsqcli.lib.rdy.RdyPolicy`, :class:`~nsqcli.lib.backoff.BackoffWindow`) to them; the
+public :class:`~nsqcli.lib.reader.Reader` adds argument checking and message handling on top.
+
+Per message the engine does one comparison (is this connection at its RDY share?); the answers
+(FIN/REQ) come back as the connection's ``resume``/``backoff``/``continue`` events, which cost one
+call to the backoff window in normal operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Iterable
+
+from tornado.ioloop import IOLoop, PeriodicCallback
+
+from . import registry
+from .backoff import BackoffAction, BackoffWindow
+from .rdy import RdyPolicy
+from .reader_discovery import Discovery
+
+logger = logging.getLogger("nsqcli.lib.reader")
+
+_CONN_EVENTS = ("ready", "message", "resume", "backoff", "continue", "close", "error", "heartbeat")
+
+
+class _Done:
+    """An already-finished awaitable (close() called with no event loop running)."""
+
+    def __await__(self) -> Any:
+        return None
+        yield  # pragma: no cover - makes this a generator
+
+
+class ReaderCore:
+    """Connections, RDY, backoff and close for one topic/channel (see the module docstring).
+
+    Subclasses set ``topic``, ``channel``, ``name``, ``conn_kwargs``, ``max_in_flight`` and call
+    :meth:`_init_core`; they implement ``_on_message(conn, message)`` and ``heartbeat(conn)``.
+    """
+
+    topic: str
+    channel: str
+    name: str
+    conn_kwargs: dict
+    max_in_flight: int
+
+    def _init_core(self, policy: RdyPolicy, backoff: BackoffWindow, discovery: Discovery,
+                   conn_class: Any, redistribute_interval: float, close_timeout: float) -> None:
+        #: subscribed connections by id (``host:port``), as pynsq's ``Reader.conns``
+        self.conns: dict[str, Any] = {}
+        self._connecting: dict[str, Any] = {}
+        # dropped by lookupd -> their CLS acknowledgement; closed once their messages are answered
+        self._retiring: dict[Any, asyncio.Future] = {}
+        self._policy = policy
+        self._backoff = backoff
+        self._discovery = discovery
+        self._conn_class = conn_class
+        self._redistribute_interval = redistribute_interval
+        self.close_timeout = close_timeout
+        self._ramp_share = 0  # RDY a connection ramps to on a message; 0 = do not ramp
+        self._tick_timer: PeriodicCallback | None = None
+        self._window_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future] = set()  # running coroutine handlers
+        self._started = False
+        self._closing = False
+        self._closed = False
+        self._close_future: Any = None
+        self._drained: asyncio.Event | None = None
+        registry.register(self)
+        try:
+            asyncio.get_running_loop().call_soon(self._start)
+        except RuntimeError:  # created before the loop runs (pynsq style, then nsq.run())
+            IOLoop.current().add_callback(self._start)
+
+    # ---- pynsq-compatible views -----------------------------------------------------------
+
+    @property
+    def total_rdy(self) -> int:
+        return RdyPolicy.total(self.conns.values())
+
+    @property
+    def need_rdy_redistributed(self) -> bool:
+        return self._policy.need_redistribute
+
+    @property
+    def backoff_window(self) -> BackoffWindow:
+        return self._backoff
+
+    def is_starved(self) -> bool:
+        """True when some connection has in-flight messages at >= 85 % of its last RDY: time to
+        process a batch (buffered messages will not grow further)."""
+        return RdyPolicy.is_starved(self.conns.values())
+
+    # ---- starting -------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._started or self._closing:
+            return
+        self._started = True
+        logger.info("[%s] starting reader for %s/%s", self.name, self.topic, self.channel)
+        self._tick_timer = PeriodicCallback(self._tick, self._redistribute_interval * 1000)
+        self._tick_timer.start()
+        self._discovery.start()
+
+    def _connect(self, host: str, port: int) -> Any:
+        """Open a connection to nsqd unless one exists or is being made; returns it or None."""
+        if self._closing:
+            return None
+        conn = self._conn_class(host, port, **self.conn_kwargs)
+        if conn.id in self.conns or conn.id in self._connecting:
+            return None
+        for name in _CONN_EVENTS:
+            conn.on(name, getattr(self, "_on_conn_" + name))
+        self._connecting[conn.id] = conn
+        logger.info("[%s:%s] connecting to nsqd", conn.id, self.name)
+        conn.connect()
+        return conn
+
+    def _connection_addresses(self) -> list[str]:
+        return list(self.conns) + list(self._connecting)
+
+    # ---- connection events ----------------------------------------------------------------
+
+    def _on_conn_ready(self, conn: Any, **_: Any) -> None:
+        if self._connecting.get(conn.id) is conn:
+            del self._connecting[conn.id]
+        if self._closing:
+            conn.close()
+            return
+        if conn.id in self.conns:
+            logger.warning("[%s:%s] already connected to this nsqd; closing the duplicate", conn.id, self.name)
+            conn.close()
+            return
+        subscribed = conn.subscribe(self.topic, self.channel)
+        subscribed.add_done_callback(lambda future: self._on_subscribed(conn, future))
+        if conn.max_rdy_count < self.max_in_flight:
+            logger.warning("[%s:%s] nsqd max_rdy_count %d < max_in_flight %d: RDY is capped",
+                           conn.id, self.name, conn.max_rdy_count, self.max_in_flight)
+        self.conns[conn.id] = conn
+        self._update_ramp_share()
+        window = self._backoff
+        self._apply(self._policy.connection_added(
+            list(self.conns.values()), conn, window.in_backoff, window.blocked))
+
+    def _on_subscribed(self, conn: Any, future: asyncio.Future) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if error is None:
+            self._discovery.connection_succeeded(conn.id)
+        elif not self._closing:
+            logger.error("[%s:%s] SUB %s %s failed: %s", conn.id, self.name, self.topic, self.channel, error)
+
+    def _on_conn_close(self, conn: Any, **_: Any) -> None:
+        if self._connecting.get(conn.id) is conn:
+            del self._connecting[conn.id]
+        active = self.conns.get(conn.id) is conn
+        if active:
+            del self.conns[conn.id]
+            remaining = list(self.conns.values())
+            self._policy.connection_removed(conn, remaining, self._backoff.in_backoff)
+            self._update_ramp_share()
+        if conn in self._retiring:
+            del self._retiring[conn]
+            self._check_drained()
+            return
+        if self._closing:
+            self._check_drained()
+            return
+        logger.warning("[%s:%s] connection closed", conn.id, self.name)
+        self._discovery.connection_closed(conn.host, conn.port)
+        if active and not self._backoff.in_backoff:
+            self._apply(self._policy.rebalance(list(self.conns.values()), time.time()))
+
+    def _on_conn_error(self, conn: Any, error: Any = None, **_: Any) -> None:
+        logger.debug("[%s:%s] error: %s", conn.id, self.name, error)
+
+    def _on_conn_heartbeat(self, conn: Any, **_: Any) -> None:
+        try:
+            self.heartbeat(conn)
+        except Exception:
+            logger.exception("[%s:%s] heartbeat() hook failed", conn.id, self.name)
+
+    def heartbeat(self, conn: Any) -> None:  # overridden by Reader
+        pass
+
+    def _on_conn_message(self, conn: Any, message: Any, **_: Any) -> None:
+        share = self._ramp_share
+        if share and conn.rdy != share and conn.rdy != conn.max_rdy_count:
+            self._ramp(conn)
+        self._on_message(conn, message)
+
+    def _on_message(self, conn: Any, message: Any) -> None:  # implemented by Reader
+        raise NotImplementedError
+
+    # the answers to messages: FIN = success, REQ = failure, REQ(backoff=False) = neutral
+    def _on_conn_resume(self, conn: Any, **_: Any) -> None:
+        if self._closing or self._retiring:
+            self._check_drained()
+        action = self._backoff.record(True)
+        if action is not None and not self._closing:
+            self._apply_backoff(action)
+
+    def _on_conn_backoff(self, conn: Any, **_: Any) -> None:
+        self._on_result(False)
+
+    def _on_conn_continue(self, conn: Any, **_: Any) -> None:
+        self._on_result(None)
+
+    def _on_result(self, success: bool | None) -> None:
+        if self._closing or self._retiring:
+            self._check_drained()
+            if self._closing:
+                return
+        action = self._backoff.record(success)
+        if action is not None:
+            self._apply_backoff(action)
+
+    # ---- RDY ------------------------------------------------------------------------------
+
+    def _rdy_allowed(self) -> bool:
+        return True  # Reader consults the deprecated disabled() hook here
+
+    def _apply(self, changes: Iterable[tuple[Any, int]]) -> None:
+        allowed = None
+        for conn, value in changes:
+            if value:
+                if allowed is None:
+                    allowed = self._rdy_allowed()
+                if not allowed:
+                    continue
+            if conn.rdy != value:
+                try:
+                    conn.send_rdy(value)
+                except ValueError as exc:  # above max_rdy_count: the policy should prevent it
+                    logger.error("[%s:%s] %s", conn.id, self.name, exc)
+
+    def _update_ramp_share(self) -> None:
+        n = len(self.conns)
+        policy = self._policy
+        if self._closing or self._backoff.in_backoff or policy.max_in_flight <= 0 or policy.redistributing(n):
+            self._ramp_share = 0
+        else:
+            self._ramp_share = policy.share(n)
+
+    def _ramp(self, conn: Any) -> None:
+        if self.conns.get(conn.id) is not conn or not self._rdy_allowed():
+            return
+        value = self._policy.ramp(conn, list(self.conns.values()))
+        if value is not None:
+            conn.send_rdy(value)
+
+    def _tick(self) -> None:
+        """Every few seconds: redistribute RDY when needed, else make sure each has its share."""
+        if self._closing or not self.conns:
+            return
+        conns = list(self.conns.values())
+        if not self._rdy_allowed():
+            self._apply(self._policy.pause(conns))
+            return
+        window, policy = self._backoff, self._policy
+        if window.blocked:
+            return
+        if window.in_backoff or policy.redistributing(len(conns)) or policy.need_redistribute:
+            self._apply(policy.redistribute(conns, time.time(), window.in_backoff, window.blocked))
+        else:
+            self._apply(policy.rebalance(conns, time.time()))
+
+    def _set_max_in_flight(self, max_in_flight: int) -> None:
+        self.max_in_flight = max_in_flight
+        self._policy.max_in_flight = max_in_flight
+        self._update_ramp_share()
+        if self._closing:
+            return
+        conns = list(self.conns.values())
+        if max_in_flight == 0:
+            self._apply(self._policy.pause(conns))
+        elif not self._backoff.in_backoff:
+            self._apply(self._policy.rebalance(conns, time.time()))
+
+    # ---- backoff --------------------------------------------------------------------------
+
+    def _apply_backoff(self, action: BackoffAction) -> None:
+        conns = list(self.conns.values())
+        self._update_ramp_share()
+        if action is BackoffAction.START:
+            window = self._backoff
+            logger.info("[%s] backing off for %.2fs (%d connections)", self.name, window.window_length, len(conns))
+            self._apply(self._policy.backoff_started(conns))
+            if self._window_timer is not None:
+                self._window_timer.cancel()
+            self._window_timer = asyncio.get_running_loop().call_later(
+                window.window_length, self._on_window_elapsed)
+        elif action is BackoffAction.PROBE:
+            changes = self._policy.probe(conns)
+            if changes:
+                logger.info("[%s:%s] testing the waters after backoff with RDY 1", changes[-1][0].id, self.name)
+            self._apply(changes)
+        else:
+            logger.info("[%s] backoff complete, resuming normal operation (%d connections)", self.name, len(conns))
+            self._apply(self._policy.rebalance(conns, time.time()))
+
+    def _on_window_elapsed(self) -> None:
+        self._window_timer = None
+        if not self._closing:
+            self._apply_backoff(self._backoff.window_elapsed())
+
+    # ---- retiring a connection lookupd no longer lists ------------------------------------
+
+    def _retire(self, address: str) -> None:
+        conn = self.conns.pop(address, None)
+        if conn is None:
+            pending = self._connecting.pop(address, None)
+            if pending is not None:
+                pending.close()
+            return
+        logger.info("[%s:%s] nsqd no longer listed by lookupd: closing once its messages are answered",
+                    address, self.name)
+        self._policy.connection_removed(conn, list(self.conns.values()), self._backoff.in_backoff)
+        self._update_ramp_share()
+        if conn.rdy:
+            conn.send_rdy(0)
+        ack = self._retiring[conn] = conn.start_close()
+        ack.add_done_callback(lambda _: self._check_drained())
+        if not self._backoff.in_backoff:
+            self._apply(self._policy.rebalance(list(self.conns.values()), time.time()))
+
+    def _check_drained(self) -> None:
+        for conn, ack in list(self._retiring.items()):
+            if conn.in_flight <= 0 and ack.done():
+                conn.close()  # its close event removes it from _retiring
+        if self._closing and self._drained is not None and self._unanswered() == 0:
+            self._drained.set()
+
+    def _unanswered(self) -> int:
+        return sum(c.in_flight for c in list(self.conns.values()) + list(self._retiring) if not c.closed())
+
+    # ---- closing --------------------------------------------------------------------------
+
+    def close(self) -> Any:
+        """Graceful stop: RDY 0 and CLS to every nsqd, wait (up to ``close_timeout`` seconds) for
+        in-flight messages to be answered, close the connections, stop every timer.
+
+        Returns an awaitable; calling it without awaiting (pynsq style) closes in the background.
+        """
+        if self._close_future is not None:
+            return self._close_future
+        self._closing = True
+        registry.unregister(self)
+        self._stop_timers()
+        self._update_ramp_share()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop running: nothing can be drained any more
+            self._close_connections()
+            self._closed = True
+            self._close_future = _Done()
+            return self._close_future
+        self._close_future = loop.create_task(self._drain_and_close())
+        return self._close_future
+
+    def _stop_timers(self) -> None:
+        if self._tick_timer is not None:
+            self._tick_timer.stop()
+            self._tick_timer = None
+        if self._window_timer is not None:
+            self._window_timer.cancel()
+            self._window_timer = None
+        self._discovery.stop()
+
+    async def _drain_and_close(self) -> None:
+        self._drained = asyncio.Event()
+        for conn in list(self._connecting.values()):
+            conn.close()
+        acks = []
+        for conn in list(self.conns.values()) + list(self._retiring):
+            if conn.rdy:
+                conn.send_rdy(0)
+            acks.append(conn.start_close())
+        try:
+            await asyncio.wait_for(self._wait_drained(acks), self.close_timeout)
+        except asyncio.TimeoutError:
+            logger.warning("[%s] closing with %d message(s) still unanswered after %gs",
+                           self.name, self._unanswered(), self.close_timeout)
+        self._close_connections()
+        self._closed = True
+
+    async def _wait_drained(self, acks: list) -> None:
+        if acks:
+            await asyncio.gather(*acks, return_exceptions=True)  # CLOSE_WAIT: no more deliveries
+        assert self._drained is not None
+        self._check_drained()
+        await self._drained.wait()
+
+    def _close_connections(self) -> None:
+        for conn in list(self._connecting.values()) + list(self.conns.values()) + list(self._retiring):
+            conn.close()
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+
+    async def __aenter__(self) -> Any:
+        self._start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+

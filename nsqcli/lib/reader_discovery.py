@@ -1,0 +1,175 @@
+"""Where a Reader's nsqds come from: configured addresses and nsqlookupd polling.
+
+* Configured (direct) nsqds reconnect after a close with exponential backoff plus jitter
+  (:class:`~nsqcli.lib.backoff.ReconnectBackoff`; pynsq waited a fixed 15 s).
+* Every poll queries every lookupd and connects to the union of producers; the first periodic
+  poll starts after a random fraction (``jitter``) of the interval so restarted consumers spread
+  out. A closed connection triggers an immediate re-query (as go-nsq), and a discovered nsqd is
+  reconnected only when lookupd still lists it, no sooner than its reconnect backoff allows.
+* When every lookupd answered and an nsqd is no longer listed, the Reader retires its connection
+  (it is closed once its in-flight messages are answered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING, Any, Sequence
+
+from .addresses import format_address
+from .backoff import ReconnectBackoff
+from .lookupd import LookupdPoller, LookupResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reader import Reader
+
+logger = logging.getLogger("nsqcli.lib.reader")
+
+
+class Discovery:
+    """Connects a Reader to its nsqds and keeps it connected (see the module docstring)."""
+
+    def __init__(
+        self,
+        reader: "Reader",
+        nsqd_addresses: Sequence[tuple[str, int]],
+        lookupd_addresses: Sequence[str],
+        *,
+        poll_interval: float,
+        poll_jitter: float,
+        connect_timeout: float,
+        request_timeout: float,
+        reconnect_interval: float,
+        max_reconnect_interval: float,
+        auth_secret: Any = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.reader = reader
+        self.direct: dict[str, tuple[str, int]] = {format_address(h, p): (h, p) for h, p in nsqd_addresses}
+        self.poller = (
+            LookupdPoller(lookupd_addresses, reader.topic, connect_timeout, request_timeout,
+                          reader.name, auth_secret)
+            if lookupd_addresses else None
+        )
+        self.poll_interval = poll_interval
+        self.poll_jitter = poll_jitter
+        self.reconnect_interval = reconnect_interval
+        self.max_reconnect_interval = max(max_reconnect_interval, reconnect_interval)
+        self.listed: dict[str, tuple[str, int]] = {}  # what lookupd listed last time
+        self._rng = rng or random.Random()
+        self._backoff: dict[str, ReconnectBackoff] = {}
+        self._not_before: dict[str, float] = {}  # address -> loop time of the next allowed attempt
+        self._timers: set[asyncio.TimerHandle] = set()
+        self._query_task: asyncio.Task | None = None
+        self._poll_timer: asyncio.TimerHandle | None = None
+        self.stopped = False
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        for host, port in list(self.direct.values()):
+            self.reader._connect(host, port)
+        if self.poller is None:
+            return
+        self.query()
+        delay = self._rng.random() * self.poll_interval * self.poll_jitter
+        self._poll_timer = self._loop().call_later(delay, self._poll)
+
+    def stop(self) -> None:
+        self.stopped = True
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self._poll_timer is not None:
+            self._poll_timer.cancel()
+            self._poll_timer = None
+        if self._query_task is not None and not self._query_task.done():
+            self._query_task.cancel()
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def _later(self, delay: float, callback: Any, *args: Any) -> None:
+        def fire() -> None:
+            self._timers.discard(handle)
+            if not self.stopped:
+                callback(*args)
+
+        handle = self._loop().call_later(delay, fire)
+        self._timers.add(handle)
+
+    # ---- lookupd ------------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        self._poll_timer = None
+        if self.stopped:
+            return
+        self.query()
+        self._poll_timer = self._loop().call_later(self.poll_interval, self._poll)
+
+    def query(self) -> "asyncio.Future[None]":
+        """Query every lookupd now (a query already running is shared, not repeated)."""
+        task = self._query_task
+        if task is not None and not task.done():
+            return task
+        if self.poller is None or self.stopped:
+            done = self._loop().create_future()
+            done.set_result(None)
+            return done
+        self._query_task = task = self._loop().create_task(self._query())
+        return task
+
+    async def _query(self) -> None:
+        assert self.poller is not None
+        result = await self.poller.query_all()
+        if not self.stopped:
+            self._apply(result)
+
+    def _apply(self, result: LookupResult) -> None:
+        now = self._loop().time()
+        listed = {format_address(h, p): (h, p) for h, p in result.producers}
+        if result.answered:
+            self.listed = listed if result.complete else {**self.listed, **listed}
+        for address, (host, port) in listed.items():
+            if now >= self._not_before.get(address, 0.0):
+                self.reader._connect(host, port)
+        if result.complete:
+            for address in self.reader._connection_addresses():
+                if address not in listed and address not in self.direct:
+                    self.reader._retire(address)
+
+    # ---- connection outcomes (called by the Reader) -----------------------------------------
+
+    def add_direct(self, host: str, port: int) -> None:
+        self.direct[format_address(host, port)] = (host, port)
+
+    def connection_succeeded(self, address: str) -> None:
+        backoff = self._backoff.get(address)
+        if backoff is not None:
+            backoff.reset()
+        self._not_before.pop(address, None)
+
+    def connection_closed(self, host: str, port: int) -> None:
+        """A connection (or a connection attempt) to ``host:port`` ended unexpectedly."""
+        if self.stopped:
+            return
+        address = format_address(host, port)
+        backoff = self._backoff.get(address)
+        if backoff is None:
+            backoff = self._backoff[address] = ReconnectBackoff(
+                self.reconnect_interval, self.max_reconnect_interval, rng=self._rng)
+        delay = backoff.next_delay()
+        self._not_before[address] = self._loop().time() + delay
+        if address in self.direct:
+            logger.info("[%s:%s] reconnecting in %.2fs", address, self.reader.name, delay)
+            self._later(delay, self._reconnect, address)
+        if self.poller is not None:
+            self.query()  # other nsqds may have appeared (go-nsq does the same)
+            if address not in self.direct:
+                self._later(delay, self.query)  # retry this one if lookupd still lists it
+
+    def _reconnect(self, address: str) -> None:
+        target = self.direct.get(address)
+        if target is not None:
+            self.reader._connect(*target)
