@@ -152,6 +152,7 @@ class Reader(ReaderCore):
         from .writer_links import check_conn_kwargs  # shared with Writer
 
         check_conn_kwargs(kwargs, conn_class, "Reader")
+        conn_class("127.0.0.1", 4150, **kwargs)  # bad option values fail now, not at connect time
 
         self.topic = topic
         self.channel = channel
