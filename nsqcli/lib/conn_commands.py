@@ -187,7 +187,13 @@ class CommandsMixin:
     def _on_message_finish(self, message: Message) -> None:
         if self.in_flight > 0:
             self.in_flight -= 1
-        self._answer(lambda p: p.finish(message.id), "FIN", message)
+        msg_id = message.id
+        # Hot path: messages only arrive while subscribed, and the protocol leaves that state
+        # only by closing (CLS keeps FIN valid), so CONNECTED + nsqd's 16-byte id is enough.
+        if self.state == CONNECTED and type(msg_id) is bytes and len(msg_id) == 16:
+            self._write(b"FIN " + msg_id + b"\n")
+        else:
+            self._answer(lambda p: p.finish(msg_id), "FIN", message)
         self.trigger(event.RESUME, conn=self)
 
     def _on_message_requeue(self, message: Message, time_ms: int, backoff: bool) -> int:

@@ -55,7 +55,7 @@ class EventedMixin:
     __slots__ = ("_listeners",)
 
     def __init__(self) -> None:
-        self._listeners: dict[str, list[Callable[..., Any]]] | None = None
+        self._listeners: dict[str, tuple[Callable[..., Any], ...]] | None = None
 
     def on(self, name: str, callback: Callable[..., Any]) -> None:
         """Call ``callback(**payload)`` every time the event ``name`` is triggered."""
@@ -64,10 +64,11 @@ class EventedMixin:
         listeners = getattr(self, "_listeners", None)
         if listeners is None:
             listeners = self._listeners = {}
-        registered = listeners.setdefault(name, [])
+        registered = listeners.get(name, ())
         if callback in registered:
             raise DuplicateListenerError(f"{callback!r} is already listening for {name!r}")
-        registered.append(callback)
+        # tuples: trigger() iterates without copying, and on/off during a trigger are safe
+        listeners[name] = registered + (callback,)
 
     def off(self, name: str, callback: Callable[..., Any]) -> None:
         """Stop calling ``callback`` for ``name``."""
@@ -75,18 +76,15 @@ class EventedMixin:
         registered = listeners.get(name) if listeners else None
         if not registered or callback not in registered:
             raise InvalidListenerError(f"{callback!r} is not listening for {name!r}")
-        registered.remove(callback)
+        index = registered.index(callback)
+        listeners[name] = registered[:index] + registered[index + 1:]  # type: ignore[index]
 
     def trigger(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Call every listener of ``name`` in registration order with the given arguments."""
         listeners = getattr(self, "_listeners", None)
-        if not listeners:
-            return
-        registered = listeners.get(name)
-        if not registered:
-            return
-        for callback in tuple(registered):  # a listener may call off() while we iterate
-            callback(*args, **kwargs)
+        if listeners:
+            for callback in listeners.get(name, ()):
+                callback(*args, **kwargs)
 
     def has_listeners(self, name: str) -> bool:
         listeners = getattr(self, "_listeners", None)

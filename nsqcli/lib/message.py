@@ -80,7 +80,9 @@ class Message(EventedMixin):
 
     def finish(self) -> None:
         """Tell nsqd the message was handled (FIN)."""
-        self._answer("finish")
+        if self._has_responded:
+            self._answer("finish")  # raises
+        self._has_responded = True
         if self._conn is not None:
             self._conn._on_message_finish(self)
         if self._listeners:
