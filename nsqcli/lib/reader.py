@@ -225,7 +225,7 @@ class Reader(ReaderCore):
 
     def query_lookupd(self) -> "asyncio.Future[None]":
         """Query every lookupd now and connect to new producers; returns an awaitable."""
-        return self._discovery.query()
+        return self._discovery.query(fresh=True)
 
     # ---- hooks to override (pynsq) ------------------------------------------------------
 

@@ -108,10 +108,11 @@ class Discovery:
         self.query()
         self._poll_timer = self._loop().call_later(self.poll_interval, self._poll)
 
-    def query(self) -> "asyncio.Future[None]":
-        """Query every lookupd now (a query already running is shared, not repeated)."""
+    def query(self, fresh: bool = False) -> "asyncio.Future[None]":
+        """Query every lookupd now. A query already running is shared unless ``fresh`` (the
+        public ``query_lookupd()``, whose caller wants an answer given after the call)."""
         task = self._query_task
-        if task is not None and not task.done():
+        if not fresh and task is not None and not task.done():
             return task
         if self.poller is None or self.stopped:
             done = self._loop().create_future()

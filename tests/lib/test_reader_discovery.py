@@ -1,0 +1,169 @@
+"""Reader discovery through lookupd (canned tornado HTTP lookupds + scripted fake nsqds)."""
+
+import asyncio
+import json
+import socket
+
+from fake_nsqd import FakeNSQD
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.web import Application, RequestHandler
+
+import nsqcli.lib as nsq
+from nsqcli.lib.lookupd import ACCEPT_HEADER
+
+FAST = dict(backoff_multiplier=0.05, rdy_redistribute_interval=0.05, reconnect_interval=0.05,
+            close_timeout=2.0, lookupd_poll_jitter=0.0)
+
+
+def run(coro):
+    asyncio.run(asyncio.wait_for(coro, 20))
+
+
+class Listing(RequestHandler):
+    def initialize(self, lookupd):
+        self.lookupd = lookupd
+
+    def get(self):
+        lookupd = self.lookupd
+        lookupd.requests.append((self.get_query_argument("topic"), self.request.headers.get("Accept")))
+        lookupd.changed.set()
+        if lookupd.status != 200:
+            self.set_status(lookupd.status)
+            self.write({"message": "INTERNAL_ERROR"})
+            return
+        self.write({"channels": [], "producers": [
+            {"broadcast_address": fake.host, "tcp_port": fake.port, "http_port": 1, "version": "1.3.0"}
+            for fake in lookupd.producers]})
+
+
+class FakeLookupd:
+    """Lists ``producers`` (fake nsqds) for any topic; records every /lookup request."""
+
+    def __init__(self, *producers):
+        self.producers = list(producers)
+        self.requests = []
+        self.status = 200
+        self.changed = asyncio.Event()
+        sockets = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
+        self.address = f"127.0.0.1:{sockets[0].getsockname()[1]}"
+        self.server = HTTPServer(Application([(r"/lookup", Listing, {"lookupd": self})]))
+        self.server.add_sockets(sockets)
+
+    async def wait_requests(self, count, timeout=5.0):
+        async def until():
+            while len(self.requests) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        await asyncio.wait_for(until(), timeout)
+
+    def stop(self):
+        self.server.stop()
+
+
+def test_union_of_producers_from_every_lookupd():
+    async def main():
+        async with FakeNSQD() as one, FakeNSQD() as two:
+            first, second = FakeLookupd(one), FakeLookupd(one, two)
+            reader = nsq.Reader("t", "c", lambda m: True, max_in_flight=10,
+                                lookupd_http_addresses=[first.address, "http://" + second.address + "/"],
+                                **FAST)
+            await one.wait_for("RDY")
+            await two.wait_for("RDY")
+            await asyncio.sleep(0.1)
+            assert reader.total_rdy == 10 and len(reader.conns) == 2
+            assert len(one.peers) == 1  # listed twice, connected once
+            for lookupd in (first, second):
+                assert lookupd.requests[0] == ("t", ACCEPT_HEADER)
+            await reader.close()
+            first.stop()
+            second.stop()
+
+    run(main())
+
+
+def test_nsqd_no_longer_listed_is_dropped_after_its_messages_are_answered():
+    async def main():
+        async with FakeNSQD() as one, FakeNSQD() as two:
+            lookupd = FakeLookupd(one, two)
+            held = []
+
+            def handler(message):
+                message.enable_async()
+                held.append(message)
+
+            reader = nsq.Reader("t", "c", handler, max_in_flight=4, lookupd_poll_interval=0.1,
+                                lookupd_http_addresses=lookupd.address, **FAST)
+            await one.wait_for("RDY")
+            await two.wait_for("RDY")
+            two.peers[0].send_message(b"in flight")
+            await two.wait_until(lambda: held)
+            lookupd.producers = [one]
+            await two.wait_for("CLS")
+            await one.wait_for("RDY 4")  # the remaining nsqd gets the whole budget
+            await asyncio.sleep(0.3)  # several polls later: still open, a message is in flight
+            assert not two.peers[0].closed
+            assert list(reader.conns) == [f"127.0.0.1:{one.port}"]
+            held[0].finish()
+            await two.wait_until(lambda: two.peers[0].closed)
+            assert two.transcript[-3:] == ["RDY 0", "CLS", "FIN " + held[0].id.decode()]
+            await asyncio.sleep(0.3)
+            assert len(two.peers) == 1  # not reconnected: lookupd does not list it
+            await reader.close()
+            lookupd.stop()
+
+    run(main())
+
+
+def test_closed_connection_triggers_an_immediate_lookupd_query():
+    async def main():
+        async with FakeNSQD() as fake:
+            lookupd = FakeLookupd(fake)
+            reader = nsq.Reader("t", "c", lambda m: True, lookupd_poll_interval=60,
+                                lookupd_http_addresses=lookupd.address, **FAST)
+            await fake.wait_for("RDY")
+            await lookupd.wait_requests(1)
+            await asyncio.sleep(0.1)
+            before = len(lookupd.requests)
+            fake.peers[0].close()
+            await lookupd.wait_requests(before + 1, timeout=2)
+            # still listed: reconnected once its reconnect delay allows
+            await fake.wait_for("RDY 1", 2, timeout=3)
+            await reader.close()
+            lookupd.stop()
+
+    run(main())
+
+
+def test_nsqds_are_kept_when_a_lookupd_fails():
+    async def main():
+        async with FakeNSQD() as one, FakeNSQD() as two:
+            good, bad = FakeLookupd(one), FakeLookupd(one, two)
+            reader = nsq.Reader("t", "c", lambda m: True, max_in_flight=2, lookupd_poll_interval=0.1,
+                                lookupd_http_addresses=[good.address, bad.address], **FAST)
+            await two.wait_for("RDY")
+            bad.status = 500
+            await bad.wait_requests(len(bad.requests) + 3)
+            assert len(reader.conns) == 2 and "CLS" not in two.transcript
+            await reader.close()
+            good.stop()
+            bad.stop()
+
+    run(main())
+
+
+def test_query_lookupd_is_awaitable():
+    async def main():
+        async with FakeNSQD() as fake:
+            lookupd = FakeLookupd()
+            reader = nsq.Reader("t", "c", lambda m: True, lookupd_poll_interval=60,
+                                lookupd_http_addresses=lookupd.address, **FAST)
+            await lookupd.wait_requests(1)
+            lookupd.producers = [fake]
+            await reader.query_lookupd()
+            await fake.wait_for("RDY 1")
+            await reader.close()
+            assert await asyncio.wait_for(asyncio.ensure_future(reader.query_lookupd()), 1) is None
+            lookupd.stop()
+
+    run(main())
