@@ -39,6 +39,9 @@ WRITE_BLOCK = 256 * 1024
 class ArchiveError(OSError):
     """A write, sync, open, close or move failed; the message names the file and the operation."""
 
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
 
 @dataclass
 class ArchiveSettings:

@@ -148,7 +148,7 @@ class TopicArchiver:
         if self.error is not None:
             return
         self.error = exc
-        logger.error("[%s] %s", self.topic, exc)
+        logger.debug("[%s] stopping after: %s", self.topic, exc)
         pending, self.pending = self.pending, []
         for message in pending:
             self._requeue(message)

@@ -16,3 +16,63 @@ def go_archive(batches: list[list[bytes]]) -> bytes:
     """A Go nsq_to_file --gzip file: one member per sync, plus the empty member its Close adds."""
     members = [go_gzip_member(b"".join(body + b"\n" for body in batch)) for batch in batches]
     return b"".join(members) + go_gzip_member(b"")
+
+
+# -- driving the tools as subprocesses -------------------------------------------------------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+
+def tool(module: str, *args: str, **popen) -> subprocess.Popen:
+    """Start ``python -m nsqcli.<module> args...`` with stdout/stderr piped."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([sys.executable, "-m", f"nsqcli.{module}", *args], **popen)
+
+
+def wait_for(condition, timeout: float = 20.0, interval: float = 0.02, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def archive_files(*dirs) -> list[str]:
+    return sorted(os.path.join(root, name) for d in dirs if os.path.isdir(d)
+                  for root, _, names in os.walk(d) for name in names)
+
+
+def read_bodies(*dirs) -> list[bytes]:
+    """Every record body in every file under ``dirs`` (gzip or not, raw or jsonl)."""
+    from nsqcli.archive_reader import ArchiveReader
+
+    bodies: list[bytes] = []
+    for path in archive_files(*dirs):
+        with ArchiveReader(path) as reader:
+            for chunk in reader.chunks():
+                bodies.extend(chunk.bodies)
+    return bodies
+
+
+def channel_counts(nsqd, topic: str, channel: str) -> dict:
+    stats = nsqd.channel_stats(topic, channel) or {}
+    clients = stats.get("clients") or []
+    return {
+        "depth": stats.get("depth", 0),
+        "in_flight": stats.get("in_flight_count", 0),
+        "finished": sum(c.get("finish_count", 0) for c in clients),
+        "message_count": stats.get("message_count", 0),
+    }
+
+
+def drained(nsqd, topic: str, channel: str) -> bool:
+    stats = nsqd.channel_stats(topic, channel)
+    return bool(stats) and stats.get("depth") == 0 and stats.get("in_flight_count") == 0 \
+        and stats.get("message_count", 0) > 0
