@@ -1,11 +1,79 @@
-"""``nsqcli`` / ``python -m nsqcli``: the umbrella command (placeholder until the tools issue lands)."""
+"""``nsqcli`` / ``python -m nsqcli``: the umbrella command mounting every tool.
 
-import sys
+``nsqcli tail|pub|to-file|replay|dev-server ...`` run exactly the commands of the standalone
+scripts (``nsq-tail``, ``nsq-pub``, ...). Subcommands are imported only when used, so that
+``nsqcli pub`` starts as fast as ``nsq-pub``; a tool whose module is missing or broken does not
+break the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+from . import __version__
+from .exit_codes import EXIT_STATUS_HELP
+
+# subcommand -> (module, attribute names to try for its click command)
+TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tail": ("nsqcli.tail", ("command",)),
+    "pub": ("nsqcli.pub", ("command",)),
+    "to-file": ("nsqcli.to_file", ("command", "to_file")),
+    "replay": ("nsqcli.replay", ("command", "replay")),
+    "dev-server": ("nsqcli.dev_server", ("dev_server", "command")),
+}
+
+
+def load_tool(name: str) -> click.Command | None:
+    """The click command of a tool, or None when its module is not available (yet)."""
+    module_name, attributes = TOOLS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    for attribute in attributes:
+        command = getattr(module, attribute, None)
+        if isinstance(command, click.Command):
+            return command
+    return None
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(TOOLS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in TOOLS:
+            return None
+        command = load_tool(cmd_name)
+        if command is None:
+            return _unavailable(cmd_name)
+        return command
+
+
+def _unavailable(name: str) -> click.Command:
+    @click.command(name, help=f"(not available in this build: {TOOLS[name][0]} is missing)",
+                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def missing(**_: Any) -> None:
+        raise click.ClickException(f"'{name}' is not available in this build")
+
+    return missing
+
+
+@click.group(
+    cls=LazyGroup,
+    epilog=EXIT_STATUS_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, "--version", message="%(prog)s (nsqcli) %(version)s")
+def cli() -> None:
+    """NSQ command-line tools: tail, pub, to-file, replay and an embedded dev-server."""
 
 
 def main() -> None:
-    print("nsqcli: not yet implemented", file=sys.stderr)
-    sys.exit(1)
+    cli(prog_name="nsqcli")
 
 
 if __name__ == "__main__":

@@ -144,3 +144,34 @@ class RateMeter:
 
     def elapsed(self) -> float:
         return self._clock() - self.started
+
+
+def forward_library_logs(console: Console, demote: bool = False) -> None:
+    """Show the library's log records (``nsqcli.lib``) as the tool's diagnostics lines.
+
+    ``demote`` shows warnings only with -v (for tools that report the same events themselves).
+    """
+    import logging
+
+    class _Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                message = record.getMessage()
+            except Exception:  # noqa: BLE001 - a bad log call must not break the tool
+                message = str(record.msg)
+            if record.levelno >= logging.ERROR:
+                console.error(message)
+            elif record.levelno >= logging.WARNING and not demote:
+                console.warning(message)
+            elif record.levelno >= logging.INFO:
+                console.info(message)
+            else:
+                console.debug(message)
+
+    logger = logging.getLogger("nsqcli.lib")
+    for handler in list(logger.handlers):
+        if type(handler).__name__ == "_Forward":
+            logger.removeHandler(handler)
+    logger.addHandler(_Forward())
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG if console.verbosity >= DEBUG else logging.INFO)

@@ -59,8 +59,11 @@ class AddressError(ToolError):
     """A failure talking to one nsqd/nsqlookupd: the message names the address."""
 
     def __init__(self, address: str, cause: BaseException, doing: str = "") -> None:
-        what = f" while {doing}" if doing else ""
-        super().__init__(f"{address}{what}: {error_text(cause)}")
+        text = error_text(cause)
+        if address in text:  # the library already named it
+            super().__init__(text)
+        else:
+            super().__init__(f"{address}{' while ' + doing if doing else ''}: {text}")
         self.address = address
         self.__cause__ = cause
 

@@ -1,8 +1,205 @@
-"""nsq-pub (placeholder until its issue lands)."""
+"""nsq-pub: publish records from stdin, files or the command line to an NSQ topic.
 
-import sys
+A drop-in for Go's ``to_nsq`` (same flags) without its quirks: the final record is published
+whole, any byte string delimits records, records go out in MPUB batches with several in flight,
+and the exit status tells whether nsqd acknowledged every record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+
+from .client_options import PRODUCER
+from .console import Console, RateMeter
+from .exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError
+from .options import DELIMITER, DURATION, client_options, output_options, pop_console, pop_settings
+from .options import user_agent, warn_settings
+from .runner import Shutdown, run_tool
+
+PROG = "nsq-pub"
+PROGRESS_INTERVAL = 0.5
+
+
+@click.command(
+    "pub",
+    epilog=EXIT_STATUS_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--topic", required=True, help="Topic to publish to.")
+@click.option("-m", "--message", "messages", multiple=True, metavar="TEXT",
+              help="Publish this message (repeatable) instead of reading input.")
+@click.option("--delimiter", type=DELIMITER, default="\\n", show_default=True, metavar="BYTES",
+              help=r"Record delimiter, any byte string; escapes such as \n \t \0 \x1e work.")
+@click.option("-0", "--null", is_flag=True, help="Records are NUL-delimited (like find -print0).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
+              help="Publish at most N records per second.")
+@click.option("--defer", type=DURATION, default=None, metavar="DURATION",
+              help="Deliver each record after this delay (DPUB), e.g. 30s or 5m.")
+@click.option("--mode", type=click.Choice(["round-robin", "fan-out"]), default="round-robin",
+              show_default=True,
+              help="Several nsqd: spread batches (round-robin) or send every record to each "
+              "(fan-out, Go to_nsq's behaviour).")
+@click.option("--retry-timeout", type=DURATION, default="30s", show_default=True, metavar="DURATION",
+              help="How long to reconnect and resend unacknowledged records before giving up.")
+@click.option("--failed-file", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the records nsqd did not acknowledge here (same delimiter), for a rerun.")
+@click.option("--skip-oversized", is_flag=True,
+              help="Skip (and count) records larger than nsqd's max-msg-size instead of failing.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress line on stderr (default: when stderr is a terminal).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Most records per MPUB.")
+@client_options(PRODUCER)
+@output_options
+def command(**params: Any) -> None:
+    """Publish records to an NSQ topic.
+
+    Records come from FILES (``-`` is stdin; default stdin) split on --delimiter, or from
+    --message. Empty records are skipped. Exit status 0 means nsqd acknowledged every record.
+    """
+    console = pop_console(params, PROG)
+    settings = pop_settings(params, user_agent(PROG))
+    warn_settings(settings, console)
+    ctx = click.get_current_context()
+    _check_params(ctx, params)
+    delimiter = b"\0" if params["null"] else params["delimiter"]
+    sources = list(params["files"]) or ["-"]
+    messages = [m.encode("utf-8") for m in params["messages"]]
+
+    async def main(shutdown: Shutdown) -> ExitStatus:
+        addresses = settings.nsqd_tcp_addresses or await discover_nsqds(settings.lookupd_http_addresses)
+        return await publish(console, shutdown, params, settings, addresses, sources, messages,
+                             delimiter)
+
+    run_tool(main, console)
+
+
+def _check_params(ctx: click.Context, params: dict) -> None:
+    from .lib.protocol.names import check_topic
+
+    try:
+        check_topic(params["topic"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param_hint="'--topic'") from None
+    if params["messages"] and params["files"]:
+        raise click.UsageError("give either --message or input FILES, not both", ctx=ctx)
+    explicit_delimiter = ctx.get_parameter_source("delimiter") != click.core.ParameterSource.DEFAULT
+    if params["null"] and explicit_delimiter:
+        raise click.UsageError("give either -0/--null or --delimiter, not both", ctx=ctx)
+    if params["defer"] is not None and params["defer"] < 0:
+        raise click.BadParameter("must not be negative", ctx=ctx, param_hint="'--defer'")
+
+
+async def publish(console: Console, shutdown: Shutdown, params: dict, settings: Any,
+                  addresses: list[str], sources: list[str], messages: list[bytes],
+                  delimiter: bytes) -> ExitStatus:
+    from .console import forward_library_logs
+    from .input_reader import records_from
+    from .publisher import Publisher, PublisherConfig
+
+    forward_library_logs(console, demote=True)
+
+    defer = params["defer"]
+    config = PublisherConfig(
+        topic=params["topic"], addresses=addresses, mode=params["mode"],
+        conn_kwargs=settings.conn_kwargs, rate=params["rate"], retry_timeout=params["retry_timeout"],
+        defer_ms=None if defer is None else int(round(defer * 1000)),
+        skip_oversized=params["skip_oversized"], batch_count=params["batch_size"],
+        **settings.publisher_kwargs,
+    )
+    publisher = Publisher(config, log=console.warning)
+    await publisher.start()
+    show_progress = params["progress"] if params["progress"] is not None else console.err_is_terminal
+    meter = RateMeter()
+    progress = _ProgressTask(console, publisher, meter) if show_progress else None
+    try:
+        if messages:
+            await publisher.publish(messages)
+        else:
+            async for records in records_from(sources, delimiter, lambda: shutdown.requested):
+                if not await publisher.publish(records) or shutdown.requested:
+                    break
+        report = await publisher.close()
+    finally:
+        if progress is not None:
+            progress.stop()
+    if progress is not None:
+        progress.show_final()
+    return _finish(console, params, report, delimiter)
+
+
+def _finish(console: Console, params: dict, report: Any, delimiter: bytes) -> ExitStatus:
+    status = ExitStatus.SUCCESS
+    if params["failed_file"]:
+        _write_failed(params["failed_file"], report, delimiter)
+    if report.skipped_oversized:
+        console.warning(f"{report.skipped_oversized} oversized record(s) skipped")
+    if report.error is not None:
+        console.error(report.error.message)
+        status = report.error.status
+    if report.not_acknowledged:
+        where = f"; they are in {params['failed_file']}" if params["failed_file"] else ""
+        console.error(f"{report.not_acknowledged} of {report.submitted} records were not "
+                      f"acknowledged by nsqd{where}")
+        if status == ExitStatus.SUCCESS:
+            status = ExitStatus.NOT_ACKNOWLEDGED
+    console.info(f"{report.acknowledged} of {report.submitted} records acknowledged")
+    return status
+
+
+def _write_failed(path: str, report: Any, delimiter: bytes) -> None:
+    try:
+        with open(path, "wb") as handle:
+            for record in report.failed_records():
+                handle.write(record)
+                handle.write(delimiter)
+    except OSError as exc:
+        raise ToolError(f"cannot write --failed-file {path}: {exc.strerror}") from None
+
+
+class _ProgressTask:
+    def __init__(self, console: Console, publisher: Any, meter: RateMeter) -> None:
+        self._console = console
+        self._publisher = publisher
+        self._meter = meter
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL)
+            self._show()
+
+    def _show(self) -> None:
+        report = self._publisher.report
+        self._console.progress(
+            f"{report.submitted:,} records, {report.acknowledged:,} acknowledged, "
+            f"{self._meter.rate(report.acknowledged):,.0f}/s")
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+    def show_final(self) -> None:
+        self._show()
+        self._console.end_progress()
+
+
+async def discover_nsqds(lookupd_addresses: list[str]) -> list[str]:
+    """nsqd TCP addresses of every producer that the nsqlookupds know (``/nodes``)."""
+    from .lookupd_nodes import nodes_from_lookupds
+
+    addresses = await nodes_from_lookupds(lookupd_addresses)
+    if not addresses:
+        raise UsageError("no nsqd found: the nsqlookupds list no nodes (give --nsqd-tcp-address)")
+    return addresses
 
 
 def main() -> None:
-    print("nsq-pub: not yet implemented", file=sys.stderr)
-    sys.exit(1)
+    command(prog_name=PROG)
+
+
+if __name__ == "__main__":
+    main()

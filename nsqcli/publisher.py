@@ -35,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Iterator
 
-from .exit_codes import AddressError, ToolError, error_text
+from .exit_codes import AddressError, ExitStatus, ToolError, error_text
 from .publisher_batch import (
     Batch, Limits, Numbers, cut_batches, encode_batch, join_numbers, limit_from_error, oversized_error,
     split_oversized,
@@ -43,6 +43,7 @@ from .publisher_batch import (
 from .publisher_conn import Destination, connect_nsqd
 
 ROUND_ROBIN, FAN_OUT = "round-robin", "fan-out"
+UNACKED = ExitStatus.NOT_ACKNOWLEDGED
 ConnectFunc = Callable[[str, dict, float], Awaitable[Any]]
 
 
@@ -464,12 +465,12 @@ class Publisher:
             for dest in expired:
                 self._give_up_destination(dest)
             if all(d.gave_up for d in self.destinations):
-                self._stop(self.report.error or ToolError("every nsqd is unreachable"))
+                self._stop(self.report.error or ToolError("every nsqd is unreachable", UNACKED))
         elif expired and len(expired) == len(self.destinations):
             dest = expired[0]
             self._stop(ToolError(
                 f"no nsqd reachable for {timeout:g}s "
-                f"(last: {dest.address}: {dest.last_error_text or 'connection lost'})"))
+                f"(last: {dest.address}: {dest.last_error_text or 'connection lost'})", UNACKED))
         # batches that keep failing on live connections (E_*_FAILED) also time out
         queues = [d.queue for d in self.destinations] if fan_out else [self._ready]
         for queue in queues:
@@ -492,7 +493,8 @@ class Publisher:
             dest.gave_up = True
             if self.report.error is None:
                 self.report.error = ToolError(
-                    f"{dest.address}: not reachable for {self.config.retry_timeout:g}s ({reason})")
+                    f"{dest.address}: not reachable for {self.config.retry_timeout:g}s ({reason})",
+                    UNACKED)
         while dest.queue:
             self._outcome(dest.queue.popleft(), False)
 

@@ -1,8 +1,130 @@
-"""nsq-tail (placeholder until its issue lands)."""
+"""nsq-tail: print messages of one or more NSQ topics to stdout.
 
-import sys
+A drop-in for Go's ``nsq_tail`` (same flags), with two guarantees it lacks: a message is FINed
+only after its line reached stdout, and ``-n`` is a total across topics (exactly n printed, each
+FINed, then exit 0). Output is written in batches (one write per loop iteration, not a syscall
+per message). A closed pipe (``nsq-tail ... | head -3``) exits quietly with 0, leaving what was
+not printed to be requeued.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import click
+
+from .client_options import CONSUMER
+from .exit_codes import EXIT_STATUS_HELP, ExitStatus
+from .options import client_options, output_options, pop_console, pop_settings, user_agent
+from .options import warn_settings
+from .runner import Shutdown, run_tool
+
+PROG = "nsq-tail"
+
+
+def default_channel() -> str:
+    return f"tail{random.randint(0, 999_999):06d}#ephemeral"
+
+
+@click.command(
+    "tail",
+    epilog=EXIT_STATUS_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option("--topic", "topics", multiple=True, required=True,
+              help="Topic to consume (repeatable).")
+@click.option("--channel", default=None,
+              help="Channel to consume from (default: a random tail<6 digits>#ephemeral).")
+@click.option("--max-in-flight", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Messages in flight at once, per topic (lowered to -n when smaller).")
+@click.option("-n", "count", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Exit after printing N messages in total across topics (0 = forever).")
+@click.option("--print-topic", is_flag=True, help="Prefix each line with the topic and ' | '.")
+@click.option("--format", "output_format", type=click.Choice(["raw", "json"]), default="raw",
+              show_default=True,
+              help="raw: the body and a newline. json: one object per line with topic, id, "
+              "attempts, timestamp and body (or body_base64 when not UTF-8).")
+@client_options(CONSUMER)
+@output_options
+def command(**params: Any) -> None:
+    """Print the messages of NSQ topics to stdout, one per line."""
+    console = pop_console(params, PROG)
+    settings = pop_settings(params, user_agent(PROG))
+    warn_settings(settings, console)
+    ctx = click.get_current_context()
+    _check_names(ctx, params)
+    channel = params["channel"] or default_channel()
+
+    async def main(shutdown: Shutdown) -> ExitStatus:
+        from .tail_output import TailOutput, make_formatter
+
+        output = TailOutput(console.out, make_formatter(params["output_format"], params["print_topic"]),
+                            params["count"])
+        return await consume(console, shutdown, settings, params, channel, output)
+
+    run_tool(main, console)
+
+
+def _check_names(ctx: click.Context, params: dict) -> None:
+    from .lib.protocol.names import check_channel, check_topic
+
+    try:
+        for topic in params["topics"]:
+            check_topic(topic)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param_hint="'--topic'") from None
+    if params["channel"] is not None:
+        try:
+            check_channel(params["channel"])
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param_hint="'--channel'") from None
+
+
+async def consume(console: Any, shutdown: Shutdown, settings: Any, params: dict, channel: str,
+                  output: Any) -> ExitStatus:
+    import asyncio
+
+    from .console import forward_library_logs
+    from .lib.reader import Reader
+
+    forward_library_logs(console)
+    reader_kwargs: dict[str, Any] = {"max_tries": 0}
+    reader_kwargs.update(settings.reader_kwargs)
+    max_in_flight = reader_kwargs.pop("max_in_flight", params["max_in_flight"])
+    if params["count"]:
+        max_in_flight = min(max_in_flight, params["count"])
+    readers = []
+    for topic in dict.fromkeys(params["topics"]):
+        readers.append(Reader(
+            topic, channel, output.handler(topic), nsqd_tcp_addresses=settings.nsqd_tcp_addresses,
+            lookupd_http_addresses=settings.lookupd_http_addresses, max_in_flight=max_in_flight,
+            **reader_kwargs, **settings.conn_kwargs,
+        ))
+    console.info(f"consuming {', '.join(params['topics'])} on channel {channel}")
+    shutdown.add_callback(output.stop)
+    await output.finished()
+    output.stop()
+    await asyncio.gather(*(_close(reader) for reader in readers))
+    if output.pipe_closed:
+        from .runner import silence_stdout
+
+        silence_stdout()
+        return ExitStatus.SUCCESS
+    if output.write_error is not None:
+        raise output.write_error
+    return ExitStatus.SUCCESS
+
+
+async def _close(reader: Any) -> None:
+    result = reader.close()
+    if result is not None and hasattr(result, "__await__"):
+        await result
 
 
 def main() -> None:
-    print("nsq-tail: not yet implemented", file=sys.stderr)
-    sys.exit(1)
+    command(prog_name=PROG)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Reading delimited records from stdin/files without blocking the event loop.
+
+A daemon thread reads large chunks (so a blocked ``read`` on a terminal never keeps the process
+alive after a signal) and hands them to the loop through a small bounded queue (backpressure:
+the thread stops reading while the publisher is behind). :func:`records_from` splits chunks on a
+delimiter of any length; a final record without a trailing delimiter is returned whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from typing import IO, AsyncIterator, Callable
+
+CHUNK_SIZE = 1024 * 1024
+QUEUE_CHUNKS = 4
+_EOF = None
+
+
+class SourceError(OSError):
+    """A source file could not be opened or read; names the file."""
+
+
+def open_source(path: str) -> IO[bytes]:
+    if path == "-":
+        stdin = sys.stdin
+        return getattr(stdin, "buffer", stdin)
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise SourceError(exc.errno, f"cannot read {path}: {exc.strerror}") from None
+
+
+class ChunkReader:
+    """Chunks of one binary stream, read in a daemon thread; ``async for chunk in reader``."""
+
+    def __init__(self, stream: IO[bytes], name: str, chunk_size: int = CHUNK_SIZE) -> None:
+        self.name = name
+        self._stream = stream
+        self._read: Callable[[int], bytes] = getattr(stream, "read1", None) or stream.read
+        self._chunk_size = chunk_size
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._slots = threading.Semaphore(QUEUE_CHUNKS)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"read {name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopped.is_set():
+                self._slots.acquire()
+                if self._stopped.is_set():
+                    break
+                chunk = self._read(self._chunk_size)
+                if not chunk:
+                    break
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, chunk)
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, _EOF)
+        except OSError as exc:
+            error = SourceError(exc.errno, f"cannot read {self.name}: {exc.strerror or exc}")
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, error)
+        except RuntimeError:  # the loop closed under us: the process is exiting
+            pass
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._slots.release()
+
+    def __aiter__(self) -> "ChunkReader":
+        return self
+
+    async def __anext__(self) -> bytes:
+        item = await self._queue.get()
+        self._slots.release()
+        if item is _EOF:
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+async def records_from(
+    paths: list[str], delimiter: bytes, stop: Callable[[], bool] = lambda: False
+) -> AsyncIterator[list[bytes]]:
+    """Lists of records from each source in turn, split on ``delimiter``."""
+    for path in paths:
+        stream = open_source(path)
+        reader = ChunkReader(stream, "stdin" if path == "-" else path)
+        tail = b""
+        try:
+            async for chunk in reader:
+                data = tail + chunk if tail else chunk
+                parts = data.split(delimiter)
+                tail = parts.pop()
+                if parts:
+                    yield parts
+                if stop():
+                    return
+            if tail:
+                yield [tail]  # a final record without a delimiter is a whole record
+                tail = b""
+        finally:
+            reader.stop()
+            if path != "-":
+                stream.close()
+        if stop():
+            return
