@@ -25,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import struct
 from collections import deque
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from tornado.ioloop import IOLoop
 
@@ -36,10 +37,9 @@ from .protocol import commands
 from .protocol.errors import ConnectionClosedError, Error, SendError
 from .protocol.names import check_topic
 from .writer_links import Link, LinkSupervisor
+from .writer_outbox import Outbox, PublishCallback, run_callback
 
 logger = logging.getLogger(__name__)
-
-PublishCallback = Callable[[Any, Any], Any]
 
 
 class Writer:
@@ -70,12 +70,11 @@ class Writer:
         #: connected (handshake complete) connections by id, as pynsq's ``Writer.conns``
         self.conns: dict[str, Any] = {}
         self._links = LinkSupervisor(self, kwargs)  # validates kwargs against AsyncConn
-        self._ready: list[Any] = []  # the values of self.conns, for round-robin
+        self._ready: list[Outbox] = []  # one per connection in self.conns, for round-robin
         self._rr = 0
-        self._topics: set[Any] = set()  # topic names already validated
+        self._topics: dict[Any, bytes] = {}  # validated topic -> its b"PUB <topic>\n" line
         self._waiting: deque[_Waiting] = deque()  # publishes waiting for a connection
         self._expiry: asyncio.TimerHandle | None = None
-        self._last_sent: dict[Any, Any] = {}  # conn -> last publish Future (acks arrive in order)
         self._closing = False
         self._close_future: asyncio.Future | None = None
         self._started = False
@@ -95,9 +94,12 @@ class Writer:
 
     def pub(self, topic: str, msg: bytes | str, callback: PublishCallback | None = None) -> "asyncio.Future[bytes]":
         """PUB one message; the returned awaitable resolves with b"OK" once nsqd acknowledged it."""
-        if topic not in self._topics:
-            self._check_topic(topic)
-        return self._publish("publish", (topic, msg), callback)
+        line = self._topics.get(topic)
+        if line is None:
+            line = self._check_topic(topic)
+        if type(msg) is bytes and msg:  # the hot path: frame it here, once
+            return self._publish("publish_raw", (line + _pack_size(len(msg)) + msg, b"PUB"), callback)
+        return self._publish("publish", (topic, msg), callback)  # str etc.: the encoder checks
 
     def mpub(self, topic: str, msg: Sequence[bytes | str] | bytes | str,
              callback: PublishCallback | None = None) -> "asyncio.Future[bytes]":
@@ -123,21 +125,19 @@ class Writer:
         ready = self._ready
         if ready and not self._closing:
             if len(ready) == 1:
-                conn = ready[0]
+                outbox = ready[0]
             else:
                 self._rr = rr = (self._rr + 1) % len(ready)
-                conn = ready[rr]
-            future = getattr(conn, method)(*args)
-            self._last_sent[conn] = future
-            if callback is not None:
-                future.add_done_callback(functools.partial(_run_callback, callback, conn))
-            return future
+                outbox = ready[rr]
+            return outbox.send(method, args, callback)
         return self._wait_for_connection(method, args, callback)
 
-    def _check_topic(self, topic: Any) -> None:
+    def _check_topic(self, topic: Any) -> bytes:
         check_topic(topic)  # ValueError / TypeError that names the problem
+        line = commands.pub(topic, b"-")[:-5]  # the protocol's PUB line, minus size and body
         if len(self._topics) < 10_000:
-            self._topics.add(topic)
+            self._topics[topic] = line
+        return line
 
     # ---- publishes waiting for a connection ----------------------------------------------
 
@@ -145,13 +145,11 @@ class Writer:
         _ENCODERS[method](*args)  # the connection would validate on send; queued ones now
         loop = self._loop()
         future = loop.create_future()
-        if callback is not None:
-            future.add_done_callback(functools.partial(_run_callback, callback, None))
         if self._closing:
-            future.set_exception(SendError(f"Writer {self.name} is closed"))
+            _fail(future, callback, SendError(f"Writer {self.name} is closed"))
             return future
         deadline = loop.time() + self.connect_timeout
-        self._waiting.append(_Waiting(deadline, method, args, future))
+        self._waiting.append(_Waiting(deadline, method, args, future, callback))
         if self._expiry is None:
             self._expiry = loop.call_at(deadline, self._expire_waiting)
         return future
@@ -164,9 +162,7 @@ class Writer:
                 continue
             ready = self._ready
             self._rr = rr = (self._rr + 1) % len(ready)
-            conn = ready[rr]
-            sent = getattr(conn, item.method)(*item.args)
-            self._last_sent[conn] = sent
+            sent = ready[rr].send(item.method, item.args, item.callback)
             sent.add_done_callback(functools.partial(_copy_outcome, item.future))
         if not waiting and self._expiry is not None:
             self._expiry.cancel()
@@ -179,8 +175,7 @@ class Writer:
         waiting = self._waiting
         while waiting and waiting[0].deadline <= now:
             item = waiting.popleft()
-            if not item.future.done():
-                item.future.set_exception(self._no_connection_error())
+            _fail(item.future, item.callback, self._no_connection_error())
         if waiting:
             self._expiry = loop.call_at(waiting[0].deadline, self._expire_waiting)
 
@@ -195,15 +190,18 @@ class Writer:
 
     def _on_link_ready(self, link: Link, conn: Any) -> None:
         self.conns[conn.id] = conn
-        self._ready.append(conn)
+        self._ready.append(Outbox(conn, self.name))
         self._flush_waiting()
 
     def _on_link_lost(self, link: Link, conn: Any) -> None:
+        """The connection closed (called from its ``close`` event, so no publish picks it)."""
         if self.conns.get(conn.id) is conn:
             del self.conns[conn.id]
-        if conn in self._ready:
-            self._ready.remove(conn)
-        self._last_sent.pop(conn, None)
+        for outbox in self._ready:
+            if outbox.conn is conn:
+                self._ready.remove(outbox)
+                outbox.connection_closed()
+                break
 
     def heartbeat(self, conn: Any) -> None:
         """Called for every heartbeat from nsqd; override to monitor liveness (pynsq hook)."""
@@ -257,15 +255,14 @@ class Writer:
 
     async def _drain_and_close(self) -> None:
         pending = [item.future for item in self._waiting if not item.future.done()]
-        pending += [f for f in self._last_sent.values() if not f.done()]
+        pending += [f for f in (o.last_future() for o in self._ready) if f is not None and not f.done()]
         if pending:
             await asyncio.wait(pending, timeout=self.close_timeout)
         self._abort(SendError(f"Writer {self.name} closed before a connection to nsqd was available"))
 
     def _abort(self, error: Error) -> None:
         for item in self._waiting:
-            if not item.future.done():
-                item.future.set_exception(error)
+            _fail(item.future, item.callback, error)
         self._waiting.clear()
         if self._expiry is not None:
             self._expiry.cancel()
@@ -281,31 +278,26 @@ class Writer:
 
 
 class _Waiting:
-    __slots__ = ("deadline", "method", "args", "future")
+    """A publish waiting for a connection."""
 
-    def __init__(self, deadline: float, method: str, args: tuple, future: asyncio.Future) -> None:
+    __slots__ = ("deadline", "method", "args", "future", "callback")
+
+    def __init__(self, deadline: float, method: str, args: tuple, future: asyncio.Future,
+                 callback: PublishCallback | None) -> None:
         self.deadline = deadline
         self.method = method
         self.args = args
         self.future = future
+        self.callback = callback
 
 
-def _run_callback(callback: PublishCallback, conn: Any, future: asyncio.Future) -> None:
-    """Call a pynsq publish callback as pynsq does: ``callback(conn, b"OK" or an Error)``."""
-    if future.cancelled():
-        data: Any = ConnectionClosedError("publish cancelled")
-    else:
-        data = future.exception()
-        if data is None:
-            data = future.result()
-        elif not isinstance(data, Error):
-            wrapped = SendError("publish failed", data)
-            wrapped.__cause__ = data
-            data = wrapped
-    try:
-        callback(conn, data)
-    except Exception:
-        logger.exception("uncaught exception in publish callback %r", callback)
+def _fail(future: asyncio.Future, callback: PublishCallback | None, error: Error) -> None:
+    """Fail a publish that never reached a connection: callback(None, error), as pynsq."""
+    if future.done():
+        return
+    if callback is not None:
+        future.add_done_callback(functools.partial(run_callback, callback, None))
+    future.set_exception(error)
 
 
 def _copy_outcome(target: asyncio.Future, source: asyncio.Future) -> None:
@@ -327,6 +319,8 @@ def _check_seconds(what: str, value: object) -> None:
 
 
 #: the encoder each connection method uses, to validate a publish that has to wait
-_ENCODERS = {"publish": commands.pub, "multi_publish": commands.mpub, "deferred_publish": commands.dpub}
+_ENCODERS = {"publish": commands.pub, "multi_publish": commands.mpub, "deferred_publish": commands.dpub,
+             "publish_raw": lambda command, kind: None}  # built and checked by pub() already
+_pack_size = struct.Struct(">l").pack
 
 __all__ = ["Writer"]

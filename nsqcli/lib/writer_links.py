@@ -110,7 +110,7 @@ class LinkSupervisor:
             conn = self.conn_class(link.host, link.port, **self.conn_kwargs)
             closed = loop.create_future()
             link.conn = conn
-            self._listen(conn, closed)
+            self._listen(link, conn, closed)
             try:
                 started = conn.connect()
                 if inspect.isawaitable(started):
@@ -135,7 +135,6 @@ class LinkSupervisor:
                 await closed
             finally:
                 link.conn = None
-                writer._on_link_lost(link, conn)
             if self.stopped:
                 return
             if loop.time() - up_since >= writer.reconnect_interval:
@@ -149,11 +148,12 @@ class LinkSupervisor:
                            link.address, writer.name, closed.result() or "closed", delay)
             await asyncio.sleep(delay)
 
-    def _listen(self, conn: Any, closed: asyncio.Future) -> None:
+    def _listen(self, link: Link, conn: Any, closed: asyncio.Future) -> None:
         writer = self.writer
         last_error: list[BaseException] = []
 
         def on_close(**kwargs: Any) -> None:
+            writer._on_link_lost(link, conn)  # at once, so that no publish picks this conn
             if not closed.done():
                 closed.set_result(last_error[-1] if last_error else None)
 

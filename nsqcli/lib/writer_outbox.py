@@ -1,0 +1,96 @@
+"""The publishes in flight on one Writer connection, and their pynsq callbacks.
+
+nsqd answers the publishes of a connection in order, and AsyncConn resolves their Futures in that
+order before it fires its ``response`` event. So an Outbox keeps ``(future, callback)`` per publish
+in a FIFO and, on each response, pops the resolved head and calls its callback right there: no
+``add_done_callback`` and no extra loop iteration per publish. When the connection closes, every
+entry left has already been failed by AsyncConn (the root cause as ``__cause__``) and their
+callbacks get that error. Publishes without a callback are not tracked at all (the benchmark's
+path): their Future is the only record, and the connection's own error log reports the failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Callable
+
+from .protocol.errors import ConnectionClosedError, Error, SendError
+
+logger = logging.getLogger("nsqcli.lib.writer")
+
+PublishCallback = Callable[[Any, Any], Any]
+
+
+class Outbox:
+    """One connection's publishes: the newest Future, and the callbacks still to be called."""
+
+    __slots__ = ("conn", "pending", "name", "last", "listening")
+
+    def __init__(self, conn: Any, name: str) -> None:
+        self.conn = conn
+        self.name = name
+        self.last: asyncio.Future | None = None  # newest publish (answers arrive in order)
+        # (future, callback) of the publishes that have a callback; the response listener is
+        # registered only while this is non-empty, so publishes without callbacks cost nothing
+        self.pending: deque[tuple[asyncio.Future, PublishCallback]] = deque()
+        self.listening = False
+
+    def send(self, method: str, args: tuple, callback: PublishCallback | None) -> asyncio.Future:
+        """A publish method of AsyncConn (``publish_raw``, ``publish``, ``multi_publish``, ...)."""
+        self.last = future = getattr(self.conn, method)(*args)
+        if callback is not None:
+            self._track(future, callback)
+        return future
+
+    def last_future(self) -> asyncio.Future | None:
+        """The newest publish if it is still unanswered (then every older one is too or done)."""
+        last = self.last
+        return last if last is not None and not last.done() else None
+
+    def _track(self, future: asyncio.Future, callback: PublishCallback) -> None:
+        self.pending.append((future, callback))
+        if future.done():  # refused at once (the connection is going away)
+            self._on_response()
+        elif not self.listening:
+            self.listening = True
+            self.conn.on("response", self._on_response)
+
+    def _on_response(self, conn: Any = None, data: Any = None, **kwargs: Any) -> None:
+        pending = self.pending
+        while pending:
+            future, callback = pending[0]
+            if not future.done():
+                return
+            pending.popleft()
+            run_callback(callback, self.conn, future)
+        if self.listening:
+            self.listening = False
+            self.conn.off("response", self._on_response)
+
+    def connection_closed(self) -> None:
+        """Deliver the failures of every publish left (AsyncConn failed them before ``close``)."""
+        pending, self.pending = self.pending, deque()
+        for future, callback in pending:
+            if not future.done():  # not expected: AsyncConn fails them all before "close"
+                future.set_exception(ConnectionClosedError(f"connection to {self.conn} closed"))
+            run_callback(callback, self.conn, future)
+
+
+def run_callback(callback: PublishCallback, conn: Any, future: asyncio.Future) -> None:
+    """Call a pynsq publish callback as pynsq does: ``callback(conn, b"OK" or an Error)``."""
+    if future.cancelled():
+        data: Any = ConnectionClosedError("publish cancelled")
+    else:
+        data = future.exception()
+        if data is None:
+            data = future.result()
+        elif not isinstance(data, Error):
+            wrapped = SendError("publish failed", data)
+            wrapped.__cause__ = data
+            data = wrapped
+    try:
+        callback(conn, data)
+    except Exception:
+        logger.exception("uncaught exception in publish callback %r", callback)
