@@ -104,8 +104,11 @@ class Publisher:
         connect: ConnectFunc = connect_nsqd,
         clock: Callable[[], float] = time.monotonic,
         log: Callable[[str], None] | None = None,
+        on_acknowledged: Callable[[Numbers, int], None] | None = None,
     ) -> None:
         self.config = config
+        # called with (numbers, count) of every batch nsqd acknowledged (nsq-replay checkpoints)
+        self._on_acknowledged = on_acknowledged
         self.limits = Limits(config.max_msg_size, config.max_body_size, config.batch_count,
                              config.batch_bytes)
         if config.defer_ms is not None:
@@ -422,6 +425,8 @@ class Publisher:
             self.report.failed.extend(pairs if skipped else zip(numbers, records))
         else:
             self.report.acknowledged += count
+            if self._on_acknowledged is not None:
+                self._on_acknowledged(batch.numbers, len(records))
         batch.records = []
         batch.commands = []
         self._changed.set()
