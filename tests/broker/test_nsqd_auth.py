@@ -1,0 +1,141 @@
+"""AUTH against an auth HTTP server with nsqd's contract (internal/auth)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from nsqcli.lib.protocol import commands as cmd
+
+from test_nsqd_wire import RawNSQ, fatal
+
+PUBLISH_ALL = {"topic": ".*", "channels": [".*"], "permissions": ["publish"]}
+SUBSCRIBE_ORDERS = {"topic": "^orders$", "channels": ["^worker"], "permissions": ["subscribe"]}
+
+
+class AuthServer:
+    """Answers /auth with ``self.status`` and ``self.reply``; records every query."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.reply: dict = {"ttl": 3600, "identity": "alice", "identity_url": "http://id/alice",
+                            "authorizations": [PUBLISH_ALL, SUBSCRIBE_ORDERS]}
+        self.queries: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                url = urlparse(self.path)
+                server.queries.append({"path": url.path, **{k: v[0] for k, v in
+                                                            parse_qs(url.query, keep_blank_values=True).items()}})
+                body = json.dumps(server.reply).encode()
+                self.send_response(server.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = "127.0.0.1:%d" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def auth_server():
+    server = AuthServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def auth_nsqd(nsqd_factory, auth_server):
+    return nsqd_factory(auth_http_addresses=[auth_server.address])
+
+
+def authed(nsqd, secret: bytes = b"s3cret") -> RawNSQ:
+    conn = RawNSQ(nsqd)
+    conn.identify(heartbeat_interval=1000)
+    conn.send(cmd.auth(secret))
+    return conn
+
+
+def test_identify_says_auth_required(auth_nsqd):
+    assert RawNSQ(auth_nsqd).identify(feature_negotiation=True)["auth_required"] is True
+
+
+@pytest.mark.parametrize("command, name", [
+    (cmd.pub("t", b"x"), "PUB"), (cmd.mpub("t", [b"x"]), "MPUB"),
+    (cmd.dpub("t", 10, b"x"), "DPUB"), (cmd.subscribe("t", "c"), "SUB"),
+])
+def test_commands_need_auth_first(auth_nsqd, command, name):
+    conn = RawNSQ(auth_nsqd)
+    conn.identify(heartbeat_interval=1000)
+    conn.send(command)
+    fatal(conn, f"E_AUTH_FIRST AUTH required before {name}".encode())
+
+
+def test_auth_success_and_contract(auth_nsqd, auth_server):
+    conn = authed(auth_nsqd)
+    reply = json.loads(conn.response())
+    assert reply == {"identity": "alice", "identity_url": "http://id/alice", "permission_count": 2}
+    query = auth_server.queries[-1]
+    assert query["path"] == "/auth"
+    assert query["secret"] == "s3cret" and query["tls"] == "false"
+    assert query["remote_ip"] == "127.0.0.1" and query["common_name"] == ""
+    conn.pub("anything", b"x")
+    conn.sub("orders", "worker-1", rdy=1)
+    client = auth_nsqd.channel_stats("orders", "worker-1")["clients"][0]
+    assert client["authed"] is True and client["auth_identity"] == "alice"
+
+
+def test_unauthorized_publish_and_subscribe(auth_nsqd, auth_server):
+    auth_server.reply["authorizations"] = [SUBSCRIBE_ORDERS]
+    conn = authed(auth_nsqd)
+    conn.response()
+    conn.send(cmd.pub("orders", b"x"))
+    fatal(conn, b'E_UNAUTHORIZED AUTH failed for PUB on "orders" ""')
+    conn = authed(auth_nsqd)
+    conn.response()
+    conn.send(cmd.subscribe("orders", "audit"))
+    fatal(conn, b'E_UNAUTHORIZED AUTH failed for SUB on "orders" "audit"')
+
+
+def test_auth_server_refusal(auth_nsqd, auth_server):
+    auth_server.status = 403
+    fatal(authed(auth_nsqd), b"E_AUTH_FAILED AUTH failed")
+
+
+def test_no_authorizations(auth_nsqd, auth_server):
+    auth_server.reply["authorizations"] = []
+    fatal(authed(auth_nsqd), b"E_UNAUTHORIZED AUTH no authorizations found")
+
+
+def test_auth_twice(auth_nsqd):
+    conn = authed(auth_nsqd)
+    conn.response()
+    conn.send(cmd.auth(b"again"))
+    fatal(conn, b"E_INVALID AUTH already set")
+
+
+def test_expired_authorization_is_asked_again(auth_nsqd, auth_server):
+    auth_server.reply["ttl"] = 1
+    conn = authed(auth_nsqd)
+    conn.response()
+    asked = len(auth_server.queries)
+    time.sleep(1.2)
+    auth_server.reply["authorizations"] = [SUBSCRIBE_ORDERS]
+    conn.send(cmd.pub("t", b"x"))  # the fresh answer no longer allows publishing
+    fatal(conn, b'E_UNAUTHORIZED AUTH failed for PUB on "t" ""')
+    assert len(auth_server.queries) == asked + 1
