@@ -97,6 +97,8 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self.auth_response: dict | None = None
         self.close_error: BaseException | None = None  # root cause of the last close
         self.last_recv_timestamp = self.last_msg_timestamp = time.time()
+        self._generation = 0
+        self._closed_future: asyncio.Future | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._protocol: ClientProtocol | None = None
         self._reset()
@@ -109,7 +111,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self._last_write: Any = None
         self._write_calls = 0
         self._ready_future: asyncio.Future | None = None
-        self._closed_future: asyncio.Future | None = None
+        self._closed_future = None
         self._close_wait: asyncio.Future | None = None
         self._stage_timer: asyncio.TimerHandle | None = None
         self._stale_timer: asyncio.TimerHandle | None = None
@@ -162,14 +164,18 @@ class AsyncConn(CommandsMixin, EventedMixin):
         that ``wait_ready`` waits on."""
         if not self.closed() and self._ready_future is not None:
             return self._ready_future
+        closed_future = self._closed_future
         self._loop = None
         self._reset()
         loop = self._get_loop()
+        if closed_future is not None and not closed_future.done() and closed_future.get_loop() is loop:
+            self._closed_future = closed_future  # someone awaits it from before connect()
         self.state = CONNECTING
         self.close_error = None
         self.rdy = self.last_rdy = self.in_flight = 0
         self._ready_future = loop.create_future()
-        loop.create_task(self._run())
+        self._generation += 1
+        loop.create_task(self._run(self._generation))
         return self._ready_future
 
     async def wait_ready(self, timeout: float | None = None) -> None:
@@ -193,23 +199,26 @@ class AsyncConn(CommandsMixin, EventedMixin):
         if self.state == DISCONNECTED:
             raise ConnectionClosedError(f"connection to {self} is closed") from self.close_error
 
-    async def _run(self) -> None:
+    async def _run(self, generation: int) -> None:
+        # generation: a read loop or connect of an earlier connection (close() then connect())
+        # must never close the current one
         try:
-            await self._open_stream()
+            await self._open_stream(generation)
             protocol = self._protocol = ClientProtocol(
                 self._options.identify_data, self._options.auth_secret, self._options.max_frame_size)
-            self.trigger(event.CONNECT, conn=self)
-            self.trigger(event.IDENTIFY, conn=self, data=self._options.identify_data)
+            self._safe_trigger(event.CONNECT, conn=self)
+            self._safe_trigger(event.IDENTIFY, conn=self, data=self._options.identify_data)
             if self.state != CONNECTING:
                 return
             self._set_stage("during IDENTIFY")
             self._write(protocol.initiate())
             self._flush()
-            await self._read_loop()
+            await self._read_loop(generation)
         except Exception as exc:  # noqa: BLE001 - every failure becomes the close's root cause
-            self._close(exc)
+            if generation == self._generation:
+                self._close(exc)
 
-    async def _open_stream(self) -> None:
+    async def _open_stream(self, generation: int) -> None:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_UNSPEC
         timeout = self._options.timeout
         try:
@@ -220,10 +229,11 @@ class AsyncConn(CommandsMixin, EventedMixin):
         except (OSError, StreamClosedError) as exc:
             cause = getattr(exc, "real_error", None) or exc
             raise ConnectError(f"could not connect to nsqd at {self}: {cause}") from cause
-        if self.state != CONNECTING:  # closed while connecting
+        if self.state != CONNECTING or generation != self._generation:  # closed while connecting
             stream.close()
             raise ConnectionClosedError(f"connection to {self} was closed while connecting")
         stream.set_nodelay(True)
+        stream.read_chunk_size = READ_CHUNK_SIZE
         self.stream = stream
         self._recv_mark = self._get_loop().time()
 
@@ -239,8 +249,8 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self._stage_timer = None
         self._close(NSQTimeoutError(stage, self._options.timeout, self.id))
 
-    async def _read_loop(self) -> None:
-        while self.state != DISCONNECTED:
+    async def _read_loop(self, generation: int) -> None:
+        while self.state != DISCONNECTED and generation == self._generation:
             stream = self.stream
             if stream is None:
                 return
@@ -250,7 +260,8 @@ class AsyncConn(CommandsMixin, EventedMixin):
                 cause = exc.real_error or stream.error
                 closed = ConnectionClosedError(f"nsqd at {self} closed the connection")
                 closed.__cause__ = cause
-                self._close(closed)
+                if generation == self._generation:
+                    self._close(closed)
                 return
             self._on_data(data)
             if self._tls_pending:
@@ -278,6 +289,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         finally:
             self._tls_future = None
         self.stream.set_nodelay(True)
+        self.stream.read_chunk_size = READ_CHUNK_SIZE
         self._protocol.tls_established()
 
     # ---- receiving ----------------------------------------------------------------------------
@@ -333,9 +345,9 @@ class AsyncConn(CommandsMixin, EventedMixin):
             self._set_stage(f"during {item.kind} upgrade")
         elif kind is ev.AuthRequested:
             self._set_stage("during AUTH")
-            self.trigger(event.AUTH, conn=self, data=_REDACTED)
             self._write(self._protocol.auth_command())  # type: ignore[union-attr]
             self._flush()
+            self.trigger(event.AUTH, conn=self, data=_REDACTED)  # pynsq passed the secret here
         elif kind is ev.AuthResponseReceived:
             self.auth_response = item.data
             self.trigger(event.AUTH_RESPONSE, conn=self, data=item.data)

@@ -436,3 +436,65 @@ def test_identify_json_matches_what_nsqd_receives():
             assert "msg_timeout" not in body
             conn.close()
     run(main())
+
+
+def test_raising_handshake_listeners_do_not_break_the_connection(caplog):
+    async def main():
+        async with FakeNSQD(auth_secret=b"pw") as fake:
+            conn = AsyncConn(fake.host, fake.port, auth_secret="pw")
+            for name in ("connect", "identify", "identify_response", "auth", "auth_response", "ready"):
+                conn.on(name, lambda name=name, **kw: (_ for _ in ()).throw(RuntimeError(name)))
+            await conn.wait_ready(2)
+            assert conn.connected()
+            assert await conn.publish("t", b"x") == b"OK"
+            conn.close()
+    with caplog.at_level(logging.ERROR, logger="nsqcli.lib.conn"):
+        run(main())
+    assert len([r for r in caplog.records if r.exc_info]) == 6
+
+
+def test_start_close_without_subscription_and_closed_future():
+    async def main():
+        async with FakeNSQD() as fake:
+            conn = AsyncConn(fake.host, fake.port)
+            closed = conn.closed_future
+            await conn.wait_ready(2)
+            assert await conn.start_close() is None  # nothing to drain: no CLS sent
+            assert fake.transcript == ["IDENTIFY"]
+            assert not closed.done()
+            conn.close()
+            await asyncio.wait_for(closed, 1)
+            with pytest.raises(ConnectionClosedError):
+                await conn.wait_ready(1)
+            assert conn.closed_future.done()
+    run(main())
+
+
+def test_reconnect_after_close():
+    async def main():
+        async with FakeNSQD() as fake:
+            conn = AsyncConn(fake.host, fake.port)
+            await conn.wait_ready(2)
+            conn.close()
+            conn.connect()
+            await conn.wait_ready(2)
+            assert await conn.publish("t", b"again") == b"OK"
+            assert len(fake.peers) == 2
+            conn.close()
+    run(main())
+
+
+def test_message_answers_after_close_are_dropped_with_a_warning(caplog):
+    async def main():
+        async with FakeNSQD() as fake:
+            conn, peer = await consumer(fake)
+            messages = []
+            conn.on("message", lambda conn, message: messages.append(message))
+            peer.send_message(b"late")
+            await fake.wait_until(lambda: messages)
+            conn.close()
+            messages[0].finish()  # must not raise: nsqd redelivers after msg_timeout
+            assert messages[0].has_responded()
+    with caplog.at_level(logging.WARNING, logger="nsqcli.lib.conn"):
+        run(main())
+    assert "cannot FIN" in caplog.text
