@@ -416,10 +416,9 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self.state = DISCONNECTED
         self.close_error = error
         self._set_stage(None)
-        for timer in (self._stale_timer,):
-            if timer is not None:
-                timer.cancel()
-        self._stale_timer = None
+        if self._stale_timer is not None:
+            self._stale_timer.cancel()
+            self._stale_timer = None
         if error is None:
             self._flush()
         if self._flush_handle is not None:
@@ -440,22 +439,6 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self._safe_trigger(event.CLOSE, conn=self)
         if self._closed_future is not None and not self._closed_future.done():
             self._closed_future.set_result(None)
-
-    def _fail_pending(self, error: BaseException | None) -> None:
-        ready = self._ready_future
-        if ready is not None and not ready.done():
-            failure = error if error is not None else ConnectionClosedError(
-                f"connection to {self} was closed before it was ready")
-            ready.set_exception(failure)
-            ready.exception()  # retrieved: wait_ready re-raises it; nobody waiting is fine
-        waiters, self._waiters = self._waiters, deque()
-        for waiter in waiters:
-            if waiter is not None and not waiter.done():
-                closed = ConnectionClosedError(
-                    f"connection to nsqd at {self} closed before nsqd answered"
-                    + (f": {error}" if error is not None else ""))
-                closed.__cause__ = error
-                waiter.set_exception(closed)
 
     def _safe_trigger(self, name: str, **kwargs: Any) -> None:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from tornado.iostream import StreamClosedError
@@ -171,6 +172,24 @@ class CommandsMixin:
         self._waiters.append(future)
         self._write(protocol.close())
         return future
+
+    def _fail_pending(self, error: BaseException | None) -> None:
+        """On close: the ready Future fails with the root cause, every reply waiter with
+        ConnectionClosedError caused by it."""
+        ready = self._ready_future
+        if ready is not None and not ready.done():
+            failure = error if error is not None else ConnectionClosedError(
+                f"connection to {self} was closed before it was ready")
+            ready.set_exception(failure)
+            ready.exception()  # retrieved: wait_ready re-raises it; nobody waiting is fine
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if waiter is not None and not waiter.done():
+                closed = ConnectionClosedError(
+                    f"connection to nsqd at {self} closed before nsqd answered"
+                    + (f": {error}" if error is not None else ""))
+                closed.__cause__ = error
+                waiter.set_exception(closed)
 
     # ---- message answers (called by Message) ------------------------------------------------
 
