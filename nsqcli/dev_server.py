@@ -305,7 +305,7 @@ def dev_server(**params: Any) -> None:
     sys.exit(0 if status == ExitStatus.INTERRUPTED else int(status))
 
 
-main = dev_server
+main = command = dev_server
 
 if __name__ == "__main__":
     dev_server(prog_name=PROG)

@@ -8,6 +8,7 @@ or as a real daemon subprocess (:mod:`nsqcli.broker.daemons`); tests use both th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import urllib.error
@@ -37,28 +38,46 @@ class BrokerHTTPError(RuntimeError):
 
 
 class _EmbeddedBackend:
-    """An embedded broker on the broker thread; each start builds it anew on the same ports."""
+    """An embedded broker on the broker thread; a restart comes back on the same ports.
+
+    With ``keep_state`` (nsqd) a restart reuses the broker object, so topics, channels and
+    queued messages survive as they do with a real nsqd and its ``--data-path``; without it
+    (nsqlookupd, which keeps everything in memory) a restart starts from scratch.
+    """
 
     real = False
 
-    def __init__(self, thread: BrokerThread, build: Callable[[str, str], Any]) -> None:
+    def __init__(self, thread: BrokerThread, build: Callable[[str, str], Any],
+                 keep_state: bool) -> None:
         self._thread = thread
         self._build = build
+        self._keep_state = keep_state
         self._ports = (0, 0)
-        self.broker: Any = None
+        self._broker: Any = None
+        self._running = False
+
+    @property
+    def broker(self) -> Any:
+        return self._broker if self._running else None
 
     def start(self) -> tuple[int, int]:
-        tcp_port, http_port = self._ports
-        broker = self._build(f"{LOOPBACK}:{tcp_port}", f"{LOOPBACK}:{http_port}")
+        tcp_address, http_address = (f"{LOOPBACK}:{port}" for port in self._ports)
+        broker = self._broker
+        if broker is None or not self._keep_state:
+            broker = self._build(tcp_address, http_address)
+        else:
+            # first started on port 0: pin the ports it got
+            broker.options = dataclasses.replace(broker.options, tcp_address=tcp_address,
+                                                 http_address=http_address)
         self._thread.call(broker.start)
-        self.broker = broker
+        self._broker, self._running = broker, True
         self._ports = (broker.tcp_port, broker.http_port)
         return self._ports
 
     def stop(self) -> None:
-        broker, self.broker = self.broker, None
-        if broker is not None:
-            self._thread.call(broker.stop)
+        if self._running:
+            self._running = False
+            self._thread.call(self._broker.stop)
 
     close = stop
 
@@ -292,7 +311,7 @@ def make_nsqd(options: dict[str, Any] | None = None, thread: BrokerThread | None
         return NSQD(NSQDOptions(tcp_address=tcp_address, http_address=http_address,
                                 broadcast_address=LOOPBACK, **options))
 
-    return NSQDHandle(_EmbeddedBackend(thread or shared_broker_thread(), build))
+    return NSQDHandle(_EmbeddedBackend(thread or shared_broker_thread(), build, keep_state=True))
 
 
 def make_nsqlookupd(options: dict[str, Any] | None = None, thread: BrokerThread | None = None,
@@ -307,4 +326,5 @@ def make_nsqlookupd(options: dict[str, Any] | None = None, thread: BrokerThread 
         return NSQLookupd(NSQLookupdOptions(tcp_address=tcp_address, http_address=http_address,
                                             broadcast_address=LOOPBACK, **options))
 
-    return LookupdHandle(_EmbeddedBackend(thread or shared_broker_thread(), build))
+    return LookupdHandle(_EmbeddedBackend(thread or shared_broker_thread(), build,
+                                          keep_state=False))

@@ -290,6 +290,18 @@ def test_nsqd_registers_its_topics_and_channels(nsqd_with_lookupd):
     assert wait_until(lambda: lookupd.lookup("nsqd_topic")["producers"] == [])
 
 
+def test_nsqd_restart_unregisters_then_registers_again(nsqd_with_lookupd):
+    nsqd, lookupd = nsqd_with_lookupd
+    nsqd.pub("survivor", b"m")
+    lookupd.wait_for_producer(nsqd, topic="survivor")
+    nsqd.stop()
+    assert wait_until(lambda: lookupd.nodes() == [])
+    assert lookupd.lookup("survivor")["producers"] == []
+    nsqd.start()
+    lookupd.wait_for_producer(nsqd, topic="survivor")
+    assert len(lookupd.lookup("survivor")["producers"]) == 1
+
+
 @pytest.mark.real_only
 def test_real_nsqd_registers_with_this_lookupd(nsqd_with_lookupd):
     nsqd, lookupd = nsqd_with_lookupd
