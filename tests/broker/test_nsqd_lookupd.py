@@ -1,0 +1,144 @@
+"""nsqd registering with nsqlookupd: the V1 transcript, what lookupd then knows, reconnection."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from test_nsqd_delivery import wait_for
+from test_nsqd_wire import consumer
+
+
+class FakeLookupd:
+    """A scripted nsqlookupd TCP endpoint that records the commands each connection sends."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.sessions: list[list] = []
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            session: list = []
+            self.sessions.append(session)
+            threading.Thread(target=self._serve, args=(conn, session), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, session: list) -> None:
+        reader = conn.makefile("rb")
+        try:
+            session.append(reader.read(4))
+            while True:
+                line = reader.readline()
+                if not line:
+                    return
+                if line.startswith(b"IDENTIFY"):
+                    (size,) = struct.unpack(">l", reader.read(4))
+                    session.append(("IDENTIFY", json.loads(reader.read(size))))
+                    reply = json.dumps({"tcp_port": 1, "http_port": 0, "version": "1.3.0",
+                                        "broadcast_address": "", "hostname": "fake"}).encode()
+                else:
+                    session.append(line.decode().strip())
+                    reply = b"OK"
+                conn.sendall(struct.pack(">l", len(reply)) + reply)
+        except OSError:
+            return
+
+    def drop_connections(self) -> None:
+        for conn in self.connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.drop_connections()
+
+
+@pytest.fixture
+def fake_lookupd():
+    server = FakeLookupd()
+    yield server
+    server.close()
+
+
+def test_registration_transcript(nsqd_factory, fake_lookupd):
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address])
+    wait_for(lambda: fake_lookupd.sessions and len(fake_lookupd.sessions[0]) >= 2)
+    nsqd.create_topic("reg")
+    nsqd.create_channel("reg", "ch")
+    nsqd.delete_channel("reg", "ch")
+    nsqd.delete_topic("reg")
+    session = fake_lookupd.sessions[0]
+    wait_for(lambda: "UNREGISTER reg" in session)
+    assert session[0] == b"  V1"
+    kind, identity = session[1]
+    assert kind == "IDENTIFY"
+    assert identity["tcp_port"] == nsqd.tcp_port and identity["http_port"] == nsqd.http_port
+    assert identity["broadcast_address"] == "127.0.0.1"
+    assert {"version", "hostname"} <= set(identity)
+    commands = [c for c in session[2:] if c != "PING"]
+    assert commands == ["REGISTER reg", "REGISTER reg ch", "UNREGISTER reg ch", "UNREGISTER reg"]
+
+
+def test_reconnects_and_registers_everything_again(nsqd_factory, fake_lookupd):
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address], lookupd_ping_interval_ms=200)
+    nsqd.create_topic("again")
+    nsqd.create_channel("again", "ch")
+    nsqd.create_topic("solo")
+    wait_for(lambda: "REGISTER solo" in fake_lookupd.sessions[0])
+    fake_lookupd.drop_connections()
+    wait_for(lambda: len(fake_lookupd.sessions) >= 2 and len(fake_lookupd.sessions[1]) >= 4)
+    session = fake_lookupd.sessions[1]
+    assert session[0] == b"  V1" and session[1][0] == "IDENTIFY"
+    assert set(session[2:4]) == {"REGISTER again ch", "REGISTER solo"}
+
+
+def test_pings_lookupd(nsqd_factory, fake_lookupd):
+    nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address], lookupd_ping_interval_ms=100)
+    wait_for(lambda: fake_lookupd.sessions and "PING" in fake_lookupd.sessions[0])
+
+
+def test_lookupd_knows_topics_and_channels(nsqd_with_lookupd):
+    nsqd, lookupd = nsqd_with_lookupd
+    nsqd.create_topic("known")
+    nsqd.create_channel("known", "ch")
+    wait_for(lambda: lookupd.http("GET", "/lookup", {"topic": "known"})[0] == 200
+             and "ch" in lookupd.lookup("known")["channels"])
+    producer = lookupd.lookup("known")["producers"][0]
+    assert producer["tcp_port"] == nsqd.tcp_port and producer["http_port"] == nsqd.http_port
+    nsqd.delete_topic("known")
+    # lookupd keeps a non-ephemeral topic's registration, without this producer
+    wait_for(lambda: lookupd.lookup("known")["producers"] == [])
+    assert "known" not in lookupd.wait_for_producer(nsqd)["topics"]
+
+
+def test_new_topic_precreates_channels_lookupd_knows(nsqd_with_lookupd):
+    nsqd, lookupd = nsqd_with_lookupd
+    lookupd.http_json("POST", "/channel/create", {"topic": "pre", "channel": "waiting"})
+    nsqd.pub("pre", b"kept for the channel")
+    stats = wait_for(lambda: nsqd.channel_stats("pre", "waiting"))
+    assert stats["message_count"] == 1
+    conn = consumer(nsqd, "pre", "waiting")
+    assert conn.message().body == b"kept for the channel"
+
+
+def test_ephemeral_channels_are_not_precreated(nsqd_with_lookupd):
+    nsqd, lookupd = nsqd_with_lookupd
+    lookupd.http_json("POST", "/channel/create", {"topic": "pre2", "channel": "tmp#ephemeral"})
+    nsqd.pub("pre2", b"x")
+    time.sleep(0.2)
+    assert nsqd.channel_stats("pre2", "tmp#ephemeral") is None
