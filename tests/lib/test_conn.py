@@ -498,3 +498,25 @@ def test_message_answers_after_close_are_dropped_with_a_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="nsqcli.lib.conn"):
         run(main())
     assert "cannot FIN" in caplog.text
+
+
+def test_frames_over_max_frame_size_close_the_connection():
+    async def main():
+        async with FakeNSQD() as fake:
+            conn, peer = await consumer(fake, max_frame_size=1024)
+            peer.send_message(b"x" * 2000)
+            await asyncio.wait_for(conn.closed_future, 2)
+            assert isinstance(conn.close_error, ProtocolError)
+            assert "frame size" in str(conn.close_error)
+    run(main())
+
+
+def test_message_frame_before_subscribe_is_a_protocol_error():
+    async def main():
+        async with FakeNSQD() as fake:
+            conn = AsyncConn(fake.host, fake.port)
+            await conn.wait_ready(2)
+            fake.peers[0].send_message(b"unexpected")
+            await asyncio.wait_for(conn.closed_future, 2)
+            assert isinstance(conn.close_error, ProtocolError)
+    run(main())
