@@ -228,6 +228,18 @@ def test_unregister_topic_drops_the_producer_not_the_topic(peers, nsqlookupd):
     assert nsqlookupd.nodes()[0]["topics"] == []
 
 
+def test_unregister_ephemeral_topic_removes_it_with_its_last_producer(peers, nsqlookupd):
+    first, second = peers(), peers()
+    first.identify()
+    second.identify({**IDENTITY, "tcp_port": 5150})
+    first.command(b"REGISTER t#ephemeral")
+    second.command(b"REGISTER t#ephemeral")
+    first.command(b"UNREGISTER t#ephemeral")
+    assert nsqlookupd.topics() == ["t#ephemeral"]
+    second.command(b"UNREGISTER t#ephemeral")
+    assert nsqlookupd.topics() == []
+
+
 def test_unregister_unknown_is_ok(peers):
     peer = peers()
     peer.identify()

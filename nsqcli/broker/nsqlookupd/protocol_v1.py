@@ -226,5 +226,8 @@ class LookupSessionV1:
             # a topic unregistration also drops this peer from the topic's channels
             for registration in self.db.find_registrations(CHANNEL, topic, ANY):
                 self.db.remove_producer(registration, peer_id)
-            self.db.remove_producer(Registration(TOPIC, topic), peer_id)
+            registration = Registration(TOPIC, topic)
+            _, left = self.db.remove_producer(registration, peer_id)
+            if left == 0 and is_ephemeral(topic):
+                self.db.remove_registration(registration)
         return OK
