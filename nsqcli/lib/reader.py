@@ -176,6 +176,7 @@ class Reader(ReaderCore):
         cls = type(self)
         self._plain_hooks = (cls.preprocess_message is Reader.preprocess_message
                              and cls.validate_message is Reader.validate_message)
+        self._plain_process = cls.process_message is Reader.process_message
         disabled = getattr(cls.disabled, "__func__", cls.disabled)
         self._disabled_hook = disabled is not Reader.disabled.__func__  # type: ignore[attr-defined]
         if self._disabled_hook:
@@ -262,7 +263,10 @@ class Reader(ReaderCore):
 
     # ---- message handling (the hot path) ------------------------------------------------
 
-    def _on_message(self, conn: Any, message: Any) -> None:
+    def _on_conn_message(self, conn: Any, message: Any, **_: Any) -> None:
+        share = self._ramp_share
+        if share and conn.rdy != share and conn.rdy != conn.max_rdy_count:
+            self._ramp(conn)
         try:
             if 0 < self.max_tries < message.attempts:
                 self._give_up(message)
@@ -272,7 +276,11 @@ class Reader(ReaderCore):
                     if not message.has_responded():
                         message.finish()
                     return
-            result = self.process_message(message)
+            handler = self.message_handler
+            if self._plain_process and handler is not None:
+                result = handler(message)
+            else:
+                result = self.process_message(message)
         except Exception:
             logger.exception("[%s:%s] uncaught exception while handling message %s body:%r",
                              conn.id, self.name, message.id, message.body)

@@ -40,7 +40,9 @@ class ReaderCore:
     """Connections, RDY, backoff and close for one topic/channel (see the module docstring).
 
     Subclasses set ``topic``, ``channel``, ``name``, ``conn_kwargs``, ``max_in_flight`` and call
-    :meth:`_init_core`; they implement ``_on_message(conn, message)`` and ``heartbeat(conn)``.
+    :meth:`_init_core`; they implement ``_on_conn_message(conn, message)`` (the hot path, which
+    calls :meth:`_ramp` when ``conn.rdy`` differs from a non-zero ``_ramp_share``) and
+    ``heartbeat(conn)``.
     """
 
     topic: str
@@ -63,6 +65,7 @@ class ReaderCore:
         self._redistribute_interval = redistribute_interval
         self.close_timeout = close_timeout
         self._ramp_share = 0  # RDY a connection ramps to on a message; 0 = do not ramp
+        self._quiet = True  # no backoff, no drain: a FIN needs no bookkeeping
         self._tick_timer: PeriodicCallback | None = None
         self._window_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future] = set()  # running coroutine handlers
@@ -142,7 +145,7 @@ class ReaderCore:
             logger.warning("[%s:%s] nsqd max_rdy_count %d < max_in_flight %d: RDY is capped",
                            conn.id, self.name, conn.max_rdy_count, self.max_in_flight)
         self.conns[conn.id] = conn
-        self._update_ramp_share()
+        self._refresh_fast_path()
         window = self._backoff
         self._apply(self._policy.connection_added(
             list(self.conns.values()), conn, window.in_backoff, window.blocked))
@@ -164,9 +167,10 @@ class ReaderCore:
             del self.conns[conn.id]
             remaining = list(self.conns.values())
             self._policy.connection_removed(conn, remaining, self._backoff.in_backoff)
-            self._update_ramp_share()
+            self._refresh_fast_path()
         if conn in self._retiring:
             del self._retiring[conn]
+            self._refresh_fast_path()
             self._check_drained()
             return
         if self._closing:
@@ -189,17 +193,13 @@ class ReaderCore:
     def heartbeat(self, conn: Any) -> None:  # overridden by Reader
         pass
 
-    def _on_conn_message(self, conn: Any, message: Any, **_: Any) -> None:
-        share = self._ramp_share
-        if share and conn.rdy != share and conn.rdy != conn.max_rdy_count:
-            self._ramp(conn)
-        self._on_message(conn, message)
-
-    def _on_message(self, conn: Any, message: Any) -> None:  # implemented by Reader
+    def _on_conn_message(self, conn: Any, message: Any, **_: Any) -> None:  # Reader's
         raise NotImplementedError
 
     # the answers to messages: FIN = success, REQ = failure, REQ(backoff=False) = neutral
     def _on_conn_resume(self, conn: Any, **_: Any) -> None:
+        if self._quiet:
+            return
         if self._closing or self._retiring:
             self._check_drained()
         action = self._backoff.record(True)
@@ -240,9 +240,14 @@ class ReaderCore:
                 except ValueError as exc:  # above max_rdy_count: the policy should prevent it
                     logger.error("[%s:%s] %s", conn.id, self.name, exc)
 
-    def _update_ramp_share(self) -> None:
+    def _refresh_fast_path(self) -> None:
+        """Recompute what the per-message path needs: the RDY share to ramp to, and whether a
+        FIN can skip the backoff and drain bookkeeping. Called on every state change."""
         n = len(self.conns)
         policy = self._policy
+        window = self._backoff
+        self._quiet = not (self._closing or self._retiring or window.in_backoff
+                           or window.strategy.in_backoff)
         if self._closing or self._backoff.in_backoff or policy.max_in_flight <= 0 or policy.redistributing(n):
             self._ramp_share = 0
         else:
@@ -274,7 +279,7 @@ class ReaderCore:
     def _set_max_in_flight(self, max_in_flight: int) -> None:
         self.max_in_flight = max_in_flight
         self._policy.max_in_flight = max_in_flight
-        self._update_ramp_share()
+        self._refresh_fast_path()
         if self._closing:
             return
         conns = list(self.conns.values())
@@ -287,7 +292,7 @@ class ReaderCore:
 
     def _apply_backoff(self, action: BackoffAction) -> None:
         conns = list(self.conns.values())
-        self._update_ramp_share()
+        self._refresh_fast_path()
         if action is BackoffAction.START:
             window = self._backoff
             logger.info("[%s] backing off for %.2fs (%d connections)", self.name, window.window_length, len(conns))
@@ -322,11 +327,11 @@ class ReaderCore:
         logger.info("[%s:%s] nsqd no longer listed by lookupd: closing once its messages are answered",
                     address, self.name)
         self._policy.connection_removed(conn, list(self.conns.values()), self._backoff.in_backoff)
-        self._update_ramp_share()
         if conn.rdy:
             conn.send_rdy(0)
         ack = self._retiring[conn] = conn.start_close()
         ack.add_done_callback(lambda _: self._check_drained())
+        self._refresh_fast_path()
         if not self._backoff.in_backoff:
             self._apply(self._policy.rebalance(list(self.conns.values()), time.time()))
 
@@ -353,7 +358,7 @@ class ReaderCore:
         self._closing = True
         registry.unregister(self)
         self._stop_timers()
-        self._update_ramp_share()
+        self._refresh_fast_path()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop running: nothing can be drained any more
