@@ -374,3 +374,49 @@ def test_closed_readers_leave_the_registry():
             assert reader not in registry.live_clients()
 
     run(main())
+
+
+def test_backoff_with_two_nsqds_probes_one_and_restores_both():
+    async def main():
+        async with FakeNSQD() as one, FakeNSQD() as two:
+            results = [False, True]
+            reader = reader_for(one, lambda m: results.pop(0), max_in_flight=10)
+            await one.wait_for("RDY 10")
+            reader.connect_to_nsqd(two.host, two.port)
+            await two.wait_for("RDY 5")
+            one.peers[0].send_message(b"fails")
+            await one.wait_for("RDY 0")
+            await two.wait_for("RDY 0")
+
+            def probed():
+                return [f for f in (one, two) if f.transcript[-1] == "RDY 1"]
+
+            await one.wait_until(lambda: len(probed()) == 1)
+            await asyncio.sleep(0.1)
+            assert len(probed()) == 1  # only one nsqd tests the waters
+            prober = probed()[0]
+            prober.peers[0].send_message(b"works", msg_id=b"%016x" % 99)
+            await one.wait_for("RDY 5", 2 if prober is one else 1)
+            await two.wait_for("RDY 5", 2)
+            assert one.transcript == ["IDENTIFY", "SUB t c", "RDY 10", "RDY 5", f"REQ {mid(0)} 90000",
+                                      "RDY 0"] + (["RDY 1", f"FIN {mid(99)}"] if prober is one else []) + [
+                                      "RDY 5"]
+            await reader.close()
+
+    run(main())
+
+
+def test_pynsq_strategy_backs_off_with_its_curve():
+    async def main():
+        async with FakeNSQD() as fake:
+            reader = reader_for(fake, lambda m: False, max_in_flight=3, backoff_strategy="pynsq",
+                                max_backoff_duration=1.0)
+            peer = await fake.wait_peer()
+            await fake.wait_for("RDY 3")
+            peer.send_message(b"x")
+            await fake.wait_for("RDY 0")
+            assert reader.backoff_window.window_length == pytest.approx(0.028)  # pynsq's curve, max 1 s
+            await fake.wait_for("RDY 1")
+            await reader.close()
+
+    run(main())
