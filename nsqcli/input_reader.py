@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from typing import IO, AsyncIterator, Callable
+from typing import IO, Any, AsyncIterator, Callable
 
 CHUNK_SIZE = 1024 * 1024
 QUEUE_CHUNKS = 4
@@ -32,13 +32,25 @@ def open_source(path: str) -> IO[bytes]:
         raise SourceError(exc.errno, f"cannot read {path}: {exc.strerror}") from None
 
 
+def _raw_reader(stream: IO[bytes]) -> Callable[[int], bytes]:
+    """os.read on the file descriptor when there is one: a read blocked in our thread then
+    holds no lock of the io module that the interpreter needs at exit (stdin on a terminal)."""
+    import os
+
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return getattr(stream, "read1", None) or stream.read
+    return lambda size: os.read(fd, size)
+
+
 class ChunkReader:
     """Chunks of one binary stream, read in a daemon thread; ``async for chunk in reader``."""
 
     def __init__(self, stream: IO[bytes], name: str, chunk_size: int = CHUNK_SIZE) -> None:
         self.name = name
         self._stream = stream
-        self._read: Callable[[int], bytes] = getattr(stream, "read1", None) or stream.read
+        self._read = _raw_reader(stream)
         self._chunk_size = chunk_size
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue = asyncio.Queue()
@@ -65,8 +77,11 @@ class ChunkReader:
             pass
 
     def stop(self) -> None:
-        self._stopped.set()
-        self._slots.release()
+        """Stop reading; a consumer waiting for the next chunk sees the end (loop thread only)."""
+        if not self._stopped.is_set():
+            self._stopped.set()
+            self._slots.release()
+            self._queue.put_nowait(_EOF)
 
     def __aiter__(self) -> "ChunkReader":
         return self
@@ -82,12 +97,24 @@ class ChunkReader:
 
 
 async def records_from(
-    paths: list[str], delimiter: bytes, stop: Callable[[], bool] = lambda: False
+    paths: list[str], delimiter: bytes, shutdown: Any = None
 ) -> AsyncIterator[list[bytes]]:
-    """Lists of records from each source in turn, split on ``delimiter``."""
+    """Lists of records from each source in turn, split on ``delimiter``.
+
+    ``shutdown`` (a :class:`nsqcli.runner.Shutdown`) ends the input at once, even while a read
+    is blocked (the partial record read so far is dropped).
+    """
+    current: list[ChunkReader] = []
+
+    def stop() -> bool:
+        return bool(shutdown is not None and shutdown.requested)
+
+    if shutdown is not None:
+        shutdown.add_callback(lambda: current and current[-1].stop())
     for path in paths:
         stream = open_source(path)
         reader = ChunkReader(stream, "stdin" if path == "-" else path)
+        current.append(reader)
         tail = b""
         try:
             async for chunk in reader:
@@ -98,7 +125,7 @@ async def records_from(
                     yield parts
                 if stop():
                     return
-            if tail:
+            if tail and not stop():
                 yield [tail]  # a final record without a delimiter is a whole record
                 tail = b""
         finally:

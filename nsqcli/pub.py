@@ -120,7 +120,7 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
         if messages:
             await publisher.publish(messages)
         else:
-            async for records in records_from(sources, delimiter, lambda: shutdown.requested):
+            async for records in records_from(sources, delimiter, shutdown):
                 if not await publisher.publish(records) or shutdown.requested:
                     break
         report = await publisher.close()
