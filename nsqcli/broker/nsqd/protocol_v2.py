@@ -149,14 +149,18 @@ def _consumer_state(conn: "V2Connection", cmd: str) -> None:
 
 
 def cmd_fin(conn: "V2Connection", params: tuple[bytes, ...]) -> None:
-    _consumer_state(conn, "FIN")
+    client = conn.client
+    if client.state != STATE_SUBSCRIBED and client.state != STATE_CLOSING:
+        raise ClientErr("E_INVALID", "cannot FIN in current state")
     if len(params) < 2:
         raise ClientErr("E_INVALID", "FIN insufficient number of params")
-    msg_id = message_id(params[1])
-    error = conn.client.channel.finish(conn.client, msg_id)
+    msg_id = params[1]
+    if len(msg_id) != 16:
+        raise ClientErr("E_INVALID", "Invalid Message ID")
+    error = client.channel.finish(client, msg_id)
     if error:
         raise ClientErr("E_FIN_FAILED", f"FIN {_text(msg_id)} failed {error}")
-    conn.client.finished_message()
+    client.finished_message()
     return None
 
 

@@ -14,7 +14,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
-from nsqcli.lib.protocol.commands import CommandReader, parse_command_line
+from nsqcli.lib.protocol.commands import CommandReader
 from nsqcli.lib.protocol.compression import make_codec
 from nsqcli.lib.protocol.constants import FRAME_TYPE_ERROR, MAGIC_V2
 from nsqcli.lib.protocol.errors import ProtocolError
@@ -48,6 +48,8 @@ class V2Connection(asyncio.Protocol):
         self._closed = False
         self._codec: Any = None
         self._task: asyncio.Task | None = None
+        #: True while tls_required refuses every command but IDENTIFY
+        self._tls_gate = nsqd.options.tls_required_tcp
 
     # ---------------------------------------------------------------- transport events
 
@@ -135,23 +137,28 @@ class V2Connection(asyncio.Protocol):
             self.client.close()
 
     def _command(self, line: bytes) -> None:
-        name, params = parse_command_line(line)
-        params = (name,) + params
+        # parse_command_line's split, inlined: this is the per-FIN hot path
+        if line[-1:] == b"\r":
+            line = line[:-1]
+        params = tuple(line.split(b" "))
+        name = params[0]
         try:
-            if name != b"IDENTIFY":
+            if self._tls_gate and name != b"IDENTIFY":
                 protocol_v2.enforce_tls_policy(self, name)
-            spec = protocol_v2.BODY_COMMANDS.get(name)
-            if spec is not None:
-                result = spec.pre(self, params)
-                self._pending = (spec, params)
-                self._size_checked = False
-                if inspect.isawaitable(result):
-                    self._suspend(result, respond=False)
-                return
             handler = protocol_v2.SIMPLE_COMMANDS.get(name)
-            if handler is None:
+            if handler is not None:
+                result = handler(self, params)
+                if result is not None:
+                    self._respond(result)
+                return
+            spec = protocol_v2.BODY_COMMANDS.get(name)
+            if spec is None:
                 raise ClientErr("E_INVALID", f"invalid command {name.decode('utf-8', 'replace')}")
-            self._respond(handler(self, params))
+            result = spec.pre(self, params)
+            self._pending = (spec, params)
+            self._size_checked = False
+            if inspect.isawaitable(result):
+                self._suspend(result, respond=False)
         except ClientErr as err:
             self._fail(err)
 
@@ -178,10 +185,10 @@ class V2Connection(asyncio.Protocol):
         return True
 
     def _respond(self, result: Any) -> None:
-        if inspect.isawaitable(result):
-            self._suspend(result, respond=True)
-        elif result is not None:
+        if isinstance(result, bytes):
             self.client.send_response(result)
+        elif result is not None:
+            self._suspend(result, respond=True)
 
     def _fail(self, err: ClientErr) -> None:
         self.client.send_error(err.frame_data())
@@ -237,6 +244,7 @@ class V2Connection(asyncio.Protocol):
             raise OSError("TLS upgrade failed")
         self.transport = transport
         self.client.tls = True
+        self._tls_gate = False
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             cipher = ssl_object.cipher() or ("", "", 0)
