@@ -19,6 +19,7 @@ from typing import Any, Iterable
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from . import registry
+from .addresses import format_address
 from .backoff import BackoffAction, BackoffWindow
 from .rdy import RdyPolicy
 from .reader_discovery import Discovery
@@ -114,9 +115,11 @@ class ReaderCore:
         """Open a connection to nsqd unless one exists or is being made; returns it or None."""
         if self._closing:
             return None
-        conn = self._conn_class(host, port, **self.conn_kwargs)
-        if conn.id in self.conns or conn.id in self._connecting:
+        bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        address = format_address(bare, port)
+        if address in self.conns or address in self._connecting:
             return None
+        conn = self._conn_class(bare, port, **self.conn_kwargs)
         for name in _CONN_EVENTS:
             conn.on(name, getattr(self, "_on_conn_" + name))
         self._connecting[conn.id] = conn
@@ -137,6 +140,7 @@ class ReaderCore:
             return
         if conn.id in self.conns:
             logger.warning("[%s:%s] already connected to this nsqd; closing the duplicate", conn.id, self.name)
+            conn.off("close", self._on_conn_close)  # not a lost connection: nothing to reconnect
             conn.close()
             return
         subscribed = conn.subscribe(self.topic, self.channel)

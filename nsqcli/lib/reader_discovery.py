@@ -123,9 +123,12 @@ class Discovery:
 
     async def _query(self) -> None:
         assert self.poller is not None
-        result = await self.poller.query_all()
-        if not self.stopped:
-            self._apply(result)
+        try:
+            result = await self.poller.query_all()
+            if not self.stopped:
+                self._apply(result)
+        except Exception:  # nobody awaits the periodic polls: never lose an error silently
+            logger.exception("[%s] applying the lookupd answer failed", self.reader.name)
 
     def _apply(self, result: LookupResult) -> None:
         now = self._loop().time()
@@ -134,7 +137,11 @@ class Discovery:
             self.listed = listed if result.complete else {**self.listed, **listed}
         for address, (host, port) in listed.items():
             if now >= self._not_before.get(address, 0.0):
-                self.reader._connect(host, port)
+                try:
+                    self.reader._connect(host, port)
+                except (TypeError, ValueError) as exc:  # a producer entry we cannot connect to
+                    logger.warning("[%s] cannot connect to %s listed by lookupd: %s",
+                                   self.reader.name, address, exc)
         if result.complete:
             for address in self.reader._connection_addresses():
                 if address not in listed and address not in self.direct:

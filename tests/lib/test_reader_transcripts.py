@@ -420,3 +420,48 @@ def test_pynsq_strategy_backs_off_with_its_curve():
             await reader.close()
 
     run(main())
+
+
+def test_heartbeat_hook_and_nop():
+    class Watching(nsq.Reader):
+        beats = []
+
+        def heartbeat(self, conn):
+            self.beats.append(conn.id)
+
+    async def main():
+        async with FakeNSQD() as fake:
+            reader = Watching("t", "c", lambda m: True, nsqd_tcp_addresses=fake.address, **FAST)
+            peer = await fake.wait_peer()
+            await fake.wait_for("RDY")
+            peer.send_heartbeat()
+            await fake.wait_for("NOP")
+            assert Watching.beats == [fake.address]
+            await reader.close()
+
+    run(main())
+
+
+def test_deprecated_disabled_hook_holds_rdy_until_it_returns_false():
+    class Switchable(nsq.Reader):
+        off = True
+
+        @classmethod
+        def disabled(cls):
+            return cls.off
+
+    async def main():
+        async with FakeNSQD() as fake:
+            with pytest.warns(DeprecationWarning):
+                reader = Switchable("t", "c", lambda m: True, nsqd_tcp_addresses=fake.address,
+                                    max_in_flight=4, **FAST)
+            await fake.wait_for("SUB")
+            await asyncio.sleep(0.2)
+            assert fake.transcript == ["IDENTIFY", "SUB t c"]
+            Switchable.off = False
+            await fake.wait_for("RDY 4")  # the next periodic check hands out the share
+            Switchable.off = True
+            await fake.wait_for("RDY 0")
+            await reader.close()
+
+    run(main())
