@@ -20,6 +20,9 @@ P = inspect.Parameter
 
 #: defaults that differ on purpose (pynsq's own version string is not ours)
 DIFFERENT_DEFAULTS = {("AsyncConn", "user_agent")}
+#: parameters we keep from pynsq's documented (0.7) signature that 0.9.1 dropped; they shift the
+#: positions after them, which only matters to a caller passing 15+ positional arguments
+KEPT_FROM_OLDER_PYNSQ = {("AsyncConn", "io_loop")}
 
 
 def _callable_signature(obj):
@@ -33,7 +36,9 @@ def signature_problems(theirs: inspect.Signature, mine: inspect.Signature, where
     my_by_name = mine.parameters
     has_var_kw = any(p.kind is P.VAR_KEYWORD for p in my_params)
     has_var_pos = any(p.kind is P.VAR_POSITIONAL for p in my_params)
-    positional = [p for p in my_params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)]
+    owner = where.split(".")[0]
+    positional = [p for p in my_params if p.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD)
+                  and (owner, p.name) not in KEPT_FROM_OLDER_PYNSQ]
     for index, param in enumerate(their_params):
         if param.kind in (P.VAR_KEYWORD, P.VAR_POSITIONAL):
             kind_ok = any(p.kind is param.kind for p in my_params)
@@ -50,7 +55,7 @@ def signature_problems(theirs: inspect.Signature, mine: inspect.Signature, where
                 problems.append(f"{where}: {param.name!r} must stay positional-or-keyword")
             elif index >= len(positional) or positional[index].name != param.name:
                 problems.append(f"{where}: {param.name!r} is not at position {index}")
-        if param.default is not P.empty and (where.split(".")[0], param.name) not in DIFFERENT_DEFAULTS:
+        if param.default is not P.empty and (owner, param.name) not in DIFFERENT_DEFAULTS:
             if mine_param.default is P.empty:
                 problems.append(f"{where}: {param.name!r} lost its default {param.default!r}")
             elif mine_param.default != param.default:
