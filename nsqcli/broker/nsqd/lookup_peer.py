@@ -67,12 +67,12 @@ class LookupPeer:
         self._task = self.nsqd.loop.create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+        task, self._task = self._task, None
+        # Before Python 3.12, asyncio.wait_for can swallow a cancel that races with its inner
+        # future finishing (the task then runs on): cancel until the task is really done.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
         self._disconnect()
 
     def notify(self, topic: str, channel: str | None, register: bool) -> None:
