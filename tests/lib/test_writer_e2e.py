@@ -88,3 +88,19 @@ def test_publishes_in_flight_when_nsqd_dies_fail_never_report_ok(nsqd):
         await writer.close()
 
     run(main())
+
+
+@pytest.mark.parametrize("options", [{"snappy": True}, {"deflate": True, "deflate_level": 3}],
+                         ids=["snappy", "deflate"])
+def test_compressed_connections_publish(nsqd, options):
+    topic = "compressed_" + next(iter(options))
+
+    async def main():
+        async with nsq.Writer(nsqd.tcp_address, **options) as writer:
+            results = await asyncio.gather(*(writer.pub(topic, b"%d" % i * 50) for i in range(300)),
+                                           writer.mpub(topic, (b"gen %d" % i for i in range(10))))
+            assert set(results) == {b"OK"}
+            conn = next(iter(writer.conns.values()))
+            assert conn.identify_response.raw[next(iter(options))] is True
+    run(main())
+    assert message_count(nsqd, topic) == 310
