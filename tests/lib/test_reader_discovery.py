@@ -1,7 +1,6 @@
 """Reader discovery through lookupd (canned tornado HTTP lookupds + scripted fake nsqds)."""
 
 import asyncio
-import json
 import socket
 
 from fake_nsqd import FakeNSQD

@@ -352,7 +352,9 @@ def test_async_with_and_close_without_await():
         async with FakeNSQD() as fake:
             async with reader_for(fake, lambda m: True) as reader:
                 await fake.wait_for("RDY 1")
+                assert len(reader.conns) == 1
             assert fake.transcript[-2:] == ["RDY 0", "CLS"]
+            assert reader.conns == {}
             await peer_closed(fake.peers[0])
             second = reader_for(fake, lambda m: True)
             await fake.wait_for("RDY 1", 2)
