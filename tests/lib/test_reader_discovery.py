@@ -3,6 +3,7 @@
 import asyncio
 import socket
 
+import pytest
 from fake_nsqd import FakeNSQD
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
@@ -164,5 +165,102 @@ def test_query_lookupd_is_awaitable():
             await reader.close()
             assert await asyncio.wait_for(asyncio.ensure_future(reader.query_lookupd()), 1) is None
             lookupd.stop()
+
+    run(main())
+
+
+class StubReader:
+    """What Discovery needs from a Reader, recording the calls."""
+
+    topic, name = "t", "t:c"
+
+    def __init__(self):
+        self.connects, self.retired, self.addresses = [], [], []
+
+    def _connect(self, host, port):
+        self.connects.append((host, port))
+
+    def _retire(self, address):
+        self.retired.append(address)
+
+    def _connection_addresses(self):
+        return list(self.addresses)
+
+
+class FixedRandom:
+    def __init__(self, value):
+        self.value = value
+
+    def random(self):
+        return self.value
+
+    def uniform(self, low, high):
+        return low + (high - low) * self.value
+
+
+def make_discovery(reader, direct=(), lookupd=(), **kwargs):
+    from nsqcli.lib.reader_discovery import Discovery
+
+    options = dict(poll_interval=10.0, poll_jitter=0.4, connect_timeout=1, request_timeout=1,
+                   reconnect_interval=1.0, max_reconnect_interval=8.0, rng=FixedRandom(0.5))
+    options.update(kwargs)
+    return Discovery(reader, list(direct), list(lookupd), **options)
+
+
+def test_first_poll_is_delayed_by_jitter():
+    async def main():
+        lookupd = FakeLookupd()
+        discovery = make_discovery(StubReader(), lookupd=[lookupd.address])
+        loop = asyncio.get_running_loop()
+        discovery.start()
+        assert discovery._poll_timer.when() - loop.time() == pytest.approx(10.0 * 0.4 * 0.5, abs=0.05)
+        await lookupd.wait_requests(1)  # plus one query at once
+        discovery.stop()
+        lookupd.stop()
+
+    run(main())
+
+
+def test_direct_reconnect_delays_grow_exponentially_and_reset_on_success():
+    async def main():
+        reader = StubReader()
+        discovery = make_discovery(reader, direct=[("127.0.0.1", 4150)], rng=FixedRandom(0.5))
+        loop = asyncio.get_running_loop()
+        discovery.start()
+        assert reader.connects == [("127.0.0.1", 4150)]
+        delays = []
+        for _ in range(6):
+            discovery.connection_closed("127.0.0.1", 4150)
+            delays.append(round(discovery._not_before["127.0.0.1:4150"] - loop.time(), 1))
+        assert delays == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]  # FixedRandom(0.5): jitter factor 1.0
+        assert len(discovery._timers) == 6
+        discovery.connection_succeeded("127.0.0.1:4150")
+        discovery.connection_closed("127.0.0.1", 4150)
+        assert round(discovery._not_before["127.0.0.1:4150"] - loop.time(), 1) == 1.0
+        discovery.stop()
+        assert not discovery._timers
+
+    run(main())
+
+
+def test_apply_connects_new_producers_and_retires_unlisted_only_when_complete():
+    from nsqcli.lib.lookupd import LookupResult
+
+    async def main():
+        reader = StubReader()
+        discovery = make_discovery(reader, direct=[("10.0.0.9", 4150)])
+        reader.addresses = ["10.0.0.1:4150", "10.0.0.2:4150", "10.0.0.9:4150"]
+        partial = LookupResult([("10.0.0.1", 4150), ("10.0.0.3", 4150)], answered=1, failed=1)
+        discovery._apply(partial)
+        assert reader.connects == [("10.0.0.1", 4150), ("10.0.0.3", 4150)]
+        assert reader.retired == []  # a lookupd failed: keep what we have
+        discovery._apply(LookupResult([("10.0.0.1", 4150)], answered=2))
+        assert reader.retired == ["10.0.0.2:4150"]  # never the configured 10.0.0.9
+        # an address in reconnect backoff is not retried before its time
+        discovery.connection_closed("10.0.0.1", 4150)
+        reader.connects.clear()
+        discovery._apply(LookupResult([("10.0.0.1", 4150)], answered=1))
+        assert reader.connects == []
+        discovery.stop()
 
     run(main())
