@@ -81,11 +81,11 @@ class Writer:
         for host, port in addresses:
             self._links.add(host, port)
         registry.register(self)
-        try:
-            asyncio.get_running_loop().call_soon(self._start)
-        except RuntimeError:  # created before the loop runs (pynsq style, then nsq.run())
-            self.io_loop = IOLoop.current()
-            self.io_loop.add_callback(self._start)
+        # Start on the loop: the running one, or (pynsq style: created first, then nsq.run())
+        # the loop IOLoop.current() will run. A Writer created outside any loop and used inside
+        # a later asyncio.run() starts on its first publish instead.
+        self.io_loop = IOLoop.current()
+        self.io_loop.add_callback(self._start)
 
     def __repr__(self) -> str:
         return f"<Writer {self.name} connected={len(self._ready)}/{len(self._links.links)}>"
@@ -221,7 +221,7 @@ class Writer:
                 self._links.start(link)
 
     def _start(self) -> None:
-        if self._started or self._closing:
+        if self._started:
             return
         self._started = True
         self._links.start_all()
@@ -254,6 +254,8 @@ class Writer:
         return self._close_future
 
     async def _drain_and_close(self) -> None:
+        if self._waiting:
+            self._start()  # closed before the loop started it: still deliver what was queued
         pending = [item.future for item in self._waiting if not item.future.done()]
         pending += [f for f in (o.last_future() for o in self._ready) if f is not None and not f.done()]
         if pending:

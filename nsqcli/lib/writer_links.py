@@ -112,10 +112,7 @@ class LinkSupervisor:
             link.conn = conn
             self._listen(link, conn, closed)
             try:
-                started = conn.connect()
-                if inspect.isawaitable(started):
-                    await started
-                await conn.wait_ready()
+                await conn.wait_ready()  # connects; each handshake stage is bounded by `timeout`
             except asyncio.CancelledError:
                 conn.close()
                 raise
@@ -158,9 +155,8 @@ class LinkSupervisor:
                 closed.set_result(last_error[-1] if last_error else None)
 
         def on_error(error: BaseException | None = None, **kwargs: Any) -> None:
-            if error is not None:
+            if error is not None:  # AsyncConn logs it; keep it as the reason of the close
                 last_error.append(error)
-            logger.error("[%s:%s] ERROR: %r", conn.id, writer.name, error)
 
         def on_heartbeat(**kwargs: Any) -> None:
             writer.heartbeat(conn)

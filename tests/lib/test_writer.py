@@ -295,3 +295,14 @@ def test_reconnect_backoff_starts_fast_doubles_and_is_capped_by_reconnect_interv
     backoff.reset()
     assert backoff.next_delay() <= 0.125
     assert new_reconnect_backoff(0.05).next_delay() <= 0.05
+
+
+def test_closed_right_after_publishing_still_delivers_what_was_queued():
+    async def main():
+        async with FakeNSQD() as fake:
+            writer = nsq.Writer(fake.address)
+            futures = [writer.pub("t", b"a"), writer.mpub("t", [b"b", b"c"])]
+            await writer.close()  # before the connection was even attempted
+            assert [f.result() for f in futures] == [b"OK", b"OK"]
+            assert fake.transcript == ["IDENTIFY", "PUB t", "MPUB t"]
+    run(main())

@@ -104,3 +104,30 @@ def test_compressed_connections_publish(nsqd, options):
             assert conn.identify_response.raw[next(iter(options))] is True
     run(main())
     assert message_count(nsqd, topic) == 310
+
+
+def test_module_level_writer_used_inside_a_later_asyncio_run(nsqd):
+    """The common script shape: the Writer is made at import time, the app runs asyncio.run()."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import asyncio
+        import nsqcli.lib as nsq
+
+        writer = nsq.Writer({nsqd.tcp_address!r})
+
+        async def main():
+            print(await writer.pub("outside_loop", b"x"))
+            print(await writer.mpub("outside_loop", [b"y", b"z"]))
+            await writer.close()
+
+        asyncio.run(main())
+    """)
+    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", script],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["b'OK'", "b'OK'"]
+    assert "Traceback" not in result.stderr and "never retrieved" not in result.stderr
+    assert message_count(nsqd, "outside_loop") == 3
