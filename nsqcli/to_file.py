@@ -247,7 +247,10 @@ def _add_signal(loop: asyncio.AbstractEventLoop, signum: int, handler: Any) -> b
         return False  # not the main thread: no SIGHUP support
 
 
-@click.command(name=PROG, epilog=EXIT_STATUS_HELP)
+@click.command(
+    "to-file", epilog=EXIT_STATUS_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option("--topic", "topics", multiple=True, metavar="TOPIC",
               help="Topic to archive (repeatable; one file per topic).")
 @click.option("--topic-pattern", default="", metavar="REGEX",

@@ -76,3 +76,26 @@ def drained(nsqd, topic: str, channel: str) -> bool:
     stats = nsqd.channel_stats(topic, channel)
     return bool(stats) and stats.get("depth") == 0 and stats.get("in_flight_count") == 0 \
         and stats.get("message_count", 0) > 0
+
+
+def tail_json(nsqd, topic: str, n: int, timeout: float = 30) -> list[dict]:
+    """Consume ``n`` messages of ``topic`` with ``nsq-tail --format json`` (a fresh channel)."""
+    import json
+
+    proc = tool("tail", "--topic", topic, "--nsqd-tcp-address", nsqd.tcp_address, "-n", str(n),
+                "--format", "json")
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err.decode()
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def json_body(record: dict) -> bytes:
+    import base64
+
+    return record["body"].encode() if "body" in record else base64.b64decode(record["body_base64"])
+
+
+def run_tool(module: str, *args: str, timeout: float = 60, **popen):
+    proc = tool(module, *args, **popen)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
