@@ -13,7 +13,8 @@ from nsqcli.broker.nsqd.client import decode_identify
 from nsqcli.broker.nsqd.http_api import HTTPError, parse_query
 from nsqcli.broker.nsqd.message import GUIDFactory
 from nsqcli.broker.nsqd.options import parse_address
-from nsqcli.broker.nsqd.protocol_v2 import ClientErr, go_quote, parse_base10, read_mpub
+from nsqcli.broker.nsqd.body_commands import read_mpub
+from nsqcli.broker.nsqd.protocol_v2 import ClientErr, go_quote, parse_base10
 from nsqcli.lib.protocol.commands import mpub_body
 
 pytestmark = pytest.mark.embedded_only

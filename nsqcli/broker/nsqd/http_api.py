@@ -20,7 +20,8 @@ import tornado.web
 from nsqcli.lib.protocol.names import valid_channel_name, valid_topic_name
 
 from .options import VERSION, parse_address
-from .protocol_v2 import ClientErr, read_mpub
+from .body_commands import read_mpub
+from .protocol_v2 import ClientErr
 from .stats import stats_json, stats_text
 
 if TYPE_CHECKING:

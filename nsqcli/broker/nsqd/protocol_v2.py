@@ -3,27 +3,22 @@
 Each handler returns the response to send (bytes), None for no response, or a coroutine that
 resolves to one of those (AUTH, a TLS upgrade, an expired authorization to re-check). Errors are
 raised as :class:`ClientErr`; only E_FIN_FAILED, E_REQ_FAILED and E_TOUCH_FAILED are non-fatal.
-Body commands are split into ``pre`` (checked on the command line, before the body is read),
-``check_size`` and ``run``, so that bad params are refused before the body arrives, as in nsqd.
+The commands with a body live in :mod:`.body_commands`.
 """
 
 from __future__ import annotations
 
-import json
-from struct import Struct
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from nsqcli.lib.protocol.constants import NON_FATAL_ERROR_CODES
 from nsqcli.lib.protocol.names import valid_channel_name, valid_topic_name
 
 from .auth import AuthError, query_any_authd
-from .client import STATE_CLOSING, STATE_INIT, STATE_SUBSCRIBED, decode_identify
-from .options import VERSION
+from .client import STATE_CLOSING, STATE_INIT, STATE_SUBSCRIBED
 
 if TYPE_CHECKING:
     from .tcp import V2Connection
 
-_INT32 = Struct(">l")
 OK = b"OK"
 
 
@@ -61,7 +56,7 @@ def go_quote(value: str) -> str:
     return "".join(out)
 
 
-def _text(raw: bytes) -> str:
+def as_text(raw: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
@@ -78,7 +73,7 @@ def message_id(raw: bytes) -> bytes:
     return raw
 
 
-async def _then(pending: Awaitable[Any], action: Callable[[], Any]) -> Any:
+async def then(pending: Awaitable[Any], action: Callable[[], Any]) -> Any:
     await pending
     return action()
 
@@ -102,12 +97,12 @@ def check_auth(conn: "V2Connection", cmd: str, topic: str, channel: str) -> Awai
                             f"AUTH failed for {cmd} on {go_quote(topic)} {go_quote(channel)}")
 
     if state.expired():
-        return _then(_query_auth(conn), verdict)
+        return then(query_auth(conn), verdict)
     verdict()
     return None
 
 
-async def _query_auth(conn: "V2Connection") -> None:
+async def query_auth(conn: "V2Connection") -> None:
     client = conn.client
     try:
         client.auth_state = await query_any_authd(
@@ -134,7 +129,7 @@ def cmd_rdy(conn: "V2Connection", params: tuple[bytes, ...]) -> None:
     if len(params) > 1:
         parsed = parse_base10(params[1])
         if parsed is None:
-            raise ClientErr("E_INVALID", f"RDY could not parse count {_text(params[1])}")
+            raise ClientErr("E_INVALID", f"RDY could not parse count {as_text(params[1])}")
         count = parsed
     limit = conn.nsqd.options.max_rdy_count
     if count > limit:
@@ -159,7 +154,7 @@ def cmd_fin(conn: "V2Connection", params: tuple[bytes, ...]) -> None:
         raise ClientErr("E_INVALID", "Invalid Message ID")
     error = client.channel.finish(client, msg_id)
     if error:
-        raise ClientErr("E_FIN_FAILED", f"FIN {_text(msg_id)} failed {error}")
+        raise ClientErr("E_FIN_FAILED", f"FIN {as_text(msg_id)} failed {error}")
     client.finished_message()
     return None
 
@@ -171,11 +166,11 @@ def cmd_req(conn: "V2Connection", params: tuple[bytes, ...]) -> None:
     msg_id = message_id(params[1])
     delay = parse_base10(params[2])
     if delay is None:
-        raise ClientErr("E_INVALID", f"REQ could not parse timeout {_text(params[2])}")
+        raise ClientErr("E_INVALID", f"REQ could not parse timeout {as_text(params[2])}")
     delay = min(delay, conn.nsqd.options.max_req_timeout_ms)  # clamped, not refused
     error = conn.client.channel.requeue(conn.client, msg_id, delay)
     if error:
-        raise ClientErr("E_REQ_FAILED", f"REQ {_text(msg_id)} failed {error}")
+        raise ClientErr("E_REQ_FAILED", f"REQ {as_text(msg_id)} failed {error}")
     conn.client.requeued_message()
     return None
 
@@ -188,7 +183,7 @@ def cmd_touch(conn: "V2Connection", params: tuple[bytes, ...]) -> None:
     client = conn.client
     error = client.channel.touch(client, msg_id, client.msg_timeout)
     if error:
-        raise ClientErr("E_TOUCH_FAILED", f"TOUCH {_text(msg_id)} failed {error}")
+        raise ClientErr("E_TOUCH_FAILED", f"TOUCH {as_text(msg_id)} failed {error}")
     return None
 
 
@@ -207,10 +202,10 @@ def cmd_sub(conn: "V2Connection", params: tuple[bytes, ...]) -> Any:
         raise ClientErr("E_INVALID", "cannot SUB with heartbeats disabled")
     if len(params) < 3:
         raise ClientErr("E_INVALID", "SUB insufficient number of parameters")
-    topic_name = _text(params[1])
+    topic_name = as_text(params[1])
     if not valid_topic_name(params[1]):
         raise ClientErr("E_BAD_TOPIC", f"SUB topic name {go_quote(topic_name)} is not valid")
-    channel_name = _text(params[2])
+    channel_name = as_text(params[2])
     if not valid_channel_name(params[2]):
         raise ClientErr("E_BAD_CHANNEL", f"SUB channel name {go_quote(channel_name)} is not valid")
 
@@ -224,238 +219,15 @@ def cmd_sub(conn: "V2Connection", params: tuple[bytes, ...]) -> Any:
         return OK
 
     pending = check_auth(conn, "SUB", topic_name, channel_name)
-    return _then(pending, subscribe) if pending else subscribe()
-
-
-# ------------------------------------------------------------------------ body commands
-
-
-class BodyCommand:
-    """A command followed by ``[int32 size][body]``."""
-
-    def pre(self, conn: "V2Connection", params: tuple[bytes, ...]) -> Any:
-        return None
-
-    def check_size(self, conn: "V2Connection", params: tuple[bytes, ...], size: int) -> None:
-        raise NotImplementedError
-
-    def run(self, conn: "V2Connection", params: tuple[bytes, ...], body: bytes) -> Any:
-        raise NotImplementedError
-
-
-def _check_body_size(cmd: str, size: int, limit: int) -> None:
-    if size > limit:
-        raise ClientErr("E_BAD_BODY", f"{cmd} body too big {size} > {limit}")
-    if size <= 0:
-        raise ClientErr("E_BAD_BODY", f"{cmd} invalid body size {size}")
-
-
-def _check_message_size(cmd: str, size: int, limit: int) -> None:
-    if size <= 0:
-        raise ClientErr("E_BAD_MESSAGE", f"{cmd} invalid message body size {size}")
-    if size > limit:
-        raise ClientErr("E_BAD_MESSAGE", f"{cmd} message too big {size} > {limit}")
-
-
-def _topic_param(cmd: str, params: tuple[bytes, ...], needed: int, prefix: str = "") -> str:
-    if len(params) < needed:
-        raise ClientErr("E_INVALID", f"{cmd} insufficient number of parameters")
-    name = _text(params[1])
-    if not valid_topic_name(params[1]):
-        raise ClientErr("E_BAD_TOPIC", f"{prefix}{cmd} topic name {go_quote(name)} is not valid")
-    return name
-
-
-class Identify(BodyCommand):
-    def pre(self, conn, params):
-        if conn.client.state != STATE_INIT:
-            raise ClientErr("E_INVALID", "cannot IDENTIFY in current state")
-
-    def check_size(self, conn, params, size):
-        _check_body_size("IDENTIFY", size, conn.nsqd.options.max_body_size)
-
-    def run(self, conn, params, body):
-        try:
-            data = decode_identify(json.loads(body))
-        except ValueError:
-            data = None
-        if data is None:
-            raise ClientErr("E_BAD_BODY", "IDENTIFY failed to decode JSON body")
-        client = conn.client
-        error = client.identify(data)
-        if error:
-            raise ClientErr("E_BAD_BODY", f"IDENTIFY {error}")
-        if not data.get("feature_negotiation"):
-            return OK
-        opts = conn.nsqd.options
-        tls_v1 = conn.nsqd.ssl_context is not None and data.get("tls_v1", False)
-        deflate = opts.deflate and data.get("deflate", False)
-        deflate_level = 6
-        if deflate and data.get("deflate_level", 0) > 0:
-            deflate_level = data["deflate_level"]
-        deflate_level = min(deflate_level, opts.max_deflate_level)
-        snappy = opts.snappy and data.get("snappy", False)
-        if deflate and snappy:
-            raise ClientErr("E_IDENTIFY_FAILED", "cannot enable both deflate and snappy compression")
-        reply = {
-            "max_rdy_count": opts.max_rdy_count,
-            "version": VERSION,
-            "max_msg_timeout": opts.max_msg_timeout_ms,
-            "msg_timeout": int(round(client.msg_timeout * 1000)),
-            "tls_v1": bool(tls_v1),
-            "deflate": bool(deflate),
-            "deflate_level": deflate_level,
-            "max_deflate_level": opts.max_deflate_level,
-            "snappy": bool(snappy),
-            "sample_rate": client.sample_rate,
-            "auth_required": conn.nsqd.auth_enabled,
-            "output_buffer_size": client.output_buffer_size,
-            "output_buffer_timeout": int(round(client.output_buffer_timeout * 1000)),
-        }
-        client.send_response(json.dumps(reply, separators=(",", ":")).encode())
-        compression = ("snappy", 6) if snappy else ("deflate", deflate_level) if deflate else None
-        if tls_v1:
-            return conn.upgrade_tls(compression)
-        if compression:
-            conn.upgrade_compression(*compression)
-        return None
-
-
-class Auth(BodyCommand):
-    def pre(self, conn, params):
-        if conn.client.state != STATE_INIT:
-            raise ClientErr("E_INVALID", "cannot AUTH in current state")
-        if len(params) != 1:
-            raise ClientErr("E_INVALID", "AUTH invalid number of parameters")
-
-    def check_size(self, conn, params, size):
-        _check_body_size("AUTH", size, conn.nsqd.options.max_body_size)
-
-    def run(self, conn, params, body):
-        client = conn.client
-        if client.auth_state is not None and client.auth_state.authorizations:
-            raise ClientErr("E_INVALID", "AUTH already set")
-        if not conn.nsqd.auth_enabled:
-            raise ClientErr("E_AUTH_DISABLED", "AUTH disabled")
-        client.auth_secret = body.decode("utf-8", "replace")
-        return self._authenticate(conn)
-
-    async def _authenticate(self, conn):
-        await _query_auth(conn)
-        state = conn.client.auth_state
-        if not state.authorizations:
-            raise ClientErr("E_UNAUTHORIZED", "AUTH no authorizations found")
-        reply = {"identity": state.identity, "identity_url": state.identity_url,
-                 "permission_count": len(state.authorizations)}
-        return json.dumps(reply, separators=(",", ":")).encode()
-
-
-class Pub(BodyCommand):
-    def pre(self, conn, params):
-        _topic_param("PUB", params, 2)
-
-    def check_size(self, conn, params, size):
-        _check_message_size("PUB", size, conn.nsqd.options.max_msg_size)
-
-    def run(self, conn, params, body):
-        topic_name = _text(params[1])
-
-        def publish() -> bytes:
-            topic = conn.nsqd.get_topic(topic_name)
-            topic.put_messages([topic.new_message(body)])
-            conn.client.published(topic_name, 1)
-            return OK
-
-        pending = check_auth(conn, "PUB", topic_name, "")
-        return _then(pending, publish) if pending else publish()
-
-
-class DPub(BodyCommand):
-    def pre(self, conn, params):
-        _topic_param("DPUB", params, 3)
-        delay = parse_base10(params[2])
-        if delay is None:
-            raise ClientErr("E_INVALID", f"DPUB could not parse timeout {_text(params[2])}")
-        limit = conn.nsqd.options.max_req_timeout_ms
-        if delay > limit:
-            raise ClientErr("E_INVALID", f"DPUB timeout {delay} out of range 0-{limit}")
-
-    def check_size(self, conn, params, size):
-        _check_message_size("DPUB", size, conn.nsqd.options.max_msg_size)
-
-    def run(self, conn, params, body):
-        topic_name = _text(params[1])
-        delay = parse_base10(params[2]) or 0
-
-        def publish() -> bytes:
-            topic = conn.nsqd.get_topic(topic_name)
-            topic.put_messages([topic.new_message(body, delay)])
-            conn.client.published(topic_name, 1)
-            return OK
-
-        pending = check_auth(conn, "DPUB", topic_name, "")
-        return _then(pending, publish) if pending else publish()
-
-
-class MPub(BodyCommand):
-    def pre(self, conn, params):
-        # nsqd's MPUB error text repeats its code (sic)
-        topic_name = _topic_param("MPUB", params, 2, prefix="E_BAD_TOPIC ")
-        pending = check_auth(conn, "MPUB", topic_name, "")
-        create = lambda: conn.nsqd.get_topic(topic_name)  # noqa: E731 - nsqd creates it here
-        return _then(pending, create) if pending else create()
-
-    def check_size(self, conn, params, size):
-        limit = conn.nsqd.options.max_body_size
-        if size <= 0:
-            raise ClientErr("E_BAD_BODY", f"MPUB invalid body size {size}")
-        if size > limit:
-            raise ClientErr("E_BAD_BODY", f"MPUB body too big {size} > {limit}")
-
-    def run(self, conn, params, body):
-        opts = conn.nsqd.options
-        bodies = read_mpub(body, opts.max_msg_size, opts.max_body_size)
-        topic_name = _text(params[1])
-        topic = conn.nsqd.get_topic(topic_name)
-        topic.put_messages([topic.new_message(b) for b in bodies])
-        conn.client.published(topic_name, len(bodies))
-        return OK
-
-
-def read_mpub(payload: bytes, max_msg_size: int, max_body_size: int) -> list[bytes]:
-    """nsqd's readMPUB over a complete payload; ClientErr with nsqd's codes and texts."""
-    if len(payload) < 4:
-        raise ClientErr("E_BAD_BODY", "MPUB failed to read message count")
-    (count,) = _INT32.unpack_from(payload, 0)
-    if count <= 0 or count > (max_body_size - 4) // 5:
-        raise ClientErr("E_BAD_BODY", f"MPUB invalid message count {count}")
-    bodies = []
-    offset = 4
-    for index in range(count):
-        if offset + 4 > len(payload):
-            raise ClientErr("E_BAD_MESSAGE", f"MPUB failed to read message({index}) body size")
-        (size,) = _INT32.unpack_from(payload, offset)
-        offset += 4
-        if size <= 0:
-            raise ClientErr("E_BAD_MESSAGE", f"MPUB invalid message({index}) body size {size}")
-        if size > max_msg_size:
-            raise ClientErr("E_BAD_MESSAGE", f"MPUB message too big {size} > {max_msg_size}")
-        if offset + size > len(payload):
-            raise ClientErr("E_BAD_MESSAGE", "MPUB failed to read message body")
-        bodies.append(payload[offset:offset + size])
-        offset += size
-    return bodies
+    return then(pending, subscribe) if pending else subscribe()
 
 
 SIMPLE_COMMANDS: dict[bytes, Callable[..., Any]] = {
     b"FIN": cmd_fin, b"RDY": cmd_rdy, b"REQ": cmd_req, b"NOP": cmd_nop, b"TOUCH": cmd_touch,
     b"SUB": cmd_sub, b"CLS": cmd_cls,
 }
-BODY_COMMANDS: dict[bytes, BodyCommand] = {
-    b"IDENTIFY": Identify(), b"AUTH": Auth(), b"PUB": Pub(), b"MPUB": MPub(), b"DPUB": DPub(),
-}
 
 
 def enforce_tls_policy(conn: "V2Connection", name: bytes) -> None:
     if conn.nsqd.options.tls_required_tcp and not conn.client.tls:
-        raise ClientErr("E_INVALID", f"cannot {_text(name)} in current state (TLS required)")
+        raise ClientErr("E_INVALID", f"cannot {as_text(name)} in current state (TLS required)")

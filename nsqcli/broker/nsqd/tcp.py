@@ -20,7 +20,7 @@ from nsqcli.lib.protocol.constants import FRAME_TYPE_ERROR, MAGIC_V2
 from nsqcli.lib.protocol.errors import ProtocolError
 from nsqcli.lib.protocol.frames import encode_frame
 
-from . import protocol_v2
+from . import body_commands, protocol_v2
 from .client import ClientV2
 from .protocol_v2 import ClientErr
 
@@ -42,7 +42,7 @@ class V2Connection(asyncio.Protocol):
         self.remote_ip = ""
         self._reader = CommandReader(MAX_LINE_LENGTH)
         self._magic_ok = False
-        self._pending: tuple[protocol_v2.BodyCommand, tuple[bytes, ...]] | None = None
+        self._pending: tuple[body_commands.BodyCommand, tuple[bytes, ...]] | None = None
         self._size_checked = False
         self._busy = False
         self._closed = False
@@ -151,7 +151,7 @@ class V2Connection(asyncio.Protocol):
                 if result is not None:
                     self._respond(result)
                 return
-            spec = protocol_v2.BODY_COMMANDS.get(name)
+            spec = body_commands.BODY_COMMANDS.get(name)
             if spec is None:
                 raise ClientErr("E_INVALID", f"invalid command {name.decode('utf-8', 'replace')}")
             result = spec.pre(self, params)
