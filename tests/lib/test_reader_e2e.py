@@ -1,6 +1,7 @@
 """Reader end to end through an nsqd (the embedded broker, or the real one via NSQCLI_TEST_NSQD)."""
 
 import asyncio
+import functools
 
 import pytest
 
@@ -170,3 +171,33 @@ def test_tls_and_compression(nsqd_factory, tmp_path, options):
 
     assert sorted(run(main())) == sorted(bodies)
     assert nsqd.channel_stats("secure", "c")["depth"] == 0
+
+
+def test_is_starved_batching_pattern_from_pynsq_docs(nsqd):
+    """pynsq's documented batching: buffer with enable_async, flush when is_starved()."""
+    nsqd.mpub("batch", [b"%d" % i for i in range(95)])
+    batches = []
+
+    async def main():
+        buffered = []
+
+        def handler(message, reader):
+            message.enable_async()
+            buffered.append(message)
+            if reader.is_starved():
+                batches.append(len(buffered))
+                for msg in buffered:
+                    msg.finish()
+                buffered.clear()
+
+        reader = nsq.Reader("batch", "c", nsqd_tcp_addresses=nsqd.tcp_address, max_in_flight=10, **FAST)
+        reader.set_message_handler(functools.partial(handler, reader=reader))
+        await until(lambda: sum(batches) >= 90)
+        await asyncio.sleep(0.2)
+        for msg in buffered:  # the tail that never filled a batch
+            msg.finish()
+        await reader.close()
+
+    run(main())
+    assert batches and max(batches) <= 10 and min(batches) >= 9  # 0.85 x RDY 10 -> batches of 9-10
+    assert nsqd.channel_stats("batch", "c")["depth"] == 0

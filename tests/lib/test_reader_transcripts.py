@@ -4,7 +4,7 @@ import asyncio
 import logging
 
 import pytest
-from fake_nsqd import FakeNSQD, new_message_id
+from fake_nsqd import FakeNSQD, default_handler, new_message_id
 
 import nsqcli.lib as nsq
 
@@ -464,6 +464,57 @@ def test_deprecated_disabled_hook_holds_rdy_until_it_returns_false():
             await fake.wait_for("RDY 4")  # the next periodic check hands out the share
             Switchable.off = True
             await fake.wait_for("RDY 0")
+            await reader.close()
+
+    run(main())
+
+
+def test_sub_failure_is_logged_and_retried_with_growing_delays(caplog):
+    arrivals = []
+
+    async def timed(peer):
+        arrivals.append(asyncio.get_running_loop().time())
+        await default_handler(peer)
+
+    async def main():
+        async with FakeNSQD(timed, responses={"SUB": b"E_SUB_FAILED SUB failed because of reasons"}) as fake:
+            reader = reader_for(fake, lambda m: True)
+            await fake.wait_until(lambda: len(fake.peers) >= 4, timeout=5)
+            await reader.close()
+
+    with caplog.at_level(logging.ERROR, logger="nsqcli.lib.reader"):
+        run(main())
+    assert "E_SUB_FAILED" in caplog.text
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    # reconnect delays 0.05, 0.1, 0.2 s (+/- 25 % jitter): the third gap is clearly the longest
+    assert gaps[2] > gaps[0] and gaps[2] >= 0.14
+
+
+def test_ipv6_nsqd_address():
+    async def main():
+        async with FakeNSQD(host="::1") as fake:
+            reader = nsq.Reader("t", "c", lambda m: True, nsqd_tcp_addresses=f"[::1]:{fake.port}", **FAST)
+            await fake.wait_for("RDY 1")
+            assert list(reader.conns) == [f"[::1]:{fake.port}"]
+            await reader.close()
+
+    run(main())
+
+
+def test_set_max_in_flight_during_backoff_waits_for_the_backoff_to_end():
+    async def main():
+        async with FakeNSQD() as fake:
+            results = [False, True]
+            reader = reader_for(fake, lambda m: results.pop(0), max_in_flight=2)
+            peer = await fake.wait_peer()
+            await fake.wait_for("RDY 2")
+            peer.send_message(b"fails")
+            await fake.wait_for("RDY 0")
+            reader.set_max_in_flight(6)  # no RDY 6 while backing off
+            await fake.wait_for("RDY 1")
+            assert "RDY 6" not in fake.transcript
+            peer.send_message(b"works")
+            await fake.wait_for("RDY 6")
             await reader.close()
 
     run(main())
