@@ -149,7 +149,7 @@ class ClientV2:
     def ready_for_messages(self) -> bool:
         channel = self.channel
         return (channel is not None and not channel.paused and self.state == STATE_SUBSCRIBED
-                and self.in_flight < self.rdy)
+                and self.in_flight < self.rdy and not self.closed)
 
     def set_ready_count(self, count: int) -> None:
         if count != self.rdy:
