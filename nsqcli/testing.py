@@ -15,6 +15,9 @@ background thread with an event loop of their own, so tests use them like an ext
 When ``NSQCLI_TEST_NSQD`` names an nsqd binary (and ``NSQCLI_TEST_NSQLOOKUPD`` an nsqlookupd
 binary) the real daemons are started instead, with a temporary ``--data-path``.
 
+``NSQDHandle.stop()``/``start()`` restart on the same ports and keep topics, channels and
+queued messages (a real nsqd keeps them in its ``--data-path``); an nsqlookupd restarts empty.
+
 Markers: ``embedded_only`` tests are skipped against the real binaries, ``real_only`` tests
 without them.
 """

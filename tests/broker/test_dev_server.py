@@ -119,6 +119,31 @@ def test_sigterm_stops_cleanly_and_limits_are_applied(running):
     assert server.stop(signal.SIGTERM)[0] == 0
 
 
+def test_tls_flags_reach_nsqd(running, tmp_path):
+    import socket
+    import struct
+
+    trustme = pytest.importorskip("trustme")
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    server = running("--tcp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
+                     "--no-lookupd", "--tls-cert", str(cert_file), "--tls-key", str(key_file),
+                     "--tls-required")
+    assert "TLS: required" in server.banner
+    host, port = server.addresses["nsqd TCP"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        body = b'{"feature_negotiation": true, "tls_v1": true}'
+        sock.sendall(b"  V2IDENTIFY\n" + struct.pack(">l", len(body)) + body)
+        size, frame_type = struct.unpack(">ll", sock.recv(8))
+        reply = b""
+        while len(reply) < size - 4:
+            reply += sock.recv(size - 4 - len(reply))
+    assert frame_type == 0 and json.loads(reply)["tls_v1"] is True
+    assert server.stop(signal.SIGINT)[0] == 0
+
+
 def test_refuses_non_loopback_without_allow_remote():
     result = CliRunner().invoke(dev_server, ["--http-address", "0.0.0.0:4151"])
     assert result.exit_code == 2
