@@ -396,6 +396,11 @@ class ReaderCore:
         except asyncio.TimeoutError:
             logger.warning("[%s] closing with %d message(s) still unanswered after %gs",
                            self.name, self._unanswered(), self.close_timeout)
+        tasks = list(self._tasks)
+        if tasks:  # coroutine handlers still running: cancelled, so their messages get a REQ
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=1.0)
         self._close_connections()
         self._closed = True
 

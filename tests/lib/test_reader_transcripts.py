@@ -518,3 +518,25 @@ def test_set_max_in_flight_during_backoff_waits_for_the_backoff_to_end():
             await reader.close()
 
     run(main())
+
+
+def test_close_timeout_cancels_coroutine_handlers_and_requeues_their_messages():
+    started = []
+
+    async def slow(message):
+        started.append(message)
+        await asyncio.sleep(60)
+        return True
+
+    async def main():
+        async with FakeNSQD() as fake:
+            reader = reader_for(fake, slow, max_in_flight=1, close_timeout=0.1)
+            peer = await fake.wait_peer()
+            await fake.wait_for("RDY")
+            peer.send_message(b"slow")
+            await fake.wait_until(lambda: started)
+            await reader.close()
+            await peer_closed(peer)
+            assert fake.transcript[-3:] == ["RDY 0", "CLS", f"REQ {mid(0)} 90000"]
+
+    run(main())
