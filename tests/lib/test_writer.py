@@ -306,3 +306,33 @@ def test_closed_right_after_publishing_still_delivers_what_was_queued():
             assert [f.result() for f in futures] == [b"OK", b"OK"]
             assert fake.transcript == ["IDENTIFY", "PUB t", "MPUB t"]
     run(main())
+
+
+def test_only_connected_nsqds_get_publishes_and_connect_to_nsqd_adds_one():
+    async def main():
+        async with FakeNSQD() as a, FakeNSQD() as b:
+            dead = f"127.0.0.1:{free_port()}"
+            writer = nsq.Writer([dead, a.address], reconnect_interval=0.05)
+            await asyncio.gather(*(writer.pub("t", b"%d" % i) for i in range(6)))
+            assert a.transcript.count("PUB t") == 6  # never routed to the unreachable one
+            writer.connect_to_nsqd("127.0.0.1", b.port)
+            writer.connect_to_nsqd("127.0.0.1", b.port)  # known: ignored
+            await until(lambda: len(writer.conns) == 2)
+            assert writer.nsqd_tcp_addresses == [dead, a.address, b.address]
+            await asyncio.gather(*(writer.pub("t", b"%d" % i) for i in range(6)))
+            assert b.transcript.count("PUB t") == 3
+            await writer.close()
+    run(main())
+
+
+def test_no_reconnect_after_close():
+    async def main():
+        async with FakeNSQD() as fake:
+            writer = nsq.Writer(fake.address, reconnect_interval=0.05)
+            await writer.pub("t", b"x")
+            await writer.close()
+            await until(lambda: fake.peers[0].closed)
+            await asyncio.sleep(0.3)  # several reconnect intervals
+            assert len(fake.peers) == 1
+            assert writer.conns == {}
+    run(main())
