@@ -18,13 +18,8 @@ an ``E_BAD_MESSAGE``/``E_BAD_BODY`` answer teaches the real limit (nsqd states i
 re-cut and resent, and a record over the limit is reported by number (or skipped and counted
 with ``skip_oversized``).
 
-Example::
-
-    publisher = Publisher(PublisherConfig(topic="t", addresses=["127.0.0.1:4150"]))
-    await publisher.start()
-    await publisher.publish([b"a", b"b"])
-    report = await publisher.close()
-    assert report.not_acknowledged == 0
+Use: ``p = Publisher(PublisherConfig(topic="t", addresses=["127.0.0.1:4150"]))``, then
+``await p.start()``, ``await p.publish([b"a", b"b"])`` ..., ``report = await p.close()``.
 """
 
 from __future__ import annotations
@@ -32,8 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable
 
 from .exit_codes import AddressError, ExitStatus, ToolError, error_text
 from .publisher_batch import (
@@ -42,56 +36,11 @@ from .publisher_batch import (
 )
 from .publisher_conn import Destination, connect_nsqd
 
-ROUND_ROBIN, FAN_OUT = "round-robin", "fan-out"
+from .publisher_config import FAN_OUT, ROUND_ROBIN, PublisherConfig, PublishReport
+
+__all__ = ["FAN_OUT", "ROUND_ROBIN", "Publisher", "PublisherConfig", "PublishReport"]
 UNACKED = ExitStatus.NOT_ACKNOWLEDGED
 ConnectFunc = Callable[[str, dict, float], Awaitable[Any]]
-
-
-@dataclass
-class PublisherConfig:
-    topic: str
-    addresses: list[str]
-    mode: str = ROUND_ROBIN
-    conn_kwargs: dict = field(default_factory=dict, repr=False)
-    max_msg_size: int | None = None
-    max_body_size: int | None = None
-    batch_count: int = 1000
-    batch_bytes: int = 256 * 1024
-    window: int = 4  # batches in flight per connection (DPUB: commands)
-    rate: float | None = None  # records per second
-    defer_ms: int | None = None
-    retry_timeout: float = 30.0
-    connect_timeout: float = 5.0
-    skip_oversized: bool = False
-
-    def __post_init__(self) -> None:
-        if self.mode not in (ROUND_ROBIN, FAN_OUT):
-            raise ValueError(f"mode must be {ROUND_ROBIN!r} or {FAN_OUT!r}, not {self.mode!r}")
-        if not self.addresses:
-            raise ValueError("at least one nsqd TCP address is needed")
-        if self.rate is not None and self.rate <= 0:
-            raise ValueError(f"rate must be > 0 records/s, got {self.rate}")
-        if self.defer_ms is not None and self.defer_ms < 0:
-            raise ValueError(f"defer must be >= 0, got {self.defer_ms} ms")
-        if self.retry_timeout < 0:
-            raise ValueError(f"retry timeout must be >= 0, got {self.retry_timeout}")
-
-
-@dataclass
-class PublishReport:
-    """Exact accounting: ``submitted == acknowledged + not_acknowledged``."""
-
-    submitted: int = 0  # non-empty records handed to the publisher (minus skipped oversized)
-    acknowledged: int = 0
-    not_acknowledged: int = 0
-    skipped_empty: int = 0
-    skipped_oversized: int = 0
-    error: ToolError | None = None  # what stopped publishing early, if anything
-    failed: list[tuple[int, bytes]] = field(default_factory=list, repr=False)  # (number, record)
-
-    def failed_records(self) -> Iterator[bytes]:
-        for _, record in self.failed:
-            yield record
 
 
 class Publisher:
