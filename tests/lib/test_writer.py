@@ -118,7 +118,8 @@ def test_connection_lost_with_pending_publishes_fails_all_of_them_with_the_root_
             futures = [writer.pub("t", b"%d" % i, lambda c, d: results.append(d)) for i in range(3)]
             outcomes = await asyncio.gather(*futures, return_exceptions=True)
             assert all(isinstance(o, ConnectionClosedError) for o in outcomes), outcomes
-            assert all(o.__cause__ is not None or "closed" in str(o) for o in outcomes)
+            # the root cause (nsqd hung up) is attached, not just "closed"
+            assert all("closed the connection" in str(o.__cause__) for o in outcomes), outcomes
             await asyncio.sleep(0)
             assert len(results) == 3 and all(isinstance(r, ConnectionClosedError) for r in results)
             await writer.close()
