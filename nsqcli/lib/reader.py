@@ -186,8 +186,7 @@ class Reader(ReaderCore):
             self, nsqd, lookupd, poll_interval=lookupd_poll_interval, poll_jitter=lookupd_poll_jitter,
             connect_timeout=lookupd_connect_timeout, request_timeout=lookupd_request_timeout,
             reconnect_interval=reconnect_interval, max_reconnect_interval=max_reconnect_interval,
-            auth_secret=kwargs.get("auth_secret"),
-        )
+        )  # the AUTH secret is not sent to lookupd (go-nsq does; pynsq never did)
         self._init_core(RdyPolicy(max_in_flight, low_rdy_idle_timeout), BackoffWindow(strategy),
                         discovery, conn_class, rdy_redistribute_interval, close_timeout)
 
