@@ -180,7 +180,8 @@ class ReaderCore:
         if self._closing:
             self._check_drained()
             return
-        logger.warning("[%s:%s] connection closed", conn.id, self.name)
+        if active:  # a failed attempt was already logged by the connection, with its cause
+            logger.warning("[%s:%s] connection closed", conn.id, self.name)
         self._discovery.connection_closed(conn.host, conn.port)
         if active and not self._backoff.in_backoff:
             self._apply(self._policy.rebalance(list(self.conns.values()), time.time()))
