@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .daemons import LOOPBACK, lookupd_process, nsqd_process
+from .daemons import LOOPBACK, direct_opener, lookupd_process, nsqd_process
 from .thread import BrokerThread, shared_broker_thread
 
 #: What nsq clients send so that nsqd answers the v1 HTTP API (unwrapped JSON).
@@ -167,7 +167,7 @@ class BrokerHandle:
             url, data=data, method=method.upper(), headers={"Accept": NSQ_ACCEPT}
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as reply:
+            with direct_opener.open(request, timeout=timeout) as reply:
                 return reply.status, reply.read()
         except urllib.error.HTTPError as error:
             with error:

@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
+from nsqcli.broker.daemons import direct_opener
 from nsqcli.dev_server import build_config, dev_server, is_loopback_host
 
 FREE_PORTS = ["--tcp-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0",
@@ -41,7 +42,7 @@ class DevServer:
 
     def get(self, which: str, path: str) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(f"http://{self.addresses[which]}{path}", timeout=5) as r:
+            with direct_opener.open(f"http://{self.addresses[which]}{path}", timeout=5) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()
@@ -50,7 +51,7 @@ class DevServer:
         request = urllib.request.Request(f"http://{self.addresses[which]}{path}", data=body,
                                          method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=5) as r:
+            with direct_opener.open(request, timeout=5) as r:
                 return r.status, r.read()
         except urllib.error.HTTPError as error:
             return error.code, error.read()

@@ -11,6 +11,8 @@ import urllib.request
 
 import pytest
 
+from nsqcli.broker.daemons import direct_opener
+
 
 def message(reply: tuple[int, bytes]) -> tuple[int, str]:
     status, body = reply
@@ -102,7 +104,7 @@ def _raw(handle, method: str, path: str):
                                      data=b"" if method == "POST" else None,
                                      headers={"Accept": "application/vnd.nsq; version=1.0"})
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
+        with direct_opener.open(request, timeout=5) as reply:
             return reply.status, reply.headers, reply.read()
     except urllib.error.HTTPError as error:
         with error:
