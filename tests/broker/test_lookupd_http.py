@@ -61,6 +61,13 @@ def test_errors(nsqlookupd, method, path, params, expected):
     assert message(nsqlookupd.http(method, path, params)) == expected
 
 
+@pytest.mark.parametrize("query", ["topic=%zz", "topic=a;b", "topic=%"])
+def test_malformed_query_is_an_invalid_request(nsqlookupd, query):
+    status, headers, body = _raw(nsqlookupd, "GET", "/lookup?" + query)
+    assert (status, json.loads(body)) == (400, {"message": "INVALID_REQUEST"})
+    assert _raw(nsqlookupd, "GET", "/topics?" + query)[0] == 200  # /topics reads no parameter
+
+
 def test_create_topic_then_lookup_is_empty(nsqlookupd):
     assert nsqlookupd.http("POST", "/topic/create", {"topic": "made"}) == (200, b"")
     assert nsqlookupd.http("POST", "/topic/create", {"topic": "made"}) == (200, b"")  # idempotent

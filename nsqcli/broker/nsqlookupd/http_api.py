@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -42,14 +43,27 @@ def _go_json(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+_BAD_ESCAPE = re.compile(r"%(?![0-9a-fA-F]{2})")
+
+
 class Params:
     """Query parameters the way nsqlookupd's ReqParams reads them (first value; presence counts)."""
 
     def __init__(self, query: str) -> None:
-        self._values = parse_qs(query, keep_blank_values=True)
+        self._query = query
+        self._values: dict[str, list[str]] | None = None
+
+    def _parsed(self) -> dict[str, list[str]]:
+        # parsed when a handler first reads a parameter, as nsqlookupd's handlers do; Go's
+        # url.ParseQuery refuses bad %-escapes and ';' separators: 400 INVALID_REQUEST
+        if self._values is None:
+            if ";" in self._query or _BAD_ESCAPE.search(self._query):
+                raise APIError(400, "INVALID_REQUEST")
+            self._values = parse_qs(self._query, keep_blank_values=True)
+        return self._values
 
     def get(self, name: str, missing: str) -> str:
-        values = self._values.get(name)
+        values = self._parsed().get(name)
         if not values:
             raise APIError(400, missing)
         return values[0]
