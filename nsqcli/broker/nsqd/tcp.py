@@ -206,8 +206,12 @@ class V2Connection(asyncio.Protocol):
             self._pending = None
             self._fail(err)
             result = None
-        except (OSError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (OSError, asyncio.TimeoutError) as exc:
             log.info("%r: %s", self.client, exc)
+            self.client.close()
+            return
+        except Exception:  # a bug must not leave the connection hanging
+            log.exception("%r: command failed", self.client)
             self.client.close()
             return
         if self._closed:
