@@ -6,6 +6,8 @@ import json
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nsqcli.broker.nsqlookupd import NSQLookupdOptions
 from nsqcli.broker.nsqlookupd.protocol_v1 import LookupSessionV1, encode_response, parse_identify_body
@@ -180,3 +182,23 @@ def test_options_validation():
         NSQLookupdOptions(tcp_address="nonsense")
     with pytest.raises(ValueError, match="broadcast_address"):
         NSQLookupdOptions(broadcast_address="")
+
+
+# -- fuzz: any bytes, any split: same replies, nothing but protocol answers escapes -------------
+
+_PIECES = st.sampled_from([b"  V1", b"PING\n", b"REGISTER t c\n", b"UNREGISTER t\n", _identify(),
+                           b"IDENTIFY\n", b"\x00\x00\x00\x02{}", b"\n", b"REGISTER bad! \n",
+                           b"\r\n", b"X"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(chunks=st.lists(st.one_of(_PIECES, st.binary(max_size=12)), max_size=12),
+       cut=st.integers(min_value=0, max_value=200))
+def test_session_fuzz_split_invariance(chunks, cut):
+    stream = b"".join(chunks)
+    whole = _session().receive_data(stream)
+    split_session = _session()
+    first = split_session.receive_data(stream[:cut])
+    second = split_session.receive_data(stream[cut:])
+    assert first.data + second.data == whole.data
+    assert (first.close or second.close) == whole.close
