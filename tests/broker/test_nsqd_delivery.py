@@ -270,3 +270,26 @@ def test_heartbeats_and_silent_client_close(nsqd):
     conn.identify(heartbeat_interval=1000)
     assert conn.read_frame(timeout=3, heartbeats=True) == (0, b"_heartbeat_")
     assert conn.is_closed(timeout=4)  # silent for 2 x 1 s
+
+
+def test_sample_rate_delivers_a_sample(nsqd):
+    conn = consumer(nsqd, "sampled", "ch", rdy=1000, sample_rate=10)
+    nsqd.mpub("sampled", [b"%d" % i for i in range(600)])
+    wait_for(lambda: nsqd.channel_stats("sampled", "ch")["depth"] == 0)
+    received = 0
+    try:
+        while True:
+            conn.message(timeout=0.5)
+            received += 1
+    except (TimeoutError, OSError):
+        pass
+    assert 10 <= received <= 180  # about 11 % of 600; the rest are dropped, not queued
+    assert nsqd.channel_stats("sampled", "ch")["in_flight_count"] == received
+
+
+def test_ephemeral_channel_discards_beyond_mem_queue_size(nsqd_factory):
+    nsqd = nsqd_factory(mem_queue_size=5)
+    conn = consumer(nsqd, "overflow", "ch#ephemeral", rdy=0)  # noqa: F841 - keeps the channel
+    nsqd.mpub("overflow", [b"%d" % i for i in range(20)])
+    stats = wait_for(lambda: (s := nsqd.channel_stats("overflow", "ch#ephemeral"))["message_count"] == 20 and s)
+    assert stats["depth"] == 5
