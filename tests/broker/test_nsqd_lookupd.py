@@ -142,3 +142,12 @@ def test_ephemeral_channels_are_not_precreated(nsqd_with_lookupd):
     nsqd.pub("pre2", b"x")
     time.sleep(0.2)
     assert nsqd.channel_stats("pre2", "tmp#ephemeral") is None
+
+
+def test_registers_again_after_lookupd_restarts(nsqd_factory, nsqlookupd):
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address], lookupd_ping_interval_ms=100)
+    nsqd.create_topic("survivor")
+    nsqlookupd.wait_for_producer(nsqd, topic="survivor")
+    nsqlookupd.stop()
+    nsqlookupd.start()  # same ports, empty registrations
+    assert nsqlookupd.wait_for_producer(nsqd, topic="survivor", timeout=5)

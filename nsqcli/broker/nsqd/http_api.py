@@ -79,17 +79,17 @@ class API:
     def __init__(self, nsqd: "NSQD") -> None:
         self.nsqd = nsqd
         self.routes: dict[str, dict[str, tuple[Callable[[Request], Any], bool]]] = {}
-        v1, plain = False, True  # V1 answers (JSON errors) vs plain text (/ping)
-        self._add("GET", "/ping", self.ping, plain)
-        self._add("GET", "/info", self.info, v1)
-        self._add("POST", "/pub", self.pub, v1)
-        self._add("POST", "/mpub", self.mpub, v1)
-        self._add("GET", "/stats", self.stats, v1)
+        self._add("GET", "/ping", self.ping, plain=True)  # nsqd's PlainText, not V1
+        self._add("GET", "/info", self.info)
+        self._add("POST", "/pub", self.pub)
+        self._add("POST", "/mpub", self.mpub)
+        self._add("GET", "/stats", self.stats)
         for action in ("create", "delete", "empty", "pause", "unpause"):
-            self._add("POST", f"/topic/{action}", getattr(self, f"topic_{action}"), v1)
-            self._add("POST", f"/channel/{action}", getattr(self, f"channel_{action}"), v1)
+            self._add("POST", f"/topic/{action}", getattr(self, f"topic_{action}"))
+            self._add("POST", f"/channel/{action}", getattr(self, f"channel_{action}"))
 
-    def _add(self, method: str, path: str, handler: Callable[[Request], Any], plain: bool) -> None:
+    def _add(self, method: str, path: str, handler: Callable[[Request], Any],
+             plain: bool = False) -> None:
         self.routes.setdefault(path, {})[method] = (handler, plain)
 
     # ------------------------------------------------------------ helpers
