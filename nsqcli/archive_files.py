@@ -85,6 +85,7 @@ class ArchiveFile:
         self._monotonic = monotonic
         self._name_second: int | None = None  # the wall-clock second _name_cache was made for
         self._name_cache = ""
+        self._name_checked_until = 0.0  # needs_rotation: name known current until then
         self._fd: int | None = None
         self.path: str | None = None  # current file in the work dir
         self.name: str | None = None  # current name with <REV> still a token
@@ -102,19 +103,21 @@ class ArchiveFile:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, data: bytes) -> None:
-        """Accept one or more encoded records; opens or rotates the file first when needed."""
-        if self._fd is None or self.needs_rotation():
+    def write(self, data: bytes) -> bool:
+        """Accept encoded records; opens or rotates the file first when needed. Returns True
+        when that closed (and so synced) a previous file."""
+        rotated = False
+        if self._fd is None:
             self.rotate()
+        elif self.needs_rotation():
+            self.rotate()
+            rotated = True
         self._pending.append(data)
         self._pending_bytes += len(data)
         self.size += len(data)
         if self._pending_bytes >= WRITE_BLOCK:
             self._write_pending()
-
-    def write_many(self, records: list[bytes]) -> None:
-        """Like :meth:`write` for a list of encoded records (one rotation check)."""
-        self.write(b"".join(records))
+        return rotated
 
     def _write_pending(self) -> None:
         if not self._pending:
@@ -164,8 +167,11 @@ class ArchiveFile:
     def needs_rotation(self) -> bool:
         if self._fd is None:
             return True
-        if self.current_name() != self.name:
-            return True
+        now = self._wall_clock()
+        if now >= self._name_checked_until:  # the name cannot change within a second
+            if self.current_name() != self.name:
+                return True
+            self._name_checked_until = int(now) + 1
         s = self.settings
         if s.rotate_interval > 0 and self._monotonic() - self._opened_at > s.rotate_interval:
             return True
@@ -177,6 +183,7 @@ class ArchiveFile:
         name = self.current_name()
         self.rev = 0 if name != self.name else self.rev + 1
         self.name = name
+        self._name_checked_until = 0.0
         self._opened_at = self._monotonic()
         s = self.settings
         full = os.path.join(s.work_dir, name)

@@ -139,6 +139,7 @@ class ToFile:
             lookupd_http_addresses=self.settings.lookupd_http_addresses or None,
             **reader_kwargs, **self.settings.conn_kwargs)
         archiver.is_starved = reader.is_starved
+        archiver.starved_floor = lambda: starved_floor(reader)
         self.archivers[topic] = archiver
         self.readers[topic] = reader
         self.console.info(f"archiving topic {topic} (channel {c.channel})")
@@ -193,8 +194,10 @@ class ToFile:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self, shutdown: Any) -> ExitStatus:
-        from .archive_topic import IDLE_SYNC_DELAY
+        from .archive_topic import IDLE_CHECK_INTERVAL
+        from .console import forward_library_logs
 
+        forward_library_logs(self.console)
         c = self.config
         loop = asyncio.get_running_loop()
         for topic in c.topics:
@@ -205,7 +208,7 @@ class ToFile:
             self._every(c.topic_refresh, lambda: asyncio.ensure_future(self.discover(first=False)))
         if not self.archivers and not discovering:
             raise UsageError("no topic left to archive after --topic-pattern")
-        self._every(IDLE_SYNC_DELAY / 2, self._idle_checks, while_stopping=True)
+        self._every(IDLE_CHECK_INTERVAL, self._idle_checks, while_stopping=True)
         self._every(c.sync_interval, self._ticks)
         hup_installed = _add_signal(loop, signal.SIGHUP, self.hup)
         stop = asyncio.ensure_future(shutdown.wait())
@@ -237,6 +240,13 @@ class ToFile:
             await asyncio.gather(*(reader.close() for reader in readers), return_exceptions=True)
         for archiver in self.archivers.values():
             archiver.close()
+
+
+def starved_floor(reader: Any) -> int:
+    """Fewest in-flight messages with which ``reader.is_starved()`` can be true: 85 % of the
+    lowest RDY of its connections (pynsq's rule), at least 1."""
+    rdys = [getattr(conn, "last_rdy", 0) for conn in list(reader.conns.values())]
+    return max(1, int(min(rdys, default=0) * 0.85))
 
 
 def _add_signal(loop: asyncio.AbstractEventLoop, signum: int, handler: Any) -> bool:

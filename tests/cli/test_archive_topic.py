@@ -9,7 +9,7 @@ import pytest
 from nsqcli.archive_files import ArchiveError, ArchiveFile, ArchiveSettings
 from nsqcli.archive_format import decode_jsonl
 from nsqcli.archive_names import compute_filename_template
-from nsqcli.archive_topic import IDLE_SYNC_DELAY, TopicArchiver
+from nsqcli.archive_topic import TopicArchiver
 
 
 class FakeMessage:
@@ -60,8 +60,7 @@ def setup(tmp_path):
             real_sync()
 
         file.sync = counting_sync
-        archiver = TopicArchiver("t", file, fmt=fmt, max_in_flight=max_in_flight, is_starved=starved,
-                                 monotonic=clock)
+        archiver = TopicArchiver("t", file, fmt=fmt, max_in_flight=max_in_flight, is_starved=starved)
         return archiver, clock, syncs
     return build
 
@@ -96,14 +95,19 @@ def test_starved_reader_triggers_sync(setup):
 
 
 def test_idle_sync_acknowledges_a_drained_channel(setup):
-    archiver, clock, _ = setup(max_in_flight=100)
+    archiver, _, syncs = setup(max_in_flight=100)
     m = FakeMessage(1)
     archiver.handle(m)
     archiver.idle_check()
-    assert m.answer is None  # a message just arrived: more may follow
-    clock.t += IDLE_SYNC_DELAY
+    assert m.answer is None  # a message arrived since the last check: more may follow
+    n = FakeMessage(2)
+    archiver.handle(n)
     archiver.idle_check()
-    assert m.answer == "FIN"
+    assert n.answer is None
+    archiver.idle_check()  # nothing new for a whole interval: sync
+    assert (m.answer, n.answer) == ("FIN", "FIN") and len(syncs) == 1
+    archiver.idle_check()  # nothing pending: no empty sync
+    assert len(syncs) == 1
 
 
 def test_tick_rotates_and_syncs(setup):
@@ -191,3 +195,32 @@ def test_invalid_max_in_flight(setup, tmp_path):
     file = ArchiveFile("x<REV>", ArchiveSettings(str(tmp_path), str(tmp_path), "%Y"))
     with pytest.raises(ValueError, match="max_in_flight must be >= 1"):
         TopicArchiver("t", file, max_in_flight=0)
+
+
+def test_is_starved_asked_only_from_the_floor(setup):
+    asked = []
+
+    def starved():
+        asked.append(archiver.unacknowledged)
+        return archiver.unacknowledged >= 4
+
+    archiver, _, _ = setup(max_in_flight=100, starved=starved)
+    archiver.starved_floor = lambda: 3
+    archiver.handle(FakeMessage(0))
+    archiver.sync()  # the floor is learned at each sync
+    msgs = [FakeMessage(i) for i in range(1, 6)]
+    for m in msgs:
+        archiver.handle(m)
+    assert asked[-2:] == [3, 4]  # not asked with 1 or 2 waiting (after the first sync)
+    assert [m.answer for m in msgs] == ["FIN"] * 4 + [None]
+
+
+def test_starved_floor_from_reader_rdy():
+    from types import SimpleNamespace
+
+    from nsqcli.to_file import starved_floor
+
+    conns = {"a": SimpleNamespace(last_rdy=200), "b": SimpleNamespace(last_rdy=40)}
+    assert starved_floor(SimpleNamespace(conns=conns)) == 34
+    assert starved_floor(SimpleNamespace(conns={})) == 1
+    assert starved_floor(SimpleNamespace(conns={"a": SimpleNamespace(last_rdy=1)})) == 1
