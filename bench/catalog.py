@@ -1,0 +1,89 @@
+"""Every workload the harness knows: what it measures, its pynsq baseline and issue 7's target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .workloads import Context, Sample
+from .workloads import library, tools
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    title: str
+    run: Callable[[Context, int, int], Sample]
+    unit: str = "msg/s"  # or "ms" (lower is better) or "MiB"
+    baseline: str | None = None  # the pynsq workload this one is compared with
+    target: float | None = None  # issue 7's target, in ``unit``
+    is_baseline: bool = False
+    fixed_n: int | None = None  # workloads that ignore -n (one message)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.unit == "msg/s"
+
+    def meets(self, value: float) -> bool | None:
+        if self.target is None:
+            return None
+        return value >= self.target if self.higher_is_better else value <= self.target
+
+
+def _rss(tool: Callable[[Context, int, int], Sample]) -> Callable[[Context, int, int], Sample]:
+    """Peak RSS of a tool at each of ``ctx.rss_counts`` messages; the value is the largest peak."""
+    def run(ctx: Context, n: int, size: int) -> Sample:
+        by_n = {}
+        cpu = 0.0
+        for count in ctx.rss_counts:
+            sample = tool(ctx, count, size)
+            by_n[count] = sample.peak_rss_kib
+            cpu += sample.cpu
+        peak = max(by_n.values())
+        return Sample(peak / 1024, cpu, peak, {"rss_by_n": by_n})
+    return run
+
+
+WORKLOADS = [
+    Workload("nsq-pub", "stdin lines -> topic, all acknowledged (nsq-pub)", tools.nsq_pub,
+             baseline="pynsq-writer", target=650_000),
+    Workload("nsq-tail", "topic -> /dev/null (nsq-tail -n N)", tools.nsq_tail,
+             baseline="pynsq-reader", target=245_000),
+    Workload("nsq-to-file", "topic -> file, FIN after fsync, --sync-interval 1s (nsq-to-file)",
+             tools.nsq_to_file, baseline="pynsq-reader", target=125_000),
+    Workload("lib-reader", "nsqcli.lib Reader, handler returning True", library.nsqcli_reader,
+             baseline="pynsq-reader", target=150_000),
+    Workload("lib-writer", "nsqcli.lib Writer, one pub per message, awaited acks, pipelined",
+             library.nsqcli_writer, baseline="pynsq-writer", target=110_000),
+    Workload("nsq-replay", "gzip archive -> topic (nsq-replay)", tools.nsq_replay,
+             baseline="pynsq-writer", target=500_000),
+    Workload("one-message", "one message published, process start to exit (nsq-pub -m x)",
+             tools.one_message, unit="ms", baseline="pynsq-one", target=90, fixed_n=1),
+    Workload("rss-nsq-pub", "peak RSS of nsq-pub", _rss(tools.nsq_pub), unit="MiB", target=30),
+    Workload("rss-nsq-tail", "peak RSS of nsq-tail", _rss(tools.nsq_tail), unit="MiB", target=30),
+    Workload("rss-nsq-to-file", "peak RSS of nsq-to-file", _rss(tools.nsq_to_file), unit="MiB",
+             target=30),
+    Workload("rss-nsq-replay", "peak RSS of nsq-replay", _rss(tools.nsq_replay), unit="MiB",
+             target=30),
+    Workload("pynsq-writer", "pynsq 0.9.1 Writer.pub per message, callbacks awaited",
+             library.pynsq_writer, is_baseline=True),
+    Workload("pynsq-reader", "pynsq 0.9.1 Reader, handler returning True", library.pynsq_reader,
+             is_baseline=True),
+    Workload("pynsq-one", "pynsq 0.9.1: one message published, process start to exit",
+             library.pynsq_one_message, unit="ms", is_baseline=True, fixed_n=1),
+]
+
+BY_NAME = {w.name: w for w in WORKLOADS}
+DEFAULT = [w.name for w in WORKLOADS if not w.name.startswith("rss-")]
+
+
+def select(names: list[str], with_baselines: bool = True) -> list[Workload]:
+    """The named workloads in catalogue order, plus the baselines they are compared with."""
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise ValueError(f"unknown workload(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(BY_NAME)}")
+    wanted = set(names)
+    if with_baselines:
+        wanted |= {BY_NAME[n].baseline for n in names if BY_NAME[n].baseline}
+    return [w for w in WORKLOADS if w.name in wanted]

@@ -1,0 +1,117 @@
+"""Run one measured client process: wall time, CPU seconds and peak RSS of that process alone.
+
+Peak RSS is read from ``/proc/<pid>/status`` (VmHWM, the high-water mark of the process's own
+address space) while it runs: ``ru_maxrss`` from wait4 is not usable here, because on Linux a child
+started with vfork/posix_spawn inherits the parent's high-water mark at exec. CPU seconds come from
+wait4's rusage of that one child (user + system).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, IO
+
+POLL_INTERVAL_S = 0.01
+
+
+@dataclass
+class ProcessRun:
+    returncode: int
+    wall: float  # seconds from spawn to exit
+    cpu: float  # user + system seconds of the measured process
+    peak_rss_kib: int
+    stdout: str
+    stderr: str
+    done_after: float | None = None  # seconds from spawn until ``until`` first returned True
+    done_at: float | None = None  # time.time() of that moment (to compare with file mtimes)
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _monitor(pid, start, state, finished, until, until_interval, stop_signal, timeout) -> None:
+    """Poll the peak RSS (and ``until``) until the process has exited; kill it after timeout."""
+    next_check = start + until_interval
+    while not finished.wait(POLL_INTERVAL_S):
+        state["peak"] = max(state["peak"], _vm_hwm_kib(pid))
+        now = time.perf_counter()
+        if until is not None and state["done_after"] is None and now >= next_check:
+            next_check = now + until_interval
+            if until():
+                state["done_after"], state["done_at"] = time.perf_counter() - start, time.time()
+                _signal(pid, stop_signal)
+        if now - start > timeout:
+            _signal(pid, signal.SIGKILL)
+            return
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def run_process(
+    argv: list[str],
+    *,
+    stdin: IO[bytes] | int | None = subprocess.DEVNULL,
+    stdout_to: str | None = None,
+    timeout: float = 600.0,
+    until: Callable[[], bool] | None = None,
+    until_interval: float = 0.02,
+    stop_signal: int = signal.SIGTERM,
+    env: dict | None = None,
+    cwd: str | None = None,
+) -> ProcessRun:
+    """Run ``argv`` to completion and measure it.
+
+    ``stdout_to`` is a path (e.g. ``/dev/null``) for the data output; otherwise stdout is captured.
+    ``until`` is polled every ``until_interval`` seconds while the process runs; the first time it
+    returns True the moment is recorded and the process is sent ``stop_signal`` (for tools that
+    run until told to stop, such as nsq-to-file).
+    """
+    out_file = open(stdout_to, "wb") if stdout_to else tempfile.TemporaryFile()
+    err_file = tempfile.TemporaryFile()
+    try:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdin=stdin, stdout=out_file, stderr=err_file, env=env,
+                                   cwd=cwd)
+        pid = process.pid
+        state = {"peak": 0, "done_after": None, "done_at": None}
+        finished = threading.Event()
+        monitor = threading.Thread(
+            target=_monitor, args=(pid, start, state, finished, until, until_interval,
+                                   stop_signal, timeout), daemon=True)
+        monitor.start()
+        _, status, usage = os.wait4(pid, 0)  # blocking: the wall time is exact
+        wall = time.perf_counter() - start
+        finished.set()
+        monitor.join()
+        peak, done_after, done_at = state["peak"], state["done_after"], state["done_at"]
+        process.returncode = os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
+        stdout = ""
+        if not stdout_to:
+            out_file.seek(0)
+            stdout = out_file.read().decode(errors="replace")
+        err_file.seek(0)
+        stderr = err_file.read().decode(errors="replace")
+        return ProcessRun(process.returncode, wall, cpu, peak, stdout, stderr, done_after, done_at)
+    finally:
+        out_file.close()
+        err_file.close()

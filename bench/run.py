@@ -1,0 +1,147 @@
+"""``python -m bench``: run the workloads of issue 7 and print the results table."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from . import catalog
+from .brokers import BROKER_KINDS, Broker, BrokerUnavailable, external_broker, start_broker
+from .report import Result, legend, table
+from .workloads import Context, Unavailable, VerificationFailed
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Throughput, CPU and memory of nsqcli's tools and library, side by side with "
+                    "pynsq 0.9.1 measured in the same run on the same broker.")
+    parser.add_argument("-w", "--workloads", default=",".join(catalog.DEFAULT),
+                        help="comma-separated workloads (default: all but rss-*); "
+                             f"known: {', '.join(catalog.BY_NAME)}")
+    parser.add_argument("-n", type=int, default=500_000, help="messages per run (default 500000)")
+    parser.add_argument("--size", type=int, default=100, help="message size in bytes (default 100)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per workload (default 3)")
+    parser.add_argument("--broker", default="embedded",
+                        help=f"comma-separated brokers to start: {', '.join(BROKER_KINDS)} "
+                             "(default embedded; ignored with --nsqd-tcp-address)")
+    parser.add_argument("--nsqd-tcp-address", help="use this external nsqd (HOST:PORT)")
+    parser.add_argument("--nsqd-http-address", help="its HTTP address (required with the above)")
+    parser.add_argument("--window", type=int, default=1000,
+                        help="writer workloads: publishes outstanding at once (default 1000)")
+    parser.add_argument("--max-in-flight", type=int, default=2500,
+                        help="reader workloads: max_in_flight (default 2500)")
+    parser.add_argument("--rss-counts", default="100000,1000000",
+                        help="rss-* workloads: message counts (default 100000,1000000)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="do not add the pynsq baselines of the selected workloads")
+    parser.add_argument("--output", help="also write the report (markdown) to this file")
+    parser.add_argument("--workdir", help="directory for input files (default: a temporary one)")
+    args = parser.parse_args(argv)
+    if bool(args.nsqd_tcp_address) != bool(args.nsqd_http_address):
+        parser.error("--nsqd-tcp-address and --nsqd-http-address go together")
+    for name in ("n", "size", "repeats", "window", "max_in_flight"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    try:
+        args.selected = catalog.select([w for w in args.workloads.split(",") if w],
+                                       with_baselines=not args.no_baselines)
+        args.rss_counts = tuple(int(c) for c in args.rss_counts.split(","))
+    except ValueError as exc:
+        parser.error(str(exc))
+    args.brokers = [b for b in args.broker.split(",") if b]
+    unknown = [b for b in args.brokers if b not in BROKER_KINDS]
+    if unknown:
+        parser.error(f"unknown broker {', '.join(unknown)}: choose from {', '.join(BROKER_KINDS)}")
+    return args
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_workload(ctx: Context, result: Result, repeats: int) -> None:
+    workload = result.workload
+    for repeat in range(1, repeats + 1):
+        try:
+            sample = workload.run(ctx, result.n, result.size)
+        except Unavailable as exc:
+            result.status = f"unavailable: {exc}"
+        except VerificationFailed as exc:
+            result.status = f"FAILED: {exc}"
+        except Exception as exc:  # the harness reports a crash and goes on with the next one
+            traceback.print_exc(file=sys.stderr)
+            result.status = f"error: {type(exc).__name__}: {exc}"
+        else:
+            result.samples.append(sample)
+            log(f"  {workload.name} #{repeat}: {sample.value:,.1f} {workload.unit}, "
+                f"cpu {sample.cpu:.2f} s, rss {sample.peak_rss_kib / 1024:.1f} MiB {sample.extra}")
+            continue
+        log(f"  {workload.name}: {result.status}")
+        result.samples.clear()
+        return
+
+
+def run_on_broker(broker: Broker, args: argparse.Namespace, workdir: Path) -> list[Result]:
+    ctx = Context(broker, workdir, window=args.window, max_in_flight=args.max_in_flight,
+                  rss_counts=args.rss_counts)
+    results = []
+    for workload in args.selected:
+        n = workload.fixed_n or args.n
+        result = Result(workload, broker.label, n, args.size)
+        log(f"[{broker.label}] {workload.name} ({workload.title})")
+        run_workload(ctx, result, 1 if workload.unit == "MiB" else args.repeats)
+        results.append(result)
+    return results
+
+
+def header(args: argparse.Namespace, load_before: tuple, load_after: tuple) -> str:
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join([
+        f"Measured {now} on {os.cpu_count()} cores ({platform.machine()}), Python "
+        f"{platform.python_version()}; N = {args.n:,} messages of {args.size} B, "
+        f"{args.repeats} repeats (median, min-max); load average before/after "
+        f"{load_before[0]:.2f}/{load_after[0]:.2f}.",
+        "Tools: whole process (start to exit; nsq-to-file: start to channel fully acknowledged). "
+        "Library: the client's own clock (connected to last ack / Reader created to last handler "
+        "call). CPU s and peak RSS (VmHWM) are of the measured client process only.",
+        "Command: `python -m bench " + " ".join(sys.argv[1:]) + "`",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="nsqcli-bench-") as tmp:
+        workdir = Path(args.workdir) if args.workdir else Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        load_before = os.getloadavg()
+        results: list[Result] = []
+        if args.nsqd_tcp_address:
+            results += run_on_broker(external_broker(args.nsqd_tcp_address,
+                                                     args.nsqd_http_address), args, workdir)
+        else:
+            for kind in args.brokers:
+                try:
+                    broker = start_broker(kind)
+                except BrokerUnavailable as exc:
+                    log(f"broker {kind} unavailable: {exc}")
+                    continue
+                try:
+                    results += run_on_broker(broker, args, workdir)
+                finally:
+                    broker.stop()
+        load_after = os.getloadavg()
+    report = "\n\n".join([header(args, load_before, load_after), table(results),
+                          legend(results)]) + "\n"
+    print(report)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(report)
+    failed = [r for r in results if r.status.startswith(("FAILED", "error"))]
+    return 1 if failed or not results else 0

@@ -1,0 +1,123 @@
+"""The command-line tools, each run as users run them (console script, whole process timed)."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+
+from ..measure import run_process
+from . import (
+    Context, Sample, VerificationFailed, check_exit, rate, verify_drained, verify_published,
+)
+from .data import bodies, count_lines, gzip_archive, lines_file, newest_mtime
+
+CHANNEL = "bench"
+ONE_MESSAGE_RUNS = 10
+
+
+def _prefill(ctx: Context, topic: str, n: int, size: int) -> None:
+    ctx.broker.create_topic(topic, CHANNEL)
+    ctx.broker.prefill(topic, bodies(n, size))
+
+
+def nsq_pub(ctx: Context, n: int, size: int) -> Sample:
+    """stdin lines -> topic: msgs/s over the whole process (start to exit, all acknowledged)."""
+    argv = ctx.tool("nsq-pub", "--topic", "--nsqd-tcp-address")
+    path = lines_file(ctx.workdir, n, size)
+    topic = ctx.topic("nsq-pub")
+    try:
+        with open(path, "rb") as stdin:
+            run = run_process(argv + ["--topic", topic, "--nsqd-tcp-address",
+                                      ctx.broker.tcp_address], stdin=stdin)
+        check_exit(run, "nsq-pub")
+        verify_published(ctx.broker, topic, n)
+    finally:
+        ctx.broker.delete_topic(topic)
+    return Sample(rate(n, run.wall), run.cpu, run.peak_rss_kib)
+
+
+def nsq_replay(ctx: Context, n: int, size: int) -> Sample:
+    """gzip archive -> topic: msgs/s over the whole process."""
+    argv = ctx.tool("nsq-replay", "--topic", "--nsqd-tcp-address")
+    path = gzip_archive(ctx.workdir, n, size)
+    topic = ctx.topic("nsq-replay")
+    try:
+        run = run_process(argv + ["--topic", topic, "--nsqd-tcp-address",
+                                  ctx.broker.tcp_address, str(path)])
+        check_exit(run, "nsq-replay")
+        verify_published(ctx.broker, topic, n)
+    finally:
+        ctx.broker.delete_topic(topic)
+    return Sample(rate(n, run.wall), run.cpu, run.peak_rss_kib)
+
+
+def nsq_tail(ctx: Context, n: int, size: int) -> Sample:
+    """topic -> /dev/null with ``-n N``: msgs/s over the whole process; every message FINed once."""
+    argv = ctx.tool("nsq-tail", "--topic", "--channel", "-n")
+    topic = ctx.topic("nsq-tail")
+    try:
+        _prefill(ctx, topic, n, size)
+        run = run_process(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
+                                  ctx.broker.tcp_address, "-n", str(n)], stdout_to="/dev/null")
+        check_exit(run, "nsq-tail")
+        verify_drained(ctx.broker, topic, CHANNEL, n)
+    finally:
+        ctx.broker.delete_topic(topic)
+    return Sample(rate(n, run.wall), run.cpu, run.peak_rss_kib)
+
+
+def nsq_to_file(ctx: Context, n: int, size: int) -> Sample:
+    """topic -> file with ``--sync-interval 1s`` (FIN after fsync).
+
+    msgs/s runs from the process start until the broker shows the channel fully acknowledged; the
+    tool is then stopped with SIGTERM and its files must hold exactly N lines. ``drain_s`` is the
+    time from the last write to a file (its mtime) to that moment (bounded by the 20 ms poll).
+    """
+    argv = ctx.tool("nsq-to-file", "--topic", "--channel", "--output-dir", "--sync-interval")
+    topic = ctx.topic("nsq-to-file")
+    out_dir = ctx.workdir / f"to_file_{topic}"
+    out_dir.mkdir()
+    broker = ctx.broker
+
+    def acknowledged() -> bool:
+        chan = broker.channel_stats(topic, CHANNEL) or {}
+        return chan.get("depth") == 0 and chan.get("in_flight_count") == 0
+
+    try:
+        _prefill(ctx, topic, n, size)
+        run = run_process(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
+                                  broker.tcp_address, "--output-dir", str(out_dir),
+                                  "--sync-interval", "1s"], until=acknowledged)
+        if run.done_after is None:
+            check_exit(run, "nsq-to-file")
+            raise VerificationFailed("nsq-to-file exited before the channel was acknowledged")
+        check_exit(run, "nsq-to-file (after SIGTERM)", ok_codes=(0, 130, 143))
+        verify_drained(broker, topic, CHANNEL, n)
+        lines = count_lines(out_dir)
+        if lines != n:
+            raise VerificationFailed(f"nsq-to-file wrote {lines} lines, expected {n}")
+        drain = run.done_at - newest_mtime(out_dir)
+    finally:
+        broker.delete_topic(topic)
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return Sample(rate(n, run.done_after), run.cpu, run.peak_rss_kib, {"drain_s": drain})
+
+
+def one_message(ctx: Context, n: int, size: int) -> Sample:
+    """``nsq-pub -m x``, process start to exit: the median of 10 runs, in milliseconds."""
+    argv = ctx.tool("nsq-pub", "--message")
+    topic = ctx.topic("one")
+    walls, cpus, peaks = [], [], []
+    try:
+        ctx.broker.create_topic(topic)
+        for _ in range(ONE_MESSAGE_RUNS):
+            run = run_process(argv + ["--topic", topic, "--nsqd-tcp-address",
+                                      ctx.broker.tcp_address, "-m", "x"])
+            check_exit(run, "nsq-pub -m x")
+            walls.append(run.wall * 1000)
+            cpus.append(run.cpu)
+            peaks.append(run.peak_rss_kib)
+        verify_published(ctx.broker, topic, ONE_MESSAGE_RUNS)
+    finally:
+        ctx.broker.delete_topic(topic)
+    return Sample(statistics.median(walls), statistics.median(cpus), max(peaks))
