@@ -97,12 +97,13 @@ class ChunkReader:
 
 
 async def records_from(
-    paths: list[str], delimiter: bytes, shutdown: Any = None
+    paths: list[str], delimiter: bytes, shutdown: Any = None, stdin_prefix: bytes = b""
 ) -> AsyncIterator[list[bytes]]:
     """Lists of records from each source in turn, split on ``delimiter``.
 
     ``shutdown`` (a :class:`nsqcli.runner.Shutdown`) ends the input at once, even while a read
-    is blocked (the partial record read so far is dropped).
+    is blocked (the partial record read so far is dropped). ``stdin_prefix`` is stdin data that
+    was already read (it comes first).
     """
     current: list[ChunkReader] = []
 
@@ -116,6 +117,12 @@ async def records_from(
         reader = ChunkReader(stream, "stdin" if path == "-" else path)
         current.append(reader)
         tail = b""
+        if path == "-" and stdin_prefix:
+            parts = stdin_prefix.split(delimiter)
+            tail = parts.pop()
+            stdin_prefix = b""
+            if parts:
+                yield parts
         try:
             async for chunk in reader:
                 data = tail + chunk if tail else chunk

@@ -7,8 +7,7 @@ and the exit status tells whether nsqd acknowledged every record.
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,7 +16,9 @@ from .console import Console, RateMeter
 from .exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError
 from .options import DELIMITER, DURATION, client_options, output_options, pop_console, pop_settings
 from .options import user_agent, warn_settings
-from .runner import Shutdown, run_tool
+
+if TYPE_CHECKING:  # the runner imports asyncio: only when the quick path cannot be taken
+    from .runner import Shutdown
 
 PROG = "nsq-pub"
 PROGRESS_INTERVAL = 0.5
@@ -69,13 +70,42 @@ def command(**params: Any) -> None:
     delimiter = b"\0" if params["null"] else params["delimiter"]
     sources = list(params["files"]) or ["-"]
     messages = [m.encode("utf-8") for m in params["messages"]]
+    stdin_prefix = _quick_publish(console, params, settings, sources, messages, delimiter)
 
     async def main(shutdown: Shutdown) -> ExitStatus:
         addresses = settings.nsqd_tcp_addresses or await discover_nsqds(settings.lookupd_http_addresses)
         return await publish(console, shutdown, params, settings, addresses, sources, messages,
-                             delimiter)
+                             delimiter, stdin_prefix)
+
+    from .runner import run_tool
 
     run_tool(main, console)
+
+
+def _quick_publish(console: Console, params: dict, settings: Any, sources: list[str],
+                   messages: list[bytes], delimiter: bytes) -> bytes:
+    """Exit 0 at once when a small complete input was published without the event loop;
+    otherwise return the stdin bytes already read, for the full engine."""
+    from . import pub_quick
+
+    if params["progress"] or params["failed_file"] or settings.lookupd_http_addresses or not pub_quick.eligible(
+            len(settings.nsqd_tcp_addresses), settings.conn_kwargs, params["rate"], params["defer"]):
+        return b""
+    if messages:
+        records = messages
+    elif sources == ["-"]:
+        pending = pub_quick.read_small_stdin(pub_quick.stdin_stream())
+        if not pending.complete:
+            return pending.data
+        records = [r for r in pending.data.split(delimiter) if r]
+    else:
+        return b""
+    limit = settings.publisher_kwargs.get("max_msg_size") or 1024 * 1024
+    if not pub_quick.publish_quick(settings.nsqd_tcp_addresses[0], params["topic"], records,
+                                   settings.conn_kwargs, limit):
+        return b"" if messages else pending.data
+    console.info(f"{len(records)} of {len(records)} records acknowledged")
+    raise SystemExit(0)
 
 
 def _check_params(ctx: click.Context, params: dict) -> None:
@@ -96,7 +126,7 @@ def _check_params(ctx: click.Context, params: dict) -> None:
 
 async def publish(console: Console, shutdown: Shutdown, params: dict, settings: Any,
                   addresses: list[str], sources: list[str], messages: list[bytes],
-                  delimiter: bytes) -> ExitStatus:
+                  delimiter: bytes, stdin_prefix: bytes = b"") -> ExitStatus:
     from .console import forward_library_logs
     from .input_reader import records_from
     from .publisher import Publisher, PublisherConfig
@@ -120,7 +150,7 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
         if messages:
             await publisher.publish(messages)
         else:
-            async for records in records_from(sources, delimiter, shutdown):
+            async for records in records_from(sources, delimiter, shutdown, stdin_prefix):
                 if not await publisher.publish(records) or shutdown.requested:
                     break
         report = await publisher.close()
@@ -166,9 +196,13 @@ class _ProgressTask:
         self._console = console
         self._publisher = publisher
         self._meter = meter
+        import asyncio
+
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
+        import asyncio
+
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL)
             self._show()

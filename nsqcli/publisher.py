@@ -79,6 +79,7 @@ class Publisher:
         self._rr = 0
         self._changed = asyncio.Event()
         self._stopped = False  # a fatal error or give-up: accept nothing more
+        self._abandoned = False  # ... and stop resending what is not acknowledged yet
         self._tokens = 0.0
         self._token_time: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
@@ -162,7 +163,8 @@ class Publisher:
         if not self.config.skip_oversized:
             index, number = oversized[0]  # the records before it still go out
             self._enqueue(kept[:index], Numbers(0, kept_numbers[:index]))
-            self._stop(oversized_error(number, len(records[index]), self.limits.max_msg_size))
+            self._stop(oversized_error(number, len(records[index]), self.limits.max_msg_size),
+                       abandon=False)
             self._fail_records(records[index:], numbers.slice(index, len(records)))
             return [], Numbers(0, [])
         for index, number in oversized:
@@ -286,7 +288,7 @@ class Publisher:
         """The connection died with ``batch`` unanswered: send it again (at-least-once)."""
         if batch.failed_since is None:
             batch.failed_since = self._clock()
-        if self._stopped:
+        if self._abandoned:
             self._outcome(batch, False)
         elif self.config.mode == FAN_OUT:
             dest.queue.appendleft(batch)
@@ -323,22 +325,21 @@ class Publisher:
         """Send a rejected batch again to the same nsqd, cut under the newly learned limits."""
         top = batch.parent or batch
         limit = self.limits.max_msg_size
-        kept, kept_numbers, oversized = split_oversized(batch.records, batch.numbers, limit)
-        for index, number in oversized:
-            if not self.config.skip_oversized:
-                self._stop(oversized_error(number, len(batch.records[index]), limit))
-                top.failed = True
-                break
-            self._log(f"record {number} skipped: {len(batch.records[index])} bytes > "
-                      f"max-msg-size {limit}")
-            if top.skipped is None:
-                top.skipped = set()
-            if number not in top.skipped:
-                top.skipped.add(number)
-                self.report.skipped_oversized += 1
-                self.report.submitted -= 1
+        records = batch.records
+        kept, kept_numbers, oversized = split_oversized(records, batch.numbers, limit)
+        if oversized and not self.config.skip_oversized:
+            index, number = oversized[0]  # records before it still go out; it and the rest fail
+            self._stop(oversized_error(number, len(records[index]), limit), abandon=False)
+            rest = batch.numbers.slice(index, len(records)).all(len(records) - index)
+            self._exclude(top, records[index:], rest, failed=True)
+            kept, kept_numbers = kept[:index], kept_numbers[:index]
+        else:
+            for index, number in oversized:
+                self._log(f"record {number} skipped: {len(records[index])} bytes > "
+                          f"max-msg-size {limit}")
+                self._exclude(top, [records[index]], [number], failed=False)
         numbers = Numbers(0, kept_numbers)
-        if self._stopped:
+        if self._abandoned:
             pieces = []
             if kept:
                 top.failed = True
@@ -351,6 +352,18 @@ class Publisher:
         queue = dest.queue if self.config.mode == FAN_OUT else self._ready
         queue.extendleft(reversed(pieces))
         self._outcome(batch, True)  # the rejected send is replaced by its pieces
+
+    def _exclude(self, top: Batch, records: list[bytes], numbers: list[int], failed: bool) -> None:
+        """Take records out of ``top``'s accounting: skipped as oversized, or failed now."""
+        if top.skipped is None:
+            top.skipped = set()
+        new = [(n, r) for n, r in zip(numbers, records) if n not in top.skipped]
+        top.skipped.update(n for n, _ in new)
+        self.report.submitted -= len(new)
+        if failed:
+            self._fail_records([r for _, r in new], Numbers(0, [n for n, _ in new]))
+        else:
+            self.report.skipped_oversized += len(new)
 
     def _outcome(self, batch: Batch, ok: bool) -> None:
         """One final answer for ``batch`` from one nsqd; pieces of a re-cut batch count for it."""
@@ -387,10 +400,12 @@ class Publisher:
         self.report.not_acknowledged += len(records)
         self.report.failed.extend(zip(numbers.all(len(records)), records))
 
-    def _stop(self, error: ToolError) -> None:
+    def _stop(self, error: ToolError, abandon: bool = True) -> None:
+        """Accept no more input; ``abandon`` also gives up on everything not yet acknowledged."""
         if self.report.error is None:
             self.report.error = error
         self._stopped = True
+        self._abandoned = self._abandoned or abandon
         self._changed.set()
 
     def connection_up(self, dest: Destination) -> None:
@@ -428,11 +443,11 @@ class Publisher:
         # batches that keep failing on live connections (E_*_FAILED) also time out
         queues = [d.queue for d in self.destinations] if fan_out else [self._ready]
         for queue in queues:
-            for batch in [b for b in queue if self._stopped or (
+            for batch in [b for b in queue if self._abandoned or (
                     b.failed_since is not None and now - b.failed_since >= timeout)]:
                 queue.remove(batch)
                 self._outcome(batch, False)
-        if self._stopped:
+        if self._abandoned:
             self._seal_partial()
             for queue in queues:
                 while queue:

@@ -286,3 +286,35 @@ def test_config_validation():
         PublisherConfig(topic="t", addresses=["a:1"], mode="random")
     with pytest.raises(ValueError):
         PublisherConfig(topic="t", addresses=["a:1"], rate=0)
+
+
+def test_learned_limit_without_skip_publishes_the_records_before_the_oversized_one():
+    nsqd = FakeNsqd(max_msg_size=5)
+
+    async def main():
+        publisher, _ = make([nsqd])
+        await publisher.start()
+        await publisher.publish([b"a", b"b", b"toolong", b"c"])
+        return await publisher.close()
+
+    report = run(main())
+    assert nsqd.messages == [b"a", b"b"]
+    assert "record 3 is 7 bytes" in report.error.message
+    assert report.error.status == 1
+    assert (report.submitted, report.acknowledged, report.not_acknowledged) == (4, 2, 2)
+    assert [n for n, _ in report.failed] == [3, 4]
+
+
+def test_on_acknowledged_reports_every_acknowledged_batch():
+    nsqd = FakeNsqd()
+    seen = []
+
+    async def main():
+        publisher, _ = make([nsqd], batch_count=3)
+        publisher._on_acknowledged = lambda numbers, count: seen.extend(numbers.all(count))
+        await publisher.start()
+        await publisher.publish([b"a", b"", b"b", b"c", b"d"])
+        return await publisher.close()
+
+    report = run(main())
+    assert sorted(seen) == [1, 3, 4, 5] and report.acknowledged == 4

@@ -1,0 +1,118 @@
+"""nsq-pub's quick path: a few records to one nsqd with a blocking socket, no event loop.
+
+``echo hello | nsq-pub --topic t`` spends most of its life importing asyncio and tornado; for a
+small, already complete input and one nsqd, this path publishes one MPUB over a plain socket with
+the sans-I/O protocol core and returns in a few milliseconds. It only ever reports success: on
+anything unusual (no TLS support here, a refused connection, an ``E_*`` answer, a lost
+connection) it returns None and nsq-pub runs its full engine, which retries, learns limits and
+explains failures. A record may then be published twice (at-least-once), never lost.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import sys
+import time
+from typing import IO
+
+from .values import split_host_port
+
+MAX_QUICK_BYTES = 64 * 1024  # larger inputs go through the full engine
+STDIN_EOF_WAIT = 0.05  # how long to wait for a pipe's writer to finish
+_SUPPORTED_CONN_KEYS = frozenset({
+    "user_agent", "snappy", "deflate", "deflate_level", "auth_secret", "timeout",
+    "heartbeat_interval", "hostname", "output_buffer_size", "output_buffer_timeout",
+})
+
+
+class Pending:
+    """Input read while deciding; handed to the full engine when the quick path declines."""
+
+    def __init__(self, data: bytes = b"", complete: bool = False) -> None:
+        self.data = data
+        self.complete = complete
+
+
+def read_small_stdin(stream: IO[bytes]) -> Pending:
+    """Read stdin while it is quick and small: complete=True when EOF came within the limits."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return Pending()
+    chunks: list[bytes] = []
+    size = 0
+    deadline = time.monotonic() + STDIN_EOF_WAIT
+    while size <= MAX_QUICK_BYTES:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return Pending(b"".join(chunks), complete=True)
+        chunks.append(chunk)
+        size += len(chunk)
+    return Pending(b"".join(chunks), complete=False)
+
+
+def eligible(address_count: int, conn_kwargs: dict, rate: object, defer: object) -> bool:
+    return (address_count == 1 and rate is None and defer is None
+            and set(conn_kwargs) <= _SUPPORTED_CONN_KEYS)
+
+
+def publish_quick(address: str, topic: str, records: list[bytes], conn_kwargs: dict,
+                  max_msg_size: int) -> bool:
+    """Publish ``records`` (non-empty, each <= max_msg_size) as one MPUB; True only on OK."""
+    if not records or max(map(len, records)) > max_msg_size:
+        return False
+    try:
+        return _publish(address, topic, records, conn_kwargs)
+    except Exception:  # noqa: BLE001 - any failure: the full engine retries and explains it
+        return False
+
+
+def _publish(address: str, topic: str, records: list[bytes], kwargs: dict) -> bool:
+    from .lib.protocol import events as ev
+    from .lib.protocol.client import ClientProtocol
+    from .lib.protocol.identify import build_identify
+
+    hostname = kwargs.get("hostname") or socket.gethostname()
+    heartbeat = kwargs.get("heartbeat_interval", 30)
+    identify = build_identify(
+        client_id=hostname.split(".")[0], hostname=hostname,
+        user_agent=kwargs.get("user_agent", "nsq-pub"),
+        heartbeat_interval_ms=-1 if heartbeat == -1 else int(heartbeat * 1000),
+        snappy=bool(kwargs.get("snappy")), deflate=bool(kwargs.get("deflate")),
+        deflate_level=kwargs.get("deflate_level", 6),
+        output_buffer_size=kwargs.get("output_buffer_size", 16 * 1024),
+        output_buffer_timeout_ms=kwargs.get("output_buffer_timeout", 250),
+    )
+    protocol = ClientProtocol(identify, kwargs.get("auth_secret"))
+    host, port = split_host_port(address)
+    timeout = float(kwargs.get("timeout", 1.0)) * 5
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(protocol.initiate())
+        published = False
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return False
+            for event in protocol.receive_data(data):
+                if isinstance(event, ev.AuthRequested):
+                    sock.sendall(protocol.encode_outgoing(protocol.auth_command()))
+                elif isinstance(event, ev.HandshakeComplete) and not published:
+                    published = True
+                    command = protocol.multi_publish(topic, records)
+                    sock.sendall(protocol.encode_outgoing(command))
+                elif isinstance(event, ev.Heartbeat):
+                    sock.sendall(protocol.encode_outgoing(protocol.nop()))
+                elif isinstance(event, ev.Response) and event.command == b"MPUB":
+                    return event.data == b"OK"
+                elif isinstance(event, (ev.ErrorReceived, ev.StartTLS)):
+                    return False
+
+
+def stdin_stream() -> IO[bytes]:
+    return getattr(sys.stdin, "buffer", sys.stdin)
