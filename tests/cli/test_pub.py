@@ -244,3 +244,26 @@ def test_version(invoke):
 def test_bad_rate(invoke, value):
     result = invoke(pub, ["--topic", "t", "--rate", value, "-m", "x"])
     assert result.exit_code == 2, result
+
+
+def test_lookupd_only_publishes_to_the_nodes_it_lists(invoke, nsqd_with_lookupd):
+    nsqd, lookupd = nsqd_with_lookupd
+    result = invoke(pub, ["--topic", "t", "-m", "found", "--lookupd-http-address",
+                          lookupd.http_address])
+    assert result.exit_code == 0, result
+    assert count(nsqd, "t") == 1
+
+
+def test_unreachable_lookupd_is_a_one_line_error(invoke):
+    result = invoke(pub, ["--topic", "t", "-m", "x", "--lookupd-http-address", "127.0.0.1:1"])
+    assert result.exit_code == 1, result
+    assert "127.0.0.1:1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_failed_file_is_empty_when_everything_was_acknowledged(invoke, nsqd, tmp_path):
+    failed = tmp_path / "failed"
+    failed.write_bytes(b"stale from an earlier run\n")
+    result = invoke(pub, ["--topic", "t", "--failed-file", failed, "--nsqd-tcp-address",
+                          nsqd.tcp_address], input=b"a\nb\n")
+    assert result.exit_code == 0, result
+    assert failed.read_bytes() == b""
