@@ -14,7 +14,9 @@ import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
-from .archive_format import Record, RecordError, check_format, decode_jsonl, detect_format, is_gzip
+from .archive_format import (
+    Record, RecordError, check_format, decode_jsonl, decode_jsonl_many, detect_format, is_gzip,
+)
 
 READ_SIZE = 1024 * 1024
 # Format detection wants the whole first line; give up looking for its end after this much.
@@ -186,6 +188,12 @@ class ArchiveReader:
         return self._jsonl_chunk(lines, start, line_no)
 
     def _jsonl_chunk(self, lines: list[bytes], start: int, line_no: int) -> Chunk:
+        if not any(not line.strip() for line in lines):
+            records = decode_jsonl_many(lines)
+            if records is not None:
+                if all(r.body for r in records):
+                    return Chunk(start, len(lines), [r.body for r in records], records,
+                                 list(range(start, start + len(lines))))
         bodies: list[bytes] = []
         records: list[Record] = []
         numbers: list[int] = []

@@ -86,3 +86,14 @@ def test_check_format():
     assert check_format("jsonl") == "jsonl"
     with pytest.raises(ValueError, match="unknown record format 'csv'"):
         check_format("csv")
+
+
+def test_decode_many_matches_line_by_line_or_declines():
+    from nsqcli.archive_format import decode_jsonl_many
+
+    lines = [encode_jsonl("t", b"%016d" % i, i, 1, body).rstrip(b"\n")
+             for i, body in enumerate([b"a", b"\xff\x00", b"x\ny", "é".encode()])]
+    lines.append(b'{"body":"minimal"}')
+    assert decode_jsonl_many(lines) == [decode_jsonl(line) for line in lines]
+    for bad in [b"{oops", b'{"body":1}', b"[]", b'{"body":"a"},{"body":"b"}', b'{"body":"x","timestamp":1.5}']:
+        assert decode_jsonl_many(lines[:2] + [bad]) is None
