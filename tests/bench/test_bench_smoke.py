@@ -1,0 +1,108 @@
+"""A tiny-N run of the benchmark harness against its measurement peer, so that it cannot rot.
+
+Also checks what makes the figures trustworthy: the peer counts every FIN (and FINs of ids that
+are not in flight), and the harness fails a run whose counts are wrong.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+
+from bench import catalog
+from bench.brokers import start_broker
+from bench.run import main
+from bench.workloads import Context, Unavailable, VerificationFailed, verify_drained
+from bench.workloads.data import bodies
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def peer():
+    broker = start_broker("peer")
+    yield broker
+    broker.stop()
+
+
+def _read_frame(sock: socket.socket) -> tuple[int, bytes]:
+    def exact(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            assert chunk, "peer closed the connection"
+            data += chunk
+        return data
+
+    size, frame_type = struct.unpack(">ll", exact(8))
+    return frame_type, exact(size - 4)
+
+
+def test_peer_counts_each_fin_once_and_flags_duplicates(peer):
+    peer.create_topic("smoke_fin", "c")
+    assert peer.prefill("smoke_fin", bodies(3, 10)) == 3
+    with socket.create_connection(peer.tcp_address.split(":")) as sock:
+        sock.sendall(b"  V2SUB smoke_fin c\nRDY 3\n")
+        assert _read_frame(sock) == (0, b"OK")
+        ids = []
+        for _ in range(3):
+            frame_type, data = _read_frame(sock)
+            assert frame_type == 2 and data[26:] in (b"%010d" % i for i in range(3))
+            ids.append(data[10:26])
+        assert len(set(ids)) == 3
+        sock.sendall(b"FIN " + ids[0] + b"\nFIN " + ids[0] + b"\nFIN " + ids[1] + b"\n")
+        frame_type, data = _read_frame(sock)
+        assert frame_type == 1 and data.startswith(b"E_FIN_FAILED")
+    chan = peer.channel_stats("smoke_fin", "c")
+    assert chan["finish_count"] == 2 and chan["fin_failed_count"] == 1
+    # the third message went back to the channel when the client left: not drained
+    with pytest.raises(VerificationFailed, match="fin_failed_count=1"):
+        verify_drained(peer, "smoke_fin", "c", 3, timeout=0.2)
+
+
+def test_peer_honours_rdy(peer):
+    peer.create_topic("smoke_rdy", "c")
+    peer.prefill("smoke_rdy", bodies(10, 10))
+    with socket.create_connection(peer.tcp_address.split(":")) as sock:
+        sock.sendall(b"  V2SUB smoke_rdy c\nRDY 2\n")
+        assert _read_frame(sock) == (0, b"OK")
+        first = [_read_frame(sock)[1][10:26] for _ in range(2)]
+        sock.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            _read_frame(sock)  # RDY 2 with 2 in flight: nothing more
+        sock.settimeout(5)
+        sock.sendall(b"FIN " + first[0] + b"\n")
+        assert _read_frame(sock)[0] == 2
+    assert peer.channel_stats("smoke_rdy", "c")["finish_count"] == 1
+
+
+def test_missing_tool_is_unavailable(peer, tmp_path):
+    ctx = Context(peer, tmp_path)
+    with pytest.raises(Unavailable):
+        ctx.tool("nsq-no-such-tool")
+
+
+def test_select_adds_baselines():
+    names = [w.name for w in catalog.select(["nsq-tail", "lib-writer"])]
+    assert names == ["nsq-tail", "lib-writer", "pynsq-writer", "pynsq-reader"]
+    with pytest.raises(ValueError, match="unknown workload"):
+        catalog.select(["nope"])
+
+
+def test_tiny_run_of_the_harness(tmp_path, capsys):
+    output = tmp_path / "report.md"
+    status = main(["--broker", "peer", "-n", "300", "--repeats", "1",
+                   "-w", "nsq-pub,nsq-tail,lib-reader,lib-writer",
+                   "--output", str(output)])
+    report = output.read_text()
+    assert report.strip() == capsys.readouterr().out.strip()
+    rows = [line for line in report.splitlines() if line.startswith("| bench peer |")]
+    assert [row.split("|")[2].strip() for row in rows] == [
+        "nsq-pub", "nsq-tail", "lib-reader", "lib-writer", "pynsq-writer", "pynsq-reader"]
+    assert "FAILED" not in report and "error:" not in report
+    assert status == 0
+    for row in rows:
+        if "unavailable" not in row:
+            assert "msg/s" in row and "MiB" in row
