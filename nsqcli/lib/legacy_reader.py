@@ -8,7 +8,7 @@ pynsq's version maps positional arguments through a tuple with two missing comma
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 from .reader import Reader
 
@@ -59,7 +59,7 @@ class LegacyReader:
             task_channel = f"{channel}.{task}" if len(all_tasks) > 1 else channel
             self.readers.append(Reader(topic=topic, channel=task_channel, message_handler=method, **params))
 
-    def close(self) -> Any:
+    def close(self) -> Awaitable[Any]:
         """Close every task's Reader; returns an awaitable."""
         import asyncio
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Iterable
+from typing import Any, Awaitable, Iterable, TypeVar
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
@@ -25,6 +25,8 @@ from .rdy import RdyPolicy
 from .reader_discovery import Discovery
 
 logger = logging.getLogger("nsqcli.lib.reader")
+
+_Self = TypeVar("_Self", bound="ReaderCore")
 
 _CONN_EVENTS = ("ready", "message", "resume", "backoff", "continue", "close", "error", "heartbeat")
 
@@ -73,7 +75,7 @@ class ReaderCore:
         self._started = False
         self._closing = False
         self._closed = False
-        self._close_future: Any = None
+        self._close_future: Awaitable[None] | None = None
         self._drained: asyncio.Event | None = None
         registry.register(self)
         try:
@@ -352,7 +354,7 @@ class ReaderCore:
 
     # ---- closing --------------------------------------------------------------------------
 
-    def close(self) -> Any:
+    def close(self) -> Awaitable[None]:
         """Graceful stop: RDY 0 and CLS to every nsqd, wait (up to ``close_timeout`` seconds) for
         in-flight messages to be answered, close the connections, stop every timer.
 
@@ -419,7 +421,7 @@ class ReaderCore:
             task.cancel()
         self._tasks.clear()
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self: _Self) -> _Self:
         self._start()
         return self
 
