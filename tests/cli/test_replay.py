@@ -245,3 +245,18 @@ def test_nsqd_gone_exits_3_with_unacknowledged_count(nsqd, tmp_path):
     rc, _, err = run_tool("replay", str(src), "--nsqd-tcp-address", nsqd.tcp_address,
                           "--checkpoint", str(tmp_path / "ck"))
     assert rc == 0, err
+
+
+def test_progress_bar_on_request(nsqd, tmp_path):
+    src = tmp_path / "prog.h-000000.2024-01-01_00.log.gz"
+    src.write_bytes(gzip.compress(b"".join(b"p-%04d\n" % i for i in range(2000))))
+    rc, _, err = run_tool("replay", str(src), "--nsqd-tcp-address", nsqd.tcp_address, "--progress")
+    assert rc == 0, err
+    assert "replay" in err and "2,000 records" in err
+
+
+def test_umbrella_commands(tmp_path):
+    rc, out, err = run_tool("__main__", "replay", "--help")
+    assert rc == 0 and "--checkpoint" in out
+    rc, out, err = run_tool("__main__", "to-file", "--help")
+    assert rc == 0 and "--rotate-interval" in out
