@@ -201,3 +201,52 @@ def test_is_starved_batching_pattern_from_pynsq_docs(nsqd):
     run(main())
     assert batches and max(batches) <= 10 and min(batches) >= 9  # 0.85 x RDY 10 -> batches of 9-10
     assert nsqd.channel_stats("batch", "c")["depth"] == 0
+
+
+def test_auth_secret_reaches_every_connection(nsqd_factory):
+    """nsqd's --auth-http-address contract: GET /auth?secret=... -> authorizations."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qs, urlsplit
+
+    secrets = []
+
+    class Auth(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            secret = parse_qs(urlsplit(self.path).query).get("secret", [""])[0]
+            secrets.append(secret)
+            if secret != "s3cret":
+                self.send_response(403)
+                self.end_headers()
+                return
+            body = json.dumps({"ttl": 60, "identity": "reader", "authorizations": [
+                {"topic": ".*", "channels": [".*"], "permissions": ["subscribe", "publish"]}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Auth)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        nsqd = nsqd_factory(auth_http_address=f"127.0.0.1:{server.server_port}")
+        nsqd.pub("authed", b"secret message")
+
+        async def main():
+            got = []
+            reader = nsq.Reader("authed", "c", lambda m: got.append(m.body) or True,
+                                nsqd_tcp_addresses=nsqd.tcp_address, auth_secret="s3cret", **FAST)
+            await until(lambda: got)
+            await reader.close()
+            return got
+
+        assert run(main()) == [b"secret message"]
+        assert "s3cret" in secrets
+    finally:
+        server.shutdown()
+        server.server_close()
