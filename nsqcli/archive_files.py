@@ -53,6 +53,11 @@ class ArchiveSettings:
     rotate_size: int = 0
     rotate_interval: float = 0.0  # seconds; 0 = never
 
+    def __post_init__(self) -> None:
+        # "/tmp/" and "/tmp" are the same directory: no move between them
+        self.work_dir = os.path.normpath(self.work_dir)
+        self.output_dir = os.path.normpath(self.output_dir)
+
 
 def exclusive_rename(src: str, dst: str) -> None:
     """Move ``src`` to ``dst`` without ever replacing ``dst`` (FileExistsError when it exists)."""

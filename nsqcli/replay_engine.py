@@ -36,7 +36,6 @@ class ReplayConfig:
     checkpoint: str | None = None
     dry_run: bool = False
     skip_bad: bool = False
-    publisher_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

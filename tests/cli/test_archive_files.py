@@ -192,3 +192,12 @@ def test_truncated_gzip_member_detected_by_zlib(tmp_path):
     f.abandon()
     d = zlib.decompressobj(31)
     assert d.decompress(data) == b"a\n" and d.eof
+
+
+def test_same_dir_spelled_differently_is_not_a_move(tmp_path):
+    settings = ArchiveSettings(work_dir=str(tmp_path) + "/", output_dir=str(tmp_path) + "/./",
+                               datetime_format="%Y")
+    f = ArchiveFile("t<REV>.log", settings)
+    f.write(b"x\n")
+    f.close()
+    assert os.listdir(tmp_path) == ["t-000000.log"]

@@ -260,3 +260,16 @@ def test_umbrella_commands(tmp_path):
     assert rc == 0 and "--checkpoint" in out
     rc, out, err = run_tool("__main__", "to-file", "--help")
     assert rc == 0 and "--rotate-interval" in out
+
+
+def test_jsonl_records_go_to_their_own_topics_via_lookupd(nsqd_with_lookupd, tmp_path):
+    nsqd, lookupd = nsqd_with_lookupd
+    lines = b"".join(encode_jsonl(topic, b"%016d" % i, i, 1, b"%s-%d" % (topic.encode(), i))
+                     for i, topic in enumerate(["red", "blue", "blue", "red", "green"]))
+    (tmp_path / "mixed.jsonl").write_bytes(lines)
+    rc, _, err = run_tool("replay", str(tmp_path / "mixed.jsonl"), "--lookupd-http-address",
+                          lookupd.http_address, "--rename", "green=red")
+    assert rc == 0, err
+    assert sorted(json_body(r) for r in tail_json(nsqd, "red", 3)) == [b"green-4", b"red-0", b"red-3"]
+    assert sorted(json_body(r) for r in tail_json(nsqd, "blue", 2)) == [b"blue-1", b"blue-2"]
+    assert nsqd.topic_stats("green") is None
