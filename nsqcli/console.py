@@ -154,12 +154,18 @@ def forward_library_logs(console: Console, demote: bool = False) -> None:
     import logging
 
     class _Forward(logging.Handler):
+        def __init__(self, only_debug: bool = False) -> None:
+            super().__init__()
+            self.only_debug = only_debug
+
         def emit(self, record: logging.LogRecord) -> None:
             try:
                 message = record.getMessage()
             except Exception:  # noqa: BLE001 - a bad log call must not break the tool
                 message = str(record.msg)
-            if record.levelno >= logging.ERROR:
+            if self.only_debug:
+                console.debug(message)
+            elif record.levelno >= logging.ERROR:
                 console.error(message)
             elif record.levelno >= logging.WARNING and not demote:
                 console.warning(message)
@@ -168,10 +174,12 @@ def forward_library_logs(console: Console, demote: bool = False) -> None:
             else:
                 console.debug(message)
 
-    logger = logging.getLogger("nsqcli.lib")
-    for handler in list(logger.handlers):
-        if type(handler).__name__ == "_Forward":
-            logger.removeHandler(handler)
-    logger.addHandler(_Forward())
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG if console.verbosity >= DEBUG else logging.INFO)
+    # tornado repeats what the library reports ("SSL Error on ..."): only with -vv
+    for name, only_debug in (("nsqcli.lib", False), ("tornado", True)):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if type(handler).__name__ == "_Forward":
+                logger.removeHandler(handler)
+        logger.addHandler(_Forward(only_debug))
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG if console.verbosity >= DEBUG else logging.INFO)
