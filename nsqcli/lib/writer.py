@@ -294,12 +294,13 @@ class _Waiting:
 
 
 def _fail(future: asyncio.Future, callback: PublishCallback | None, error: Error) -> None:
-    """Fail a publish that never reached a connection: callback(None, error), as pynsq."""
+    """Fail a publish that never reached a connection: callback(None, error) at once, as pynsq
+    (not via the loop: after close() the loop may stop before a scheduled callback runs)."""
     if future.done():
         return
-    if callback is not None:
-        future.add_done_callback(functools.partial(run_callback, callback, None))
     future.set_exception(error)
+    if callback is not None:
+        run_callback(callback, None, future)
 
 
 def _copy_outcome(target: asyncio.Future, source: asyncio.Future) -> None:

@@ -144,3 +144,44 @@ def test_close_all_inside_an_applications_own_asyncio_run():
             assert writer not in registry.live_clients()
 
     asyncio.run(asyncio.wait_for(main(), 20))
+
+
+def test_sigterm_from_outside_drains_a_pynsq_style_program(nsqd, tmp_path):
+    """A real process: module-level Writer, PeriodicCallback publishing, nsq.run(); then SIGTERM."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "producer.py"
+    script.write_text(
+        "import sys, tornado.ioloop\n"
+        "import nsqcli.lib as nsq\n"
+        "sent, acks = [], []\n"
+        "def pub_message():\n"
+        "    for _ in range(50):\n"
+        "        sent.append(1)\n"
+        "        writer.pub('from_outside', b'x' * 100, finish_pub)\n"
+        "def finish_pub(conn, data):\n"
+        "    acks.append(data)\n"
+        "    if len(acks) == 1:\n"
+        "        print('ready', flush=True)\n"
+        f"writer = nsq.Writer([{nsqd.tcp_address!r}])\n"
+        "tornado.ioloop.PeriodicCallback(pub_message, 5).start()\n"
+        "nsq.run()\n"
+        "refused = [a for a in acks if isinstance(a, nsq.Error) and 'closed' in str(a)]\n"
+        "print(len(sent), acks.count(b'OK'), len(acks), len(refused), flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.2)
+        child.send_signal(signal.SIGTERM)
+        out, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 0, err
+    sent, ok, answered, refused = map(int, out.split())
+    assert sent == answered  # every publish got its callback, even those refused while closing
+    assert ok + refused == answered and ok > 50  # acknowledged, or refused because closing...
+    assert nsqd.topic_stats("from_outside")["message_count"] == ok  # ...and are in nsqd
