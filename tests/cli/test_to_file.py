@@ -73,8 +73,11 @@ def test_kill_9_then_restart_loses_nothing(nsqd_factory, tmp_path):
     wait_for(lambda: channel_counts(nsqd, "crash", "nsq_to_file")["finished"] > 2000, 30,
              what="some messages archived")
     nsqd.mpub("crash", bodies[n // 2:])
+    wait_for(lambda: channel_counts(nsqd, "crash", "nsq_to_file")["finished"] > n // 2 + 1000, 30)
     first.kill()  # SIGKILL mid-stream: no sync, no close, no move
     first.communicate()
+    left = channel_counts(nsqd, "crash", "nsq_to_file")
+    assert left["depth"] + left["in_flight"] > 0  # it really died with work left
     second = tool("to_file", *args)
     try:
         wait_for(lambda: drained(nsqd, "crash", "nsq_to_file"), 60, what="redelivery and drain")
