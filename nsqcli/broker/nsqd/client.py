@@ -2,7 +2,8 @@
 
 Output buffering: message frames are collected and written together (many frames per write), at
 the end of the current event-loop pass or as soon as ``output_buffer_size`` bytes are waiting;
-responses and errors flush at once, as nsqd's Send does for non-message frames.
+responses and errors are written as soon as the batch of commands that produced them is done
+(nsqd's Send flushes them at once; a client cannot tell the difference).
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class ClientV2:
         self._out: list[bytes] = []
         self._out_size = 0
         self._flush_scheduled = False
+        #: True while the connection works through a batch of commands: responses wait for the
+        #: end of the batch, so pipelined PUBs are answered with one write
+        self.hold = False
 
     def __repr__(self) -> str:
         return f"<ClientV2 {self.id} {self.remote_address}>"
@@ -200,7 +204,8 @@ class ClientV2:
 
     def send_response(self, data: bytes) -> None:
         self._out.append(encode_frame(FRAME_TYPE_RESPONSE, data))
-        self.flush()
+        if not self.hold:
+            self.flush()
 
     def send_error(self, data: bytes) -> None:
         self._out.append(encode_frame(FRAME_TYPE_ERROR, data))

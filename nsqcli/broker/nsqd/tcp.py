@@ -111,6 +111,15 @@ class V2Connection(asyncio.Protocol):
     # ---------------------------------------------------------------- command processing
 
     def _process(self) -> None:
+        client = self.client
+        client.hold = True
+        try:
+            self._process_commands()
+        finally:
+            client.hold = False
+            client.flush()
+
+    def _process_commands(self) -> None:
         reader = self._reader
         try:
             while not self._closed and not self._busy:
