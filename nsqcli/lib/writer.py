@@ -98,7 +98,11 @@ class Writer:
         if line is None:
             line = self._check_topic(topic)
         if type(msg) is bytes and msg:  # the hot path: frame it here, once
-            return self._publish("publish_raw", (line + _pack_size(len(msg)) + msg, b"PUB"), callback)
+            command = line + _pack_size(len(msg)) + msg
+            ready = self._ready
+            if len(ready) == 1 and not self._closing:
+                return ready[0].publish_raw(command, callback)
+            return self._publish("publish_raw", (command, b"PUB"), callback)
         return self._publish("publish", (topic, msg), callback)  # str etc.: the encoder checks
 
     def mpub(self, topic: str, msg: Sequence[bytes | str] | bytes | str,

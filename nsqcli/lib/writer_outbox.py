@@ -37,6 +37,13 @@ class Outbox:
         self.pending: deque[tuple[asyncio.Future, PublishCallback]] = deque()
         self.listening = False
 
+    def publish_raw(self, command: bytes, callback: PublishCallback | None) -> asyncio.Future:
+        """A PUB already framed by the Writer (its hot path)."""
+        self.last = future = self.conn.publish_raw(command, b"PUB")
+        if callback is not None:
+            self._track(future, callback)
+        return future
+
     def send(self, method: str, args: tuple, callback: PublishCallback | None) -> asyncio.Future:
         """A publish method of AsyncConn (``publish_raw``, ``publish``, ``multi_publish``, ...)."""
         self.last = future = getattr(self.conn, method)(*args)
@@ -80,16 +87,15 @@ class Outbox:
 
 def run_callback(callback: PublishCallback, conn: Any, future: asyncio.Future) -> None:
     """Call a pynsq publish callback as pynsq does: ``callback(conn, b"OK" or an Error)``."""
-    if future.cancelled():
-        data: Any = ConnectionClosedError("publish cancelled")
-    else:
-        data = future.exception()
-        if data is None:
-            data = future.result()
-        elif not isinstance(data, Error):
-            wrapped = SendError("publish failed", data)
-            wrapped.__cause__ = data
-            data = wrapped
+    try:
+        data: Any = future.result()
+    except asyncio.CancelledError:
+        data = ConnectionClosedError("publish cancelled")
+    except Error as error:
+        data = error
+    except Exception as error:  # not expected from AsyncConn; still an nsq Error for pynsq code
+        data = SendError("publish failed", error)
+        data.__cause__ = error
     try:
         callback(conn, data)
     except Exception:
