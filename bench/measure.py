@@ -8,16 +8,41 @@ wait4's rusage of that one child (user + system).
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, IO
 
 POLL_INTERVAL_S = 0.01
+
+#: When set (``python -m bench --profile DIR``), every measured process is sampled by py-spy
+#: (attached by pid, so exit status and rusage stay the process's own) into this directory.
+PROFILE_DIR: Path | None = None
+_profile_count = itertools.count(1)
+
+
+def _start_profiler(pid: int, argv: list[str]) -> subprocess.Popen | None:
+    if PROFILE_DIR is None:
+        return None
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    name = Path(argv[0]).name if argv[0] != sys.executable else argv[2].rsplit(".", 1)[-1]
+    if len(argv) > 3 and argv[1:3] == ["-m", "bench.workloads.client"]:
+        name = f"{argv[argv.index('--impl') + 1]}-{argv[3]}"
+    out = PROFILE_DIR / f"{next(_profile_count):03d}-{name}.txt"
+    try:
+        return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--format",
+                                 "raw", "--output", str(out), "--nonblocking"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
 
 
 @dataclass
@@ -92,6 +117,7 @@ def run_process(
         process = subprocess.Popen(argv, stdin=stdin, stdout=out_file, stderr=err_file, env=env,
                                    cwd=cwd)
         pid = process.pid
+        profiler = _start_profiler(pid, argv)
         state = {"peak": 0, "done_after": None, "done_at": None}
         finished = threading.Event()
         monitor = threading.Thread(
@@ -102,6 +128,8 @@ def run_process(
         wall = time.perf_counter() - start
         finished.set()
         monitor.join()
+        if profiler is not None:
+            profiler.wait(timeout=30)
         peak, done_after, done_at = state["peak"], state["done_after"], state["done_at"]
         process.returncode = os.waitstatus_to_exitcode(status)
         cpu = usage.ru_utime + usage.ru_stime

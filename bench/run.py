@@ -11,7 +11,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from . import catalog
+from . import catalog, measure
 from .brokers import BROKER_KINDS, Broker, BrokerUnavailable, external_broker, start_broker
 from .report import Result, legend, table
 from .workloads import Context, Unavailable, VerificationFailed
@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-baselines", action="store_true",
                         help="do not add the pynsq baselines of the selected workloads")
     parser.add_argument("--output", help="also write the report (markdown) to this file")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="sample every measured process with py-spy into DIR (figures of a "
+                             "profiled run are not comparable); summarise: python -m bench.profile")
     parser.add_argument("--workdir", help="directory for input files (default: a temporary one)")
     args = parser.parse_args(argv)
     if bool(args.nsqd_tcp_address) != bool(args.nsqd_http_address):
@@ -117,6 +120,9 @@ def header(args: argparse.Namespace, load_before: tuple, load_after: tuple) -> s
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.profile:
+        measure.PROFILE_DIR = Path(args.profile)
+        measure.PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="nsqcli-bench-") as tmp:
         workdir = Path(args.workdir) if args.workdir else Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
