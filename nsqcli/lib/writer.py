@@ -34,7 +34,7 @@ from tornado.ioloop import IOLoop
 from . import registry
 from .addresses import Address, format_address, parse_addresses
 from .protocol import commands
-from .protocol.errors import ConnectionClosedError, Error, SendError
+from .protocol.errors import Error, SendError
 from .protocol.names import check_topic
 from .writer_links import Link, LinkSupervisor
 from .writer_outbox import Outbox, PublishCallback, run_callback
