@@ -13,7 +13,7 @@ import click
 
 from .client_options import PRODUCER
 from .console import Console, RateMeter
-from .exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError
+from .exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError, error_text
 from .options import DELIMITER, DURATION, client_options, output_options, pop_console, pop_settings
 from .options import user_agent, warn_settings
 
@@ -29,7 +29,7 @@ PROGRESS_INTERVAL = 0.5
     epilog=EXIT_STATUS_HELP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, allow_dash=True))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--topic", required=True, help="Topic to publish to.")
 @click.option("-m", "--message", "messages", multiple=True, metavar="TEXT",
               help="Publish this message (repeatable) instead of reading input.")
@@ -146,20 +146,28 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
     show_progress = params["progress"] if params["progress"] is not None else console.err_is_terminal
     meter = RateMeter()
     progress = _ProgressTask(console, publisher, meter) if show_progress else None
+    input_error: OSError | None = None
     try:
         if messages:
             await publisher.publish(messages)
         else:
-            async for records in records_from(sources, delimiter, shutdown, stdin_prefix):
-                if not await publisher.publish(records) or shutdown.requested:
-                    break
+            try:
+                async for records in records_from(sources, delimiter, shutdown, stdin_prefix):
+                    if not await publisher.publish(records) or shutdown.requested:
+                        break
+            except OSError as exc:  # unreadable input: still account for what was sent
+                input_error = exc
         report = await publisher.close()
     finally:
         if progress is not None:
             progress.stop()
     if progress is not None:
         progress.show_final()
-    return _finish(console, params, report, delimiter)
+    status = _finish(console, params, report, delimiter)
+    if input_error is not None:
+        console.error(error_text(input_error))
+        status = max(status, ExitStatus.ERROR) if status != ExitStatus.NOT_ACKNOWLEDGED else status
+    return status
 
 
 def _finish(console: Console, params: dict, report: Any, delimiter: bytes) -> ExitStatus:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 
@@ -74,6 +75,7 @@ def test_messages_from_the_command_line(invoke, nsqd, tail_bodies):
 
 
 def test_message_and_files_together_is_a_usage_error(invoke, tmp_path):
+    (tmp_path / "f").write_bytes(b"x\n")
     result = invoke(pub, ["--topic", "t", "-m", "x", str(tmp_path / "f")])
     assert result.exit_code == 2, result
     assert "--message" in result.stderr
@@ -88,12 +90,23 @@ def test_files_and_dash_for_stdin(invoke, nsqd, tail_bodies, tmp_path):
     assert tail_bodies(nsqd, "t", 3) == [b"f1", b"f2", b"s1"]
 
 
-def test_missing_file_is_a_one_line_error(invoke, nsqd, tmp_path):
+def test_missing_file_is_a_usage_error(invoke, nsqd, tmp_path):
     missing = tmp_path / "nope.txt"
     result = invoke(pub, ["--topic", "t", "--nsqd-tcp-address", nsqd.tcp_address, missing])
-    assert result.exit_code == 1, result
+    assert result.exit_code == 2, result
     assert str(missing) in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux /proc")
+def test_unreadable_input_is_reported_after_publishing_what_was_read(invoke, nsqd, tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_bytes(b"a\nb\n")
+    # reading /proc/self/mem at offset 0 fails with EIO: an input that breaks mid-way
+    result = invoke(pub, ["--topic", "t", "--nsqd-tcp-address", nsqd.tcp_address, good,
+                          "/proc/self/mem"])
+    assert result.exit_code == 1, result
+    assert "/proc/self/mem" in result.stderr and "Traceback" not in result.stderr
+    assert count(nsqd, "t") == 2
 
 
 def test_bad_topic_is_a_usage_error(invoke):
