@@ -131,3 +131,45 @@ def test_module_level_writer_used_inside_a_later_asyncio_run(nsqd):
     assert result.stdout.split() == ["b'OK'", "b'OK'"]
     assert "Traceback" not in result.stderr and "never retrieved" not in result.stderr
     assert message_count(nsqd, "outside_loop") == 3
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert_path, key_path, ca_path = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    ca.cert_pem.write_to_path(str(ca_path))
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    return str(cert_path), str(key_path), str(ca_path), str(other_ca)
+
+
+def test_tls_with_snappy_publishes(nsqd_factory, tls_files):
+    cert, key, ca, _ = tls_files
+    nsqd = nsqd_factory(tls_cert=cert, tls_key=key, tls_required="tcp-https")
+
+    async def main():
+        async with nsq.Writer(nsqd.tcp_address, tls_v1=True, tls_options={"ca_certs": ca},
+                              snappy=True) as writer:
+            results = await asyncio.gather(*(writer.pub("tls_pub", b"secret %d" % i) for i in range(50)))
+            assert set(results) == {b"OK"}
+    run(main())
+    assert message_count(nsqd, "tls_pub") == 50
+
+
+def test_untrusted_certificate_fails_publishes_with_the_tls_error_as_cause(nsqd_factory, tls_files):
+    cert, key, _, other_ca = tls_files
+    nsqd = nsqd_factory(tls_cert=cert, tls_key=key)
+
+    async def main():
+        writer = nsq.Writer(nsqd.tcp_address, tls_v1=True, tls_options={"ca_certs": other_ca},
+                            connect_timeout=0.5, reconnect_interval=0.1)
+        with pytest.raises(SendError) as info:
+            await writer.pub("tls_refused", b"x")
+        assert "TLS" in str(info.value.__cause__)  # the handshake failure, not a bare timeout
+        await writer.close()
+    run(main())
+    assert message_count(nsqd, "tls_refused") == 0
