@@ -376,17 +376,21 @@ class Publisher:
 
     def _resolve(self, batch: Batch) -> None:
         records = batch.records
-        numbers = batch.numbers.all(len(records))
-        skipped = batch.skipped
-        if skipped:
-            pairs = [(n, r) for n, r in zip(numbers, records) if n not in skipped]
-        count = len(records) - (len(skipped) if skipped else 0)
         self._outstanding -= len(records)
+        skipped = batch.skipped  # numbers taken out of this batch's accounting by _exclude
+        if skipped:
+            pairs = [(n, r) for n, r in zip(batch.numbers.all(len(records)), records)
+                     if n not in skipped]
         if batch.failed:
-            self.report.not_acknowledged += count
-            self.report.failed.extend(pairs if skipped else zip(numbers, records))
+            self.report.not_acknowledged += len(pairs) if skipped else len(records)
+            self.report.failed.extend(pairs if skipped else zip(batch.numbers.all(len(records)),
+                                                                records))
+        elif skipped:
+            self.report.acknowledged += len(pairs)
+            if self._on_acknowledged is not None and pairs:
+                self._on_acknowledged(Numbers(0, [n for n, _ in pairs]), len(pairs))
         else:
-            self.report.acknowledged += count
+            self.report.acknowledged += len(records)
             if self._on_acknowledged is not None:
                 self._on_acknowledged(batch.numbers, len(records))
         batch.records = []

@@ -318,3 +318,19 @@ def test_on_acknowledged_reports_every_acknowledged_batch():
 
     report = run(main())
     assert sorted(seen) == [1, 3, 4, 5] and report.acknowledged == 4
+
+
+def test_on_acknowledged_leaves_out_records_that_failed_after_a_recut():
+    nsqd = FakeNsqd(max_msg_size=5)
+    seen = []
+
+    async def main():
+        publisher, _ = make([nsqd])
+        publisher._on_acknowledged = lambda numbers, count: seen.extend(numbers.all(count))
+        await publisher.start()
+        await publisher.publish([b"a", b"toolong", b"b"])
+        return await publisher.close()
+
+    report = run(main())
+    assert seen == [1] and nsqd.messages == [b"a"]
+    assert (report.acknowledged, report.not_acknowledged) == (1, 2)
