@@ -29,7 +29,7 @@ import time
 from collections import deque
 from typing import Any, Awaitable, Callable
 
-from .exit_codes import AddressError, ExitStatus, ToolError, error_text
+from .exit_codes import AddressError, ToolError, error_text
 from .publisher_batch import (
     Batch, Limits, Numbers, cut_batches, encode_batch, join_numbers, limit_from_error, oversized_error,
     split_oversized,
@@ -40,7 +40,6 @@ from .publisher_retry import RetryTimeouts
 from .publisher_config import FAN_OUT, ROUND_ROBIN, PublisherConfig, PublishReport
 
 __all__ = ["FAN_OUT", "ROUND_ROBIN", "Publisher", "PublisherConfig", "PublishReport"]
-UNACKED = ExitStatus.NOT_ACKNOWLEDGED
 ConnectFunc = Callable[[str, dict, float], Awaitable[Any]]
 
 
