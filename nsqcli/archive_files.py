@@ -9,7 +9,8 @@ Behaviour follows the Go ``nsq_to_file`` FileLogger:
 * files are opened O_APPEND (continuing an existing file) unless gzip or a rotate interval is set,
   then O_EXCL (always a fresh revision);
 * :meth:`ArchiveFile.sync` makes everything written so far durable: for gzip it ends the current
-  member (so the file is a valid concatenated gzip at every sync point), then fsyncs;
+  member (so the file is a valid concatenated gzip at every sync point), then fdatasyncs (the
+  directory is fsynced when a file is created or moved);
 * on close the file moves from the work dir to the output dir by hard link + unlink, which never
   overwrites: on a conflict ``<REV>`` is bumped.
 
@@ -57,6 +58,21 @@ class ArchiveSettings:
         # "/tmp/" and "/tmp" are the same directory: no move between them
         self.work_dir = os.path.normpath(self.work_dir)
         self.output_dir = os.path.normpath(self.output_dir)
+
+
+# fdatasync makes the data (and the size needed to read it back) durable, like fsync, without
+# also flushing timestamps: measurably cheaper per batch. The directory entry of a new file is
+# made durable once, when the file is created (which neither call does; the Go tool never does).
+_data_sync = getattr(os, "fdatasync", os.fsync)
+
+
+def sync_directory(path: str) -> None:
+    """fsync a directory so that files created in (or moved to) it survive a crash."""
+    fd = os.open(path or ".", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def exclusive_rename(src: str, dst: str) -> None:
@@ -154,7 +170,7 @@ class ArchiveFile:
             self._write_all(self._compressor.flush(zlib.Z_FINISH))
             self._compressor = None  # the next write starts a new member
         try:
-            os.fsync(self._fd)
+            _data_sync(self._fd)
         except OSError as exc:
             raise _fail("syncing", self.path, exc) from None
 
@@ -224,6 +240,12 @@ class ArchiveFile:
                 self._next_rev(full)
                 continue
             break
+        if size == 0:  # a new file: make its directory entry durable before relying on it
+            try:
+                sync_directory(os.path.dirname(path))
+            except OSError as exc:
+                os.close(fd)
+                raise _fail("syncing the directory of", path, exc) from None
         self._fd = fd
         self.path = path
         self.size = size
@@ -261,6 +283,7 @@ class ArchiveFile:
         while True:
             try:
                 exclusive_rename(src, dst)
+                sync_directory(os.path.dirname(dst))
                 return dst
             except FileExistsError:
                 rev += 1
