@@ -60,28 +60,31 @@ class _Decompressor:
         self.in_member = False  # a member has started and not ended yet
         self._carry = b""  # the first byte of a next member, cut by a block boundary
 
-    def feed(self, data: bytes) -> bytes:
-        out = []
+    def feed(self, data: bytes, limit: int) -> Iterator[bytes]:
+        """Decompressed pieces of at most ``limit`` bytes (memory stays bounded whatever the
+        compression ratio)."""
         if self._carry:
             data, self._carry = self._carry + data, b""
         while data:
             if not self.in_member:
                 if not data.strip(b"\x00"):
-                    break  # zero padding after the last member is tolerated
+                    return  # zero padding after the last member is tolerated
                 if len(data) < 2:
                     self._carry = data
-                    break
+                    return
                 if not data.startswith(b"\x1f\x8b"):
                     raise zlib.error("trailing garbage after a gzip member")
                 self._d = zlib.decompressobj(31)
                 self.in_member = True
-            out.append(self._d.decompress(data))
-            if self._d.eof:
+            d = self._d
+            out = d.decompress(data, limit)
+            if out:
+                yield out
+            if d.eof:
                 self.in_member = False
-                data = self._d.unused_data
+                data = d.unused_data
             else:
-                data = b""
-        return b"".join(out)
+                data = d.unconsumed_tail
 
     @property
     def incomplete(self) -> bool:
@@ -135,13 +138,16 @@ class ArchiveReader:
         gunzip = _Decompressor()
         data = first
         while data:
-            try:
-                out = gunzip.feed(data)
-            except zlib.error as exc:
-                raise ArchiveReadError(f"{self.name}: corrupt gzip data near byte {self.bytes_read}: "
-                                       f"{exc}") from None
-            if out:
-                yield out
+            pieces = gunzip.feed(data, self.read_size)
+            while True:
+                try:
+                    piece = next(pieces, None)
+                except zlib.error as exc:
+                    raise ArchiveReadError(f"{self.name}: corrupt gzip data near byte "
+                                           f"{self.bytes_read}: {exc}") from None
+                if piece is None:
+                    break
+                yield piece
             data = read(self.read_size)
             self.bytes_read += len(data)
         if gunzip.incomplete:

@@ -100,3 +100,21 @@ def test_stdin(monkeypatch):
 def test_missing_file(tmp_path):
     with pytest.raises(ArchiveReadError, match="nope.log: No such file"):
         read_all(tmp_path / "nope.log")
+
+
+def test_decompressed_blocks_stay_bounded(tmp_path, monkeypatch):
+    import nsqcli.archive_reader as archive_reader
+
+    p = tmp_path / "ratio.gz"
+    p.write_bytes(gzip.compress(b"x" * 99 + b"\n") * 3 + gzip.compress((b"y" * 99 + b"\n") * 20000))
+    sizes = []
+    real = archive_reader.ArchiveReader._chunk
+
+    def spy(self, lines, fmt, start, line_no):
+        sizes.append(sum(map(len, lines)))
+        return real(self, lines, fmt, start, line_no)
+
+    monkeypatch.setattr(archive_reader.ArchiveReader, "_chunk", spy)
+    _, _, bodies, numbers = read_all(p, read_size=4096)
+    assert len(bodies) == 20003 and numbers[-1] == 20002
+    assert max(sizes) <= 2 * 4096  # a 2 MB member never came out in one piece
