@@ -7,8 +7,11 @@ samples anywhere in the stack (inclusive): the hot spots of a measured process.
 from __future__ import annotations
 
 import argparse
+import re
 from collections import Counter
 from pathlib import Path
+
+_LINE = re.compile(r":\d+\)$")
 
 
 def summarise(path: Path, top: int = 15) -> str:
@@ -21,7 +24,8 @@ def summarise(path: Path, top: int = 15) -> str:
             continue
         samples = int(count)
         total += samples
-        frames = stack.split(";")
+        # py-spy names frames "function (file:line)": group by function
+        frames = [_LINE.sub(")", frame) for frame in stack.split(";")]
         own[frames[-1]] += samples
         for frame in set(frames):
             inclusive[frame] += samples
