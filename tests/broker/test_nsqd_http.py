@@ -170,3 +170,22 @@ def test_stats_text(nsqd):
     assert status == 200
     text = body.decode()
     assert "Health: OK" in text and "[texty" in text
+
+
+def test_config_get(nsqd):
+    assert nsqd.http_json("GET", "/config/max_msg_size") == 1048576
+    assert nsqd.http_json("GET", "/config/msg_timeout") == 60_000_000_000  # a Go duration
+    assert nsqd.http_json("GET", "/config/nsqlookupd_tcp_addresses") == []
+    assert error(nsqd, "GET", "/config/no_such_option") == (400, "INVALID_OPTION")
+
+
+def test_config_put_lookupd_addresses(nsqd, nsqlookupd):
+    addresses = json.dumps([nsqlookupd.tcp_address])
+    assert nsqd.http("PUT", "/config/nsqlookupd_tcp_addresses", body=addresses)[0] == 200
+    assert nsqd.http_json("GET", "/config/nsqlookupd_tcp_addresses") == [nsqlookupd.tcp_address]
+    nsqd.create_topic("configured")
+    assert nsqlookupd.wait_for_producer(nsqd, topic="configured", timeout=5)
+    assert error(nsqd, "PUT", "/config/nsqlookupd_tcp_addresses", body="nope") == \
+        (400, "INVALID_VALUE")
+    assert error(nsqd, "PUT", "/config/max_msg_size", body="5") == (400, "INVALID_OPTION")
+    assert error(nsqd, "PUT", "/config/log_level", body="") == (413, "INVALID_VALUE")

@@ -8,6 +8,7 @@ V1 answer carries ``X-NSQ-Content-Type: nsq; version=1.0``.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 from typing import TYPE_CHECKING, Any, Callable
@@ -66,6 +67,7 @@ class Request:
         self.raw_query = query
         self.body = body
         self.headers = headers
+        self.opt = ""  # the :opt of /config/:opt
 
     def params(self) -> dict[str, list[str]]:
         return parse_query(self.raw_query)
@@ -78,6 +80,7 @@ class Request:
 class API:
     def __init__(self, nsqd: "NSQD") -> None:
         self.nsqd = nsqd
+        self.log_level = "info"
         self.routes: dict[str, dict[str, tuple[Callable[[Request], Any], bool]]] = {}
         self._add("GET", "/ping", self.ping, plain=True)  # nsqd's PlainText, not V1
         self._add("GET", "/info", self.info)
@@ -87,6 +90,13 @@ class API:
         for action in ("create", "delete", "empty", "pause", "unpause"):
             self._add("POST", f"/topic/{action}", getattr(self, f"topic_{action}"))
             self._add("POST", f"/channel/{action}", getattr(self, f"channel_{action}"))
+        self._add("GET", "/config/:opt", self.config)
+        self._add("PUT", "/config/:opt", self.config)
+
+    def _route(self, path: str) -> tuple[dict[str, tuple[Callable[[Request], Any], bool]] | None, str]:
+        if path.startswith("/config/") and path.count("/") == 2 and len(path) > 8:
+            return self.routes.get("/config/:opt"), path[8:]
+        return self.routes.get(path), ""
 
     def _add(self, method: str, path: str, handler: Callable[[Request], Any],
              plain: bool = False) -> None:
@@ -264,6 +274,36 @@ class API:
     def channel_unpause(self, req: Request) -> None:
         self._existing_channel(req).unpause()
 
+    def config(self, req: Request) -> Any:
+        """nsqd's /config/:opt: read any option by its config name; PUT changes the lookupd
+        addresses (re-connecting the lookupd peers) or the log level."""
+        if req.method == "PUT":
+            body = req.body
+            if not body or len(body) > self.nsqd.options.max_msg_size:
+                raise HTTPError(413, "INVALID_VALUE")
+            if req.opt == "nsqlookupd_tcp_addresses":
+                try:
+                    addresses = json.loads(body)
+                    if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
+                        raise ValueError(addresses)
+                    for address in addresses:
+                        parse_address(address)
+                except ValueError:
+                    raise HTTPError(400, "INVALID_VALUE") from None
+                self.nsqd.set_lookupd_addresses(addresses)
+            elif req.opt == "log_level":
+                level = body.decode("utf-8", "replace").strip().lower()
+                if level not in LOG_LEVELS:
+                    raise HTTPError(400, "INVALID_VALUE")
+                self.log_level = level
+                logging.getLogger("nsqcli.broker.nsqd").setLevel(LOG_LEVELS[level])
+            else:
+                raise HTTPError(400, "INVALID_OPTION")
+        values = config_values(self.nsqd, self.log_level)
+        if req.opt not in values:
+            raise HTTPError(400, "INVALID_OPTION")
+        return values[req.opt]
+
     # ------------------------------------------------------------ dispatch
 
     def handle(self, req: Request) -> tuple[int, dict[str, str], bytes]:
@@ -272,7 +312,7 @@ class API:
         if self.nsqd.options.tls_required_http:
             return 403, {**v1_headers, "Content-Type": "application/json; charset=utf-8"}, \
                 b'{"message": "TLS_REQUIRED", "https_port": 0}'
-        methods = self.routes.get(req.path)
+        methods, req.opt = self._route(req.path)
         if methods is None:
             return _error(404, "NOT_FOUND")
         if req.method not in methods:
@@ -296,6 +336,46 @@ class API:
             return 200, {**v1_headers, "Content-Type": "text/plain; charset=utf-8"}, data
         return 200, {**v1_headers, "Content-Type": "application/json; charset=utf-8"}, \
             json.dumps(data, separators=(",", ":")).encode()
+
+
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+              "error": logging.ERROR, "fatal": logging.CRITICAL}
+_NS = 1_000_000  # Go durations are nanoseconds; the options are milliseconds
+
+
+def config_values(nsqd: "NSQD", log_level: str) -> dict[str, Any]:
+    """Options under nsqd's config names, valued as nsqd's /config/:opt encodes them."""
+    o = nsqd.options
+    return {
+        "log_level": log_level,
+        "broadcast_address": o.broadcast_address,
+        "tcp_address": o.tcp_address,
+        "http_address": o.http_address,
+        "nsqlookupd_tcp_addresses": list(o.lookupd_tcp_addresses),
+        "auth_http_addresses": list(o.auth_http_addresses),
+        "mem_queue_size": o.mem_queue_size,
+        "max_msg_size": o.max_msg_size,
+        "max_body_size": o.max_body_size,
+        "max_rdy_count": o.max_rdy_count,
+        "max_channel_consumers": o.max_channel_consumers,
+        "max_output_buffer_size": o.max_output_buffer_size,
+        "max_deflate_level": o.max_deflate_level,
+        "snappy": o.snappy,
+        "deflate": o.deflate,
+        "msg_timeout": o.msg_timeout_ms * _NS,
+        "max_msg_timeout": o.max_msg_timeout_ms * _NS,
+        "max_req_timeout": o.max_req_timeout_ms * _NS,
+        "max_heartbeat_interval": o.max_heartbeat_interval_ms * _NS,
+        "output_buffer_timeout": o.output_buffer_timeout_ms * _NS,
+        "max_output_buffer_timeout": o.max_output_buffer_timeout_ms * _NS,
+        "min_output_buffer_timeout": o.min_output_buffer_timeout_ms * _NS,
+        "tls_cert": o.tls_cert or "",
+        "tls_key": o.tls_key or "",
+        "tls_root_ca_file": o.tls_root_ca_file or "",
+        "tls_client_auth_policy": o.tls_client_auth_policy,
+        # nsqd's TLSNotRequired / TLSRequiredExceptHTTP / TLSRequired
+        "tls_required": 2 if o.tls_required is True else 1 if o.tls_required else 0,
+    }
 
 
 def _error(code: int, message: str) -> tuple[int, dict[str, str], bytes]:

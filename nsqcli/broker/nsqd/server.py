@@ -164,6 +164,24 @@ class NSQD:
         topic.close()
         return True
 
+    def set_lookupd_addresses(self, addresses: list[str]) -> None:
+        """PUT /config/nsqlookupd_tcp_addresses: drop peers no longer listed, connect new ones."""
+        self.options.lookupd_tcp_addresses = list(addresses)
+        keep = []
+        for peer in self._lookup_peers:
+            if peer.address in addresses:
+                keep.append(peer)
+            else:
+                self.spawn(peer.stop())
+        known = {peer.address for peer in keep}
+        for address in addresses:
+            if address not in known:
+                peer = LookupPeer(self, address)
+                peer.start()
+                keep.append(peer)
+                known.add(address)
+        self._lookup_peers = keep
+
     def notify_lookupd(self, topic: str, channel: str | None, register: bool) -> None:
         for peer in self._lookup_peers:
             peer.notify(topic, channel, register)
