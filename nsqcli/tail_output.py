@@ -17,12 +17,13 @@ from .exit_codes import ToolError, error_text
 Formatter = Callable[[str, Any], bytes]
 
 
-def make_formatter(output_format: str, print_topic: bool) -> Formatter:
+def make_formatter(output_format: str, print_topic: bool) -> Formatter | None:
+    """A per-message line formatter; None means raw bodies (joined in one go, the fast path)."""
     if output_format == "json":
         return _json_line
     if print_topic:
         return lambda topic, message: b"%s | %s\n" % (topic.encode(), message.body)
-    return lambda topic, message: message.body + b"\n"
+    return None
 
 
 def _json_line(topic: str, message: Any) -> bytes:
@@ -42,7 +43,7 @@ def _json_line(topic: str, message: Any) -> bytes:
 class TailOutput:
     """See the module docstring. ``limit`` 0 means no limit."""
 
-    def __init__(self, out: IO[bytes], formatter: Formatter, limit: int = 0) -> None:
+    def __init__(self, out: IO[bytes], formatter: Formatter | None, limit: int = 0) -> None:
         self._out = out
         self._format = formatter
         self._limit = limit
@@ -66,7 +67,8 @@ class TailOutput:
             if self._stopped:
                 message.requeue(delay=0, backoff=False)
                 return
-            lines_append(fmt(topic, message))
+            if fmt is not None:
+                lines_append(fmt(topic, message))
             messages_append(message)
             self._accepted += 1
             if self._limit and self._accepted >= self._limit:
@@ -81,11 +83,14 @@ class TailOutput:
         """Write buffered lines; FIN their messages on success, requeue them on failure."""
         self._flush_scheduled = False
         lines, messages = self._lines, self._messages
-        if not lines:
+        if not messages:
             self._check_done()
             return
-        data = b"".join(lines)
-        lines.clear()
+        if self._format is None:
+            data = b"\n".join([message.body for message in messages]) + b"\n"
+        else:
+            data = b"".join(lines)
+            lines.clear()
         batch = messages[:]
         messages.clear()
         try:
@@ -111,7 +116,7 @@ class TailOutput:
         self._done.set()
 
     def _check_done(self) -> None:
-        if self._stopped and not self._lines:
+        if self._stopped and not self._messages:
             self._done.set()
 
     def stop(self) -> None:
