@@ -29,13 +29,11 @@ PROFILE_DIR: Path | None = None
 _profile_count = itertools.count(1)
 
 
-def _start_profiler(pid: int, argv: list[str]) -> subprocess.Popen | None:
+def profile_process(pid: int, name: str) -> subprocess.Popen | None:
+    """Sample ``pid`` with py-spy into PROFILE_DIR until it exits (when profiling is on)."""
     if PROFILE_DIR is None:
         return None
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    name = Path(argv[0]).name if argv[0] != sys.executable else argv[2].rsplit(".", 1)[-1]
-    if len(argv) > 3 and argv[1:3] == ["-m", "bench.workloads.client"]:
-        name = f"{argv[argv.index('--impl') + 1]}-{argv[3]}"
     out = PROFILE_DIR / f"{next(_profile_count):03d}-{name}.txt"
     try:
         return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "250", "--format",
@@ -43,6 +41,12 @@ def _start_profiler(pid: int, argv: list[str]) -> subprocess.Popen | None:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except OSError:
         return None
+
+
+def _process_name(argv: list[str]) -> str:
+    if len(argv) > 3 and argv[1:3] == ["-m", "bench.workloads.client"]:
+        return f"{argv[argv.index('--impl') + 1]}-{argv[3]}"
+    return Path(argv[0]).name
 
 
 @dataclass
@@ -117,7 +121,7 @@ def run_process(
         process = subprocess.Popen(argv, stdin=stdin, stdout=out_file, stderr=err_file, env=env,
                                    cwd=cwd)
         pid = process.pid
-        profiler = _start_profiler(pid, argv)
+        profiler = profile_process(pid, _process_name(argv))
         state = {"peak": 0, "done_after": None, "done_at": None}
         finished = threading.Event()
         monitor = threading.Thread(

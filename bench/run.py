@@ -138,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 except BrokerUnavailable as exc:
                     log(f"broker {kind} unavailable: {exc}")
                     continue
+                measure.profile_process(broker.process.pid, f"broker-{kind}")
                 try:
                     results += run_on_broker(broker, args, workdir)
                 finally:
