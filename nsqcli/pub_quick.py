@@ -66,6 +66,8 @@ def publish_quick(address: str, topic: str, records: list[bytes], conn_kwargs: d
     """Publish ``records`` (non-empty, each <= max_msg_size) as one MPUB; True only on OK."""
     if not records or max(map(len, records)) > max_msg_size:
         return False
+    if sum(map(len, records)) + 4 * len(records) > MAX_QUICK_BYTES:
+        return False
     try:
         return _publish(address, topic, records, conn_kwargs)
     except Exception:  # noqa: BLE001 - any failure: the full engine retries and explains it

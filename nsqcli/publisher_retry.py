@@ -24,6 +24,7 @@ class RetryTimeouts:
 
     config: Any
     destinations: list
+    _outstanding: int
     report: Any
     _watchdog: Any
 
@@ -40,6 +41,10 @@ class RetryTimeouts:
     def _check_timeouts(self) -> None:
         now = self._clock()
         timeout = self.config.retry_timeout
+        if self._outstanding == 0:  # the clock only runs while records wait for an nsqd
+            for dest in self.destinations:
+                if not dest.up:
+                    dest.down_since = now
         expired = [d for d in self.destinations
                    if not d.up and d.down_since is not None and now - d.down_since >= timeout]
         fan_out = self.config.mode == FAN_OUT

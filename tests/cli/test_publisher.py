@@ -334,3 +334,21 @@ def test_on_acknowledged_leaves_out_records_that_failed_after_a_recut():
     report = run(main())
     assert seen == [1] and nsqd.messages == [b"a"]
     assert (report.acknowledged, report.not_acknowledged) == (1, 2)
+
+
+def test_retry_clock_only_runs_while_records_wait():
+    nsqd = FakeNsqd()
+
+    async def main():
+        publisher, _ = make([nsqd], retry_timeout=0.1)
+        await publisher.start()
+        nsqd.refuse = True
+        nsqd.drop()
+        await asyncio.sleep(0.3)  # down for longer than the retry timeout, but idle
+        nsqd.refuse = False
+        ok = await publisher.publish([b"after"])
+        return ok, await publisher.close()
+
+    ok, report = run(main())
+    assert ok and report.acknowledged == 1 and report.error is None
+    assert nsqd.messages == [b"after"]
