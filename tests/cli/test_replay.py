@@ -4,13 +4,12 @@ import gzip
 import json
 import os
 import signal
-import time
 from collections import Counter
 
 import pytest
 
 from archive_samples import (
-    drained, go_archive, json_body, read_bodies, run_tool, tail_json, tool, wait_for,
+    drained, go_archive, json_body, run_tool, tail_json, tool, wait_for,
 )
 from nsqcli.archive_format import encode_jsonl
 
