@@ -75,6 +75,20 @@ def _text(value: str) -> str:
     return value
 
 
+def _strategy(value: str) -> str:
+    name = value.strip().lower().replace("-", "_")
+    if name not in ("exponential", "full_jitter", "pynsq"):
+        raise ValueError(f"must be exponential, full_jitter or pynsq, got {value!r}")
+    return name
+
+
+def _frame_size(value: str) -> int:
+    size = _int(value)
+    if size < 64:
+        raise ValueError(f"must be >= 64 bytes, got {size}")
+    return size
+
+
 @dataclass(frozen=True)
 class ClientOption:
     names: tuple[str, ...]  # first = canonical go-nsq name
@@ -117,6 +131,20 @@ OPTIONS: tuple[ClientOption, ...] = (
                  frozenset({CONSUMER}), "reader"),
     ClientOption(("low_rdy_idle_timeout",), "low_rdy_idle_timeout", _seconds,
                  frozenset({CONSUMER}), "reader"),
+    ClientOption(("backoff_strategy",), "backoff_strategy", _strategy, frozenset({CONSUMER}),
+                 "reader", "exponential, full_jitter or pynsq"),
+    ClientOption(("backoff_multiplier",), "backoff_multiplier", _seconds, frozenset({CONSUMER}),
+                 "reader"),
+    ClientOption(("rdy_redistribute_interval",), "rdy_redistribute_interval", _seconds,
+                 frozenset({CONSUMER}), "reader"),
+    ClientOption(("reconnect_interval",), "reconnect_interval", _seconds, frozenset({CONSUMER}),
+                 "reader"),
+    ClientOption(("max_reconnect_interval",), "max_reconnect_interval", _seconds,
+                 frozenset({CONSUMER}), "reader"),
+    ClientOption(("close_timeout",), "close_timeout", _seconds, frozenset({CONSUMER}), "reader",
+                 "how long a graceful stop waits for in-flight messages"),
+    ClientOption(("max_frame_size",), "max_frame_size", _frame_size, frozenset({CONSUMER}),
+                 help="refuse frames from nsqd larger than this (go-nsq's max_msg_size)"),
     ClientOption(("max_msg_size",), "max_msg_size", _non_negative_int, frozenset({PRODUCER}),
                  "publisher", "largest message nsqd accepts (default: learned, else 1 MiB)"),
     ClientOption(("max_body_size",), "max_body_size", _non_negative_int, frozenset({PRODUCER}),

@@ -262,3 +262,37 @@ def test_console_levels():
     console.debug("d")
     console.warning("w")
     assert err.getvalue() == "p: i\np: warning: w\n"
+
+
+def test_every_reader_option_is_accepted_by_the_reader():
+    """Each consumer option's keyword exists on Reader or AsyncConn (the table stays true)."""
+    import inspect
+
+    from nsqcli.client_options import OPTIONS
+    from nsqcli.lib.conn import AsyncConn
+    from nsqcli.lib.reader import Reader
+
+    conn_params = set(inspect.signature(AsyncConn.__init__).parameters)
+    reader_params = set(inspect.signature(Reader.__init__).parameters)
+    for option in OPTIONS:
+        if option.target == "conn":
+            assert option.keyword in conn_params, option
+        elif option.target == "reader":
+            assert option.keyword in reader_params, option
+
+
+def test_consumer_opts_build_a_working_reader():
+    from nsqcli.lib.reader import Reader
+
+    parsed = parse_client_options(
+        ["backoff_strategy=full-jitter", "backoff_multiplier=500ms", "close_timeout=2s",
+         "max_frame_size=2048", "max_attempts=3", "low_rdy_idle_timeout=5s"], "consumer")
+
+    async def build():
+        reader = Reader("t", "c", lambda m: True, nsqd_tcp_addresses=["127.0.0.1:1"],
+                        **parsed["reader"], **parsed["conn"])
+        await reader.close()
+        return reader
+
+    reader = asyncio.run(build())
+    assert reader.max_tries == 3
