@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -49,7 +49,6 @@ class ToFileConfig:
     format: str = "raw"  # noqa: A003
     http_connect_timeout: float = 2.0
     http_request_timeout: float = 5.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
         """Raise UsageError for values the Go tool rejects (and a few more)."""

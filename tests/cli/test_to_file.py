@@ -185,3 +185,16 @@ def test_usage_errors(args, message):
     result = CliRunner().invoke(to_file, args)
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_unusable_output_dir_exits_1_and_leaves_the_message(nsqd, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    nsqd.pub("nowhere", b"keep me")
+    rc_proc = tool("to_file", *to_file_args(nsqd, "nowhere", blocker / "sub"))
+    _, err = rc_proc.communicate(timeout=30)
+    err = err.decode()
+    assert rc_proc.returncode == 1, err
+    assert "creating the directory for" in err and "Not a directory" in err
+    wait_for(lambda: channel_counts(nsqd, "nowhere", "nsq_to_file")["depth"] == 1, 10,
+             what="the message back in the queue")
