@@ -147,7 +147,7 @@ def test_timing_original_keeps_scaled_gaps(nsqd, tmp_path):
     stamps = {r.body: r.timestamp for r in records}  # nsqd's publish times
     got = [(stamps[b"t%d" % i] - stamps[b"t0"]) / 1e6 for i in range(len(gaps_ms))]
     for want, seen in zip([g / 2 for g in gaps_ms], got):
-        assert abs(seen - want) < 60, (got, gaps_ms)
+        assert abs(seen - want) < 100, (got, gaps_ms)  # speed 1 would be 200+ ms off
 
 
 def test_since_until_filter_jsonl(nsqd, tmp_path):
