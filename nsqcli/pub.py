@@ -7,7 +7,7 @@ and the exit status tells whether nsqd acknowledged every record.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -16,9 +16,7 @@ from .console import Console, RateMeter
 from .exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError, error_text
 from .options import DELIMITER, DURATION, client_options, output_options, pop_console, pop_settings
 from .options import user_agent, warn_settings
-
-if TYPE_CHECKING:  # the runner imports asyncio: only when the quick path cannot be taken
-    from .runner import Shutdown
+from .runner import Shutdown, exit_with, run_tool
 
 PROG = "nsq-pub"
 PROGRESS_INTERVAL = 0.5
@@ -77,8 +75,6 @@ def command(**params: Any) -> None:
         return await publish(console, shutdown, params, settings, addresses, sources, messages,
                              delimiter, stdin_prefix)
 
-    from .runner import run_tool
-
     run_tool(main, console)
 
 
@@ -105,7 +101,7 @@ def _quick_publish(console: Console, params: dict, settings: Any, sources: list[
                                    settings.conn_kwargs, limit):
         return b"" if messages else pending.data
     console.info(f"{len(records)} of {len(records)} records acknowledged")
-    raise SystemExit(0)
+    exit_with(ExitStatus.SUCCESS)
 
 
 def _check_params(ctx: click.Context, params: dict) -> None:

@@ -15,14 +15,16 @@ Usage from a click command::
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
-from typing import Awaitable, Callable, NoReturn
+from typing import TYPE_CHECKING, Awaitable, Callable, NoReturn
 
 from .console import Console
 from .exit_codes import ExitStatus, describe
+
+if TYPE_CHECKING:  # asyncio is imported when a tool runs, not when this module loads
+    import asyncio
 
 ToolMain = Callable[["Shutdown"], Awaitable["ExitStatus | int | None"]]
 
@@ -35,6 +37,8 @@ class Shutdown:
     """
 
     def __init__(self) -> None:
+        import asyncio
+
         self.signal_name: str | None = None
         self._event = asyncio.Event()
         self._callbacks: list[Callable[[], object]] = []
@@ -74,12 +78,18 @@ def silence_stdout() -> None:
 
 def run_tool(main: ToolMain, console: Console) -> NoReturn:
     """Run ``main(shutdown)`` to completion and exit with its status (see the module docstring)."""
-    status = run_to_status(main, console)
+    exit_with(run_to_status(main, console))
+
+
+def exit_with(status: ExitStatus) -> NoReturn:
+    """The one place a tool process exits (also used by paths that need no event loop)."""
     sys.exit(int(status))
 
 
 def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
     """Like :func:`run_tool` but returns the status instead of exiting (for embedding/tests)."""
+    import asyncio
+
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)  # tornado finds the loop through asyncio
     shutdown_box: list[Shutdown] = []
@@ -143,7 +153,9 @@ def report_exception(exc: BaseException, console: Console) -> ExitStatus:
     return status
 
 
-def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+def _cancel_pending(loop: "asyncio.AbstractEventLoop") -> None:
+    import asyncio
+
     tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
     if not tasks:
         loop.run_until_complete(loop.shutdown_asyncgens())
