@@ -130,6 +130,9 @@ class LinkSupervisor:
             writer._on_link_ready(link, conn)
             try:
                 await closed
+            except asyncio.CancelledError:  # stop_all(), or asyncio.run() ending without close()
+                conn.close()
+                raise
             finally:
                 link.conn = None
             if self.stopped:
