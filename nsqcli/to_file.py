@@ -161,13 +161,15 @@ class ToFile:
     # -- timers and signals --------------------------------------------------------------------
 
     def _every(self, interval: float, action: Any, while_stopping: bool = False) -> None:
+        """Call ``action`` every ``interval`` seconds until the end (or the stop)."""
         loop = asyncio.get_running_loop()
+        slot = len(self._timers)
 
         def fire() -> None:
             if self._stopping and not while_stopping:
                 return
             action()
-            self._timers.append(loop.call_later(interval, fire))
+            self._timers[slot] = loop.call_later(interval, fire)
 
         self._timers.append(loop.call_later(interval, fire))
 
