@@ -198,3 +198,23 @@ def test_unusable_output_dir_exits_1_and_leaves_the_message(nsqd, tmp_path):
     assert "creating the directory for" in err and "Not a directory" in err
     wait_for(lambda: channel_counts(nsqd, "nowhere", "nsq_to_file")["depth"] == 1, 10,
              what="the message back in the queue")
+
+
+def test_timed_rotation_and_skip_empty_files(nsqd, tmp_path):
+    out = tmp_path / "out"
+    proc = tool("to_file", *to_file_args(nsqd, "timed_rot", out, "--rotate-interval", "300ms",
+                                         "--sync-interval", "100ms", "--skip-empty-files"))
+    try:
+        wait_for(lambda: nsqd.channel_stats("timed_rot", "nsq_to_file"), 10)
+        nsqd.pub("timed_rot", b"first")
+        wait_for(lambda: os.path.isdir(out) and os.listdir(out), 10)
+        time.sleep(0.8)  # several timed rotations: the file closes, no empty file follows
+        assert len(os.listdir(out)) == 1
+        nsqd.pub("timed_rot", b"second")
+        wait_for(lambda: len(os.listdir(out)) == 2, 10, what="a new file for the next message")
+    finally:
+        rc, err = stop(proc)
+    assert rc == 130, err
+    names = sorted(os.listdir(out))
+    assert [n.split(".")[1][-7:] for n in names] == ["-000000", "-000001"]
+    assert sorted(read_bodies(out)) == [b"first", b"second"]
