@@ -143,37 +143,51 @@ def render_rev(name: str, rev: int) -> str:
 _TOPIC_CHARS = r"[.a-zA-Z0-9_-]+?(?:#ephemeral)?"
 
 
-def filename_regex(filename_format: str = DEFAULT_FILENAME_FORMAT,
-                   datetime_format: str = DEFAULT_DATETIME_FORMAT) -> re.Pattern[str]:
-    """A regex matching base names written with these formats (``.gz`` optional); group ``topic``.
+class NamePattern:
+    """Recognises the paths an nsq-to-file ``--filename-format`` produces (``.gz`` optional).
 
-    ``<TOPIC>`` takes the shortest match that lets the rest match, and the host is taken not to
-    contain dots (Go's default short host), so dotted topic names parse with the default format.
+    A format with ``/`` is matched against as many trailing path components. ``<TOPIC>`` takes
+    the shortest match that lets the rest match, and the host is taken not to contain dots (Go's
+    default short host), so dotted topic names parse with the default format.
     """
-    pieces = re.split(r"(<TOPIC>|<HOST>|<PID>|<DATETIME>|<REV>)", filename_format.rsplit("/", 1)[-1])
-    out = []
-    seen_topic = False
-    for piece in pieces:
-        if piece == "<TOPIC>":
-            out.append(f"(?P<topic>{_TOPIC_CHARS})" if not seen_topic else "(?P=topic)")
-            seen_topic = True
-        elif piece == "<HOST>":
-            out.append(r"[^/.]*")
-        elif piece == "<PID>":
-            out.append(r"\d+")
-        elif piece == "<DATETIME>":
-            out.append(f"(?:{strftime_regex(datetime_format)})")
-        elif piece == "<REV>":
-            out.append(r"(?:-\d{6})?")
-        else:
-            out.append(re.escape(piece))
-    return re.compile("^" + "".join(out) + r"(?:\.gz)?$")
+
+    def __init__(self, filename_format: str = DEFAULT_FILENAME_FORMAT,
+                 datetime_format: str = DEFAULT_DATETIME_FORMAT) -> None:
+        self.parts = filename_format.count("/") + 1
+        pieces = re.split(r"(<TOPIC>|<HOST>|<PID>|<DATETIME>|<REV>)", filename_format)
+        out = []
+        seen_topic = False
+        for piece in pieces:
+            if piece == "<TOPIC>":
+                out.append(f"(?P<topic>{_TOPIC_CHARS})" if not seen_topic else "(?P=topic)")
+                seen_topic = True
+            elif piece == "<HOST>":
+                out.append(r"[^/.]*")
+            elif piece == "<PID>":
+                out.append(r"\d+")
+            elif piece == "<DATETIME>":
+                out.append(f"(?:{strftime_regex(datetime_format)})")
+            elif piece == "<REV>":
+                out.append(r"(?:-\d{6})?")
+            else:
+                out.append(re.escape(piece))
+        self.regex = re.compile("^" + "".join(out) + r"(?:\.gz)?$")
+
+    def tail(self, path: str) -> str:
+        """The last components of ``path`` that the format describes, joined by ``/``."""
+        return "/".join(path.replace("\\", "/").split("/")[-self.parts:])
+
+    def match(self, path: str) -> re.Match[str] | None:
+        return self.regex.match(self.tail(path))
+
+    def topic(self, path: str) -> str | None:
+        """The topic the name records, or None when the path does not match the format."""
+        match = self.match(path)
+        if match is None or "topic" not in match.groupdict():
+            return None
+        return match.group("topic")
 
 
-def topic_from_filename(path: str, pattern: re.Pattern[str] | None = None) -> str | None:
+def topic_from_filename(path: str, pattern: NamePattern | None = None) -> str | None:
     """The topic an nsq-to-file file name records, or None when the name does not match."""
-    base = path.replace("\\", "/").rsplit("/", 1)[-1]
-    match = (pattern or filename_regex()).match(base)
-    if match is None or "topic" not in match.groupdict():
-        return None
-    return match.group("topic")
+    return (pattern or NamePattern()).topic(path)

@@ -26,7 +26,7 @@ def _usage(message: str) -> click.UsageError:
 
 def build_config(params: dict[str, Any]) -> Any:
     """The ReplayConfig for the command's parameters (click.UsageError for bad values)."""
-    from .archive_names import filename_regex
+    from .archive_names import NamePattern
     from .replay_engine import ReplayConfig
     from .replay_inputs import InputError, TopicResolver, expand_inputs, parse_renames, parse_time
     from .replay_timing import OriginalTiming
@@ -36,7 +36,7 @@ def build_config(params: dict[str, Any]) -> Any:
         if renames and params["topic"]:
             raise InputError("--rename maps topics found in records or file names; "
                              "it has no effect with --topic")
-        pattern = filename_regex(params["filename_format"], params["datetime_format"])
+        pattern = NamePattern(params["filename_format"], params["datetime_format"])
         resolver = TopicResolver(params["topic"], renames, pattern)
         since = parse_time(params["since"], "--since") if params["since"] else None
         until = parse_time(params["until"], "--until") if params["until"] else None
@@ -47,7 +47,7 @@ def build_config(params: dict[str, Any]) -> Any:
         timing = None
         if params["timing"] == "original":
             timing = OriginalTiming(params["speed"] if params["speed"] is not None else 1.0)
-        inputs = expand_inputs(list(params["files"]))
+        inputs = expand_inputs(list(params["files"]), pattern)
     except (InputError, ValueError) as exc:
         raise _usage(str(exc)) from None
     defer = params["defer"]

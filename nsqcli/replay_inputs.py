@@ -10,7 +10,7 @@ import os
 import re
 from datetime import datetime, timezone
 
-from .archive_names import filename_regex
+from .archive_names import NamePattern
 from .lib.protocol.names import valid_topic_name
 
 
@@ -18,9 +18,10 @@ class InputError(ValueError):
     """A usage problem with the inputs (the tool exits 2 with this message)."""
 
 
-def expand_inputs(args: list[str]) -> list[str]:
+def expand_inputs(args: list[str], pattern: NamePattern | None = None) -> list[str]:
     """Files named by ``args``: files, directories (recursively) and glob patterns the shell did
-    not expand; ``-`` (stdin) is kept. Nothing given means stdin."""
+    not expand (both sorted with :func:`sort_files`); ``-`` (stdin) is kept. Nothing given means
+    stdin."""
     if not args:
         return ["-"]
     out: list[str] = []
@@ -32,14 +33,14 @@ def expand_inputs(args: list[str]) -> list[str]:
                      for name in names if not name.startswith(".")]
             if not found:
                 raise InputError(f"directory {arg} holds no files")
-            out.extend(sort_files(found))
+            out.extend(sort_files(found, pattern))
         elif os.path.exists(arg):
             out.append(arg)
         elif glob.has_magic(arg):
             matches = [p for p in glob.glob(arg, recursive=True) if os.path.isfile(p)]
             if not matches:
                 raise InputError(f"no file matches {arg!r}")
-            out.extend(sort_files(matches))
+            out.extend(sort_files(matches, pattern))
         else:
             raise InputError(f"no such file: {arg}")
     if out.count("-") > 1:
@@ -54,22 +55,23 @@ def _natural(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def sort_files(paths: list[str], pattern: re.Pattern[str] | None = None) -> list[str]:
+def sort_files(paths: list[str], pattern: NamePattern | None = None) -> list[str]:
     """File-name order; nsq-to-file names go by topic, then ``<DATETIME>``, then ``<REV>`` (their
     name puts the revision before the date, which plain sorting would get wrong)."""
-    pattern = pattern or filename_regex()
+    pattern = pattern or NamePattern()
 
     def key(path: str) -> tuple:
-        directory, base = os.path.split(path)
-        match = pattern.match(base)
-        if match is None:
-            return (directory, 1, _natural(base))
+        tail = pattern.tail(path)
+        prefix = path[: len(path) - len(tail)]
+        match = pattern.regex.match(tail)
+        if match is None or "topic" not in match.groupdict():
+            return (prefix, 1, _natural(tail))
         topic = match.group("topic")
-        rest = base[match.end("topic"):]
+        rest = tail[:match.start("topic")] + tail[match.end("topic"):]
         rev_match = _REV.search(rest)
         rev = int(rev_match.group(1)) if rev_match else -1
         without_rev = _REV.sub("", rest, count=1) if rev_match else rest
-        return (directory, 0, topic, _natural(without_rev), rev)
+        return (prefix, 0, topic, _natural(without_rev), rev)
 
     return sorted(paths, key=key)
 
@@ -112,12 +114,12 @@ class TopicResolver:
     the nsq-to-file file name; ``--rename`` maps the latter two."""
 
     def __init__(self, topic: str | None, renames: dict[str, str],
-                 pattern: re.Pattern[str] | None = None) -> None:
+                 pattern: NamePattern | None = None) -> None:
         if topic is not None and not valid_topic_name(topic):
             raise InputError(f"invalid --topic {topic!r}")
         self.topic = topic
         self.renames = renames
-        self.pattern = pattern or filename_regex()
+        self.pattern = pattern or NamePattern()
         self._cache: dict[str | None, str] = {}
 
     def for_file(self, path: str) -> str | None:
@@ -126,10 +128,8 @@ class TopicResolver:
             return self.topic
         if path == "-":
             return None
-        match = self.pattern.match(os.path.basename(path))
-        if match is None:
-            return None
-        return self.rename(match.group("topic"))
+        topic = self.pattern.topic(path)
+        return None if topic is None else self.rename(topic)
 
     def rename(self, topic: str) -> str:
         return self.renames.get(topic, topic)

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from nsqcli.archive_names import (
-    DEFAULT_DATETIME_FORMAT, DEFAULT_FILENAME_FORMAT, compute_filename_template, filename_regex,
+    DEFAULT_DATETIME_FORMAT, DEFAULT_FILENAME_FORMAT, compute_filename_template, NamePattern,
     needs_rev, render_datetime, render_rev, strftime, topic_from_filename,
 )
 
@@ -67,6 +67,10 @@ def test_topic_from_default_names_including_dotted_topics():
 
 
 def test_custom_format_parses_back():
-    pattern = filename_regex("<DATETIME>/<HOST>-<TOPIC><REV>.jsonl", "%Y%m%d%H%M")
+    pattern = NamePattern("<DATETIME>/<HOST>-<TOPIC><REV>.jsonl", "%Y%m%d%H%M")
     assert topic_from_filename("/x/202006301805/h-my.topic-000001.jsonl", pattern) == "my.topic"
     assert topic_from_filename("/x/h-my.topic.log", pattern) is None
+    # the topic may be a directory of the format
+    nested = NamePattern("<TOPIC>/<DATETIME>/<HOST><REV>.log", "%Y-%m-%d")
+    assert nested.topic("/arch/orders/2024-01-02/web1-000003.log.gz") == "orders"
+    assert nested.topic("2024-01-02/web1-000003.log") is None
