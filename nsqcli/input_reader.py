@@ -13,8 +13,8 @@ import sys
 import threading
 from typing import IO, Any, AsyncIterator, Callable
 
-CHUNK_SIZE = 1024 * 1024
-QUEUE_CHUNKS = 4
+CHUNK_SIZE = 128 * 1024
+QUEUE_CHUNKS = 2
 _EOF = None
 
 

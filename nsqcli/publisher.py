@@ -240,7 +240,7 @@ class Publisher(RetryTimeouts):
             self._ready.append(batch)
 
     async def _backpressure(self) -> None:
-        limit = self._window * len(self.destinations) * 2
+        limit = self._window * len(self.destinations) + 1
         while not self._stopped and self._queued() > limit:
             self._changed.clear()
             await self._changed.wait()
@@ -253,13 +253,17 @@ class Publisher(RetryTimeouts):
     # ---- sending --------------------------------------------------------------------------------
 
     def _pump(self) -> None:
-        """Hand ready batches to connections with room; seal the partial batch when one idles."""
+        """Hand ready batches to connections with room.
+
+        The partial batch is sealed only when a connection has nothing at all in flight (Nagle
+        style): a trickle of input goes out at once, a fast stream keeps filling whole batches.
+        """
         window = self._window
         if self.config.mode == FAN_OUT:
             for dest in self.destinations:
                 if not dest.up:
                     continue
-                if not dest.queue and self._partial and dest.in_flight < window:
+                if not dest.queue and self._partial and dest.in_flight == 0:
                     self._seal_partial()
                 while dest.queue and dest.in_flight < window:
                     dest.send(dest.queue.popleft())
@@ -270,7 +274,7 @@ class Publisher(RetryTimeouts):
             for _ in range(count):  # the next connection with room, in turn
                 dest = dests[self._rr % count]
                 self._rr += 1
-                if dest.up and dest.in_flight < window:
+                if dest.up and (dest.in_flight < window if self._ready else dest.in_flight == 0):
                     break
             else:
                 return
@@ -375,26 +379,25 @@ class Publisher(RetryTimeouts):
             self._resolve(top)
 
     def _resolve(self, batch: Batch) -> None:
-        records = batch.records
-        self._outstanding -= len(records)
+        count = batch.count
+        self._outstanding -= count
         skipped = batch.skipped  # numbers taken out of this batch's accounting by _exclude
+        if skipped or batch.failed:
+            records = batch.records
         if skipped:
-            pairs = [(n, r) for n, r in zip(batch.numbers.all(len(records)), records)
-                     if n not in skipped]
+            pairs = [(n, r) for n, r in zip(batch.numbers.all(count), records) if n not in skipped]
         if batch.failed:
-            self.report.not_acknowledged += len(pairs) if skipped else len(records)
-            self.report.failed.extend(pairs if skipped else zip(batch.numbers.all(len(records)),
-                                                                records))
+            self.report.not_acknowledged += len(pairs) if skipped else count
+            self.report.failed.extend(pairs if skipped else zip(batch.numbers.all(count), records))
         elif skipped:
             self.report.acknowledged += len(pairs)
             if self._on_acknowledged is not None and pairs:
                 self._on_acknowledged(Numbers(0, [n for n, _ in pairs]), len(pairs))
         else:
-            self.report.acknowledged += len(records)
+            self.report.acknowledged += count
             if self._on_acknowledged is not None:
-                self._on_acknowledged(batch.numbers, len(records))
-        batch.records = []
-        batch.commands = []
+                self._on_acknowledged(batch.numbers, count)
+        batch.release()
         self._changed.set()
 
     def _fail_records(self, records: list[bytes], numbers: Numbers) -> None:

@@ -75,15 +75,17 @@ class Limits:
 
 
 class Batch:
-    """Records published together (one MPUB, or one DPUB per record) and their bookkeeping."""
+    """Records published together (one MPUB, or one DPUB per record) and their bookkeeping.
 
-    __slots__ = (
-        "records", "numbers", "commands", "pending", "failed", "failed_since", "size", "parent",
-        "skipped",
-    )
+    Only the encoded commands are kept (not a second copy of the records): ``records`` decodes
+    them again on the rare paths that need them (a re-cut, the failed-record sink).
+    """
 
-    def __init__(self, records: list[bytes], numbers: Numbers, cmds: list[bytes], size: int) -> None:
-        self.records = records
+    __slots__ = ("count", "numbers", "commands", "pending", "failed", "failed_since", "size",
+                 "parent", "skipped")
+
+    def __init__(self, count: int, numbers: Numbers, cmds: list[bytes], size: int) -> None:
+        self.count = count
         self.numbers = numbers
         self.commands = cmds  # one MPUB, or one DPUB per record
         self.pending = 0  # destinations still to acknowledge (fan-out: several)
@@ -91,22 +93,36 @@ class Batch:
         self.failed_since: float | None = None
         self.size = size  # encoded bytes
         self.parent: Batch | None = None  # set on the pieces of a batch re-cut under new limits
-        self.skipped: set[int] | None = None  # indexes dropped as oversized after submission
+        self.skipped: set[int] | None = None  # numbers taken out of its accounting after submission
+
+    @property
+    def records(self) -> list[bytes]:
+        out: list[bytes] = []
+        for command in self.commands:
+            payload = command[command.index(b"\n") + 5:]  # after the line and the int32 size
+            if command.startswith(b"MPUB"):
+                out.extend(commands.parse_mpub_body(payload, len(payload)))
+            else:
+                out.append(payload)
+        return out
+
+    def release(self) -> None:
+        self.commands = []
 
     def __len__(self) -> int:
-        return len(self.records)
+        return self.count
 
     def __repr__(self) -> str:
-        return f"<Batch records={len(self.records)} first={self.numbers.at(0) if self.records else 0}>"
+        return f"<Batch records={self.count} first={self.numbers.at(0) if self.count else 0}>"
 
 
 def encode_batch(topic: bytes, records: list[bytes], numbers: Numbers, defer_ms: int | None) -> Batch:
     if defer_ms is None:
         body = commands.mpub_body(records)
         command = b"MPUB " + topic + b"\n" + _pack_int32(len(body)) + body
-        return Batch(records, numbers, [command], len(command))
+        return Batch(len(records), numbers, [command], len(command))
     cmds = [commands.dpub(topic, defer_ms, record) for record in records]
-    return Batch(records, numbers, cmds, sum(map(len, cmds)))
+    return Batch(len(records), numbers, cmds, sum(map(len, cmds)))
 
 
 def cut_batches(records: Sequence[bytes], limits: Limits) -> Iterator[tuple[int, int]]:
