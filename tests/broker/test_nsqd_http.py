@@ -189,3 +189,11 @@ def test_config_put_lookupd_addresses(nsqd, nsqlookupd):
         (400, "INVALID_VALUE")
     assert error(nsqd, "PUT", "/config/max_msg_size", body="5") == (400, "INVALID_OPTION")
     assert error(nsqd, "PUT", "/config/log_level", body="") == (413, "INVALID_VALUE")
+
+
+def test_pub_and_mpub_bodies_are_raw_whatever_they_look_like(nsqd):
+    """nsqd reads bodies raw; a length prefix holding '&' (38) or a form-like body must not be parsed."""
+    nsqd.mpub("raw_bodies", [b"x" * 38, b"y" * 38])
+    status, body = nsqd.http("POST", "/pub", params={"topic": "raw_bodies"}, body=b"a=1&b=%zz")
+    assert status == 200, body
+    assert nsqd.topic_stats("raw_bodies")["message_count"] == 3

@@ -384,15 +384,23 @@ def _error(code: int, message: str) -> tuple[int, dict[str, str], bytes]:
         json.dumps({"message": message}, separators=(",", ":")).encode()
 
 
+@tornado.web.stream_request_body
 class _Handler(tornado.web.RequestHandler):
+    """Streams the body in so tornado never parses it as a form: nsqd reads /pub and /mpub
+    bodies raw whatever the Content-Type (urllib sends x-www-form-urlencoded by default)."""
+
     SUPPORTED_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH")
 
     def initialize(self, api: API) -> None:
         self.api = api
+        self._chunks: list[bytes] = []
+
+    def data_received(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
 
     def _serve(self) -> None:
         r = self.request
-        req = Request(r.method, r.path, r.query, r.body or b"", r.headers)
+        req = Request(r.method, r.path, r.query, b"".join(self._chunks), r.headers)
         status, headers, body = self.api.handle(req)
         self.clear_header("Content-Type")
         self.clear_header("Server")
