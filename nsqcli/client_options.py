@@ -8,8 +8,7 @@ underscores. Unknown names are a usage error listing the valid ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from .values import parse_bool, parse_duration, parse_key_value
 
@@ -89,8 +88,7 @@ def _frame_size(value: str) -> int:
     return size
 
 
-@dataclass(frozen=True)
-class ClientOption:
+class ClientOption(NamedTuple):  # a NamedTuple: cheap to build at start-up
     names: tuple[str, ...]  # first = canonical go-nsq name
     keyword: str  # library keyword argument
     convert: Callable[[str], Any]

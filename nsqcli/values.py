@@ -87,10 +87,17 @@ def parse_http_address(text: str, what: str = "lookupd HTTP address") -> str:
     return parse_tcp_address(raw, what)
 
 
+_SIMPLE_ESCAPES = {"\\n": b"\n", "\\0": b"\0", "\\t": b"\t", "\\r\\n": b"\r\n", "\\r": b"\r"}
+
+
 def parse_delimiter(text: str) -> bytes:
     """A delimiter given on the command line, with C escapes (``\\n``, ``\\t``, ``\\0``, ``\\x1e``)."""
     if text == "":
         raise ValueError("the delimiter must not be empty")
+    if "\\" not in text:
+        return text.encode("utf-8")
+    if text in _SIMPLE_ESCAPES:  # the common cases, without loading the unicode_escape codec
+        return _SIMPLE_ESCAPES[text]
     try:
         value = text.encode("latin-1", "backslashreplace").decode("unicode_escape").encode("latin-1")
     except (UnicodeDecodeError, UnicodeEncodeError):
