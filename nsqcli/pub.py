@@ -84,11 +84,12 @@ def _quick_publish(console: Console, params: dict, settings: Any, sources: list[
     otherwise return the stdin bytes already read, for the full engine."""
     from . import pub_quick
 
-    if params["progress"] or params["failed_file"] or settings.lookupd_http_addresses or not pub_quick.eligible(
-            len(settings.nsqd_tcp_addresses), settings.conn_kwargs, params["rate"], params["defer"]):
+    plain = not (params["progress"] or params["failed_file"] or settings.lookupd_http_addresses)
+    if not plain or not pub_quick.eligible(len(settings.nsqd_tcp_addresses), settings.conn_kwargs,
+                                           params["rate"], params["defer"]):
         return b""
     if messages:
-        records = messages
+        records = [m for m in messages if m]
     elif sources == ["-"]:
         pending = pub_quick.read_small_stdin(pub_quick.stdin_stream())
         if not pending.complete:
