@@ -79,6 +79,8 @@ DEFAULT = [w.name for w in WORKLOADS if not w.name.startswith("rss-")]
 
 def select(names: list[str], with_baselines: bool = True) -> list[Workload]:
     """The named workloads in catalogue order, plus the baselines they are compared with."""
+    if "all" in names:
+        names = [w.name for w in WORKLOADS if not w.is_baseline]
     unknown = [n for n in names if n not in BY_NAME]
     if unknown:
         raise ValueError(f"unknown workload(s) {', '.join(unknown)}; "

@@ -89,10 +89,13 @@ def table(results: list[Result]) -> str:
                          f"| | | | |")
             continue
         cpu = statistics.median(s.cpu for s in result.samples)
+        cpu_cell = f"{cpu:.2f}"
+        if workload.unit == "msg/s":
+            cpu_cell += f" ({cpu * 1e6 / result.n:.1f} µs/msg)"
         rss = max(s.peak_rss_kib for s in result.samples) / 1024
         baseline = by_key.get((result.broker, workload.baseline)) if workload.baseline else None
         lines.append(
-            f"| {result.broker} | {workload.name} | {size} | {_value_cell(result)} | {cpu:.2f} "
+            f"| {result.broker} | {workload.name} | {size} | {_value_cell(result)} | {cpu_cell} "
             f"| {rss:.1f} MiB | {_ratio_cell(result, baseline)} | {_target_cell(result)} |"
         )
     return "\n".join(lines)

@@ -87,6 +87,8 @@ def test_missing_tool_is_unavailable(peer, tmp_path):
 def test_select_adds_baselines():
     names = [w.name for w in catalog.select(["nsq-tail", "lib-writer"])]
     assert names == ["nsq-tail", "lib-writer", "pynsq-writer", "pynsq-reader"]
+    everything = {w.name for w in catalog.select(["all"])}
+    assert everything == set(catalog.BY_NAME)  # every tool workload and every baseline
     with pytest.raises(ValueError, match="unknown workload"):
         catalog.select(["nope"])
 
