@@ -1,0 +1,207 @@
+"""Shared helpers of the fault tests: polling, tool subprocesses, and a TCP proxy that cuts
+connections (the soak test's fault injector, and a way to reset a live connection on demand)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+VENV_BIN = Path(sys.executable).parent
+TOOL_ENV_KEYS = ("NSQD_TCP_ADDRESS", "NSQLOOKUPD_HTTP_ADDRESS", "NSQ_AUTH_SECRET")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is truthy (True) or ``timeout`` seconds passed (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+
+
+def tool(name: str) -> str:
+    return str(VENV_BIN / name)
+
+
+def tool_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in TOOL_ENV_KEYS:
+        env.pop(key, None)
+    return env
+
+
+def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen:
+    """Start a tool; stderr piped unless given."""
+    kwargs.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen([str(a) for a in args], env=tool_env(), **kwargs)
+
+
+def stop_with(process: subprocess.Popen, signum: int = signal.SIGTERM,
+              timeout: float = 20.0) -> tuple[float, bytes]:
+    """Send ``signum`` and wait; returns (seconds until exit, stderr)."""
+    started = time.monotonic()
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=timeout)
+    return time.monotonic() - started, stderr or b""
+
+
+def kill_quietly(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def lines_of(path: Path) -> list[bytes]:
+    try:
+        return path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def reset_socket(sock: socket.socket | None) -> None:
+    """Make the next close send a TCP RST (SO_LINGER 0) instead of a FIN."""
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+
+
+class ChaosProxy:
+    """A TCP proxy on 127.0.0.1 (free port) in front of ``target`` ("host:port"), run on a
+    background thread. ``cut_all()`` resets every proxied connection (both sides get an RST);
+    ``start_chaos(min_gap, max_gap)`` does it at random intervals until ``stop_chaos()``.
+    ``faults`` counts the connections reset."""
+
+    def __init__(self, target: str, seed: int = 0) -> None:
+        host, _, port = target.rpartition(":")
+        self.target = (host, int(port))
+        self.faults = 0
+        self.connections = 0
+        self.port = 0
+        self._rng = random.Random(seed)
+        self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="chaos-proxy",
+                                        daemon=True)
+        self._server: asyncio.AbstractServer | None = None
+        self._chaos: asyncio.Task | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "ChaosProxy":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, coro: Any, timeout: float = 10.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self) -> "ChaosProxy":
+        self._thread.start()
+
+        async def listen() -> None:
+            self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+        self._call(listen())
+        return self
+
+    def close(self) -> None:
+        async def shutdown() -> None:
+            if self._chaos is not None:
+                self._chaos.cancel()
+            if self._server is not None:
+                self._server.close()
+            for pair in list(self._pairs):
+                for writer in pair:
+                    writer.transport.abort()
+
+        if self._thread.is_alive():
+            self._call(shutdown())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection(*self.target)
+        except OSError:
+            reset_socket(client_w.get_extra_info("socket"))
+            client_w.transport.abort()
+            return
+        self.connections += 1
+        pair = (client_w, up_w)
+        self._pairs.add(pair)
+        try:
+            await asyncio.gather(self._pump(client_r, up_w), self._pump(up_r, client_w))
+        finally:
+            self._pairs.discard(pair)
+            for writer in pair:
+                writer.transport.abort()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                data = await reader.read(256 * 1024)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            # one side ended: end the other too (a half-open proxy would hide the fault)
+            writer.transport.abort()
+
+    def _cut(self, pair: tuple[asyncio.StreamWriter, asyncio.StreamWriter]) -> None:
+        if pair in self._pairs:
+            self._pairs.discard(pair)
+            self.faults += 1
+            for writer in pair:
+                reset_socket(writer.get_extra_info("socket"))
+                writer.transport.abort()
+
+    def cut_all(self) -> int:
+        """Reset every live connection now; returns how many."""
+        async def cut() -> int:
+            pairs = list(self._pairs)
+            for pair in pairs:
+                self._cut(pair)
+            return len(pairs)
+
+        return self._call(cut())
+
+    def start_chaos(self, min_gap: float, max_gap: float) -> None:
+        async def chaos() -> None:
+            while True:
+                await asyncio.sleep(self._rng.uniform(min_gap, max_gap))
+                if self._pairs:
+                    self._cut(self._rng.choice(sorted(self._pairs, key=id)))
+
+        async def begin() -> None:
+            self._chaos = asyncio.get_running_loop().create_task(chaos())
+
+        self._call(begin())
+
+    def stop_chaos(self) -> None:
+        async def end() -> None:
+            if self._chaos is not None:
+                self._chaos.cancel()
+                self._chaos = None
+
+        self._call(end())

@@ -1,0 +1,213 @@
+"""nsqd killed and restarted mid-stream (same ports): consumers reconnect with backoff and carry
+on, producers resend or report every unacknowledged record, and a durable channel delivers every
+published message at least once (checked by content)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from fault_helpers import kill_quietly, lines_of, spawn, stop_with, tool, wait_for
+
+from nsqcli.lib.protocol.errors import Error
+from nsqcli.lib.reader import Reader
+from nsqcli.lib.writer import Writer
+
+# in-flight messages whose FIN was lost in the restart come back after this
+MSG_TIMEOUT_MS = 1000
+
+
+async def _restart(nsqd, downtime: float) -> None:
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, nsqd.stop)
+    await asyncio.sleep(downtime)
+    await loop.run_in_executor(None, nsqd.start)
+
+
+async def _until(predicate, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.02)
+
+
+def test_reader_reconnects_with_jittered_backoff_and_consumes_everything(nsqd_factory, caplog):
+    nsqd = nsqd_factory(msg_timeout_ms=MSG_TIMEOUT_MS)
+    nsqd.create_topic("r")
+    nsqd.create_channel("r", "c")
+    before = [b"before-%d" % i for i in range(2000)]
+    after = [b"after-%d" % i for i in range(2000)]
+    nsqd.mpub("r", before)
+    seen: list[bytes] = []
+    caplog.set_level(logging.INFO, logger="nsqcli.lib.reader")
+
+    async def slow_handler(message):
+        await asyncio.sleep(0.001)  # keep messages in flight when nsqd goes away
+        seen.append(message.body)
+        return True
+
+    async def main() -> int:
+        reader = Reader("r", "c", slow_handler, nsqd_tcp_addresses=[nsqd.tcp_address],
+                        max_in_flight=50, reconnect_interval=0.05, max_reconnect_interval=0.4)
+        async with reader:
+            await _until(lambda: len(seen) >= 300, 10)
+            await _restart(nsqd, downtime=0.8)
+            await asyncio.get_running_loop().run_in_executor(None, nsqd.mpub, "r", after)
+            await _until(lambda: set(before + after) <= set(seen), 20)
+            return len(reader.conns)
+
+    assert asyncio.run(asyncio.wait_for(main(), 40)) == 1
+    delays = [float(m) for m in re.findall(r"reconnecting in ([0-9.]+)s", caplog.text)]
+    assert len(delays) >= 3, caplog.text  # refused while nsqd was down: several attempts
+    assert delays[0] < 0.1 and max(delays) > 2 * delays[0]  # exponential ...
+    assert len(set(delays)) == len(delays)  # ... with jitter
+    assert max(delays) <= 0.4
+
+
+def test_writer_reports_each_publish_once_across_a_restart(nsqd_factory):
+    """Every publish resolves exactly once: OK, or an error naming the lost connection. Publishes
+    still unanswered when nsqd dies fail; those made while it is down wait for the reconnect.
+    The caller resends what failed; a durable channel then has everything."""
+    nsqd = nsqd_factory(msg_timeout_ms=MSG_TIMEOUT_MS)
+    nsqd.create_topic("w")
+    nsqd.create_channel("w", "c")
+    bodies = [b"w-%d" % i for i in range(3000)]
+    outcomes: dict[bytes, list] = {body: [] for body in bodies}
+
+    def record(body):
+        return lambda conn, data: outcomes[body].append(data)
+
+    async def main() -> tuple[list, list]:
+        writer = Writer([nsqd.tcp_address], reconnect_interval=0.3, connect_timeout=5)
+        futures = [writer.pub("w", body, record(body)) for body in bodies[:1000]]
+        await asyncio.gather(*futures)
+        # a burst still unanswered (most not even written) when nsqd dies
+        futures += [writer.pub("w", body, record(body)) for body in bodies[1000:2000]]
+        nsqd.stop()  # blocks this loop: the burst meets a dead connection
+        await asyncio.sleep(0.05)
+        futures += [writer.pub("w", body, record(body)) for body in bodies[2000:]]  # while down
+        await _restart(nsqd, downtime=0.3)
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        failed = [b for b, r in zip(bodies, results) if isinstance(r, BaseException)]
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for body in failed:  # the caller's resend after a reported failure
+            await writer.pub("w", body)
+        await writer.close()
+        return failed, errors
+
+    failed, errors = asyncio.run(asyncio.wait_for(main(), 40))
+    assert all(isinstance(error, Error) for error in errors), errors[:3]
+    assert 0 < len(failed) <= 1000  # only the burst in flight at the stop can fail
+    assert set(failed) <= set(bodies[1000:2000])
+    firsts = {body: reported[0] for body, reported in outcomes.items()}
+    assert all(len(reported) == 1 for body, reported in outcomes.items() if body not in failed)
+    assert {body for body, data in firsts.items() if data != b"OK"} == set(failed)
+    assert all(isinstance(firsts[body], Error) for body in failed)
+    assert set(_consume(nsqd, "w", "c")) == set(bodies)
+
+
+def _consume(nsqd, topic: str, channel: str) -> list[bytes]:
+    """Everything queued on a channel (no consumer was connected), through nsq-tail."""
+    depth = nsqd.channel_stats(topic, channel)["depth"]
+    result = subprocess.run(
+        [tool("nsq-tail"), "--topic", topic, "--channel", channel, "-n", str(depth),
+         "--nsqd-tcp-address", nsqd.tcp_address], capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def test_nsq_pub_resends_across_a_restart_and_acknowledges_everything(nsqd_factory):
+    nsqd = nsqd_factory(msg_timeout_ms=MSG_TIMEOUT_MS)
+    nsqd.create_topic("p")
+    nsqd.create_channel("p", "c")
+    total = 60_000
+    process = spawn([tool("nsq-pub"), "-v", "--topic", "p", "--retry-timeout", "15s",
+                     "--nsqd-tcp-address", nsqd.tcp_address], stdin=subprocess.PIPE)
+    try:
+        process.stdin.write(b"".join(b"p-%d\n" % i for i in range(total // 2)))
+        process.stdin.flush()
+        nsqd.stop()
+        time.sleep(0.5)
+        nsqd.start()
+        process.stdin.write(b"".join(b"p-%d\n" % i for i in range(total // 2, total)))
+        process.stdin.close()
+        process.wait(timeout=30)
+        stderr = process.stderr.read()
+    finally:
+        kill_quietly(process)
+    assert process.returncode == 0, stderr
+    assert f"{total} of {total} records acknowledged".encode() in stderr, stderr
+    assert b"Traceback" not in stderr
+    bodies = _consume(nsqd, "p", "c")
+    assert set(bodies) == {b"p-%d" % i for i in range(total)}  # duplicates allowed, no loss
+
+
+def test_nsq_pub_reports_exactly_what_was_not_acknowledged(nsqd, tmp_path):
+    """nsqd stays down longer than --retry-timeout: exit 3, and the unacknowledged records are
+    counted exactly and written to --failed-file (nothing acknowledged is listed there)."""
+    nsqd.create_topic("x")
+    nsqd.create_channel("x", "c")
+    failed = tmp_path / "failed"
+    process = spawn([tool("nsq-pub"), "-v", "--topic", "x", "--retry-timeout", "600ms",
+                     "--failed-file", str(failed), "--nsqd-tcp-address", nsqd.tcp_address],
+                    stdin=subprocess.PIPE)
+    try:
+        process.stdin.write(b"".join(b"x-%d\n" % i for i in range(20_000)))
+        process.stdin.flush()
+        assert wait_for(lambda: nsqd.channel_stats("x", "c")["depth"] > 0)
+        nsqd.stop()
+        process.stdin.write(b"".join(b"x-%d\n" % i for i in range(20_000, 25_000)))
+        process.stdin.close()
+        process.wait(timeout=30)
+        stderr = process.stderr.read()
+    finally:
+        kill_quietly(process)
+        nsqd.start()
+    assert process.returncode == 3, stderr
+    match = re.search(rb"(\d+) of 25000 records were not acknowledged", stderr)
+    assert match, stderr
+    not_acked = int(match.group(1))
+    listed = failed.read_bytes().splitlines()
+    assert len(listed) == not_acked >= 5000
+    acked = re.search(rb"(\d+) of 25000 records acknowledged", stderr)
+    assert acked and int(acked.group(1)) + not_acked == 25_000
+    stored = set(_consume(nsqd, "x", "c"))
+    everything = {b"x-%d" % i for i in range(25_000)}
+    assert stored | set(listed) == everything  # each record is stored or reported (or both)
+
+
+def test_nsq_tail_carries_on_after_a_restart(nsqd_factory, tmp_path):
+    nsqd = nsqd_factory(msg_timeout_ms=MSG_TIMEOUT_MS)
+    nsqd.create_topic("t")
+    nsqd.create_channel("t", "c")
+    first = [b"t1-%d" % i for i in range(5000)]
+    second = [b"t2-%d" % i for i in range(5000)]
+    nsqd.mpub("t", first)
+    out = tmp_path / "out"
+    with open(out, "wb") as handle:
+        process = spawn([tool("nsq-tail"), "--topic", "t", "--channel", "c", "--max-in-flight",
+                         "20", "--consumer-opt", "reconnect_interval=50ms",
+                         "--consumer-opt", "max_reconnect_interval=400ms",
+                         "--nsqd-tcp-address", nsqd.tcp_address], stdout=handle)
+    try:
+        assert wait_for(lambda: len(lines_of(out)) >= 500)
+        nsqd.stop()
+        time.sleep(0.6)
+        nsqd.start()
+        nsqd.mpub("t", second)
+        assert wait_for(lambda: set(lines_of(out)) >= set(first + second), timeout=20), \
+            len(set(lines_of(out)))
+        assert process.poll() is None  # still running
+        _, stderr = stop_with(process, signal.SIGTERM)
+    finally:
+        kill_quietly(process)
+    assert process.returncode == 130, stderr
+    assert b"Traceback" not in stderr
+    assert b"reconnecting in" in stderr or b"connection" in stderr  # the loss was reported
