@@ -86,26 +86,30 @@ async def consume(console: Any, shutdown: Shutdown, settings: Any, params: dict,
     import asyncio
 
     from .console import forward_library_logs
-    from .lib.reader import Reader
+    from .consumer_guard import FatalConnectionGuard
 
     forward_library_logs(console)
+    guard = FatalConnectionGuard()  # exit 1 on errors no retry fixes (bad TLS, AUTH, not nsqd)
     reader_kwargs: dict[str, Any] = {"max_tries": 0}
     reader_kwargs.update(settings.reader_kwargs)
     max_in_flight = reader_kwargs.pop("max_in_flight", params["max_in_flight"])
     if params["count"]:
         max_in_flight = min(max_in_flight, params["count"])
     readers = []
-    for topic in dict.fromkeys(params["topics"]):
-        readers.append(Reader(
-            topic, channel, output.handler(topic), nsqd_tcp_addresses=settings.nsqd_tcp_addresses,
-            lookupd_http_addresses=settings.lookupd_http_addresses, max_in_flight=max_in_flight,
-            **reader_kwargs, **settings.conn_kwargs,
-        ))
-    console.info(f"consuming {', '.join(params['topics'])} on channel {channel}")
-    shutdown.add_callback(output.stop)
-    await output.finished()
-    output.stop()
-    await asyncio.gather(*(_close(reader) for reader in readers))
+    try:
+        for topic in dict.fromkeys(params["topics"]):
+            readers.append(guard.reader(
+                topic, channel, output.handler(topic), nsqd_tcp_addresses=settings.nsqd_tcp_addresses,
+                lookupd_http_addresses=settings.lookupd_http_addresses, max_in_flight=max_in_flight,
+                **reader_kwargs, **settings.conn_kwargs,
+            ))
+        console.info(f"consuming {', '.join(params['topics'])} on channel {channel}")
+        shutdown.add_callback(output.stop)
+        await guard.run(output.finished())
+    finally:
+        output.stop()
+        await asyncio.gather(*(_close(reader) for reader in readers))
+        guard.close()
     if output.pipe_closed:
         from .runner import silence_stdout
 
