@@ -6,6 +6,7 @@ import argparse
 import datetime
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -104,10 +105,23 @@ def run_on_broker(broker: Broker, args: argparse.Namespace, workdir: Path) -> li
     return results
 
 
+def _revision() -> str:
+    """The measured code: commit id, plus "+changes" when the work tree differs from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, text=True,
+                                capture_output=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, text=True, capture_output=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown revision"
+    return f"commit {commit or 'unknown'}" + (" +changes" if dirty.strip() else "")
+
+
 def header(args: argparse.Namespace, load_before: tuple, load_after: tuple) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join([
-        f"Measured {now} on {os.cpu_count()} cores ({platform.machine()}), Python "
+        f"Measured {now} ({_revision()}) on {os.cpu_count()} cores ({platform.machine()}), Python "
         f"{platform.python_version()}; N = {args.n:,} messages of {args.size} B, "
         f"{args.repeats} repeats (median, min-max); load average before/after "
         f"{load_before[0]:.2f}/{load_after[0]:.2f}.",
