@@ -55,6 +55,8 @@ WORKLOADS = [
              baseline="pynsq-reader", target=150_000),
     Workload("lib-writer", "nsqcli.lib Writer, one pub per message, awaited acks, pipelined",
              library.nsqcli_writer, baseline="pynsq-writer", target=110_000),
+    Workload("lib-writer-cb", "nsqcli.lib Writer driven like the pynsq baseline (callbacks)",
+             library.nsqcli_writer_callbacks, baseline="pynsq-writer"),
     Workload("nsq-replay", "gzip archive -> topic (nsq-replay)", tools.nsq_replay,
              baseline="pynsq-writer", target=500_000),
     Workload("one-message", "one message published, process start to exit (nsq-pub -m x)",

@@ -75,6 +75,11 @@ def nsqcli_writer(ctx: Context, n: int, size: int) -> Sample:
     return _writer("nsqcli", "gather", ctx, n, size)
 
 
+def nsqcli_writer_callbacks(ctx: Context, n: int, size: int) -> Sample:
+    """nsqcli.lib Writer driven exactly like the pynsq baseline (callbacks, sliding window)."""
+    return _writer("nsqcli", "callback", ctx, n, size)
+
+
 def nsqcli_reader(ctx: Context, n: int, size: int) -> Sample:
     return _reader("nsqcli", ctx, n, size)
 
