@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, Awaitable
+from typing import Any, Awaitable, Callable
 
 from .exit_codes import ToolError, error_text
 
@@ -51,7 +51,8 @@ class FatalConnectionGuard:
     as a permanent error happened. :meth:`close` restores the library loggers.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_fatal: Callable[[str, BaseException], None] | None = None) -> None:
+        self.on_fatal = on_fatal  # called once with (topic, error) when a permanent error happens
         self.error: BaseException | None = None
         self.label = ""  # "[topic/channel]"
         self.address = ""
@@ -71,12 +72,18 @@ class FatalConnectionGuard:
             self.label = f"[{reader.topic}/{reader.channel}]"
             self.address = str(conn)
             self._failed.set()
+            if self.on_fatal is not None:
+                self.on_fatal(reader.topic, error)
 
-    def tool_error(self) -> ToolError:
+    def describe(self) -> str:
+        """The error, naming the nsqd (without the topic label)."""
         text = error_text(self.error) if self.error is not None else "connection failed"
         if self.address in text:  # "TLS handshake with nsqd at 127.0.0.1:4150 failed: ..."
-            return ToolError(f"{self.label} {text}")
-        return ToolError(f"{self.label} nsqd at {self.address}: {text}")
+            return text
+        return f"nsqd at {self.address}: {text}"
+
+    def tool_error(self) -> ToolError:
+        return ToolError(f"{self.label} {self.describe()}")
 
     async def run(self, work: Awaitable[Any]) -> Any:
         task = asyncio.ensure_future(work)

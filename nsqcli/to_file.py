@@ -108,6 +108,7 @@ class ToFile:
         self.error: tuple[str, BaseException] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._stopping = False
+        self.guard: Any = None  # consumer_guard.FatalConnectionGuard while run() runs
 
     # -- topics --------------------------------------------------------------------------------
 
@@ -132,7 +133,8 @@ class ToFile:
         reader_kwargs = {"max_tries": 0}  # never drop a message (go-nsq gives up after 5)
         reader_kwargs.update(self.settings.reader_kwargs)
         reader_kwargs["max_in_flight"] = c.max_in_flight
-        reader = Reader(
+        make_reader = Reader if self.guard is None else self.guard.reader
+        reader = make_reader(
             topic, c.channel, message_handler=archiver.handle,
             nsqd_tcp_addresses=self.settings.nsqd_tcp_addresses or None,
             lookupd_http_addresses=self.settings.lookupd_http_addresses or None,
@@ -195,6 +197,17 @@ class ToFile:
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def run(self, shutdown: Any) -> ExitStatus:
+        from .consumer_guard import FatalConnectionGuard
+
+        # errors no retry fixes (bad TLS, AUTH refused, not an nsqd) stop the tool
+        self.guard = FatalConnectionGuard(
+            lambda topic, _exc: self._on_error(topic, ToolError(self.guard.describe())))
+        try:
+            return await self._run(shutdown)
+        finally:
+            self.guard.close()
+
+    async def _run(self, shutdown: Any) -> ExitStatus:
         from .archive_topic import IDLE_CHECK_INTERVAL
         from .console import forward_library_logs
 
