@@ -47,6 +47,7 @@ class Console:
         self._color = color
         self._rich: Any = None
         self._progress_shown = False
+        self._on_close: list[Any] = []
 
     # ---- streams ----------------------------------------------------------------------------
 
@@ -71,6 +72,15 @@ class Console:
         if self._color is None:
             self._color = self.err_is_terminal
         return self._color
+
+    def on_close(self, callback: Any) -> None:
+        """Run ``callback`` when the invocation ends (the runner calls :meth:`close`)."""
+        self._on_close.append(callback)
+
+    def close(self) -> None:
+        """Undo what this invocation changed globally (log forwarding), newest first."""
+        while self._on_close:
+            self._on_close.pop()()
 
     # ---- diagnostics ------------------------------------------------------------------------
 
@@ -177,9 +187,18 @@ def forward_library_logs(console: Console, demote: bool = False) -> None:
     # tornado repeats what the library reports ("SSL Error on ..."): only with -vv
     for name, only_debug in (("nsqcli.lib", False), ("tornado", True)):
         logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            if type(handler).__name__ == "_Forward":
-                logger.removeHandler(handler)
-        logger.addHandler(_Forward(only_debug))
+        handler = _Forward(only_debug)
+        saved = (logger.propagate, logger.level)
+        logger.addHandler(handler)
         logger.propagate = False
         logger.setLevel(logging.DEBUG if console.verbosity >= DEBUG else logging.INFO)
+        console.on_close(_restore_logger(logger, handler, saved))
+
+
+def _restore_logger(logger: Any, handler: Any, saved: tuple[bool, int]) -> Any:
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.propagate, level = saved
+        logger.setLevel(level)
+
+    return restore

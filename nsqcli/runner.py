@@ -133,6 +133,7 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
         _cancel_pending(loop)
         loop.close()
         asyncio.set_event_loop(None)
+        console.close()
     console.end_progress()
     return status
 

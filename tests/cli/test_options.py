@@ -296,3 +296,22 @@ def test_consumer_opts_build_a_working_reader():
 
     reader = asyncio.run(build())
     assert reader.max_tries == 3
+
+
+def test_log_forwarding_is_undone_when_the_tool_ends():
+    import logging
+
+    from nsqcli.console import forward_library_logs
+
+    logger = logging.getLogger("nsqcli.lib")
+    before = (list(logger.handlers), logger.propagate, logger.level)
+    console, err = console_pair()
+
+    async def main(shutdown):
+        forward_library_logs(console)
+        logging.getLogger("nsqcli.lib.conn").warning("shown as a diagnostic")
+        assert logger.propagate is False
+
+    assert run_to_status(main, console) == ExitStatus.SUCCESS
+    assert "tool: warning: shown as a diagnostic" in err.getvalue()
+    assert (list(logger.handlers), logger.propagate, logger.level) == before
