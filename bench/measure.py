@@ -59,6 +59,7 @@ class ProcessRun:
     stderr: str
     done_after: float | None = None  # seconds from spawn until ``until`` first returned True
     done_at: float | None = None  # time.time() of that moment (to compare with file mtimes)
+    timed_out: bool = False  # killed after ``timeout`` seconds
 
 
 def _vm_hwm_kib(pid: int) -> int:
@@ -84,6 +85,7 @@ def _monitor(pid, start, state, finished, until, until_interval, stop_signal, ti
                 state["done_after"], state["done_at"] = time.perf_counter() - start, time.time()
                 _signal(pid, stop_signal)
         if now - start > timeout:
+            state["timed_out"] = True
             _signal(pid, signal.SIGKILL)
             return
 
@@ -122,7 +124,7 @@ def run_process(
                                    cwd=cwd)
         pid = process.pid
         profiler = profile_process(pid, _process_name(argv))
-        state = {"peak": 0, "done_after": None, "done_at": None}
+        state = {"peak": 0, "done_after": None, "done_at": None, "timed_out": False}
         finished = threading.Event()
         monitor = threading.Thread(
             target=_monitor, args=(pid, start, state, finished, until, until_interval,
@@ -143,7 +145,8 @@ def run_process(
             stdout = out_file.read().decode(errors="replace")
         err_file.seek(0)
         stderr = err_file.read().decode(errors="replace")
-        return ProcessRun(process.returncode, wall, cpu, peak, stdout, stderr, done_after, done_at)
+        return ProcessRun(process.returncode, wall, cpu, peak, stdout, stderr, done_after, done_at,
+                          state["timed_out"])
     finally:
         out_file.close()
         err_file.close()

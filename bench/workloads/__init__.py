@@ -91,7 +91,14 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, interval: flo
         time.sleep(interval)
 
 
+def timeout_for(n: int) -> float:
+    """How long a run of ``n`` messages may take before it is killed (>= 2,000 msg/s)."""
+    return 60.0 + n / 2000
+
+
 def check_exit(run: ProcessRun, what: str, ok_codes: tuple[int, ...] = (0,)) -> None:
+    if run.timed_out:
+        raise VerificationFailed(f"{what} timed out after {run.wall:.0f} s and was killed")
     if run.returncode not in ok_codes:
         tail = (run.stderr.strip().splitlines() or ["no stderr"])[-1]
         raise VerificationFailed(f"{what} exited {run.returncode}: {tail[:200]}")

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from ..measure import run_process
-from . import Context, Sample, Unavailable, VerificationFailed, check_exit, rate, verify_drained
-from . import verify_published
+from . import Context, Sample, Unavailable, VerificationFailed, check_exit, rate, timeout_for
+from . import verify_drained, verify_published
 from .data import bodies
 
 CHANNEL = "bench"
@@ -32,7 +32,7 @@ def _client(impl: str, role: str, ctx: Context, topic: str, n: int, size: int,
             "--nsqd-tcp-address", ctx.broker.tcp_address, "--topic", topic, "--channel", CHANNEL,
             "-n", str(n), "--size", str(size), "--window", str(ctx.window), "--mode", mode,
             "--max-in-flight", str(ctx.max_in_flight)]
-    run = run_process(argv, cwd=str(REPO_ROOT))
+    run = run_process(argv, cwd=str(REPO_ROOT), timeout=timeout_for(n))
     check_exit(run, f"{impl} {role}")
     try:
         result = json.loads(run.stdout.strip().splitlines()[-1])
@@ -104,7 +104,7 @@ def pynsq_one_message(ctx: Context, n: int, size: int) -> Sample:
         for _ in range(10):
             argv = [sys.executable, "-m", "bench.workloads.client", "one", "--impl", "pynsq",
                     "--nsqd-tcp-address", ctx.broker.tcp_address, "--topic", topic]
-            run = run_process(argv, cwd=str(REPO_ROOT))
+            run = run_process(argv, cwd=str(REPO_ROOT), timeout=60)
             check_exit(run, "pynsq one message")
             walls.append(run.wall * 1000)
             cpus.append(run.cpu)

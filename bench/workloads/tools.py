@@ -7,7 +7,8 @@ import statistics
 
 from ..measure import run_process
 from . import (
-    Context, Sample, VerificationFailed, check_exit, rate, verify_drained, verify_published,
+    Context, Sample, VerificationFailed, check_exit, rate, timeout_for, verify_drained,
+    verify_published,
 )
 from .data import bodies, count_lines, gzip_archive, lines_file, newest_mtime
 
@@ -28,7 +29,8 @@ def nsq_pub(ctx: Context, n: int, size: int) -> Sample:
     try:
         with open(path, "rb") as stdin:
             run = run_process(argv + ["--topic", topic, "--nsqd-tcp-address",
-                                      ctx.broker.tcp_address], stdin=stdin)
+                                      ctx.broker.tcp_address], stdin=stdin,
+                              timeout=timeout_for(n))
         check_exit(run, "nsq-pub")
         verify_published(ctx.broker, topic, n)
     finally:
@@ -43,7 +45,7 @@ def nsq_replay(ctx: Context, n: int, size: int) -> Sample:
     topic = ctx.topic("nsq-replay")
     try:
         run = run_process(argv + ["--topic", topic, "--nsqd-tcp-address",
-                                  ctx.broker.tcp_address, str(path)])
+                                  ctx.broker.tcp_address, str(path)], timeout=timeout_for(n))
         check_exit(run, "nsq-replay")
         verify_published(ctx.broker, topic, n)
     finally:
@@ -58,7 +60,8 @@ def nsq_tail(ctx: Context, n: int, size: int) -> Sample:
     try:
         _prefill(ctx, topic, n, size)
         run = run_process(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
-                                  ctx.broker.tcp_address, "-n", str(n)], stdout_to="/dev/null")
+                                  ctx.broker.tcp_address, "-n", str(n)], stdout_to="/dev/null",
+                          timeout=timeout_for(n))
         check_exit(run, "nsq-tail")
         verify_drained(ctx.broker, topic, CHANNEL, n)
     finally:
@@ -87,7 +90,8 @@ def nsq_to_file(ctx: Context, n: int, size: int) -> Sample:
         _prefill(ctx, topic, n, size)
         run = run_process(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
                                   broker.tcp_address, "--output-dir", str(out_dir),
-                                  "--sync-interval", "1s"], until=acknowledged)
+                                  "--sync-interval", "1s"], until=acknowledged,
+                          timeout=timeout_for(n))
         if run.done_after is None:
             check_exit(run, "nsq-to-file")
             raise VerificationFailed("nsq-to-file exited before the channel was acknowledged")
@@ -112,7 +116,7 @@ def one_message(ctx: Context, n: int, size: int) -> Sample:
         ctx.broker.create_topic(topic)
         for _ in range(ONE_MESSAGE_RUNS):
             run = run_process(argv + ["--topic", topic, "--nsqd-tcp-address",
-                                      ctx.broker.tcp_address, "-m", "x"])
+                                      ctx.broker.tcp_address, "-m", "x"], timeout=60)
             check_exit(run, "nsq-pub -m x")
             walls.append(run.wall * 1000)
             cpus.append(run.cpu)

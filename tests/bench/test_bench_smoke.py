@@ -7,6 +7,7 @@ are not in flight), and the harness fails a run whose counts are wrong.
 from __future__ import annotations
 
 import socket
+import sys
 import struct
 
 import pytest
@@ -108,3 +109,23 @@ def test_tiny_run_of_the_harness(tmp_path, capsys):
     for row in rows:
         if "unavailable" not in row:
             assert "msg/s" in row and "MiB" in row
+
+
+def test_measure_reports_the_child_s_own_peak_rss_and_cpu():
+    from bench.measure import run_process
+
+    code = "b = bytearray(64 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\nimport time; time.sleep(0.1)"
+    run = run_process([sys.executable, "-c", code])
+    assert run.returncode == 0 and not run.timed_out
+    assert run.peak_rss_kib >= 64 * 1024
+    assert run.cpu > 0 and run.wall >= 0.1
+
+
+def test_a_hanging_client_is_killed_and_fails_the_run():
+    from bench.measure import run_process
+    from bench.workloads import check_exit
+
+    run = run_process([sys.executable, "-c", "import time; time.sleep(30)"], timeout=0.5)
+    assert run.timed_out and run.wall < 10
+    with pytest.raises(VerificationFailed, match="timed out"):
+        check_exit(run, "sleeper")
