@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .protocol.errors import Error
@@ -151,11 +151,24 @@ class LookupdPoller:
             raise LookupdError(str(response.error or "request failed"))
         return parse_producers(response.body or b"", response.code)
 
-    async def query_all(self) -> LookupResult:
-        """Query every lookupd concurrently; the union of what answered (order kept)."""
-        outcomes = await asyncio.gather(
-            *(self.query_one(url) for url in self.urls), return_exceptions=True
-        )
+    async def query_all(
+        self, on_answer: Callable[[list[tuple[str, int]]], None] | None = None
+    ) -> LookupResult:
+        """Query every lookupd concurrently; the union of what answered (order kept).
+
+        ``on_answer(producers)`` is called as each lookupd answers, so that a lookupd that
+        hangs until ``request_timeout`` does not hold up the nsqds the others list.
+        """
+        async def query(url: str) -> list[tuple[str, int]]:
+            producers = await self.query_one(url)
+            if on_answer is not None:
+                try:
+                    on_answer(producers)
+                except Exception:  # the caller's bug is not this lookupd's failure
+                    logger.exception("[%s] handling the answer of %s failed", self.name, url)
+            return producers
+
+        outcomes = await asyncio.gather(*(query(url) for url in self.urls), return_exceptions=True)
         result = LookupResult()
         for url, outcome in zip(self.urls, outcomes):
             if isinstance(outcome, BaseException):

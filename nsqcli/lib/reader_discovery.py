@@ -124,28 +124,35 @@ class Discovery:
     async def _query(self) -> None:
         assert self.poller is not None
         try:
-            result = await self.poller.query_all()
+            result = await self.poller.query_all(on_answer=self._connect_listed)
             if not self.stopped:
                 self._apply(result)
         except Exception:  # nobody awaits the periodic polls: never lose an error silently
             logger.exception("[%s] applying the lookupd answer failed", self.reader.name)
 
     def _apply(self, result: LookupResult) -> None:
-        now = self._loop().time()
         listed = {format_address(h, p): (h, p) for h, p in result.producers}
         if result.answered:
             self.listed = listed if result.complete else {**self.listed, **listed}
-        for address, (host, port) in listed.items():
+        self._connect_listed(result.producers)
+        if result.complete:
+            for address in self.reader._connection_addresses():
+                if address not in listed and address not in self.direct:
+                    self.reader._retire(address)
+
+    def _connect_listed(self, producers: Sequence[tuple[str, int]]) -> None:
+        """Connect to listed nsqds (called as each lookupd answers, and for the union)."""
+        if self.stopped:
+            return
+        now = self._loop().time()
+        for host, port in producers:
+            address = format_address(host, port)
             if now >= self._not_before.get(address, 0.0):
                 try:
                     self.reader._connect(host, port)
                 except (TypeError, ValueError) as exc:  # a producer entry we cannot connect to
                     logger.warning("[%s] cannot connect to %s listed by lookupd: %s",
                                    self.reader.name, address, exc)
-        if result.complete:
-            for address in self.reader._connection_addresses():
-                if address not in listed and address not in self.direct:
-                    self.reader._retire(address)
 
     # ---- connection outcomes (called by the Reader) -----------------------------------------
 

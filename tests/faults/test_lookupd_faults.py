@@ -1,0 +1,158 @@
+"""nsqlookupd down, slow, answering HTTP errors or garbage: the Reader logs each state change
+once, keeps the nsqds it has, never crashes; one lookupd down among several does not hold up
+discovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+
+from nsqcli.lib.reader import Reader
+
+POLL = 0.05
+
+
+class FakeLookupd:
+    """An nsqlookupd /lookup endpoint whose behaviour the test switches: ``ok`` (lists the
+    producers), ``down`` (port closed), ``slow`` (answers after 10 s), ``error`` (HTTP 500),
+    ``garbage`` (200 with a body that is not JSON). Runs on the test's event loop."""
+
+    def __init__(self, producers: list[tuple[str, int]], state: str = "ok") -> None:
+        self.producers = producers
+        self.state = state
+        self.port = 0
+        self.requests: list[str] = []  # the state each request met
+        self._server: asyncio.AbstractServer | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> "FakeLookupd":
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port,
+                                                  reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def set_state(self, state: str) -> None:
+        if state == "down" and self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        elif state != "down" and self._server is None:
+            await self.start()
+        self.state = state
+
+    async def stop(self) -> None:
+        await self.set_state("down")
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            state = self.state
+            self.requests.append(state)
+            if state == "slow":
+                await asyncio.sleep(10)
+            if state == "error":
+                status, body = "500 Internal Server Error", b'{"message":"INTERNAL_ERROR"}'
+            elif state == "garbage":
+                status, body = "200 OK", b"<html>not json at all"
+            else:
+                producers = [{"broadcast_address": h, "tcp_port": p, "hostname": "h",
+                              "http_port": 1, "version": "1.3.0"} for h, p in self.producers]
+                status = "200 OK"
+                body = json.dumps({"channels": [], "producers": producers}).encode()
+            writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                         + body)
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+def _closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_lookupd_faults_are_logged_once_per_state_change_and_producers_kept(nsqd, caplog):
+    caplog.set_level(logging.DEBUG, logger="nsqcli.lib")
+    nsqd.create_topic("lk")
+    nsqd.create_channel("lk", "c")
+    received: list[bytes] = []
+    phases = ["down", "ok", "slow", "ok", "error", "ok", "garbage", "ok", "error", "garbage", "ok"]
+
+    async def main() -> tuple[FakeLookupd, list[int]]:
+        lookupd = await FakeLookupd([(nsqd.host, nsqd.tcp_port)]).start()
+        reader = Reader("lk", "c", lambda m: received.append(m.body) or True,
+                        lookupd_http_addresses=[lookupd.address], lookupd_poll_interval=POLL,
+                        lookupd_poll_jitter=0, lookupd_request_timeout=0.2,
+                        lookupd_connect_timeout=0.2)
+        loop = asyncio.get_running_loop()
+        conn_ids = []
+        async with reader:
+            while not reader.conns:
+                await asyncio.sleep(0.01)
+            first = next(iter(reader.conns.values()))
+            for n, state in enumerate(phases):
+                await lookupd.set_state(state)
+                before = len(lookupd.requests)
+                await asyncio.sleep(6 * POLL if state != "slow" else 1.0)
+                if state != "down":
+                    assert len(lookupd.requests) - before >= 3, (state, lookupd.requests)
+                await loop.run_in_executor(None, nsqd.pub, "lk", b"m%d" % n)
+                conn_ids.append(id(next(iter(reader.conns.values()), None)))
+                assert next(iter(reader.conns.values()), None) is first, state
+            deadline = time.monotonic() + 5
+            while len(received) < len(phases) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        await lookupd.stop()
+        return lookupd, conn_ids
+
+    lookupd, conn_ids = asyncio.run(asyncio.wait_for(main(), 30))
+    assert sorted(received) == sorted(b"m%d" % n for n in range(len(phases)))
+    warnings = [r for r in caplog.records if "query failed" in r.getMessage()]
+    recoveries = [r for r in caplog.records if "answering again" in r.getMessage()]
+    failing_spells = 5  # down, slow, error, garbage, error+garbage
+    assert len(warnings) == failing_spells, [r.getMessage() for r in warnings]
+    assert all(r.levelno == logging.WARNING for r in warnings)
+    assert len(recoveries) == failing_spells
+    texts = " | ".join(r.getMessage() for r in warnings)
+    assert "Connection refused" in texts or "refused" in texts.lower()
+    assert "HTTP 500" in texts and "not JSON" in texts and "Timeout" in texts, texts
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "no longer listed" not in caplog.text  # nothing was retired
+
+
+def test_one_lookupd_down_or_hanging_does_not_hold_up_discovery(nsqd):
+    nsqd.create_topic("several")
+    nsqd.pub("several", b"found")
+    received: list[bytes] = []
+
+    async def main() -> float:
+        hanging = await FakeLookupd([], state="slow").start()
+        good = await FakeLookupd([(nsqd.host, nsqd.tcp_port)]).start()
+        addresses = [f"127.0.0.1:{_closed_port()}", hanging.address, good.address]
+        started = time.monotonic()
+        reader = Reader("several", "c", lambda m: received.append(m.body) or True,
+                        lookupd_http_addresses=addresses, lookupd_request_timeout=5,
+                        lookupd_connect_timeout=5)
+        async with reader:
+            while not received and time.monotonic() - started < 10:
+                await asyncio.sleep(0.01)
+            elapsed = time.monotonic() - started
+        await hanging.stop()
+        await good.stop()
+        return elapsed
+
+    elapsed = asyncio.run(asyncio.wait_for(main(), 30))
+    assert received == [b"found"]
+    assert elapsed < 1.5, f"discovery waited {elapsed:.2f}s for the failing lookupds"
