@@ -180,3 +180,29 @@ def test_quick_path_hands_over_to_the_engine_on_an_nsqd_error(nsqd_factory, run_
     assert result.returncode == 1, result.stderr
     assert b"record 2 is 8 bytes, larger than nsqd's max-msg-size 5" in result.stderr
     assert nsqd.topic_stats("q")["message_count"] == 1
+
+
+def test_second_signal_exits_at_once(nsqd):
+    process = subprocess.Popen(
+        [tool("nsq-pub"), "--topic", "w", "--retry-timeout", "60s", "--nsqd-tcp-address",
+         nsqd.tcp_address], stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    process.stdin.write(b"first\n")
+    process.stdin.flush()
+    assert wait_for(lambda: (nsqd.topic_stats("w") or {}).get("message_count") == 1)
+    nsqd.stop()
+    try:
+        process.stdin.write(b"stuck\n")  # cannot be acknowledged while nsqd is down
+        process.stdin.flush()
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)  # graceful: would wait up to the retry timeout
+        time.sleep(0.3)
+        assert process.poll() is None
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=5)
+        assert time.monotonic() - started < 2
+    finally:
+        nsqd.start()
+        process.stdin.close()
+    assert process.returncode == 130
+    assert b"exiting at once" in process.stderr.read()
