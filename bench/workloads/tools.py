@@ -69,7 +69,7 @@ def nsq_tail(ctx: Context, n: int, size: int) -> Sample:
     return Sample(rate(n, run.wall), run.cpu, run.peak_rss_kib)
 
 
-def nsq_to_file(ctx: Context, n: int, size: int) -> Sample:
+def nsq_to_file(ctx: Context, n: int, size: int, sync_interval: str = "1s") -> Sample:
     """topic -> file with ``--sync-interval 1s`` (FIN after fsync).
 
     msgs/s runs from the process start until the broker shows the channel fully acknowledged; the
@@ -90,7 +90,7 @@ def nsq_to_file(ctx: Context, n: int, size: int) -> Sample:
         _prefill(ctx, topic, n, size)
         run = run_process(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
                                   broker.tcp_address, "--output-dir", str(out_dir),
-                                  "--sync-interval", "1s"], until=acknowledged,
+                                  "--sync-interval", sync_interval], until=acknowledged,
                           timeout=timeout_for(n))
         if run.done_after is None:
             check_exit(run, "nsq-to-file")
@@ -105,6 +105,11 @@ def nsq_to_file(ctx: Context, n: int, size: int) -> Sample:
         broker.delete_topic(topic)
         shutil.rmtree(out_dir, ignore_errors=True)
     return Sample(rate(n, run.done_after), run.cpu, run.peak_rss_kib, {"drain_s": drain})
+
+
+def nsq_to_file_sync_30s(ctx: Context, n: int, size: int) -> Sample:
+    """As nsq_to_file with ``--sync-interval 30s``: the drain must not wait for the interval."""
+    return nsq_to_file(ctx, n, size, sync_interval="30s")
 
 
 def one_message(ctx: Context, n: int, size: int) -> Sample:
