@@ -24,7 +24,8 @@ import struct
 import sys
 import time
 from collections import deque
-from urllib.parse import parse_qs, urlsplit
+
+from .peer_http import serve_http
 
 _INT32 = struct.Struct(">l")
 _FRAME_HEADER = struct.Struct(">ll")
@@ -145,6 +146,7 @@ class Peer:
         self.topics: dict[str, Topic] = {}
         self.clients: set[PeerProtocol] = set()
         self.start_time = int(time.time())
+        self.version = VERSION
 
     def topic(self, name: str) -> Topic:
         topic = self.topics.get(name)
@@ -352,56 +354,6 @@ def _walk_mpub(body: bytes) -> tuple[int, bytes]:
     return count, first
 
 
-# ------------------------------------------------------------------------------------------
-# HTTP: a tiny HTTP/1.0-style server, one request per connection
-
-
-def handle_http(peer: Peer, method: str, target: str) -> tuple[int, bytes]:
-    url = urlsplit(target)
-    query = {k: v[0] for k, v in parse_qs(url.query).items()}
-    path = url.path
-    if path == "/ping":
-        return 200, b"OK"
-    if path == "/info":
-        return 200, json.dumps({"version": VERSION}).encode()
-    if path == "/stats":
-        return 200, json.dumps(peer.stats(query.get("topic"))).encode()
-    topic_name = query.get("topic")
-    if not topic_name:
-        return 400, b'{"message":"MISSING_ARG_TOPIC"}'
-    if path == "/topic/create":
-        peer.topic(topic_name)
-    elif path == "/topic/delete":
-        if peer.topics.pop(topic_name, None) is None:
-            return 404, b'{"message":"TOPIC_NOT_FOUND"}'
-    elif path in ("/channel/create", "/channel/delete"):
-        channel = query.get("channel")
-        if not channel:
-            return 400, b'{"message":"MISSING_ARG_CHANNEL"}'
-        topic = peer.topic(topic_name)
-        if path == "/channel/create":
-            topic.channel(channel)
-        elif topic.channels.pop(channel, None) is None:
-            return 404, b'{"message":"CHANNEL_NOT_FOUND"}'
-    else:
-        return 404, b'{"message":"NOT_FOUND"}'
-    return 200, b""
-
-
-async def _serve_http(peer: Peer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-        method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-        status, body = handle_http(peer, method, target)
-        writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                     b"Connection: close\r\n\r\n" % (status, len(body)) + body)
-        await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-        pass
-    finally:
-        writer.close()
-
-
 async def _heartbeat_loop(peer: Peer) -> None:
     while True:
         await asyncio.sleep(HEARTBEAT_INTERVAL_S)
@@ -415,7 +367,7 @@ async def serve(tcp_address: str, http_address: str) -> None:
     host, port = tcp_address.rsplit(":", 1)
     tcp = await loop.create_server(lambda: PeerProtocol(peer), host, int(port))
     host, port = http_address.rsplit(":", 1)
-    http = await asyncio.start_server(lambda r, w: _serve_http(peer, r, w), host, int(port))
+    http = await asyncio.start_server(lambda r, w: serve_http(peer, r, w), host, int(port))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
