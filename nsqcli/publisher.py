@@ -13,10 +13,11 @@ exact accounting.
 Batching adapts to the input: a partial batch is sealed as soon as a connection has room, so a
 slow trickle of records is published at once while a fast stream fills whole batches.
 
-Limits: ``max_msg_size``/``max_body_size`` as configured, else nsqd's defaults (1 MiB / 5 MiB);
-an ``E_BAD_MESSAGE``/``E_BAD_BODY`` answer teaches the real limit (nsqd states it), the batch is
-re-cut and resent, and a record over the limit is reported by number (or skipped and counted
-with ``skip_oversized``).
+Limits: ``max_msg_size``/``max_body_size`` as configured; otherwise batches are cut for nsqd's
+default 5 MiB body and no record is refused client-side (nsqd does not announce its
+max-msg-size, and may allow more than the default 1 MiB). An ``E_BAD_MESSAGE``/``E_BAD_BODY``
+answer teaches the real limit (nsqd states it), the batch is re-cut and resent, and a record over
+the limit is reported by number (or skipped and counted with ``skip_oversized``).
 
 Use: ``p = Publisher(PublisherConfig(topic="t", addresses=["127.0.0.1:4150"]))``, then
 ``await p.start()``, ``await p.publish([b"a", b"b"])`` ..., ``report = await p.close()``.
@@ -145,7 +146,7 @@ class Publisher(RetryTimeouts):
             numbers = Numbers(listed[0] if listed else 0, listed)
         if not records:
             return not self._stopped
-        if max(map(len, records)) > self.limits.max_msg_size:
+        if max(map(len, records)) > self.limits.msg_limit:
             records, numbers = self._drop_oversized(records, numbers)
         if self._stopped:
             self._fail_records(records, numbers)
@@ -159,18 +160,18 @@ class Publisher(RetryTimeouts):
 
     def _drop_oversized(self, records: list[bytes], numbers: Numbers) -> tuple[list[bytes], Numbers]:
         """Before submission: skip (and count) records over the limit, or stop at the first one."""
-        kept, kept_numbers, oversized = split_oversized(records, numbers, self.limits.max_msg_size)
+        limit = self.limits.msg_limit
+        kept, kept_numbers, oversized = split_oversized(records, numbers, limit)
         if not self.config.skip_oversized:
             index, number = oversized[0]  # the records before it still go out
             self._enqueue(kept[:index], Numbers(0, kept_numbers[:index]))
-            self._stop(oversized_error(number, len(records[index]), self.limits.max_msg_size),
-                       abandon=False)
+            self._stop(oversized_error(number, len(records[index]), limit), abandon=False)
             self._fail_records(records[index:], numbers.slice(index, len(records)))
             return [], Numbers(0, [])
         for index, number in oversized:
             self.report.skipped_oversized += 1
             self._log(f"record {number} skipped: {len(records[index])} bytes > max-msg-size "
-                      f"{self.limits.max_msg_size}")
+                      f"{limit}")
         return kept, Numbers(0, kept_numbers)
 
     async def _enqueue_at_rate(self, records: list[bytes], numbers: Numbers) -> None:
@@ -305,17 +306,18 @@ class Publisher(RetryTimeouts):
         code = getattr(exc, "code", "")
         limit = limit_from_error(getattr(exc, "description", ""))
         limits = self.limits
-        if code == "E_BAD_MESSAGE" and limit and limit < limits.max_msg_size:
-            limits.max_msg_size = limit
+        if code == "E_BAD_MESSAGE" and limit and limits.learn_msg_size(limit):
             self._log(f"{dest.address}: nsqd's max-msg-size is {limit}; re-batching")
             self._recut(dest, batch)
         elif code == "E_BAD_BODY" and limit and limit < limits.max_body_size:
             limits.max_body_size = limit
             self._log(f"{dest.address}: nsqd's max-body-size is {limit}; re-batching")
             self._recut(dest, batch)
-        elif code == "E_BAD_BODY" and len(batch) > 1:
+        elif code in ("E_BAD_BODY", "E_BAD_MESSAGE") and len(batch) > 1:
             limits.batch_count = max(1, len(batch) // 2)
             self._recut(dest, batch)
+        elif code == "E_BAD_BODY" and limit and limits.learn_msg_size(limit - 8):
+            self._recut(dest, batch)  # one record too large even for an MPUB body of its own
         elif code in ("E_PUB_FAILED", "E_MPUB_FAILED", "E_DPUB_FAILED"):
             self.batch_lost(dest, batch, exc)  # nsqd is exiting or unhealthy: retry
             return
@@ -328,7 +330,7 @@ class Publisher(RetryTimeouts):
     def _recut(self, dest: Destination, batch: Batch) -> None:
         """Send a rejected batch again to the same nsqd, cut under the newly learned limits."""
         top = batch.parent or batch
-        limit = self.limits.max_msg_size
+        limit = self.limits.msg_limit
         records = batch.records
         kept, kept_numbers, oversized = split_oversized(records, batch.numbers, limit)
         if oversized and not self.config.skip_oversized:

@@ -59,9 +59,24 @@ class Limits:
         batch_bytes: int = 256 * 1024,
     ) -> None:
         self.max_msg_size = max_msg_size or DEFAULT_MAX_MSG_SIZE
+        # nsqd does not announce max-msg-size: until it is configured or learned from an
+        # E_BAD_MESSAGE, records are not refused client-side (nsqd may allow more than 1 MiB)
+        self.msg_size_known = bool(max_msg_size)
         self.max_body_size = max_body_size or DEFAULT_MAX_BODY_SIZE
         self.batch_count = max(1, batch_count)
         self.batch_bytes = max(1, batch_bytes)
+
+    @property
+    def msg_limit(self) -> int:
+        """The record size checked client-side: the known max-msg-size, else no limit."""
+        return self.max_msg_size if self.msg_size_known else 1 << 62
+
+    def learn_msg_size(self, limit: int) -> bool:
+        """Take nsqd's stated max-msg-size; False when it teaches nothing new."""
+        if self.msg_size_known and limit >= self.max_msg_size:
+            return False
+        self.max_msg_size, self.msg_size_known = limit, True
+        return True
 
     @property
     def body_budget(self) -> int:

@@ -280,3 +280,12 @@ def test_failed_file_is_empty_when_everything_was_acknowledged(invoke, nsqd, tmp
                           nsqd.tcp_address], input=b"a\nb\n")
     assert result.exit_code == 0, result
     assert failed.read_bytes() == b""
+
+
+def test_records_larger_than_the_default_limit_when_nsqd_allows_them(invoke, nsqd_factory):
+    nsqd = nsqd_factory(max_msg_size=3 * 1024 * 1024)
+    big = b"z" * (1536 * 1024)
+    result = invoke(pub, ["--topic", "t", "--nsqd-tcp-address", nsqd.tcp_address],
+                    input=b"small\n" + big + b"\n")
+    assert result.exit_code == 0, result
+    assert count(nsqd, "t") == 2

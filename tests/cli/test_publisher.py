@@ -352,3 +352,34 @@ def test_retry_clock_only_runs_while_records_wait():
     ok, report = run(main())
     assert ok and report.acknowledged == 1 and report.error is None
     assert nsqd.messages == [b"after"]
+
+
+def test_records_over_1mib_go_out_when_nsqd_allows_them():
+    nsqd = FakeNsqd(max_msg_size=3 * 1024 * 1024, max_body_size=8 * 1024 * 1024)
+    big = b"b" * (2 * 1024 * 1024)
+
+    async def main():
+        publisher, _ = make([nsqd])
+        await publisher.start()
+        await publisher.publish([b"small", big])
+        return await publisher.close()
+
+    report = run(main())
+    assert report.acknowledged == 2 and nsqd.messages == [b"small", big]
+
+
+def test_a_record_too_large_for_any_mpub_body_is_named():
+    nsqd = FakeNsqd(max_msg_size=10_000_000, max_body_size=1000)
+
+    async def main():
+        publisher, _ = make([nsqd])
+        await publisher.start()
+        await publisher.publish([b"a", b"x" * 2000, b"b"])
+        return await publisher.close()
+
+    report = run(main())
+    assert "record 2 is 2000 bytes" in report.error.message
+    # "b" was already re-batched on its own when the limit became known: it still goes out
+    assert nsqd.messages == [b"a", b"b"]
+    assert (report.acknowledged, report.not_acknowledged) == (2, 1)
+    assert [n for n, _ in report.failed] == [2]
