@@ -58,7 +58,12 @@ def command(**params: Any) -> None:
     """Publish records to an NSQ topic.
 
     Records come from FILES (``-`` is stdin; default stdin) split on --delimiter, or from
-    --message. Empty records are skipped. Exit status 0 means nsqd acknowledged every record.
+    --message. Empty records are skipped; a final record without a delimiter is published whole.
+    Records go out in MPUB batches (DPUB with --defer). When the connection is lost, nsq-pub
+    reconnects and resends what nsqd did not acknowledge until --retry-timeout, then exits 3
+    saying how many records of how many were not acknowledged (--failed-file keeps them).
+
+    Exit status 0 means nsqd acknowledged every record.
     """
     console = pop_console(params, PROG)
     settings = pop_settings(params, user_agent(PROG))
