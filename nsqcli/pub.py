@@ -57,7 +57,7 @@ PROGRESS_INTERVAL = 0.5
 def command(**params: Any) -> None:
     """Publish records to an NSQ topic.
 
-    Records come from FILES (``-`` is stdin; default stdin) split on --delimiter, or from
+    Records come from FILES ("-" is stdin; default stdin) split on --delimiter, or from
     --message. Empty records are skipped; a final record without a delimiter is published whole.
     Records go out in MPUB batches (DPUB with --defer). When the connection is lost, nsq-pub
     reconnects and resends what nsqd did not acknowledge until --retry-timeout, then exits 3

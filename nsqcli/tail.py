@@ -52,7 +52,7 @@ def command(**params: Any) -> None:
 
     A message is finished (FIN) only after its line was written to stdout; with -n exactly N
     messages are printed in total across topics and the rest are requeued. A closed pipe
-    (``nsq-tail ... | head -3``) exits quietly with 0, leaving what was not printed queued.
+    ('nsq-tail ... | head -3') exits quietly with 0, leaving what was not printed queued.
     SIGINT/SIGTERM finish what is in flight and exit 130; a second signal exits at once.
     """
     console = pop_console(params, PROG)
