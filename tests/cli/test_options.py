@@ -315,3 +315,29 @@ def test_log_forwarding_is_undone_when_the_tool_ends():
     assert run_to_status(main, console) == ExitStatus.SUCCESS
     assert "tool: warning: shown as a diagnostic" in err.getvalue()
     assert (list(logger.handlers), logger.propagate, logger.level) == before
+
+
+def test_colour_only_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    plain = io.StringIO()
+    Console("p", err=plain).error("boom")
+    assert plain.getvalue() == "p: error: boom\n"
+    tty = Terminal()
+    Console("p", err=tty).error("boom")
+    assert "\x1b[" in tty.getvalue() and "p: error: boom" in tty.getvalue()
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty = Terminal()
+    console = Console("p", err=tty, color=False)
+    console.progress("1 record")
+    console.progress("2 records")
+    console.end_progress()
+    assert tty.getvalue() == "\r\x1b[2K1 record\r\x1b[2K2 records\n"
