@@ -103,11 +103,16 @@ def _quick_publish(console: Console, params: dict, settings: Any, sources: list[
     else:
         return b""
     limit = settings.publisher_kwargs.get("max_msg_size") or 1024 * 1024
-    if not pub_quick.publish_quick(settings.nsqd_tcp_addresses[0], params["topic"], records,
-                                   settings.conn_kwargs, limit):
+    with pub_quick.SignalGuard(console) as interrupted:
+        acknowledged = pub_quick.publish_quick(settings.nsqd_tcp_addresses[0], params["topic"],
+                                               records, settings.conn_kwargs, limit)
+    if interrupted.signal_name is not None and not acknowledged:  # no engine retry after a stop
+        console.error(f"{len(records)} of {len(records)} records were not acknowledged by nsqd")
+        exit_with(ExitStatus.NOT_ACKNOWLEDGED)
+    if not acknowledged:
         return b"" if messages else pending.data
     console.info(f"{len(records)} of {len(records)} records acknowledged")
-    exit_with(ExitStatus.SUCCESS)
+    exit_with(ExitStatus.INTERRUPTED if interrupted.signal_name else ExitStatus.SUCCESS)
 
 
 def _check_params(ctx: click.Context, params: dict) -> None:

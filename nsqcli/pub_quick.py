@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import socket
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 from .values import split_host_port
 
@@ -54,6 +55,37 @@ def read_small_stdin(stream: IO[bytes]) -> Pending:
         chunks.append(chunk)
         size += len(chunk)
     return Pending(b"".join(chunks), complete=False)
+
+
+class SignalGuard:
+    """SIGINT/SIGTERM while the quick path waits for nsqd (the event loop's handlers are not
+    installed yet): the first is noted (``signal_name``) and the publish finishes; a second one
+    exits at once with 130, as :mod:`nsqcli.runner` does on the full path."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.signal_name: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.signal_name is not None:
+            self.console.error(f"{name} again: exiting at once")
+            os._exit(130)
+        self.signal_name = name
+        self.console.info(f"{name}: finishing what is in flight (send it again to exit at once)")
+
+    def __enter__(self) -> "SignalGuard":
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+            except ValueError:  # not the main thread: no handlers
+                pass
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def eligible(address_count: int, conn_kwargs: dict, rate: object, defer: object) -> bool:
