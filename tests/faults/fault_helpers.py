@@ -205,3 +205,43 @@ class ChaosProxy:
                 self._chaos = None
 
         self._call(end())
+
+
+class ThreadedFake:
+    """A :class:`fake_nsqd.FakeNSQD` on a background thread, for tests that run tools as
+    subprocesses. ``ThreadedFake(responses={"CLS": lambda cmd: None})`` never answers CLS."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        from fake_nsqd import FakeNSQD
+
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fake-nsqd",
+                                        daemon=True)
+        self._thread.start()
+
+        async def make() -> Any:
+            return await FakeNSQD(**kwargs).start()
+
+        self.fake = asyncio.run_coroutine_threadsafe(make(), self._loop).result(10)
+
+    @property
+    def address(self) -> str:
+        return self.fake.address
+
+    def transcript(self) -> list[str]:
+        async def copy() -> list[str]:
+            return list(self.fake.transcript)
+
+        return asyncio.run_coroutine_threadsafe(copy(), self._loop).result(10)
+
+    def __enter__(self) -> "ThreadedFake":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)

@@ -1,0 +1,253 @@
+"""SIGINT/SIGTERM during heavy traffic in every tool (as subprocesses): a graceful drain within a
+bound, nothing lost on a durable channel, exit 130; a second signal exits at once (130)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from fault_helpers import (
+    ThreadedFake, kill_quietly, lines_of, spawn, stop_with, tool, wait_for,
+)
+
+DRAIN_BOUND = 5.0  # seconds from the signal to the exit
+
+
+def _assert_clean(process: subprocess.Popen, elapsed: float, stderr: bytes) -> None:
+    assert process.returncode == 130, stderr
+    assert b"Traceback" not in stderr, stderr
+    assert elapsed < DRAIN_BOUND, f"drain took {elapsed:.2f}s"
+
+
+def _drained(nsqd, topic: str, channel: str) -> bool:
+    return nsqd.channel_stats(topic, channel)["in_flight_count"] == 0
+
+
+def _consume(nsqd, topic: str, channel: str, count: int) -> list[bytes]:
+    if count == 0:
+        return []
+    result = subprocess.run([tool("nsq-tail"), "--topic", topic, "--channel", channel, "-n",
+                             str(count), "--nsqd-tcp-address", nsqd.tcp_address],
+                            capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def _queue(nsqd, topic: str, total: int) -> set[bytes]:
+    nsqd.create_topic(topic)
+    nsqd.create_channel(topic, "c")
+    bodies = [b"%s-%d" % (topic.encode(), i) for i in range(total)]
+    for start in range(0, total, 5000):
+        nsqd.mpub(topic, bodies[start:start + 5000])
+    return set(bodies)
+
+
+def test_nsq_tail_sigint_drains_and_loses_nothing(nsqd, tmp_path):
+    everything = _queue(nsqd, "tl", 30_000)
+    out = tmp_path / "out"
+    with open(out, "wb") as handle:
+        process = spawn([tool("nsq-tail"), "--topic", "tl", "--channel", "c", "--max-in-flight",
+                         "500", "--nsqd-tcp-address", nsqd.tcp_address], stdout=handle)
+        try:
+            assert wait_for(lambda: len(lines_of(out)) > 2000)
+            elapsed, stderr = stop_with(process, signal.SIGINT)
+        finally:
+            kill_quietly(process)
+    _assert_clean(process, elapsed, stderr)
+    printed = lines_of(out)
+    assert len(printed) == len(set(printed)) < len(everything)
+    assert wait_for(lambda: _drained(nsqd, "tl", "c"))
+    rest = _consume(nsqd, "tl", "c", nsqd.channel_stats("tl", "c")["depth"])
+    assert len(printed) + len(rest) == len(everything)  # each message exactly once
+    assert set(printed) | set(rest) == everything
+
+
+def test_nsq_pub_sigterm_publishes_everything_it_read(nsqd):
+    nsqd.create_topic("pb")
+    nsqd.create_channel("pb", "c")
+    process = spawn([tool("nsq-pub"), "-v", "--topic", "pb", "--nsqd-tcp-address",
+                     nsqd.tcp_address], stdin=subprocess.PIPE)
+    stop_feeding = threading.Event()
+
+    def feed() -> None:  # an endless input: the signal, not EOF, ends the run
+        n = 0
+        try:
+            while not stop_feeding.is_set():
+                process.stdin.write(b"".join(b"pb-%d\n" % i for i in range(n, n + 5000)))
+                n += 5000
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        assert wait_for(lambda: nsqd.channel_stats("pb", "c")["depth"] > 50_000, timeout=20)
+        elapsed, stderr = stop_with(process, signal.SIGTERM)
+    finally:
+        stop_feeding.set()
+        kill_quietly(process)
+        feeder.join(5)
+    _assert_clean(process, elapsed, stderr)
+    match = re.search(rb"(\d+) of (\d+) records acknowledged", stderr)
+    assert match, stderr
+    acked, submitted = int(match.group(1)), int(match.group(2))
+    assert acked == submitted > 50_000  # every record it read was published before exiting
+    assert b"not acknowledged" not in stderr
+    stored = _consume(nsqd, "pb", "c", nsqd.channel_stats("pb", "c")["depth"])
+    assert len(stored) == acked
+    assert set(stored) == {b"pb-%d" % i for i in range(acked)}  # the first records, in input order
+
+
+def test_nsq_to_file_sigterm_syncs_finishes_and_loses_nothing(nsqd, tmp_path):
+    everything = _queue(nsqd, "tf", 30_000)
+    out_dir = tmp_path / "out"
+    process = spawn([tool("nsq-to-file"), "--topic", "tf", "--channel", "c", "--output-dir",
+                     str(out_dir), "--max-in-flight", "500", "--nsqd-tcp-address",
+                     nsqd.tcp_address])
+
+    def archived() -> list[bytes]:
+        return [line for path in sorted(out_dir.glob("*")) for line in lines_of(path)]
+
+    try:
+        assert wait_for(lambda: nsqd.channel_stats("tf", "c")["depth"] < 28_000)
+        elapsed, stderr = stop_with(process, signal.SIGTERM)
+    finally:
+        kill_quietly(process)
+    _assert_clean(process, elapsed, stderr)
+    written = archived()
+    assert len(written) == len(set(written)) < len(everything)
+    assert wait_for(lambda: _drained(nsqd, "tf", "c"))
+    rest = _consume(nsqd, "tf", "c", nsqd.channel_stats("tf", "c")["depth"])
+    assert len(written) + len(rest) == len(everything)  # what is on disk was FINed, the rest kept
+    assert set(written) | set(rest) == everything
+
+
+def test_nsq_replay_sigterm_checkpoints_exactly_what_nsqd_has(nsqd, tmp_path):
+    total = 200_000
+    source = tmp_path / "rp.h-000000.2024-01-01_00.log.gz"
+    source.write_bytes(gzip.compress(b"".join(b"rp-%d\n" % i for i in range(total))))
+    checkpoint = tmp_path / "ck.json"
+    nsqd.create_topic("rp")
+    nsqd.create_channel("rp", "c")
+    process = spawn([tool("nsq-replay"), str(source), "--checkpoint", str(checkpoint),
+                     "--rate", "50000", "--nsqd-tcp-address", nsqd.tcp_address])
+    try:
+        assert wait_for(lambda: nsqd.channel_stats("rp", "c")["depth"] > 10_000)
+        elapsed, stderr = stop_with(process, signal.SIGTERM)
+    finally:
+        kill_quietly(process)
+    _assert_clean(process, elapsed, stderr)
+    (entry,) = json.loads(checkpoint.read_text())["files"].values()
+    [[start, sent]] = entry["acked"]
+    assert start == 0 and 10_000 <= sent < total and entry["complete"] is False
+    stored = _consume(nsqd, "rp", "c", nsqd.channel_stats("rp", "c")["depth"])
+    assert sorted(stored) == sorted(b"rp-%d" % i for i in range(sent))  # exactly the checkpoint
+
+
+# ---- a second signal during a drain that cannot finish: exit at once --------------------------
+
+NEVER = lambda command: None  # noqa: E731 - a fake nsqd reply that never comes
+
+HANGING_DRAINS = {
+    # consumers whose CLS is never answered wait up to close_timeout (30 s)
+    "nsq-tail": ({"CLS": NEVER}, "SUB", ["--topic", "t", "--channel", "c"], None),
+    "nsq-to-file": ({"CLS": NEVER}, "SUB", ["--topic", "t", "--channel", "c", "--output-dir",
+                                            "{tmp}"], None),
+    # publishers whose MPUB is never answered wait up to --retry-timeout (30 s)
+    "nsq-pub": ({"MPUB": NEVER, "PUB": NEVER}, "MPUB", ["--topic", "t"], b"x\n" * 20_000),
+    "nsq-replay": ({"MPUB": NEVER, "PUB": NEVER}, "MPUB", ["{tmp}/in.log", "--topic", "t"], None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HANGING_DRAINS))
+def test_second_signal_exits_at_once(name, tmp_path):
+    responses, started_by, args, stdin = HANGING_DRAINS[name]
+    (tmp_path / "in.log").write_bytes(b"r\n" * 20_000)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    with ThreadedFake(responses=responses) as fake:
+        process = spawn([tool(name), "-v", *args, "--nsqd-tcp-address", fake.address],
+                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        try:
+            if stdin is not None:
+                process.stdin.write(stdin)  # left open: the engine, not the quick path
+                process.stdin.flush()
+            assert wait_for(lambda: any(line.startswith(started_by)
+                                        for line in fake.transcript())), fake.transcript()
+            process.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert process.poll() is None  # draining: waiting for nsqd's answer
+            elapsed, stderr = stop_with(process, signal.SIGINT, timeout=10)
+        finally:
+            kill_quietly(process)
+    assert process.returncode == 130, stderr
+    assert elapsed < 1.0, elapsed
+    assert b"SIGTERM: finishing what is in flight" in stderr
+    assert b"SIGINT again: exiting at once" in stderr
+    assert b"Traceback" not in stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_nsq_pub_quick_path_signal_then_no_answer_reports_the_records(signum):
+    """A small -m publish (the quick path, before the event loop) to an nsqd that never
+    answers: a signal lets it wait for the answer (bounded by the dial timeout), then it reports
+    the record as not acknowledged (exit 3) instead of dying or printing 'Aborted!'."""
+    with ThreadedFake(responses={"PUB": NEVER, "MPUB": NEVER}) as fake:
+        process = spawn([tool("nsq-pub"), "--topic", "t", "-m", "one", "--producer-opt",
+                         "dial_timeout=200ms", "--nsqd-tcp-address", fake.address],
+                        stdin=subprocess.DEVNULL)
+        try:
+            assert wait_for(lambda: any(line.startswith(("PUB", "MPUB"))
+                                        for line in fake.transcript())), fake.transcript()
+            elapsed, stderr = stop_with(process, signum, timeout=10)
+        finally:
+            kill_quietly(process)
+    assert process.returncode == 3, stderr
+    assert stderr == b"nsq-pub: error: 1 of 1 records were not acknowledged by nsqd\n"
+    assert elapsed < 2.0
+
+
+def test_nsq_pub_quick_path_second_signal_exits_at_once():
+    with ThreadedFake(responses={"PUB": NEVER, "MPUB": NEVER}) as fake:
+        process = spawn([tool("nsq-pub"), "--topic", "t", "-m", "one", "--nsqd-tcp-address",
+                         fake.address], stdin=subprocess.DEVNULL)
+        try:
+            assert wait_for(lambda: any(line.startswith(("PUB", "MPUB"))
+                                        for line in fake.transcript())), fake.transcript()
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.3)
+            assert process.poll() is None  # waiting for nsqd's answer (5 s by default)
+            elapsed, stderr = stop_with(process, signal.SIGTERM, timeout=10)
+        finally:
+            kill_quietly(process)
+    assert process.returncode == 130, stderr
+    assert elapsed < 1.0
+    assert stderr == b"nsq-pub: error: SIGTERM again: exiting at once\n"
+
+
+def test_nsq_pub_quick_path_signal_during_a_slow_answer_exits_130():
+    """The answer comes after the signal: the record is acknowledged, the exit says stopped."""
+    asked = threading.Event()
+
+    def slow_ok(command):
+        asked.set()
+        time.sleep(0.6)  # blocks the fake's loop: the answer comes late
+        return b"OK"
+
+    with ThreadedFake(responses={"PUB": slow_ok, "MPUB": slow_ok}) as fake:
+        process = spawn([tool("nsq-pub"), "-v", "--topic", "t", "-m", "one",
+                         "--nsqd-tcp-address", fake.address], stdin=subprocess.DEVNULL)
+        try:
+            assert asked.wait(10)
+            elapsed, stderr = stop_with(process, signal.SIGTERM, timeout=10)
+        finally:
+            kill_quietly(process)
+    assert process.returncode == 130, stderr
+    assert b"1 of 1 records acknowledged" in stderr
+    assert b"Traceback" not in stderr
