@@ -1,0 +1,112 @@
+"""Disk faults: nsq-to-file's output fills up (RLIMIT_FSIZE: writes fail with EFBIG) or its
+output directory turns into a file; nsq-replay's input file vanishes. A one-line error naming the
+file, a non-zero exit, no traceback, and nothing that was not safely written is FINed."""
+
+from __future__ import annotations
+
+import gzip
+import resource
+import shutil
+import signal
+import subprocess
+import time
+
+from fault_helpers import kill_quietly, lines_of, spawn, tool, wait_for
+
+
+def _queue(nsqd, topic: str, total: int) -> set[bytes]:
+    nsqd.create_topic(topic)
+    nsqd.create_channel(topic, "c")
+    bodies = [b"%s-%06d" % (topic.encode(), i) for i in range(total)]
+    for start in range(0, total, 5000):
+        nsqd.mpub(topic, bodies[start:start + 5000])
+    return set(bodies)
+
+
+def _rest(nsqd, topic: str) -> list[bytes]:
+    assert wait_for(lambda: nsqd.channel_stats(topic, "c")["in_flight_count"] == 0)
+    depth = nsqd.channel_stats(topic, "c")["depth"]
+    result = subprocess.run([tool("nsq-tail"), "--topic", topic, "--channel", "c", "-n",
+                             str(depth), "--nsqd-tcp-address", nsqd.tcp_address],
+                            capture_output=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+def _one_error_line(stderr: bytes) -> bytes:
+    assert b"Traceback" not in stderr, stderr
+    errors = [line for line in stderr.splitlines() if b"error" in line]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+def test_to_file_disk_full_exits_1_and_unsynced_messages_stay_queued(nsqd, tmp_path):
+    everything = _queue(nsqd, "full", 20_000)
+    out_dir = tmp_path / "out"
+    limit = 64 * 1024  # about 4,500 records fit
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    process = spawn([tool("nsq-to-file"), "--topic", "full", "--channel", "c", "--output-dir",
+                     str(out_dir), "--max-in-flight", "1000", "--nsqd-tcp-address",
+                     nsqd.tcp_address], preexec_fn=small_disk)
+    try:
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        kill_quietly(process)
+    assert process.returncode == 1, stderr
+    line = _one_error_line(stderr)
+    assert b"File too large" in line and str(out_dir).encode() in line, line
+    (archive,) = out_dir.iterdir()
+    assert archive.stat().st_size <= limit
+    written = [line for line in lines_of(archive) if line in everything]  # the last may be cut
+    assert written
+    rest = _rest(nsqd, "full")
+    assert set(written) | set(rest) == everything  # nothing FINed that is not on disk
+    assert len(rest) >= len(everything) - len(written)
+
+
+def test_to_file_output_dir_replaced_by_a_file_keeps_the_archive(nsqd, tmp_path):
+    """The move from --work-dir to --output-dir fails (the output dir became a file): exit 1
+    naming the file; the archive stays in the work dir, every message in it was FINed once."""
+    everything = _queue(nsqd, "moved", 3000)
+    work, out = tmp_path / "work", tmp_path / "out"
+    process = spawn([tool("nsq-to-file"), "--topic", "moved", "--channel", "c", "--work-dir",
+                     str(work), "--output-dir", str(out), "--nsqd-tcp-address",
+                     nsqd.tcp_address])
+    try:
+        assert wait_for(lambda: nsqd.channel_stats("moved", "c")["depth"] == 0
+                        and nsqd.channel_stats("moved", "c")["in_flight_count"] == 0)
+        shutil.rmtree(out, ignore_errors=True)
+        out.write_bytes(b"not a directory")
+        process.send_signal(signal.SIGHUP)  # close (and move) the current file
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        kill_quietly(process)
+    assert process.returncode == 1, stderr
+    line = _one_error_line(stderr)
+    assert str(out).encode() in line, line
+    (kept,) = work.iterdir()
+    assert sorted(lines_of(kept)) == sorted(everything)
+
+
+def test_replay_input_file_vanishes(nsqd, tmp_path):
+    first = tmp_path / "a.h-000000.2024-01-01_00.log.gz"
+    second = tmp_path / "b.h-000000.2024-01-01_01.log"
+    first.write_bytes(gzip.compress(b"".join(b"a-%d\n" % i for i in range(20_000))))
+    second.write_bytes(b"b-1\nb-2\n")
+    nsqd.create_topic("gone")
+    nsqd.create_channel("gone", "c")
+    process = spawn([tool("nsq-replay"), "-v", str(first), str(second), "--topic", "gone",
+                     "--rate", "40000", "--nsqd-tcp-address", nsqd.tcp_address])
+    try:
+        assert wait_for(lambda: nsqd.channel_stats("gone", "c")["depth"] > 0)
+        second.unlink()
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        kill_quietly(process)
+    assert process.returncode not in (0, 130) and process.returncode > 0, stderr
+    line = _one_error_line(stderr)
+    assert str(second).encode() in line and b"No such file" in line, line
+    assert nsqd.channel_stats("gone", "c")["depth"] == 20_000  # the first file went out whole
