@@ -60,7 +60,15 @@ class AddressList(_ValueType):
         return [part.strip() for part in rv.split(",") if part.strip()]
 
 
-DURATION = _ValueType("duration", parse_duration)
+def _duration_flag(text: str) -> float:
+    """A duration flag of the tools: none of them gives a negative duration a meaning."""
+    seconds = parse_duration(text)
+    if seconds < 0:
+        raise ValueError(f"invalid duration {text!r}: must not be negative")
+    return seconds
+
+
+DURATION = _ValueType("duration", _duration_flag)
 DELIMITER = _ValueType("bytes", parse_delimiter)
 
 
