@@ -28,8 +28,42 @@ def _milliseconds(value: str) -> int:
     return int(round(parse_duration(text, bare_unit="ms") * 1000))
 
 
+def _at_least(minimum: float, *, above: bool = False) -> Callable[[str], float | int]:
+    """A duration converter with the library's range (so a bad value is a usage error now,
+    not a ValueError when the tool builds its connections)."""
+    def convert(value: str) -> float | int:
+        seconds = _seconds(value)
+        if seconds < minimum or (above and seconds == minimum):
+            raise ValueError(f"must be {'>' if above else '>='} {minimum:g}s, got {value!r}")
+        return seconds
+
+    return convert
+
+
+_positive_seconds = _at_least(0, above=True)
+_non_negative_seconds = _at_least(0)
+
+
 def _heartbeat(value: str) -> float | int:
-    return -1 if value.strip() == "-1" else _seconds(value)
+    return -1 if value.strip() == "-1" else _at_least(1)(value)
+
+
+def _msg_timeout(value: str) -> float | int:
+    return _at_least(1)(value)  # nsqd's minimum client msg_timeout is 1s
+
+
+def _output_buffer_size(value: str) -> int:
+    size = _int(value)
+    if size not in (-1, 0) and size < 64:
+        raise ValueError(f"must be -1 (off), 0 (nsqd's default) or >= 64 bytes, got {size}")
+    return size
+
+
+def _output_buffer_timeout(value: str) -> int:
+    ms = _milliseconds(value)
+    if ms < -1:
+        raise ValueError(f"must be -1 (off), 0 (nsqd's default) or > 0, got {value!r}")
+    return ms
 
 
 def _int(value: str) -> int:
@@ -98,11 +132,11 @@ class ClientOption(NamedTuple):  # a NamedTuple: cheap to build at start-up
 
 
 OPTIONS: tuple[ClientOption, ...] = (
-    ClientOption(("dial_timeout", "timeout"), "timeout", _seconds, help="per-stage connect timeout"),
+    ClientOption(("dial_timeout", "timeout"), "timeout", _positive_seconds, help="per-stage connect timeout"),
     ClientOption(("heartbeat_interval",), "heartbeat_interval", _heartbeat),
-    ClientOption(("msg_timeout",), "msg_timeout", _seconds, frozenset({CONSUMER})),
-    ClientOption(("output_buffer_size",), "output_buffer_size", _int),
-    ClientOption(("output_buffer_timeout",), "output_buffer_timeout", _milliseconds),
+    ClientOption(("msg_timeout",), "msg_timeout", _msg_timeout, frozenset({CONSUMER})),
+    ClientOption(("output_buffer_size",), "output_buffer_size", _output_buffer_size),
+    ClientOption(("output_buffer_timeout",), "output_buffer_timeout", _output_buffer_timeout),
     ClientOption(("sample_rate",), "sample_rate", _sample_rate, frozenset({CONSUMER})),
     ClientOption(("user_agent",), "user_agent", _text),
     ClientOption(("hostname",), "hostname", _text),
@@ -110,36 +144,36 @@ OPTIONS: tuple[ClientOption, ...] = (
     ClientOption(("deflate",), "deflate", parse_bool),
     ClientOption(("deflate_level",), "deflate_level", _deflate_level),
     ClientOption(("tls_v1",), "tls_v1", parse_bool),
-    ClientOption(("default_requeue_delay", "requeue_delay"), "requeue_delay", _seconds,
+    ClientOption(("default_requeue_delay", "requeue_delay"), "requeue_delay", _non_negative_seconds,
                  frozenset({CONSUMER})),
-    ClientOption(("max_requeue_delay",), "max_requeue_delay", _seconds, frozenset({CONSUMER})),
+    ClientOption(("max_requeue_delay",), "max_requeue_delay", _non_negative_seconds, frozenset({CONSUMER})),
     ClientOption(("max_in_flight",), "max_in_flight", _non_negative_int, frozenset({CONSUMER}),
                  "reader"),
     ClientOption(("max_attempts", "max_tries"), "max_tries", _non_negative_int,
                  frozenset({CONSUMER}), "reader"),
-    ClientOption(("lookupd_poll_interval",), "lookupd_poll_interval", _seconds,
+    ClientOption(("lookupd_poll_interval",), "lookupd_poll_interval", _positive_seconds,
                  frozenset({CONSUMER}), "reader"),
     ClientOption(("lookupd_poll_jitter",), "lookupd_poll_jitter", _fraction,
                  frozenset({CONSUMER}), "reader"),
     ClientOption(("lookupd_poll_timeout", "lookupd_request_timeout"), "lookupd_request_timeout",
-                 _seconds, frozenset({CONSUMER}), "reader"),
-    ClientOption(("lookupd_connect_timeout",), "lookupd_connect_timeout", _seconds,
+                 _positive_seconds, frozenset({CONSUMER}), "reader"),
+    ClientOption(("lookupd_connect_timeout",), "lookupd_connect_timeout", _positive_seconds,
                  frozenset({CONSUMER}), "reader"),
-    ClientOption(("max_backoff_duration",), "max_backoff_duration", _seconds,
+    ClientOption(("max_backoff_duration",), "max_backoff_duration", _non_negative_seconds,
                  frozenset({CONSUMER}), "reader"),
-    ClientOption(("low_rdy_idle_timeout",), "low_rdy_idle_timeout", _seconds,
+    ClientOption(("low_rdy_idle_timeout",), "low_rdy_idle_timeout", _positive_seconds,
                  frozenset({CONSUMER}), "reader"),
     ClientOption(("backoff_strategy",), "backoff_strategy", _strategy, frozenset({CONSUMER}),
                  "reader", "exponential, full_jitter or pynsq"),
-    ClientOption(("backoff_multiplier",), "backoff_multiplier", _seconds, frozenset({CONSUMER}),
+    ClientOption(("backoff_multiplier",), "backoff_multiplier", _non_negative_seconds, frozenset({CONSUMER}),
                  "reader"),
-    ClientOption(("rdy_redistribute_interval",), "rdy_redistribute_interval", _seconds,
+    ClientOption(("rdy_redistribute_interval",), "rdy_redistribute_interval", _positive_seconds,
                  frozenset({CONSUMER}), "reader"),
-    ClientOption(("reconnect_interval",), "reconnect_interval", _seconds, frozenset({CONSUMER}),
+    ClientOption(("reconnect_interval",), "reconnect_interval", _positive_seconds, frozenset({CONSUMER}),
                  "reader"),
-    ClientOption(("max_reconnect_interval",), "max_reconnect_interval", _seconds,
+    ClientOption(("max_reconnect_interval",), "max_reconnect_interval", _positive_seconds,
                  frozenset({CONSUMER}), "reader"),
-    ClientOption(("close_timeout",), "close_timeout", _seconds, frozenset({CONSUMER}), "reader",
+    ClientOption(("close_timeout",), "close_timeout", _non_negative_seconds, frozenset({CONSUMER}), "reader",
                  "how long a graceful stop waits for in-flight messages"),
     ClientOption(("max_frame_size",), "max_frame_size", _frame_size, frozenset({CONSUMER}),
                  help="refuse frames from nsqd larger than this (go-nsq's max_msg_size)"),
