@@ -70,6 +70,7 @@ def command(**params: Any) -> None:
     warn_settings(settings, console)
     ctx = click.get_current_context()
     _check_params(ctx, params)
+    _check_messages(ctx, params, settings.publisher_kwargs.get("max_msg_size"))
     delimiter = b"\0" if params["null"] else params["delimiter"]
     sources = list(params["files"]) or ["-"]
     messages = [m.encode("utf-8") for m in params["messages"]]
@@ -129,6 +130,19 @@ def _check_params(ctx: click.Context, params: dict) -> None:
         raise click.UsageError("give either -0/--null or --delimiter, not both", ctx=ctx)
     if params["defer"] is not None and params["defer"] < 0:
         raise click.BadParameter("must not be negative", ctx=ctx, param_hint="'--defer'")
+
+
+def _check_messages(ctx: click.Context, params: dict, max_msg_size: int | None) -> None:
+    """--message values are known now: refuse empty ones (nsqd does: E_BAD_MESSAGE) and, when
+    max_msg_size is given, oversized ones, before anything is sent."""
+    for number, message in enumerate(params["messages"], 1):
+        size = len(message.encode("utf-8"))
+        if not size:
+            raise click.BadParameter(f"message {number} is empty (nsqd refuses empty messages)",
+                                     ctx=ctx, param_hint="'--message'")
+        if max_msg_size and size > max_msg_size and not params["skip_oversized"]:
+            raise click.BadParameter(f"message {number} is {size} bytes, over max_msg_size "
+                                     f"{max_msg_size}", ctx=ctx, param_hint="'--message'")
 
 
 async def publish(console: Console, shutdown: Shutdown, params: dict, settings: Any,
