@@ -74,6 +74,9 @@ class ToFileConfig:
             raise UsageError("--http-client-connect-timeout should be positive")
         if self.http_request_timeout <= 0:
             raise UsageError("--http-client-request-timeout should be positive")
+        if "<TOPIC>" not in self.filename_format and len(self.topics) != 1:
+            raise UsageError("--filename-format must contain <TOPIC> when archiving several topics "
+                             "(their files would collide)")
         try:
             self.template_for("check")
             TopicFilter(self.topic_pattern)
