@@ -96,6 +96,43 @@ class ChunkReader:
         return item
 
 
+class RecordSplitter:
+    """Chunks in, complete records out; a record spanning many chunks is joined once (no
+    quadratic re-copying of a long unfinished record), and a multi-byte delimiter may straddle
+    two chunks."""
+
+    def __init__(self, delimiter: bytes) -> None:
+        if not delimiter:
+            raise ValueError("the delimiter must not be empty")
+        self.delimiter = delimiter
+        self._pieces: list[bytes] = []  # the unfinished record, in pieces
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        delimiter = self.delimiter
+        pieces = self._pieces
+        if not chunk:
+            return []
+        if pieces:
+            width = len(delimiter) - 1  # bytes of the unfinished record a delimiter could start in
+            edge = b"".join(pieces[-width:])[-width:] if width else b""
+            if delimiter not in edge + chunk[:width] and delimiter not in chunk:
+                pieces.append(chunk)
+                return []
+            chunk = b"".join(pieces) + chunk
+            pieces.clear()
+        parts = chunk.split(delimiter)
+        rest = parts.pop()
+        if rest:
+            pieces.append(rest)
+        return parts
+
+    def finish(self) -> bytes:
+        """The unfinished record at the end of the input (may be empty)."""
+        last = b"".join(self._pieces)
+        self._pieces.clear()
+        return last
+
+
 async def records_from(
     paths: list[str], delimiter: bytes, shutdown: Any = None, stdin_prefix: bytes = b""
 ) -> AsyncIterator[list[bytes]]:
@@ -116,25 +153,22 @@ async def records_from(
         stream = open_source(path)
         reader = ChunkReader(stream, "stdin" if path == "-" else path)
         current.append(reader)
-        tail = b""
+        splitter = RecordSplitter(delimiter)
         if path == "-" and stdin_prefix:
-            parts = stdin_prefix.split(delimiter)
-            tail = parts.pop()
+            parts = splitter.feed(stdin_prefix)
             stdin_prefix = b""
             if parts:
                 yield parts
         try:
             async for chunk in reader:
-                data = tail + chunk if tail else chunk
-                parts = data.split(delimiter)
-                tail = parts.pop()
+                parts = splitter.feed(chunk)
                 if parts:
                     yield parts
                 if stop():
                     return
-            if tail and not stop():
-                yield [tail]  # a final record without a delimiter is a whole record
-                tail = b""
+            last = splitter.finish()
+            if last and not stop():
+                yield [last]  # a final record without a delimiter is a whole record
         finally:
             reader.stop()
             if path != "-":
