@@ -1,0 +1,196 @@
+"""TLS against nsqds with certificates from private CAs (trustme): the server certificate and its
+host name are verified by default, skipping that is explicit and warned about, client
+certificates work, and a tls_required nsqd refuses plaintext. Library and tools alike; the tools'
+failures are one line on stderr (exit 1), never a traceback or an endless retry loop.
+
+(tests/lib/test_conn_upgrades.py covers TLS + compression against the fake nsqd and the
+tls_options mapping; tests/cli/test_pub_tail_tls_auth.py a verified nsq-pub/nsq-tail round trip.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import pytest
+from toolrun import assert_one_line_error, error_lines, run_tool
+
+from nsqcli.lib import AsyncConn
+from nsqcli.lib.protocol.errors import Error, NSQError
+from nsqcli.lib.tls import TLSHandshakeError
+
+trustme = pytest.importorskip("trustme")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """PEM files: the nsqd CA and certificates, a CA nobody uses, a client CA and certificate."""
+    folder = tmp_path_factory.mktemp("pki")
+    ca, other_ca, client_ca = trustme.CA(), trustme.CA(), trustme.CA()
+    files = {}
+
+    def write(name, blob):
+        path = folder / f"{name}.pem"
+        blob.write_to_path(str(path))
+        files[name] = str(path)
+
+    for name, authority in (("ca", ca), ("other_ca", other_ca), ("client_ca", client_ca)):
+        write(name, authority.cert_pem)
+    for name, cert in (("server", ca.issue_cert("127.0.0.1", "localhost")),
+                       ("elsewhere", ca.issue_cert("nsqd.elsewhere.example")),
+                       ("client", client_ca.issue_cert("client@example"))):
+        write(f"{name}_cert", cert.cert_chain_pems[0])
+        write(f"{name}_key", cert.private_key_pem)
+    return files
+
+
+@pytest.fixture
+def tls_nsqd(nsqd_factory, pki):
+    # tcp-https: TLS required on the TCP port; /stats stays readable over plain HTTP for the checks
+    return nsqd_factory(tls_cert=pki["server_cert"], tls_key=pki["server_key"],
+                        tls_required="tcp-https")
+
+
+@pytest.fixture
+def misnamed_nsqd(nsqd_factory, pki):
+    """A certificate from the trusted CA, for another host name."""
+    return nsqd_factory(tls_cert=pki["elsewhere_cert"], tls_key=pki["elsewhere_key"])
+
+
+@pytest.fixture
+def client_auth_nsqd(nsqd_factory, pki):
+    return nsqd_factory(tls_cert=pki["server_cert"], tls_key=pki["server_key"],
+                        tls_required="tcp-https",
+                        tls_client_auth_policy="require-verify", tls_root_ca_file=pki["client_ca"])
+
+
+async def publish_once(nsqd, topic: str, **conn_kwargs) -> AsyncConn:
+    conn = AsyncConn(nsqd.host, nsqd.tcp_port, timeout=2, **conn_kwargs)
+    try:
+        await conn.wait_ready(3)
+        await asyncio.wait_for(conn.publish(topic, b"over tls"), 3)
+    finally:
+        conn.close()
+    return conn
+
+
+def topic_count(nsqd, topic: str) -> int:
+    stats = nsqd.topic_stats(topic)
+    return 0 if stats is None else stats["message_count"]
+
+
+# ---- the library --------------------------------------------------------------------------------
+
+def test_trusted_ca_verifies_and_publishes(tls_nsqd, pki):
+    asyncio.run(publish_once(tls_nsqd, "tls_ok", tls_v1=True, tls_options={"ca_certs": pki["ca"]}))
+    assert topic_count(tls_nsqd, "tls_ok") == 1
+
+
+@pytest.mark.parametrize("tls_options, reason", [
+    (None, "certificate verify failed"),  # the default: system CAs, which do not know ours
+    ({"ca_certs": "other_ca"}, "certificate verify failed"),
+], ids=["default-system-cas", "wrong-ca"])
+def test_untrusted_certificate_is_refused(tls_nsqd, pki, tls_options, reason):
+    if tls_options is not None:
+        tls_options = {key: pki[value] for key, value in tls_options.items()}
+    with pytest.raises(TLSHandshakeError) as caught:
+        asyncio.run(publish_once(tls_nsqd, "tls_refused", tls_v1=True, tls_options=tls_options))
+    assert reason in str(caught.value) and tls_nsqd.tcp_address in str(caught.value)
+    assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
+    assert topic_count(tls_nsqd, "tls_refused") == 0
+
+
+def test_wrong_host_name_is_refused(misnamed_nsqd, pki):
+    with pytest.raises(TLSHandshakeError) as caught:
+        asyncio.run(publish_once(misnamed_nsqd, "tls_misnamed", tls_v1=True,
+                                 tls_options={"ca_certs": pki["ca"]}))
+    assert "mismatch" in str(caught.value) and "127.0.0.1" in str(caught.value)
+
+
+def test_skipping_verification_must_be_explicit(misnamed_nsqd, pki):
+    asyncio.run(publish_once(misnamed_nsqd, "tls_insecure", tls_v1=True,
+                             tls_options={"cert_reqs": ssl.CERT_NONE}))
+    assert topic_count(misnamed_nsqd, "tls_insecure") == 1
+
+
+def test_tls_required_nsqd_refuses_plaintext(tls_nsqd):
+    with pytest.raises(NSQError) as caught:
+        asyncio.run(publish_once(tls_nsqd, "tls_plain"))
+    assert caught.value.code == "E_INVALID"
+    assert topic_count(tls_nsqd, "tls_plain") == 0
+
+
+def test_client_certificate(client_auth_nsqd, pki):
+    good = {"ca_certs": pki["ca"], "certfile": pki["client_cert"], "keyfile": pki["client_key"]}
+    asyncio.run(publish_once(client_auth_nsqd, "tls_client", tls_v1=True, tls_options=good))
+    assert topic_count(client_auth_nsqd, "tls_client") == 1
+    with pytest.raises(Error):  # nsqd refuses the handshake (TLS 1.3: on the first read)
+        asyncio.run(publish_once(client_auth_nsqd, "tls_no_client", tls_v1=True,
+                                 tls_options={"ca_certs": pki["ca"]}))
+    assert topic_count(client_auth_nsqd, "tls_no_client") == 0
+
+
+# ---- the tools (subprocesses) ---------------------------------------------------------------
+
+def tool_args(tool: str, tmp_path) -> list[str]:
+    if tool == "nsq-tail":
+        return [tool, "--topic", "tls_tool", "-n", "1"]
+    if tool == "nsq-pub":
+        return [tool, "--topic", "tls_tool", "-m", "hello", "--retry-timeout", "1s"]
+    if tool == "nsq-to-file":
+        return [tool, "--topic", "tls_tool", "--output-dir", str(tmp_path)]
+    archive = tmp_path / "tls_tool.host.2026-01-01_00.log"
+    archive.write_bytes(b"hello\n")
+    return [tool, "--topic", "tls_tool", "--retry-timeout", "1s", str(archive)]
+
+
+TOOLS = ["nsq-tail", "nsq-pub", "nsq-to-file", "nsq-replay"]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_tools_refuse_a_certificate_from_the_wrong_ca(tool, tls_nsqd, pki, tmp_path):
+    result = run_tool([*tool_args(tool, tmp_path), "--tls-ca-file", pki["other_ca"],
+                       "--nsqd-tcp-address", tls_nsqd.tcp_address])
+    assert result.returncode == 1, result
+    assert_one_line_error(result, "certificate verify failed")
+
+
+@pytest.mark.parametrize("tool", ["nsq-tail", "nsq-pub"])
+def test_tools_refuse_a_certificate_for_another_host(tool, misnamed_nsqd, pki, tmp_path):
+    result = run_tool([*tool_args(tool, tmp_path), "--tls-ca-file", pki["ca"],
+                       "--nsqd-tcp-address", misnamed_nsqd.tcp_address])
+    assert result.returncode == 1, result
+    assert_one_line_error(result, "mismatch")
+
+
+@pytest.mark.parametrize("tool", ["nsq-tail", "nsq-to-file"])
+def test_consumers_refused_plaintext_by_a_tls_required_nsqd(tool, tls_nsqd, tmp_path):
+    result = run_tool([*tool_args(tool, tmp_path), "--nsqd-tcp-address", tls_nsqd.tcp_address])
+    assert result.returncode == 1, result
+    assert_one_line_error(result, "E_INVALID")
+
+
+def test_insecure_skip_verify_publishes_and_warns_in_every_producer(misnamed_nsqd, tmp_path):
+    for tool in ("nsq-pub", "nsq-replay"):
+        result = run_tool([*tool_args(tool, tmp_path), "--tls-insecure-skip-verify",
+                           "--nsqd-tcp-address", misnamed_nsqd.tcp_address])
+        assert result.returncode == 0, result
+        assert any("NOT verified" in line for line in error_lines(result.stderr)), result
+    result = run_tool([*tool_args("nsq-tail", tmp_path), "--tls-insecure-skip-verify",
+                       "--nsqd-tcp-address", misnamed_nsqd.tcp_address, "--channel", "c"])
+    assert result.returncode == 0 and result.stdout == "hello\n", result
+    assert "NOT verified" in result.stderr, result
+    assert topic_count(misnamed_nsqd, "tls_tool") == 2
+
+
+def test_tools_with_a_client_certificate(client_auth_nsqd, pki, tmp_path):
+    client = ["--tls-ca-file", pki["ca"], "--nsqd-tcp-address", client_auth_nsqd.tcp_address]
+    result = run_tool([*tool_args("nsq-pub", tmp_path), *client, "--tls-cert", pki["client_cert"],
+                       "--tls-key", pki["client_key"]])
+    assert result.returncode == 0, result
+    result = run_tool([*tool_args("nsq-tail", tmp_path), *client, "--tls-cert", pki["client_cert"],
+                       "--tls-key", pki["client_key"], "--channel", "c"])
+    assert result.returncode == 0 and result.stdout == "hello\n", result
+    result = run_tool([*tool_args("nsq-pub", tmp_path), *client])  # no client certificate
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr and len(error_lines(result.stderr)) == 1, result
