@@ -1,0 +1,40 @@
+"""The nsqcli umbrella group: same commands as the scripts, tolerant of a missing tool."""
+
+from __future__ import annotations
+
+import nsqcli.__main__ as umbrella
+from nsqcli.pub import command as pub_command
+from nsqcli.tail import command as tail_command
+
+
+def test_mounts_the_standalone_commands():
+    assert umbrella.load_tool("pub") is pub_command
+    assert umbrella.load_tool("tail") is tail_command
+
+
+def test_help_lists_every_tool(invoke):
+    result = invoke(umbrella.cli, ["--help"])
+    assert result.exit_code == 0, result
+    for name in ("tail", "pub", "to-file", "replay", "dev-server"):
+        assert f"  {name}" in result.stdout
+
+
+def test_unknown_command_is_a_usage_error(invoke):
+    result = invoke(umbrella.cli, ["nope"])
+    assert result.exit_code == 2, result
+    assert "nope" in result.stderr
+
+
+def test_a_missing_tool_does_not_break_the_others(invoke, monkeypatch):
+    monkeypatch.setitem(umbrella.TOOLS, "ghost", ("nsqcli.no_such_module", ("command",)))
+    listing = invoke(umbrella.cli, ["--help"])
+    assert listing.exit_code == 0 and "ghost" in listing.stdout, listing
+    result = invoke(umbrella.cli, ["ghost", "--anything"])
+    assert result.exit_code == 1, result
+    assert "not available" in result.stderr
+    assert invoke(umbrella.cli, ["pub", "--help"]).exit_code == 0
+
+
+def test_version(invoke):
+    result = invoke(umbrella.cli, ["--version"])
+    assert result.exit_code == 0 and "nsqcli" in result.stdout, result
