@@ -383,3 +383,35 @@ def test_a_record_too_large_for_any_mpub_body_is_named():
     assert nsqd.messages == [b"a", b"b"]
     assert (report.acknowledged, report.not_acknowledged) == (2, 1)
     assert [n for n, _ in report.failed] == [2]
+
+
+def test_batches_failing_with_e_mpub_failed_are_retried_then_given_up():
+    nsqd = FakeNsqd()
+    nsqd.error_code = "E_MPUB_FAILED"
+
+    async def main():
+        publisher, _ = make([nsqd], retry_timeout=0.2)
+        await publisher.start()
+        await publisher.publish(records(3))
+        return await publisher.close()
+
+    report = run(main())
+    assert nsqd.connects > 1  # retried on fresh connections
+    assert (report.acknowledged, report.not_acknowledged) == (0, 3)
+    assert [n for n, _ in report.failed] == [1, 2, 3]
+
+
+def test_e_mpub_failed_then_recovery_publishes_everything():
+    nsqd = FakeNsqd()
+    nsqd.error_code = "E_MPUB_FAILED"
+
+    async def main():
+        publisher, _ = make([nsqd], retry_timeout=5)
+        await publisher.start()
+        await publisher.publish(records(3))
+        await asyncio.sleep(0.1)
+        nsqd.error_code = None
+        return await publisher.close()
+
+    report = run(main())
+    assert report.acknowledged == 3 and nsqd.messages == records(3)
