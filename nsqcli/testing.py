@@ -97,21 +97,26 @@ def real_nsq() -> bool:
     return real_nsq_mode()
 
 
-@pytest.fixture
-def nsqd_factory() -> Iterator[Callable[..., NSQDHandle]]:
-    """``nsqd_factory(**options)`` starts an nsqd with those options; all stop at teardown."""
+def _broker_factory(make: Callable[..., BrokerHandle], binary: Callable[[], Any]) -> Iterator[Callable[..., Any]]:
+    """Yield ``factory(**options)`` starting brokers with ``make``; all are closed at teardown."""
     handles: list[BrokerHandle] = []
 
-    def factory(**options: Any) -> NSQDHandle:
+    def factory(**options: Any) -> BrokerHandle:
         try:
-            handle = make_nsqd(options, binary=nsqd_binary())
+            handle = make(options, binary=binary())
         except UnsupportedOption as error:
             pytest.skip(str(error))
-        return _started(handles, handle)  # type: ignore[return-value]
+        return _started(handles, handle)
 
     yield factory
     for handle in reversed(handles):
         handle.close()
+
+
+@pytest.fixture
+def nsqd_factory() -> Iterator[Callable[..., NSQDHandle]]:
+    """``nsqd_factory(**options)`` starts an nsqd with those options; all stop at teardown."""
+    yield from _broker_factory(make_nsqd, nsqd_binary)
 
 
 @pytest.fixture
@@ -123,18 +128,7 @@ def nsqd(nsqd_factory: Callable[..., NSQDHandle]) -> NSQDHandle:
 @pytest.fixture
 def nsqlookupd_factory() -> Iterator[Callable[..., LookupdHandle]]:
     """``nsqlookupd_factory(inactive_producer_timeout_ms=..., tombstone_lifetime_ms=...)``."""
-    handles: list[BrokerHandle] = []
-
-    def factory(**options: Any) -> LookupdHandle:
-        try:
-            handle = make_nsqlookupd(options, binary=nsqlookupd_binary())
-        except UnsupportedOption as error:
-            pytest.skip(str(error))
-        return _started(handles, handle)  # type: ignore[return-value]
-
-    yield factory
-    for handle in reversed(handles):
-        handle.close()
+    yield from _broker_factory(make_nsqlookupd, nsqlookupd_binary)
 
 
 @pytest.fixture
