@@ -97,7 +97,7 @@ class Publisher(RetryTimeouts):
             for dest in self.destinations:
                 dest.shutdown()
             dest, exc = failures[0]
-            raise AddressError(dest.address, exc, "connecting")
+            raise AddressError(dest.address, exc, f"connecting to publish to topic {self.config.topic}")
         for dest, exc in failures:
             self._log(f"{dest.address}: {error_text(exc)}; retrying in the background")
             dest.connection_lost(exc)
