@@ -77,7 +77,7 @@ def command(**params: Any) -> None:
     stdin_prefix = _quick_publish(console, params, settings, sources, messages, delimiter)
 
     async def main(shutdown: Shutdown) -> ExitStatus:
-        addresses = settings.nsqd_tcp_addresses or await discover_nsqds(settings.lookupd_http_addresses)
+        addresses = settings.nsqd_tcp_addresses or await discover_nsqds(settings)
         return await publish(console, shutdown, params, settings, addresses, sources, messages,
                              delimiter, stdin_prefix)
 
@@ -250,14 +250,18 @@ class _ProgressTask:
         self._console.end_progress()
 
 
-async def discover_nsqds(lookupd_addresses: list[str]) -> list[str]:
-    """nsqd TCP addresses of every producer that the nsqlookupds know (``/nodes``)."""
-    from .lookupd_nodes import nodes_from_lookupds
+async def discover_nsqds(settings: Any) -> list[str]:
+    """nsqd TCP addresses of every producer that the nsqlookupds know (``/nodes``); their size
+    limits (``/config``) become the publisher's unless --producer-opt set them."""
+    from .lookupd_nodes import nodes_from_lookupds, nsqd_limits
 
-    addresses = await nodes_from_lookupds(lookupd_addresses)
-    if not addresses:
+    nodes = await nodes_from_lookupds(settings.lookupd_http_addresses)
+    if not nodes:
         raise UsageError("no nsqd found: the nsqlookupds list no nodes (give --nsqd-tcp-address)")
-    return addresses
+    limits = await nsqd_limits([node.http_address for node in nodes if node.http_address])
+    for option, value in limits.items():
+        settings.publisher_kwargs.setdefault(option, value)
+    return [node.tcp_address for node in nodes]
 
 
 def main() -> None:

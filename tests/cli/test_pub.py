@@ -289,3 +289,31 @@ def test_records_larger_than_the_default_limit_when_nsqd_allows_them(invoke, nsq
                     input=b"small\n" + big + b"\n")
     assert result.exit_code == 0, result
     assert count(nsqd, "t") == 2
+
+
+def test_lookupd_mode_learns_nsqds_limits_over_http(invoke, nsqd_factory, nsqlookupd):
+    nsqd = nsqd_factory(max_msg_size=100, lookupd_tcp_addresses=[nsqlookupd.tcp_address])
+    nsqlookupd.wait_for_producer(nsqd)
+    data = b"ok\n" + b"x" * 150 + b"\n"
+    result = invoke(pub, ["--topic", "t", "--lookupd-http-address", nsqlookupd.http_address],
+                    input=data)
+    assert result.exit_code == 1, result
+    assert "record 2 is 150 bytes, larger than nsqd's max-msg-size 100" in result.stderr
+    assert count(nsqd, "t") == 1
+    assert "re-batching" not in result.stderr  # known before sending, not learned from an error
+
+
+def test_parse_nodes_shapes():
+    import json as _json
+
+    from nsqcli.lookupd_nodes import Node, parse_nodes
+
+    v1 = {"producers": [{"broadcast_address": "h", "tcp_port": 4150, "http_port": 4151},
+                        {"broadcast_address": "::1", "tcp_port": 1, "http_port": 2}]}
+    assert parse_nodes(_json.dumps(v1).encode()) == [Node("h:4150", "h:4151"), Node("[::1]:1", "[::1]:2")]
+    wrapped = {"status_code": 200, "status_txt": "OK", "data": v1}
+    assert len(parse_nodes(_json.dumps(wrapped).encode())) == 2
+    with pytest.raises(Exception):
+        parse_nodes(b"not json")
+    with pytest.raises(Exception):
+        parse_nodes(b'{"producers": [{"tcp_port": 1}]}')
