@@ -169,3 +169,45 @@ class Silent(_ThreadedServer):
                 pass
         except OSError:
             pass
+
+
+class AuthServer:
+    """nsqd's auth endpoint (``GET /auth?secret=...``): ``secret`` may publish and subscribe to
+    ``topic_pattern`` (a regular expression), any other secret gets 403. ``queries`` counts calls."""
+
+    def __init__(self, secret: str, topic_pattern: str = ".*") -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlparse
+
+        server = self
+        self.queries = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                server.queries += 1
+                given = parse_qs(urlparse(self.path).query).get("secret", [""])[0]
+                if given == secret:
+                    status, reply = 200, {
+                        "ttl": 3600, "identity": "tester", "identity_url": "",
+                        "authorizations": [{"topic": topic_pattern, "channels": [".*"],
+                                            "permissions": ["publish", "subscribe"]}]}
+                else:
+                    status, reply = 403, {"message": "NOT_AUTHORIZED"}
+                body = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = "127.0.0.1:%d" % self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
