@@ -39,6 +39,9 @@ from .events import (
     StartTLS,
 )
 from .frames import FrameBuffer, decode_message
+
+#: most bytes decompressed at once before the frames in them are parsed
+DECOMPRESS_PIECE_SIZE = 256 * 1024
 from .identify import IdentifyResponse
 
 
@@ -85,6 +88,7 @@ class ClientProtocol:
         self._codec: Codec | None = None
         self._upgrades: list[str] = []
         self._pending: deque[bytes] = deque()  # commands awaiting a response, in order
+        self._switched_rest = b""  # bytes received after the frame that started compression
         self.compression: str | None = None
 
     def __repr__(self) -> str:  # never shows the auth secret
@@ -169,29 +173,44 @@ class ClientProtocol:
         """Bytes from the socket in; events out. Raises ProtocolError (state -> ERROR)."""
         if self.state in (State.ERROR, State.CLOSED):
             return []
+        events: list = []
         try:
             if self._codec is not None:
-                data = self._codec.decompress(data)
-            frames = self._frames
-            frames.feed(data)
-            events: list = []
-            append = events.append
-            while True:
-                frame = frames.next_frame()
-                if frame is None:
-                    return events
-                frame_type, payload = frame
-                if frame_type == FRAME_TYPE_MESSAGE and self.state in _CONSUMING_STATES:
-                    append(decode_message(payload))
-                elif frame_type == FRAME_TYPE_ERROR:
-                    self._on_error(payload, events)
-                elif frame_type == FRAME_TYPE_MESSAGE:
-                    raise ProtocolError(f"message frame received while {self.state.value}")
-                else:
-                    self._on_response(payload, events)
+                self._receive_compressed(data, events)
+                return events
+            self._frames.feed(data)
+            self._parse_frames(events)
+            rest, self._switched_rest = self._switched_rest, b""
+            if rest:  # compressed bytes that followed the frame starting compression
+                self._receive_compressed(rest, events)
+            return events
         except ProtocolError:
             self.state = State.ERROR
             raise
+
+    def _receive_compressed(self, data: bytes, events: list) -> None:
+        # decompressed and parsed piece by piece: a small "deflate bomb" announcing nonsense
+        # fails on its first frame header instead of being inflated whole into memory first
+        for piece in self._codec.decompress_pieces(data, DECOMPRESS_PIECE_SIZE):  # type: ignore[union-attr]
+            self._frames.feed(piece)
+            self._parse_frames(events)
+
+    def _parse_frames(self, events: list) -> None:
+        frames = self._frames
+        append = events.append
+        while True:
+            frame = frames.next_frame()
+            if frame is None:
+                return
+            frame_type, payload = frame
+            if frame_type == FRAME_TYPE_MESSAGE and self.state in _CONSUMING_STATES:
+                append(decode_message(payload))
+            elif frame_type == FRAME_TYPE_ERROR:
+                self._on_error(payload, events)
+            elif frame_type == FRAME_TYPE_MESSAGE:
+                raise ProtocolError(f"message frame received while {self.state.value}")
+            else:
+                self._on_response(payload, events)
 
     def tls_established(self) -> None:
         self._require({State.TLS_HANDSHAKE}, "tls_established")
@@ -287,9 +306,7 @@ class ClientProtocol:
         self._codec = make_codec(step, level)
         self.compression = step
         self.state = State.UPGRADING
-        rest = self._frames.take_remaining()
-        if rest:
-            self._frames.feed(self._codec.decompress(rest))
+        self._switched_rest = self._frames.take_remaining()  # receive_data decompresses it
         events.append(CompressionStarted(step))
 
     def auth_command(self) -> bytes:

@@ -7,7 +7,7 @@ nsqd wraps its connection in golang/snappy's framed reader/writer or in a raw DE
 from __future__ import annotations
 
 import zlib
-from typing import Protocol
+from typing import Iterator, Protocol
 
 from .errors import ProtocolError
 
@@ -21,6 +21,7 @@ _CHUNK_STREAM_ID = 0xFF
 class Codec(Protocol):
     def compress(self, data: bytes) -> bytes: ...
     def decompress(self, data: bytes) -> bytes: ...
+    def decompress_pieces(self, data: bytes, limit: int) -> Iterator[bytes]: ...
 
 
 class DeflateCodec:
@@ -38,6 +39,21 @@ class DeflateCodec:
     def decompress(self, data: bytes) -> bytes:
         try:
             return self._decompressor.decompress(data)
+        except zlib.error as exc:
+            raise ProtocolError(f"bad deflate stream: {exc}") from None
+
+    def decompress_pieces(self, data: bytes, limit: int) -> Iterator[bytes]:
+        """``decompress(data)`` in pieces of at most ``limit`` bytes (deflate inflates up to
+        ~1000x: the caller checks each piece before the next one is inflated)."""
+        decompressor = self._decompressor
+        try:
+            while True:
+                piece = decompressor.decompress(data, limit)
+                data = decompressor.unconsumed_tail
+                if piece:
+                    yield piece
+                if not data and len(piece) < limit:
+                    return
         except zlib.error as exc:
             raise ProtocolError(f"bad deflate stream: {exc}") from None
 
@@ -92,6 +108,12 @@ class SnappyCodec:
             return bytes(self._decompressor.flush())
         except Exception as exc:  # cramjam raises its own DecompressionError
             raise ProtocolError(f"bad snappy stream: {exc}") from None
+
+    def decompress_pieces(self, data: bytes, limit: int) -> Iterator[bytes]:
+        """One piece: snappy expands a chunk at most ~20x, and a chunk holds <= 64 KiB."""
+        piece = self.decompress(data)
+        if piece:
+            yield piece
 
 
 def make_codec(kind: str, level: int = 6) -> Codec:
