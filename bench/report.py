@@ -68,7 +68,13 @@ def _target_cell(result: Result) -> str:
     comparison = ">=" if workload.higher_is_better else "<="
     verdict = workload.meets(result.median)
     target = _fmt(workload.target, workload.unit)
-    return f"{comparison} {target}: " + ("met" if verdict else "NOT met")
+    if verdict:
+        return f"{comparison} {target}: met"
+    if workload.higher_is_better:
+        short = f"{result.median / workload.target:.0%} of it"
+    else:
+        short = f"+{_fmt(result.median - workload.target, workload.unit)}"
+    return f"{comparison} {target}: NOT met ({short})"
 
 
 def table(results: list[Result]) -> str:
