@@ -107,6 +107,26 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def as_json(results: list[Result]) -> list[dict]:
+    """The results as plain data (``--json FILE``): one entry per broker and workload."""
+    rows = []
+    for result in results:
+        workload = result.workload
+        row = {"broker": result.broker, "workload": workload.name, "n": result.n,
+               "size": result.size, "unit": workload.unit, "status": result.status,
+               "target": workload.target, "baseline": workload.baseline,
+               "samples": [{"value": s.value, "cpu_s": s.cpu, "peak_rss_kib": s.peak_rss_kib,
+                            **{k: v for k, v in s.extra.items() if k != "rss_by_n"},
+                            **({"rss_by_n": {str(k): v for k, v in s.extra["rss_by_n"].items()}}
+                               if "rss_by_n" in s.extra else {})}
+                           for s in result.samples]}
+        if result.ok:
+            row["median"] = result.median
+            row["target_met"] = workload.meets(result.median)
+        rows.append(row)
+    return rows
+
+
 def legend(results: list[Result]) -> str:
     seen = []
     for result in results:

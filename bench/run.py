@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from . import catalog, measure
 from .brokers import BROKER_KINDS, Broker, BrokerUnavailable, external_broker, start_broker
-from .report import Result, legend, table
+from .report import Result, as_json, legend, table
 from .workloads import Context, Unavailable, VerificationFailed
 
 
@@ -43,6 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-baselines", action="store_true",
                         help="do not add the pynsq baselines of the selected workloads")
     parser.add_argument("--output", help="also write the report (markdown) to this file")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--profile", metavar="DIR",
                         help="sample every measured process with py-spy into DIR (figures of a "
                              "profiled run are not comparable); summarise: python -m bench.profile")
@@ -164,5 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(as_json(results), indent=1) + "\n")
     failed = [r for r in results if r.status.startswith(("FAILED", "error"))]
     return 1 if failed or not results else 0

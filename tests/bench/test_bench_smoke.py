@@ -6,6 +6,7 @@ are not in flight), and the harness fails a run whose counts are wrong.
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 import struct
@@ -98,7 +99,7 @@ def test_tiny_run_of_the_harness(tmp_path, capsys):
     output = tmp_path / "report.md"
     status = main(["--broker", "peer", "-n", "300", "--repeats", "1",
                    "-w", "nsq-pub,nsq-tail,lib-reader,lib-writer",
-                   "--output", str(output)])
+                   "--output", str(output), "--json", str(tmp_path / "report.json")])
     report = output.read_text()
     assert report.strip() == capsys.readouterr().out.strip()
     rows = [line for line in report.splitlines() if line.startswith("| bench peer |")]
@@ -109,6 +110,11 @@ def test_tiny_run_of_the_harness(tmp_path, capsys):
     for row in rows:
         if "unavailable" not in row:
             assert "msg/s" in row and "MiB" in row
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert [d["workload"] for d in data] == [row.split("|")[2].strip() for row in rows]
+    for entry in data:
+        if entry["status"] == "ok":
+            assert entry["n"] == 300 and len(entry["samples"]) == 1 and entry["median"] > 0
 
 
 def test_measure_reports_the_child_s_own_peak_rss_and_cpu():
