@@ -70,7 +70,12 @@ def _fetch(address: str) -> list[Node]:
         raise AddressError(address, exc, "querying /nodes") from None
 
 
-async def nodes_from_lookupds(addresses: list[str]) -> list[Node]:
+async def nodes_from_lookupds(addresses: list[str]) -> list[str]:
+    """The TCP addresses of every lookupd's nodes (see :func:`nodes_of_lookupds`)."""
+    return [node.tcp_address for node in await nodes_of_lookupds(addresses)]
+
+
+async def nodes_of_lookupds(addresses: list[str]) -> list[Node]:
     """The union of every lookupd's nodes; a lookupd that fails is an error only if all fail."""
     results = await asyncio.gather(*(asyncio.to_thread(_fetch, a) for a in addresses),
                                    return_exceptions=True)

@@ -173,8 +173,15 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
             await publisher.publish(messages)
         else:
             try:
+                draining = False
                 async for records in records_from(sources, delimiter, shutdown, stdin_prefix):
-                    if not await publisher.publish(records) or shutdown.requested:
+                    if not await publisher.publish(records) and not draining:
+                        # the rest of the input is counted, and kept for --failed-file, so
+                        # that "N of M" is the whole input and a rerun can finish the job
+                        draining = True
+                        _report_error(console, publisher.report)
+                        console.info("counting the rest of the input as not acknowledged")
+                    if shutdown.requested:
                         break
             except OSError as exc:  # unreadable input: still account for what was sent
                 input_error = exc
@@ -198,7 +205,7 @@ def _finish(console: Console, params: dict, report: Any, delimiter: bytes) -> Ex
     if report.skipped_oversized:
         console.warning(f"{report.skipped_oversized} oversized record(s) skipped")
     if report.error is not None:
-        console.error(report.error.message)
+        _report_error(console, report)
         status = report.error.status
     if report.not_acknowledged:
         where = f"; they are in {params['failed_file']}" if params["failed_file"] else ""
@@ -208,6 +215,13 @@ def _finish(console: Console, params: dict, report: Any, delimiter: bytes) -> Ex
             status = ExitStatus.NOT_ACKNOWLEDGED
     console.info(f"{report.acknowledged} of {report.submitted} records acknowledged")
     return status
+
+
+def _report_error(console: Console, report: Any) -> None:
+    """Print why publishing stopped, once."""
+    if report.error is not None and not getattr(report, "error_shown", False):
+        console.error(report.error.message)
+        report.error_shown = True
 
 
 def _write_failed(path: str, report: Any, delimiter: bytes) -> None:
@@ -253,9 +267,9 @@ class _ProgressTask:
 async def discover_nsqds(settings: Any) -> list[str]:
     """nsqd TCP addresses of every producer that the nsqlookupds know (``/nodes``); their size
     limits (``/config``) become the publisher's unless --producer-opt set them."""
-    from .lookupd_nodes import nodes_from_lookupds, nsqd_limits
+    from .lookupd_nodes import nodes_of_lookupds, nsqd_limits
 
-    nodes = await nodes_from_lookupds(settings.lookupd_http_addresses)
+    nodes = await nodes_of_lookupds(settings.lookupd_http_addresses)
     if not nodes:
         raise UsageError("no nsqd found: the nsqlookupds list no nodes (give --nsqd-tcp-address)")
     limits = await nsqd_limits([node.http_address for node in nodes if node.http_address])

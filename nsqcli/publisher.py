@@ -144,13 +144,15 @@ class Publisher(RetryTimeouts):
             self.report.skipped_empty += len(records) - len(listed)
             records = [record for record in records if record]
             numbers = Numbers(listed[0] if listed else 0, listed)
-        if not records:
-            return not self._stopped
-        if max(map(len, records)) > self.limits.msg_limit:
-            records, numbers = self._drop_oversized(records, numbers)
-        if self._stopped:
+        if self._stopped:  # counted (and kept for the failed-record sink), never sent
             self._fail_records(records, numbers)
             return False
+        if not records:
+            return True
+        if max(map(len, records)) > self.limits.msg_limit:
+            records, numbers = self._drop_oversized(records, numbers)
+            if self._stopped:
+                return False
         if self.config.rate is None:
             self._enqueue(records, numbers)
             await self._backpressure()

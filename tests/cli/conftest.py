@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-VENV_BIN = Path(sys.executable).parent
 
 
 class Invocation:
@@ -71,10 +68,6 @@ def tail_bodies(invoke):
         return bodies
 
     return read
-
-
-def tool(name: str) -> str:
-    return str(VENV_BIN / name)
 
 
 @pytest.fixture

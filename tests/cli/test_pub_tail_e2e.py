@@ -9,9 +9,14 @@ import random
 import re
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
-from conftest import tool
+
+def tool(name: str) -> str:
+    """An installed console script next to this interpreter."""
+    return str(Path(sys.executable).parent / name)
 
 
 def wait_for(predicate, timeout=10.0):
@@ -140,8 +145,6 @@ def test_pub_exits_130_on_sigint_after_publishing_what_it_read(nsqd):
 
 
 def test_umbrella_mounts_the_same_commands(nsqd, run_tool):
-    import sys
-
     result = run_tool([sys.executable, "-m", "nsqcli", "pub", "--topic", "u", "-m", "via umbrella",
                        "--nsqd-tcp-address", nsqd.tcp_address])
     assert result.returncode == 0, result.stderr
@@ -161,8 +164,6 @@ def _env():
 
 
 def test_small_input_is_published_without_the_event_loop(nsqd, run_tool):
-    import sys
-
     result = run_tool([sys.executable, "-X", "importtime", tool("nsq-pub"), "--topic", "q",
                        "--nsqd-tcp-address", nsqd.tcp_address], input=b"hello\nworld")
     assert result.returncode == 0, result.stderr

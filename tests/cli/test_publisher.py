@@ -415,3 +415,19 @@ def test_e_mpub_failed_then_recovery_publishes_everything():
 
     report = run(main())
     assert report.acknowledged == 3 and nsqd.messages == records(3)
+
+
+def test_after_a_stop_further_records_are_counted_and_never_sent():
+    nsqd = FakeNsqd()
+
+    async def main():
+        publisher, _ = make([nsqd], max_msg_size=4)
+        await publisher.start()
+        assert await publisher.publish([b"a", b"toolong"]) is False
+        assert await publisher.publish([b"b", b"", b"c"]) is False
+        return await publisher.close()
+
+    report = run(main())
+    assert nsqd.messages == [b"a"]
+    assert (report.submitted, report.acknowledged, report.not_acknowledged) == (4, 1, 3)
+    assert [n for n, _ in report.failed] == [2, 3, 5] and report.skipped_empty == 1
