@@ -39,10 +39,10 @@ from .events import (
     StartTLS,
 )
 from .frames import FrameBuffer, decode_message
+from .identify import IdentifyResponse
 
 #: most bytes decompressed at once before the frames in them are parsed
 DECOMPRESS_PIECE_SIZE = 256 * 1024
-from .identify import IdentifyResponse
 
 
 class State(enum.Enum):
