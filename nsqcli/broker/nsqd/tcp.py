@@ -14,6 +14,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
+from nsqcli.lib.protocol.client import DECOMPRESS_PIECE_SIZE
 from nsqcli.lib.protocol.commands import CommandReader
 from nsqcli.lib.protocol.compression import make_codec
 from nsqcli.lib.protocol.constants import FRAME_TYPE_ERROR, MAGIC_V2
@@ -69,13 +70,21 @@ class V2Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closed:
             return
-        if self._codec is not None:
-            try:
-                data = self._codec.decompress(data)
-            except ProtocolError as exc:
-                log.info("%r: %s", self.client, exc)
-                self.client.close()
-                return
+        if self._codec is None:
+            self._receive(data)
+            return
+        try:
+            # piece by piece: a small deflate bomb fails on its first command, not after being
+            # inflated whole into memory
+            for piece in self._codec.decompress_pieces(data, DECOMPRESS_PIECE_SIZE):
+                self._receive(piece)
+                if self._closed:
+                    return
+        except ProtocolError as exc:
+            log.info("%r: %s", self.client, exc)
+            self.client.close()
+
+    def _receive(self, data: bytes) -> None:
         self.client.last_read = self.nsqd.now()
         self._reader.feed(data)
         if not self._busy:
