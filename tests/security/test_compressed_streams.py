@@ -152,3 +152,29 @@ def test_async_conn_survives_a_deflate_bomb_in_bounded_memory():
 
         peak = peak_mib(lambda: asyncio.run(main()))
         assert peak < 32, f"{peak:.0f} MiB"
+
+
+@pytest.mark.embedded_only
+def test_the_embedded_nsqd_refuses_a_deflate_bomb_in_bounded_memory(nsqd):
+    import socket
+
+    from nsqcli.lib.protocol import commands
+
+    with socket.create_connection((nsqd.host, nsqd.tcp_port), timeout=5) as sock:
+        sock.sendall(b"  V2" + commands.identify({"deflate": True, "deflate_level": 6,
+                                                  "feature_negotiation": True}))
+        assert b'"deflate":true' in sock.recv(65536)
+        codec = make_codec("deflate", 9)
+        bomb = codec.compress(b"PUB t\n" + b"\0" * (64 << 20))  # a body size of 0, then zeros
+
+        def send_and_wait_closed():
+            sock.sendall(bomb)
+            try:
+                while sock.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+        peak = peak_mib(send_and_wait_closed)
+    assert peak < 32, f"{peak:.0f} MiB"
+    assert nsqd.topic_stats("t") is None or nsqd.topic_stats("t")["message_count"] == 0
