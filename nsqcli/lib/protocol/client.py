@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import json
 from collections import deque
+from typing import Any, Callable
 
 from . import commands
 from .compression import Codec, make_codec
@@ -38,11 +39,15 @@ from .events import (
     Response,
     StartTLS,
 )
-from .frames import FrameBuffer, decode_message
+from .frames import FrameBuffer, MessageFrame, decode_message
 from .identify import IdentifyResponse
 
 #: most bytes decompressed at once before the frames in them are parsed
 DECOMPRESS_PIECE_SIZE = 256 * 1024
+
+
+def _message_frame(msg_id: bytes, body: bytes, timestamp: int, attempts: int) -> MessageFrame:
+    return MessageFrame(timestamp, attempts, msg_id, body)
 
 
 class State(enum.Enum):
@@ -78,8 +83,13 @@ class ClientProtocol:
         identify_data: dict,
         auth_secret: bytes | str | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        message_factory: Callable[[bytes, bytes, int, int], Any] | None = None,
     ) -> None:
+        """``message_factory(id, body, timestamp, attempts)`` builds the event of each message
+        frame (default: :class:`MessageFrame`); a client passes its own message class so that a
+        message costs one object."""
         self.identify_data = identify_data
+        self._make_message = message_factory or _message_frame
         self._auth_secret = auth_secret
         self.state = State.INIT
         self.identify_response: IdentifyResponse | None = None
@@ -197,20 +207,26 @@ class ClientProtocol:
 
     def _parse_frames(self, events: list) -> None:
         frames = self._frames
-        append = events.append
+        make = self._make_message
+        # the state changes only on a response or error frame: look it up once per such frame
+        consuming = self.state in _CONSUMING_STATES
         while True:
-            frame = frames.next_frame()
+            # while subscribed, runs of message frames are decoded in one tight loop
+            frame = frames.next_messages(make, events) if consuming else frames.next_frame()
             if frame is None:
                 return
             frame_type, payload = frame
-            if frame_type == FRAME_TYPE_MESSAGE and self.state in _CONSUMING_STATES:
-                append(decode_message(payload))
-            elif frame_type == FRAME_TYPE_ERROR:
+            if frame_type == FRAME_TYPE_MESSAGE and consuming:
+                message = decode_message(payload)  # raises for a truncated header
+                events.append(make(message.id, message.body, message.timestamp, message.attempts))
+                continue
+            if frame_type == FRAME_TYPE_ERROR:
                 self._on_error(payload, events)
             elif frame_type == FRAME_TYPE_MESSAGE:
                 raise ProtocolError(f"message frame received while {self.state.value}")
             else:
                 self._on_response(payload, events)
+            consuming = self.state in _CONSUMING_STATES
 
     def tls_established(self) -> None:
         self._require({State.TLS_HANDSHAKE}, "tls_established")

@@ -9,7 +9,7 @@ Frame layout::
 from __future__ import annotations
 
 from struct import Struct
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 from .constants import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -23,6 +23,8 @@ from .errors import ProtocolError
 _SIZE_TYPE = Struct(">lL")
 _FRAME_HEADER = Struct(">ll")
 _MESSAGE_HEADER = Struct(">qH16s")
+_MESSAGE_DATA = 8 + MESSAGE_HEADER_SIZE  # offset of a message body from the frame start
+_MIN_MESSAGE_SIZE = 4 + MESSAGE_HEADER_SIZE  # frame size of a message with an empty body
 
 FRAME_TYPES = (FRAME_TYPE_RESPONSE, FRAME_TYPE_ERROR, FRAME_TYPE_MESSAGE)
 
@@ -76,36 +78,56 @@ class FrameBuffer:
 
     Sizes below 4 or above ``max_frame_size`` and unknown frame types raise :class:`ProtocolError`;
     so does a peer that is evidently not nsqd (an HTTP server or a TLS endpoint).
+
+    The unparsed bytes are kept as one immutable ``bytes`` object, so a frame's data is a single
+    slice (one copy). A frame that arrives in many pieces is not re-joined on every piece: the
+    pieces wait in a list until the frame is complete, so each byte is copied a bounded number of
+    times whatever the chunking.
     """
 
-    __slots__ = ("_buf", "_pos", "max_frame_size", "_checked_peer")
+    __slots__ = ("_buf", "_pos", "_pieces", "_pieces_size", "_need", "max_frame_size", "_checked_peer")
 
     def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
-        self._buf = bytearray()
+        self._buf = b""
         self._pos = 0
+        self._pieces: list[bytes] = []  # fed while the next frame is still incomplete
+        self._pieces_size = 0
+        self._need = 0  # bytes (from _pos) that complete the next frame, once its header is known
         self.max_frame_size = max_frame_size
         self._checked_peer = False
 
     def feed(self, data: bytes) -> None:
-        buf = self._buf
-        if self._pos:
-            del buf[: self._pos]
+        rest = len(self._buf) - self._pos
+        if not rest:
+            self._buf = bytes(data)  # no copy when data is bytes already
             self._pos = 0
-        buf += data
+            return
+        self._pieces.append(bytes(data))
+        self._pieces_size += len(data)
+        if rest + self._pieces_size >= self._need:
+            self._join()
+
+    def _join(self) -> None:
+        pieces = self._pieces
+        self._buf = b"".join([self._buf[self._pos:], *pieces])
+        self._pos = 0
+        pieces.clear()
+        self._pieces_size = 0
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) - self._pos
+        return len(self._buf) - self._pos + self._pieces_size
 
     def take_remaining(self) -> bytes:
         """Remove and return every byte not yet parsed (used when a compression layer starts)."""
-        rest = bytes(self._buf[self._pos:])
-        self._buf.clear()
-        self._pos = 0
+        self._join()
+        rest = self._buf
+        self._buf = b""
+        self._need = 0
         return rest
 
     def _check_peer(self) -> None:
-        head = bytes(self._buf[self._pos:self._pos + 4])
+        head = self._buf[self._pos:self._pos + 4]
         for prefix, reason in _NOT_NSQD_PREFIXES:
             if reason and head.startswith(prefix[: len(head)]) and len(head) >= len(prefix):
                 raise ProtocolError(reason)
@@ -116,6 +138,10 @@ class FrameBuffer:
         pos = self._pos
         available = len(buf) - pos
         if available < 8:
+            if self._pieces:  # only when a caller stopped before an incomplete frame and fed
+                self._join()
+                return self.next_frame()
+            self._need = 0  # the header is incomplete: join on every feed (at most 7 bytes)
             if available >= 4 and not self._checked_peer:
                 self._check_peer()
             return None
@@ -130,10 +156,42 @@ class FrameBuffer:
             raise ProtocolError(f"unknown frame type {frame_type}")
         end = pos + 4 + size
         if end > len(buf):
+            self._need = 4 + size
+            if self._pieces and available + self._pieces_size >= self._need:
+                self._join()  # the pieces complete it (fed while a caller had stopped early)
+                return self.next_frame()
             return None
-        data = bytes(buf[pos + 8:end])
         self._pos = end
-        return frame_type, data
+        return frame_type, buf[pos + 8:end]
+
+    def next_messages(self, make: Callable[[bytes, bytes, int, int], Any], out: list) -> tuple[int, bytes] | None:
+        """The fast path while subscribed: decode every message frame at the front of the buffer
+        into ``out`` as ``make(id, body, timestamp, attempts)``, then return the next other frame
+        like :meth:`next_frame` (None when no complete frame is left)."""
+        buf = self._buf
+        pos = self._pos
+        if not self._checked_peer:
+            if len(buf) - pos < 4:
+                return self.next_frame()
+            self._check_peer()
+        if not self._pieces:
+            unpack_frame = _SIZE_TYPE.unpack_from
+            unpack_message = _MESSAGE_HEADER.unpack_from
+            append = out.append
+            last = len(buf) - 8
+            max_size = self.max_frame_size
+            while pos <= last:
+                size, frame_type = unpack_frame(buf, pos)
+                end = pos + 4 + size
+                # anything unusual (other frame type, bad size, incomplete) goes to next_frame
+                if frame_type != FRAME_TYPE_MESSAGE or size < _MIN_MESSAGE_SIZE or size > max_size \
+                        or end > last + 8:
+                    break
+                timestamp, attempts, msg_id = unpack_message(buf, pos + 8)
+                append(make(msg_id, buf[pos + _MESSAGE_DATA:end], timestamp, attempts))
+                pos = end
+            self._pos = pos
+        return self.next_frame()
 
     def frames(self) -> list[tuple[int, bytes]]:
         """Every complete frame buffered now."""
