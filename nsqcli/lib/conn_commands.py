@@ -36,6 +36,10 @@ _PUBLISHING_STATES = frozenset({State.READY, State.SUBSCRIBING, State.SUBSCRIBED
 class CommandsMixin:
     """Mixed into AsyncConn; uses its ``_protocol``, ``stream``, ``state`` and ``_close``."""
 
+    # the connection generation whose unanswerable messages were already warned about: a lost
+    # connection with max_in_flight messages in flight logs one warning, not one per message
+    _unanswerable_warned = -1
+
     def _write(self, data: bytes) -> None:
         self._output.append(data)
         self._output_size += len(data)
@@ -200,8 +204,12 @@ class CommandsMixin:
                 raise LocalProtocolError("the connection is closed")
             self._write(build(protocol))
         except LocalProtocolError as exc:
-            logger.warning("[%s] cannot %s message %s: %s (nsqd will redeliver it)",
-                           self, what, message.id.decode("ascii", "replace"), exc)
+            first = self._unanswerable_warned != self._generation
+            self._unanswerable_warned = self._generation
+            (logger.warning if first else logger.debug)(
+                "[%s] cannot %s message %s: %s (nsqd will redeliver it%s)", self, what,
+                message.id.decode("ascii", "replace"), exc,
+                "; more on this connection are logged at debug level" if first else "")
 
     def _on_message_finish(self, message: Message) -> None:
         if self.in_flight > 0:
