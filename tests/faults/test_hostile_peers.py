@@ -187,3 +187,41 @@ def test_peer_that_stops_heartbeating_is_closed_after_two_intervals():
     assert 1.9 <= silent_for < 2.6, silent_for
     assert isinstance(error, NSQTimeoutError)
     assert "2 x heartbeat_interval" in str(error)
+
+
+def test_connection_lost_with_many_messages_in_flight_warns_once(caplog):
+    """Answers for messages of a lost connection cannot be sent (nsqd redelivers them): one
+    warning per lost connection, not one per message (a flood of max_in_flight lines)."""
+    import logging
+
+    async def handler(peer: FakePeer) -> None:
+        await peer.handshake()
+        await peer.expect("SUB")
+        peer.send_response(b"OK")
+        await peer.expect("RDY")
+        peer.send_messages([b"m%d" % i for i in range(300)])
+        await peer._last_write
+        await asyncio.sleep(0.05)
+        reset_socket(peer.stream.socket)
+        peer.close()
+
+    held: list = []
+
+    async def main() -> None:
+        async with FakeNSQD(handler) as fake:
+            conn = AsyncConn(fake.host, fake.port)
+            conn.on("message", lambda conn, message, **_: (message.enable_async(),
+                                                          held.append(message)))
+            await conn.wait_ready()
+            await conn.subscribe("t", "c")
+            conn.send_rdy(300)
+            await asyncio.wait_for(conn.closed_future, 5)
+            for message in held:  # the handler answers after the connection is gone
+                message.finish()
+
+    caplog.set_level(logging.DEBUG, logger="nsqcli.lib")
+    run(main())
+    assert len(held) == 300
+    unanswered = [r for r in caplog.records if "cannot FIN" in r.getMessage()]
+    assert len(unanswered) == 300
+    assert [r.levelno for r in unanswered].count(logging.WARNING) == 1
