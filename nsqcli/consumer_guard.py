@@ -90,11 +90,13 @@ class FatalConnectionGuard:
         failed = asyncio.ensure_future(self._failed.wait())
         try:
             await asyncio.wait([task, failed], return_when=asyncio.FIRST_COMPLETED)
-        finally:
+        finally:  # also when the wait itself is cancelled
             failed.cancel()
-        if task.done():
+            finished = task.done()
+            if not finished:
+                task.cancel()
+        if finished:
             return task.result()
-        task.cancel()
         raise self.tool_error()
 
     def close(self) -> None:
