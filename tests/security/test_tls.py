@@ -163,11 +163,15 @@ def test_tools_refuse_a_certificate_for_another_host(tool, misnamed_nsqd, pki, t
     assert_one_line_error(result, "mismatch")
 
 
-@pytest.mark.parametrize("tool", ["nsq-tail", "nsq-to-file"])
-def test_consumers_refused_plaintext_by_a_tls_required_nsqd(tool, tls_nsqd, tmp_path):
+@pytest.mark.parametrize("tool", TOOLS)
+def test_tools_refused_plaintext_by_a_tls_required_nsqd(tool, tls_nsqd, tmp_path):
     result = run_tool([*tool_args(tool, tmp_path), "--nsqd-tcp-address", tls_nsqd.tcp_address])
     assert result.returncode == 1, result
-    assert_one_line_error(result, "E_INVALID")
+    lines = error_lines(result.stderr)
+    assert "Traceback" not in result.stderr and "E_INVALID" in lines[0], result
+    # producers add their summary ("1 of 1 records were not acknowledged by nsqd")
+    assert len(lines) == (2 if tool in ("nsq-pub", "nsq-replay") else 1), result
+    assert topic_count(tls_nsqd, "tls_tool") == 0
 
 
 def test_insecure_skip_verify_publishes_and_warns_in_every_producer(misnamed_nsqd, tmp_path):
