@@ -143,3 +143,18 @@ def test_tools_against_an_http_server(server_context_factory):
             result = run_tool([*args, "--nsqd-tcp-address", server.address], timeout=20)
             assert result.returncode == 1, result
             assert_one_line_error(result, "an nsqd TCP endpoint is required")
+
+
+@pytest.mark.parametrize("tool", ["nsq-to-file", "nsq-replay"])
+@pytest.mark.parametrize("name, kwargs, expected", [CASES[0], CASES[4]], ids=[CASES[0][0], CASES[4][0]])
+def test_the_other_tools_exit_1_with_one_line(tool, name, kwargs, expected, tmp_path):
+    if tool == "nsq-to-file":
+        args = [tool, "--topic", "t", "--output-dir", tmp_path]
+    else:
+        archive = tmp_path / "t.host.2026-01-01_00.log"
+        archive.write_bytes(b"x\n")
+        args = [tool, "--topic", "t", "--retry-timeout", "1s", archive]
+    with HostilePeer(**kwargs) as peer:
+        result = run_tool([*args, "--nsqd-tcp-address", peer.address], timeout=20)
+        assert result.returncode == 1, result
+        assert_one_line_error(result, expected)
