@@ -17,6 +17,7 @@ _EXPORTS = {
     "Writer": "writer",
     "LegacyReader": "legacy_reader",
     "run": "run_loop",
+    "close_all": "run_loop",
     "BackoffTimer": "backoff",
     "Message": "message",
     "AsyncConn": "conn",
@@ -82,6 +83,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         valid_channel_name, valid_topic_name,
     )
     from .reader import Reader
-    from .run_loop import run
+    from .run_loop import close_all, run
     from .sync_conn import SyncConn
     from .writer import Writer
