@@ -31,7 +31,6 @@ from .protocol import events as ev
 from .protocol.client import ClientProtocol
 from .protocol.constants import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_RDY_COUNT
 from .protocol.errors import ConnectionClosedError, Error, NSQTimeoutError, ProtocolError
-from .protocol.frames import MessageFrame
 from .tls import TLSHandshakeError
 
 __all__ = ["AsyncConn", "ConnectError", "DEFAULT_USER_AGENT", "TLSHandshakeError",
@@ -40,6 +39,7 @@ __all__ = ["AsyncConn", "ConnectError", "DEFAULT_USER_AGENT", "TLSHandshakeError
 logger = logging.getLogger(__name__)
 
 READ_CHUNK_SIZE = 256 * 1024
+_MESSAGE = event.MESSAGE
 _REDACTED = b"<redacted>"
 
 
@@ -205,7 +205,8 @@ class AsyncConn(CommandsMixin, EventedMixin):
         try:
             await self._open_stream(generation)
             protocol = self._protocol = ClientProtocol(
-                self._options.identify_data, self._options.auth_secret, self._options.max_frame_size)
+                self._options.identify_data, self._options.auth_secret, self._options.max_frame_size,
+                message_factory=Message)  # _on_data sets each message's connection
             self._safe_trigger(event.CONNECT, conn=self)
             self._safe_trigger(event.IDENTIFY, conn=self, data=self._options.identify_data)
             if self.state != CONNECTING:
@@ -306,17 +307,21 @@ class AsyncConn(CommandsMixin, EventedMixin):
         except ProtocolError as exc:
             self._close(exc)
             return
-        trigger = self.trigger
         message_seen = False
         for item in events:
             try:
-                if type(item) is MessageFrame:
+                if type(item) is Message:
                     if not message_seen:
                         self.last_msg_timestamp = now
                         message_seen = True
+                    item._conn = self
                     self.in_flight += 1
-                    trigger(event.MESSAGE, conn=self,
-                            message=Message(item.id, item.body, item.timestamp, item.attempts, self))
+                    # trigger(MESSAGE) inlined: the listeners are looked up for each message, as
+                    # trigger() does, so a listener added or removed meanwhile is honoured
+                    listeners = self._listeners
+                    if listeners:
+                        for callback in listeners.get(_MESSAGE, ()):
+                            callback(conn=self, message=item)
                 else:
                     self._on_event(item)
             except Exception:  # noqa: BLE001 - a listener's bug must not kill the connection
