@@ -103,6 +103,11 @@ class ChaosProxy:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def live(self) -> int:
+        """Connections being proxied now."""
+        return len(self._pairs)
+
     def __enter__(self) -> "ChaosProxy":
         return self.start()
 
