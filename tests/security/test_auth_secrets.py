@@ -17,8 +17,8 @@ import time
 import traceback
 
 import pytest
-from peers import AuthServer
-from toolrun import VENV_BIN, assert_one_line_error, error_lines, run_tool
+from security_peers import AuthServer
+from security_tools import VENV_BIN, assert_one_line_error, error_lines, run_tool
 
 from nsqcli.lib import AsyncConn, Reader, Writer
 

@@ -16,7 +16,7 @@ import tracemalloc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from peers import HostilePeer
+from security_peers import HostilePeer
 
 from nsqcli.lib import AsyncConn
 from nsqcli.lib.protocol.client import ClientProtocol, State

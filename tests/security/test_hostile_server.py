@@ -9,8 +9,8 @@ import json
 import struct
 
 import pytest
-from peers import HostilePeer, HTTPOnTCPPort, TLSOnTCPPort
-from toolrun import assert_one_line_error, run_tool
+from security_peers import HostilePeer, HTTPOnTCPPort, TLSOnTCPPort
+from security_tools import assert_one_line_error, run_tool
 
 from nsqcli.lib import AsyncConn
 from nsqcli.lib.protocol.constants import FRAME_TYPE_MESSAGE, FRAME_TYPE_RESPONSE

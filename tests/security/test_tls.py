@@ -13,7 +13,7 @@ import asyncio
 import ssl
 
 import pytest
-from toolrun import assert_one_line_error, error_lines, run_tool
+from security_tools import assert_one_line_error, error_lines, run_tool
 
 from nsqcli.lib import AsyncConn
 from nsqcli.lib.protocol.errors import Error, NSQError
