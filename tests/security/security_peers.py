@@ -159,18 +159,6 @@ class TLSOnTCPPort(_ThreadedServer):
         time.sleep(0.2)
 
 
-class Silent(_ThreadedServer):
-    """Counts connections and says nothing (a sentinel: did a tool connect at all?)."""
-
-    def serve(self, sock: socket.socket) -> None:
-        sock.settimeout(2)
-        try:
-            while sock.recv(65536):
-                pass
-        except OSError:
-            pass
-
-
 class AuthServer:
     """nsqd's auth endpoint (``GET /auth?secret=...``): ``secret`` may publish and subscribe to
     ``topic_pattern`` (a regular expression), any other secret gets 403. ``queries`` counts calls."""
