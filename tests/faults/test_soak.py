@@ -58,7 +58,7 @@ def test_soak_publish_and_consume_with_random_connection_resets(nsqd_factory, tm
     tail_log, pub_log = tmp_path / "tail.err", tmp_path / "pub.err"  # files: never a full pipe
     with ChaosProxy(nsqd.tcp_address, seed=8) as proxy, open(out, "wb") as tail_out, \
             open(tail_log, "wb") as tail_err, open(pub_log, "wb") as pub_err:
-        proxy.start_chaos(0.2, 1.0)
+        proxy.start_chaos(0.05, 0.4)
         tail = spawn([tool("nsq-tail"), "-v", "--topic", "soak", "--channel", "c",
                       "--max-in-flight", "1000", "--consumer-opt", "reconnect_interval=50ms",
                       "--consumer-opt", "max_reconnect_interval=500ms",
