@@ -213,3 +213,32 @@ def test_nsq_tail_carries_on_after_a_restart(nsqd_factory, tmp_path):
     delays = [float(d) for d in re.findall(rb"reconnecting in ([0-9.]+)s", stderr)]
     assert len(delays) >= 3, stderr  # refused while nsqd was down: retried with backoff
     assert max(delays) > 2 * delays[0] and max(delays) <= 0.4
+
+
+def test_reader_via_lookupd_reconnects_after_nsqd_restart(nsqd_with_lookupd):
+    """The nsqd found through lookupd restarts: lookupd drops it, the Reader retires it, and
+    reconnects once lookupd lists it again; nothing published before or after is missed."""
+    nsqd, lookupd = nsqd_with_lookupd
+    nsqd.create_topic("lr")
+    nsqd.create_channel("lr", "c")
+    lookupd.wait_for_producer(nsqd, topic="lr")
+    before = [b"lb-%d" % i for i in range(1000)]
+    after = [b"la-%d" % i for i in range(1000)]
+    nsqd.mpub("lr", before)
+    seen: list[bytes] = []
+
+    async def main() -> None:
+        reader = Reader("lr", "c", lambda m: seen.append(m.body) or True,
+                        lookupd_http_addresses=[lookupd.http_address], lookupd_poll_interval=0.2,
+                        lookupd_poll_jitter=0, max_in_flight=100, reconnect_interval=0.05,
+                        max_reconnect_interval=0.4)
+        loop = asyncio.get_running_loop()
+        async with reader:
+            await _until(lambda: set(before) <= set(seen), 10)
+            await _restart(nsqd, downtime=0.5)
+            await loop.run_in_executor(None, lambda: lookupd.wait_for_producer(nsqd, topic="lr"))
+            await loop.run_in_executor(None, nsqd.mpub, "lr", after)
+            await _until(lambda: set(after) <= set(seen), 15)
+            assert list(reader.conns) == [nsqd.tcp_address]
+
+    asyncio.run(asyncio.wait_for(main(), 30))
