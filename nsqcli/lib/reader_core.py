@@ -21,6 +21,7 @@ from tornado.ioloop import IOLoop, PeriodicCallback
 from . import registry
 from .addresses import format_address
 from .backoff import BackoffAction, BackoffWindow
+from .protocol.errors import ConnectionClosedError
 from .rdy import RdyPolicy
 from .reader_discovery import Discovery
 
@@ -163,7 +164,10 @@ class ReaderCore:
         if error is None:
             self._discovery.connection_succeeded(conn.id)
         elif not self._closing:
-            logger.error("[%s:%s] SUB %s %s failed: %s", conn.id, self.name, self.topic, self.channel, error)
+            # the connection was lost before nsqd answered: its close is already logged as a
+            # warning and a reconnect follows, so this is not an error of its own
+            log = logger.debug if isinstance(error, ConnectionClosedError) else logger.error
+            log("[%s:%s] SUB %s %s failed: %s", conn.id, self.name, self.topic, self.channel, error)
 
     def _on_conn_close(self, conn: Any, **_: Any) -> None:
         if self._connecting.get(conn.id) is conn:

@@ -225,3 +225,37 @@ def test_connection_lost_with_many_messages_in_flight_warns_once(caplog):
     unanswered = [r for r in caplog.records if "cannot FIN" in r.getMessage()]
     assert len(unanswered) == 300
     assert [r.levelno for r in unanswered].count(logging.WARNING) == 1
+
+
+def test_connection_reset_before_sub_is_answered_is_no_error(caplog):
+    """A cut while SUB awaits its answer: a warning for the lost connection, a reconnect, and
+    no ERROR line (nsq-tail printed 'error: SUB ... failed' for a fault it recovers from)."""
+    import logging
+
+    async def handler(peer: FakePeer) -> None:
+        await peer.handshake()
+        await peer.expect("SUB")
+        if len(peer.server.peers) == 1:
+            reset_socket(peer.stream.socket)
+            peer.close()
+            return
+        peer.send_response(b"OK")
+        await peer.expect("RDY")
+        peer.send_message(b"after the cut")
+        await peer.serve()
+
+    received: list[bytes] = []
+
+    async def main() -> None:
+        async with FakeNSQD(handler) as fake:
+            reader = Reader("t", "c", lambda m: received.append(m.body) or True,
+                            nsqd_tcp_addresses=[fake.address], reconnect_interval=0.05)
+            async with reader:
+                await fake.wait_for("FIN")
+                fake.check()
+
+    caplog.set_level(logging.INFO, logger="nsqcli.lib")
+    run(main())
+    assert received == [b"after the cut"]
+    assert "connection closed" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
