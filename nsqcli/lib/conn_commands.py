@@ -29,6 +29,7 @@ CONNECTED = "CONNECTED"  # handshake complete: SUB/PUB allowed
 DISCONNECTED = "DISCONNECTED"
 
 FLUSH_THRESHOLD = 64 * 1024
+_RESUME = event.RESUME
 _PUBLISH_KINDS = frozenset({b"PUB", b"MPUB", b"DPUB"})
 _PUBLISHING_STATES = frozenset({State.READY, State.SUBSCRIBING, State.SUBSCRIBED, State.CLOSING})
 
@@ -218,10 +219,20 @@ class CommandsMixin:
         # Hot path: messages only arrive while subscribed, and the protocol leaves that state
         # only by closing (CLS keeps FIN valid), so CONNECTED + nsqd's 16-byte id is enough.
         if self.state == CONNECTED and type(msg_id) is bytes and len(msg_id) == 16:
-            self._write(b"FIN " + msg_id + b"\n")
+            # _write() inlined: the FINs of a chunk pile up and leave in one write
+            self._output += (b"FIN ", msg_id, b"\n")
+            self._output_size += 21
+            if self._output_size >= FLUSH_THRESHOLD:
+                self._flush()
+            elif self._flush_handle is None:
+                self._flush_handle = self._get_loop().call_soon(self._flush)
         else:
             self._answer(lambda p: p.finish(msg_id), "FIN", message)
-        self.trigger(event.RESUME, conn=self)
+        # trigger(RESUME) inlined; a Reader listens only while a FIN needs bookkeeping
+        listeners = self._listeners
+        if listeners:
+            for callback in listeners.get(_RESUME, ()):
+                callback(conn=self)
 
     def _on_message_requeue(self, message: Message, time_ms: int, backoff: bool) -> int:
         if time_ms < 0:

@@ -29,7 +29,8 @@ logger = logging.getLogger("nsqcli.lib.reader")
 
 _Self = TypeVar("_Self", bound="ReaderCore")
 
-_CONN_EVENTS = ("ready", "message", "resume", "backoff", "continue", "close", "error", "heartbeat")
+# "resume" (a FIN) is listened to only while it needs bookkeeping: see _refresh_fast_path
+_CONN_EVENTS = ("ready", "message", "backoff", "continue", "close", "error", "heartbeat")
 
 
 class _Done:
@@ -125,6 +126,8 @@ class ReaderCore:
         conn = self._conn_class(bare, port, **self.conn_kwargs)
         for name in _CONN_EVENTS:
             conn.on(name, getattr(self, "_on_conn_" + name))
+        if not self._quiet:
+            conn.on("resume", self._on_conn_resume)
         self._connecting[conn.id] = conn
         logger.info("[%s:%s] connecting to nsqd", conn.id, self.name)
         conn.connect()
@@ -257,8 +260,13 @@ class ReaderCore:
         n = len(self.conns)
         policy = self._policy
         window = self._backoff
-        self._quiet = not (self._closing or self._retiring or window.in_backoff
-                           or window.strategy.in_backoff)
+        quiet = not (self._closing or self._retiring or window.in_backoff or window.strategy.in_backoff)
+        if quiet != self._quiet:
+            self._quiet = quiet
+            # a FIN in normal operation needs no bookkeeping: the connections then skip the
+            # resume event altogether instead of calling a listener that returns at once
+            for conn in {*self.conns.values(), *self._connecting.values(), *self._retiring}:
+                (conn.off if quiet else conn.on)("resume", self._on_conn_resume)
         if self._closing or self._backoff.in_backoff or policy.max_in_flight <= 0 or policy.redistributing(n):
             self._ramp_share = 0
         else:
