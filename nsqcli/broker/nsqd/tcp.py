@@ -48,6 +48,7 @@ class V2Connection(asyncio.Protocol):
         self._busy = False
         self._closed = False
         self._codec: Any = None
+        self._compressed_rest = b""  # read with the IDENTIFY that started compression
         self._task: asyncio.Task | None = None
         #: True while tls_required refuses every command but IDENTIFY
         self._tls_gate = nsqd.options.tls_required_tcp
@@ -127,6 +128,9 @@ class V2Connection(asyncio.Protocol):
         finally:
             client.hold = False
             client.flush()
+        rest, self._compressed_rest = self._compressed_rest, b""
+        if rest and not self._closed:
+            self.data_received(rest)  # piece by piece, as everything compressed
 
     def _process_commands(self) -> None:
         reader = self._reader
@@ -254,7 +258,7 @@ class V2Connection(asyncio.Protocol):
         rest = leftover.read_exact(leftover.buffered) if leftover.buffered else b""
         self.client.send_response(protocol_v2.OK)
         if rest:
-            self._reader.feed(self._codec.decompress(rest))
+            self._compressed_rest = rest  # decompressed by _process once this command is done
 
     async def upgrade_tls(self, compression: tuple[str, int] | None) -> None:
         self.client.flush()
