@@ -155,20 +155,24 @@ def test_async_conn_survives_a_deflate_bomb_in_bounded_memory():
 
 
 @pytest.mark.embedded_only
-def test_the_embedded_nsqd_refuses_a_deflate_bomb_in_bounded_memory(nsqd):
+@pytest.mark.parametrize("same_write", [False, True], ids=["after-the-upgrade", "with-identify"])
+def test_the_embedded_nsqd_refuses_a_deflate_bomb_in_bounded_memory(nsqd, same_write):
     import socket
 
     from nsqcli.lib.protocol import commands
 
+    identify = b"  V2" + commands.identify({"deflate": True, "deflate_level": 6,
+                                            "feature_negotiation": True})
+    codec = make_codec("deflate", 9)
+    # a valid PUB first (it must still be served), then a body size of 0 followed by zeros
+    bomb = codec.compress(commands.pub("fine", b"ok")) + codec.compress(b"PUB t\n" + b"\0" * (64 << 20))
     with socket.create_connection((nsqd.host, nsqd.tcp_port), timeout=5) as sock:
-        sock.sendall(b"  V2" + commands.identify({"deflate": True, "deflate_level": 6,
-                                                  "feature_negotiation": True}))
-        assert b'"deflate":true' in sock.recv(65536)
-        codec = make_codec("deflate", 9)
-        bomb = codec.compress(b"PUB t\n" + b"\0" * (64 << 20))  # a body size of 0, then zeros
+        if not same_write:
+            sock.sendall(identify)
+            assert b'"deflate":true' in sock.recv(65536)
 
         def send_and_wait_closed():
-            sock.sendall(bomb)
+            sock.sendall(identify + bomb if same_write else bomb)
             try:
                 while sock.recv(65536):
                     pass
@@ -177,4 +181,5 @@ def test_the_embedded_nsqd_refuses_a_deflate_bomb_in_bounded_memory(nsqd):
 
         peak = peak_mib(send_and_wait_closed)
     assert peak < 32, f"{peak:.0f} MiB"
+    assert nsqd.topic_stats("fine")["message_count"] == 1
     assert nsqd.topic_stats("t") is None or nsqd.topic_stats("t")["message_count"] == 0
