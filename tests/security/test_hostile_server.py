@@ -158,3 +158,23 @@ def test_the_other_tools_exit_1_with_one_line(tool, name, kwargs, expected, tmp_
         result = run_tool([*args, "--nsqd-tcp-address", peer.address], timeout=20)
         assert result.returncode == 1, result
         assert_one_line_error(result, expected)
+
+
+@pytest.mark.parametrize("name, kwargs, expected", CASES[:5], ids=[c[0] for c in CASES[:5]])
+def test_sync_conn_refuses_malformed_frames(name, kwargs, expected):
+    from nsqcli.lib.protocol import commands
+    from nsqcli.lib.sync_conn import SyncConn
+
+    if kwargs.get("after") == "sub":
+        pytest.skip("SyncConn does not subscribe here")
+    with HostilePeer(**kwargs) as peer:
+        conn = SyncConn(timeout=3)
+        conn.connect("127.0.0.1", peer.port)
+        try:
+            conn.send(commands.identify({"feature_negotiation": True}))
+            with pytest.raises(ProtocolError, match=expected):
+                conn.read_response()
+        finally:
+            conn.close()
+        assert peer.client_closed.wait(3)
+        assert peer.flood_sent < 16 * 1024 * 1024
