@@ -262,7 +262,8 @@ class Reader(ReaderCore):
 
     # ---- message handling (the hot path) ------------------------------------------------
 
-    def _on_conn_message(self, conn: Any, message: Any, **_: Any) -> None:
+    def _on_conn_message(self, conn: Any, message: Any) -> None:
+        # called by AsyncConn as conn=..., message=... (no catch-all: no dict per message)
         share = self._ramp_share
         if share and conn.rdy != share and conn.rdy != conn.max_rdy_count:
             self._ramp(conn)
@@ -286,14 +287,15 @@ class Reader(ReaderCore):
             if not message.has_responded():
                 message.requeue()
             return
+        # the Message's flags are read directly: has_responded()/is_async() cost two calls
         if result is True:
-            if not message.has_responded() and not message.is_async():
+            if not (message._has_responded or message._async_enabled):
                 message.finish()
         elif result is False:
-            if not message.has_responded() and not message.is_async():
+            if not (message._has_responded or message._async_enabled):
                 message.requeue()
         elif result is None:
-            if not message.has_responded() and not message.is_async():
+            if not (message._has_responded or message._async_enabled):
                 logger.error("[%s:%s] handler returned None without answering message %s or calling "
                              "enable_async(); requeuing it (return True to FIN, False to REQ)",
                              conn.id, self.name, message.id)

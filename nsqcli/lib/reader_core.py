@@ -207,7 +207,7 @@ class ReaderCore:
     def heartbeat(self, conn: Any) -> None:  # overridden by Reader
         pass
 
-    def _on_conn_message(self, conn: Any, message: Any, **_: Any) -> None:  # Reader's
+    def _on_conn_message(self, conn: Any, message: Any) -> None:  # Reader's
         raise NotImplementedError
 
     # the answers to messages: FIN = success, REQ = failure, REQ(backoff=False) = neutral
