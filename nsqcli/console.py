@@ -7,6 +7,7 @@ injected (click's CliRunner replaces sys.stdout/sys.stderr), never captured at i
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from typing import IO, Any
@@ -15,6 +16,16 @@ from typing import IO, Any
 QUIET, NORMAL, VERBOSE, DEBUG = -1, 0, 1, 2
 
 _STYLES = {"error": "bold red", "warning": "yellow", "info": "", "debug": "dim"}
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\n``): diagnostics quote what
+    peers send (nsqd error texts, file names), which must not drive the terminal or split the
+    one-line error."""
+    if text.isprintable():
+        return text
+    return _CONTROL_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _isatty(stream: Any) -> bool:
@@ -120,7 +131,7 @@ class Console:
     def _emit(self, level: str, message: str) -> None:
         self.end_progress()
         label = "" if level == "info" else f"{level}: "
-        line = f"{self.prog}: {label}{message}"
+        line = f"{self.prog}: {label}{printable(message)}"
         if self.color:
             console = self._rich_console()
             console.print(line, style=_STYLES[level] or None, markup=False, highlight=False,
