@@ -178,3 +178,15 @@ def test_sync_conn_refuses_malformed_frames(name, kwargs, expected):
             conn.close()
         assert peer.client_closed.wait(3)
         assert peer.flood_sent < 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize("tool", [["nsq-pub", "--topic", "t", "-m", "x"],
+                                  ["nsq-tail", "--topic", "t", "-n", "1"]], ids=["pub", "tail"])
+def test_control_characters_from_the_peer_cannot_drive_the_terminal(tool):
+    # an error text with a terminal title sequence, a colour, a line break and rich markup
+    text = b"E_INVALID [bold]x\x1b]0;pwned\x07 \x1b[31mred\r\nsecond line \x9b"
+    with HostilePeer(encode_frame(1, text)) as peer:
+        result = run_tool([*tool, "--nsqd-tcp-address", peer.address], timeout=20)
+    assert result.returncode == 1, result
+    assert_one_line_error(result, r"E_INVALID [bold]x\x1b]0;pwned\x07 \x1b[31mred\r\nsecond line")
+    assert not any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in result.stderr.rstrip("\n")), result
