@@ -264,7 +264,7 @@ class ClientProtocol:
         elif state == State.AUTHENTICATING:
             try:
                 data = json.loads(payload)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
                 raise ProtocolError(f"AUTH response is not JSON: {payload[:64]!r}") from None
             if not isinstance(data, dict):
                 raise ProtocolError(f"AUTH response is not a JSON object: {payload[:64]!r}")
@@ -285,7 +285,7 @@ class ClientProtocol:
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
             response = IdentifyResponse.from_dict(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
             raise ProtocolError(f"invalid IDENTIFY response ({exc}): {payload[:64]!r}") from None
         self.identify_response = response
         events.append(IdentifyResponseReceived(response))
