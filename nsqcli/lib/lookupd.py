@@ -72,7 +72,7 @@ def parse_producers(body: bytes | str, status: int = 200) -> list[tuple[str, int
     """
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: "[[[[..." too deep
         raise LookupdError(f"HTTP {status} response is not JSON: {body[:100]!r}") from None
     if not isinstance(data, dict):
         raise LookupdError(f"HTTP {status} response is not a JSON object: {str(data)[:100]}")
