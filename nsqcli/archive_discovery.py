@@ -25,7 +25,7 @@ def parse_topics(body: bytes | str) -> list[str]:
     """Topic names from a ``/topics`` answer (v1 ``{"topics": [...]}`` or pre-1.0 wrapped)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: "[[[[..." too deep
         raise LookupdError(f"/topics response is not JSON: {body[:100]!r}") from None
     if isinstance(data, dict) and "topics" not in data and isinstance(data.get("data"), dict):
         data = data["data"]
