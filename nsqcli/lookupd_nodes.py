@@ -39,7 +39,7 @@ def parse_nodes(body: bytes, status: int = 200) -> list[Node]:
     """The producers of a /nodes reply (v1 or pre-1.0 wrapped shape)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: "[[[[..." too deep
         raise LookupdError(f"HTTP {status} response is not JSON: {body[:100]!r}") from None
     if isinstance(data, dict) and "status_code" in data and "producers" not in data:
         status, data = data.get("status_code", status), data.get("data")
@@ -93,7 +93,7 @@ def _config_value(http_address: str, option: str) -> int | None:
     try:
         status, body = _get(f"http://{http_address}/config/{option}")
         value = json.loads(body) if status == 200 else None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
