@@ -97,7 +97,7 @@ def decode_jsonl(line: bytes | str) -> Record:
     """Decode one jsonl line (without or with its newline); raises :class:`RecordError`."""
     try:
         obj = _json_loads(line)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: "[[[[..."
         raise RecordError(f"invalid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
@@ -140,7 +140,7 @@ def decode_jsonl_many(lines: list[bytes]) -> list[Record] | None:
     """
     try:
         objs = _json_loads(b"[" + b",".join(lines) + b"]")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if len(objs) != len(lines):
         return None  # a line held two values ("{...},{...}"): decode line by line
@@ -185,7 +185,7 @@ def detect_format(head: bytes) -> str:
             return "raw"
         try:
             obj = _json_loads(line)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             # The first line may be cut short by the size of ``head``: judge by its start.
             return "jsonl" if _looks_like_jsonl_prefix(line) else "raw"
         if isinstance(obj, dict) and ("body" in obj or "body_base64" in obj):
