@@ -70,7 +70,7 @@ class Identify(BodyCommand):
     def run(self, conn, params, body):
         try:
             data = decode_identify(json.loads(body))
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested too deep
             data = None
         if data is None:
             raise ClientErr("E_BAD_BODY", "IDENTIFY failed to decode JSON body")
