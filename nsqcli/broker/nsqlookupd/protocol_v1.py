@@ -58,7 +58,7 @@ def parse_identify_body(body: bytes, peer_id: str) -> PeerInfo:
     """Decode an nsqd's IDENTIFY body as nsqlookupd does (Go's json: keys match case-insensitively)."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: "[[[[..." too deep
         raise LookupClientError("E_BAD_BODY", "IDENTIFY failed to decode JSON body") from None
     if data is None:
         data = {}
