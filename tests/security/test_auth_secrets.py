@@ -208,3 +208,29 @@ def test_library_never_shows_the_secret(auth_nsqd, caplog):
     assert auth_nsqd.topic_stats(ALLOWED)["message_count"] == 1  # SECRET could publish
     assert_no_secret(*seen, where="in a repr or an exception")
     assert_no_secret(caplog.text, *(repr(r.args) for r in caplog.records), where="in the logs")
+
+
+def test_dev_server_debug_log_shows_no_secret(auth_server):
+    import re
+    import sys
+
+    argv = [sys.executable, "-m", "nsqcli.dev_server", "--tcp-address", "127.0.0.1:0",
+            "--http-address", "127.0.0.1:0", "--no-lookupd", "--auth-http-address",
+            auth_server.address, "-vv"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = ""
+        deadline = time.monotonic() + 20
+        while "Press Ctrl-C" not in banner:
+            line = proc.stderr.readline()
+            assert line and time.monotonic() < deadline, banner
+            banner += line
+        address = re.search(r"nsqd TCP\s+(\S+)", banner).group(1)
+        for secret, topic in ((SECRET, ALLOWED), (WRONG, ALLOWED), (SECRET, FORBIDDEN)):
+            result = run_tool(["nsq-pub", "--topic", topic, "-m", "x", "--nsqd-tcp-address", address],
+                              env={"NSQ_AUTH_SECRET": secret})
+            assert result.returncode == (0 if (secret, topic) == (SECRET, ALLOWED) else 1), result
+    finally:
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=15)
+    assert_no_secret(banner, stdout, stderr, where="in dev-server's -vv output")
