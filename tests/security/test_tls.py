@@ -156,6 +156,14 @@ def test_tools_refuse_a_certificate_from_the_wrong_ca(tool, tls_nsqd, pki, tmp_p
 
 
 @pytest.mark.parametrize("tool", ["nsq-tail", "nsq-pub"])
+def test_tools_verify_with_the_system_cas_by_default(tool, tls_nsqd, tmp_path):
+    result = run_tool([*tool_args(tool, tmp_path), "--tls", "--nsqd-tcp-address",
+                       tls_nsqd.tcp_address])
+    assert result.returncode == 1, result
+    assert_one_line_error(result, "certificate verify failed")
+
+
+@pytest.mark.parametrize("tool", ["nsq-tail", "nsq-pub"])
 def test_tools_refuse_a_certificate_for_another_host(tool, misnamed_nsqd, pki, tmp_path):
     result = run_tool([*tool_args(tool, tmp_path), "--tls-ca-file", pki["ca"],
                        "--nsqd-tcp-address", misnamed_nsqd.tcp_address])
