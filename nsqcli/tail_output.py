@@ -13,6 +13,7 @@ import json
 from typing import IO, Any, Callable
 
 from .exit_codes import ToolError, error_text
+from .lib.message import finish_all
 
 Formatter = Callable[[str, Any], bytes]
 
@@ -104,8 +105,7 @@ class TailOutput:
             self.write_error = ToolError(f"cannot write to stdout: {error_text(exc)}")
             self._fail(batch)
             return
-        for message in batch:
-            message.finish()
+        finish_all(batch)  # FIN only now that the lines reached stdout
         self.printed += len(batch)
         self._check_done()
 

@@ -14,7 +14,7 @@ from .event import EventedMixin
 from .protocol.errors import IntegrityError
 from .protocol.frames import decode_message as _decode_frame
 
-__all__ = ["Message", "MessageAnsweredError", "decode_message"]
+__all__ = ["Message", "MessageAnsweredError", "decode_message", "finish_all"]
 
 
 class MessageAnsweredError(IntegrityError):
@@ -25,6 +25,7 @@ class Responder(Protocol):  # what AsyncConn provides to its messages
     id: str
 
     def _on_message_finish(self, message: "Message") -> None: ...
+    def _on_messages_finish(self, messages: "list[Message]") -> None: ...  # finish_all
     def _on_message_requeue(self, message: "Message", time_ms: int, backoff: bool) -> int: ...
     def _on_message_touch(self, message: "Message") -> None: ...
 
@@ -122,6 +123,41 @@ class Message(EventedMixin):
             self._conn._on_message_touch(self)
         if self._listeners:
             self.trigger(event.TOUCH, message=self)
+
+
+def finish_all(messages: "list[Message]") -> None:
+    """``finish()`` every message, in order; the FINs bound for one connection are queued as one
+    piece. Raises :class:`MessageAnsweredError` before anything is sent when one of them was
+    answered already. Objects other than plain :class:`Message` get their own ``finish()``."""
+    for message in messages:
+        if type(message) is not Message:  # a subclass or a stand-in may override finish()
+            for each in messages:
+                each.finish()
+            return
+        if message._has_responded:
+            message._answer("finish")  # raises
+    conn = None
+    mixed = False
+    for message in messages:
+        message._has_responded = True
+        owner = message._conn
+        if owner is not conn:
+            if conn is not None:
+                mixed = True
+            conn = owner
+    if not mixed:
+        if conn is not None:
+            conn._on_messages_finish(messages)
+    else:
+        groups: dict[Any, list[Message]] = {}
+        for message in messages:
+            groups.setdefault(message._conn, []).append(message)
+        for owner, group in groups.items():
+            if owner is not None:
+                owner._on_messages_finish(group)
+    for message in messages:
+        if message._listeners:
+            message.trigger(event.FINISH, message=message)
 
 
 def decode_message(data: bytes) -> Message:
