@@ -58,8 +58,9 @@ class UsageError(ToolError):
 class AddressError(ToolError):
     """A failure talking to one nsqd/nsqlookupd: the message names the address."""
 
-    def __init__(self, address: str, cause: BaseException, doing: str = "") -> None:
-        text = error_text(cause)
+    def __init__(self, address: str, cause: BaseException, doing: str = "",
+                 daemon: str = "nsqd") -> None:
+        text = error_text(cause, daemon)
         if address in text:  # the library already named it
             super().__init__(text)
         else:
@@ -68,10 +69,10 @@ class AddressError(ToolError):
         self.__cause__ = cause
 
 
-def error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException, daemon: str = "nsqd") -> str:
     """A short, human text for an exception (no class names for the common OS errors)."""
     if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is nsqd running there?)"
+        return f"connection refused (is {daemon} running there?)"
     if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
         return "broken pipe"
     if isinstance(exc, OSError) and exc.strerror:

@@ -65,9 +65,10 @@ def _fetch(address: str) -> list[Node]:
         status, body = _get(url)
         return parse_nodes(body, status)
     except OSError as exc:
-        raise AddressError(address, getattr(exc, "reason", None) or exc, "querying /nodes") from None
+        raise AddressError(address, getattr(exc, "reason", None) or exc, "querying /nodes",
+                           daemon="nsqlookupd") from None
     except LookupdError as exc:
-        raise AddressError(address, exc, "querying /nodes") from None
+        raise AddressError(address, exc, "querying /nodes", daemon="nsqlookupd") from None
 
 
 async def nodes_from_lookupds(addresses: list[str]) -> list[str]:
