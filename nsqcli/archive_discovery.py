@@ -50,7 +50,10 @@ async def query_topics(addresses: Iterable[str], connect_timeout: float = 2.0,
         if response.code != 200:
             reason = response.error if response.code == 599 else f"HTTP {response.code}"
             raise LookupdError(f"lookupd {address}: {reason}")
-        return parse_topics(response.body or b"")
+        try:
+            return parse_topics(response.body or b"")
+        except LookupdError as exc:  # name the lookupd that answered garbage
+            raise LookupdError(f"lookupd {address}: {exc}") from None
 
     found: set[str] = set()
     for topics in await asyncio.gather(*(one(a) for a in addresses)):
