@@ -102,12 +102,19 @@ def test_lookupd_faults_are_logged_once_per_state_change_and_producers_kept(nsqd
             while not reader.conns:
                 await asyncio.sleep(0.01)
             first = next(iter(reader.conns.values()))
+            def polls() -> int:  # requests the fake saw, or failed attempts while it is down
+                if lookupd.state != "down":
+                    return len(lookupd.requests)
+                return sum("still failing" in r.getMessage() or "query failed" in r.getMessage()
+                           for r in caplog.records)
+
             for n, state in enumerate(phases):
                 await lookupd.set_state(state)
-                before = len(lookupd.requests)
-                await asyncio.sleep(6 * POLL if state != "slow" else 1.0)
-                if state != "down":
-                    assert len(lookupd.requests) - before >= 3, (state, lookupd.requests)
+                before = len(lookupd.requests) if state != "down" else polls()
+                deadline = time.monotonic() + 10
+                while polls() < before + 3 and time.monotonic() < deadline:  # several polls
+                    await asyncio.sleep(POLL / 2)
+                assert polls() >= before + 3, (state, lookupd.requests)
                 await loop.run_in_executor(None, nsqd.pub, "lk", b"m%d" % n)
                 conn_ids.append(id(next(iter(reader.conns.values()), None)))
                 assert next(iter(reader.conns.values()), None) is first, state
@@ -156,3 +163,72 @@ def test_one_lookupd_down_or_hanging_does_not_hold_up_discovery(nsqd):
     elapsed = asyncio.run(asyncio.wait_for(main(), 30))
     assert received == [b"found"]
     assert elapsed < 1.5, f"discovery waited {elapsed:.2f}s for the failing lookupds"
+
+
+class _GarbageLookupd:
+    """A threaded HTTP server answering every GET with 200 and a body that is not JSON."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                body = b"<html>surprise</html>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_tools_given_only_a_broken_lookupd_fail_with_one_line(tmp_path):
+    import subprocess
+
+    from fault_helpers import tool, tool_env
+
+    garbage = _GarbageLookupd()
+    down = f"127.0.0.1:{_closed_port()}"
+    (tmp_path / "in.log").write_bytes(b"r\n")
+    try:
+        for lookupd, expected in ((down, b"connection refused"), (garbage.address, b"not json")):
+            for name, extra in (("nsq-pub", ["--topic", "t", "-m", "x"]),
+                                ("nsq-replay", [str(tmp_path / "in.log"), "--topic", "t"]),
+                                ("nsq-to-file", ["--output-dir", str(tmp_path)])):
+                result = subprocess.run([tool(name), *extra, "--lookupd-http-address", lookupd],
+                                        capture_output=True, timeout=20, env=tool_env())
+                assert result.returncode == 1, (name, result.stderr)
+                assert len(result.stderr.splitlines()) == 1, (name, result.stderr)
+                assert expected in result.stderr.lower(), (name, result.stderr)
+                assert lookupd.encode() in result.stderr and b"nsqd running" not in result.stderr
+    finally:
+        garbage.close()
+
+
+def test_nsq_tail_with_a_broken_lookupd_warns_once_and_keeps_polling():
+    import signal
+
+    from fault_helpers import spawn, stop_with, tool
+
+    garbage = _GarbageLookupd()
+    try:
+        process = spawn([tool("nsq-tail"), "--topic", "t", "--lookupd-http-address",
+                         garbage.address, "--consumer-opt", "lookupd_poll_interval=100ms"])
+        time.sleep(1.0)  # about ten polls
+        assert process.poll() is None
+        _, stderr = stop_with(process, signal.SIGINT)
+    finally:
+        garbage.close()
+    assert process.returncode == 130, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and b"query failed" in lines[0] and b"not JSON" in lines[0], stderr
