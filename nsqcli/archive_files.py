@@ -25,6 +25,7 @@ import errno
 import os
 import time
 import zlib
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -64,6 +65,14 @@ class ArchiveSettings:
 # also flushing timestamps: measurably cheaper per batch. The directory entry of a new file is
 # made durable once, when the file is created (which neither call does; the Go tool never does).
 _data_sync = getattr(os, "fdatasync", os.fsync)
+
+
+def _sync_fd(fd: int, path: str) -> None:
+    """fdatasync on an executor thread (the GIL is released during the call)."""
+    try:
+        _data_sync(fd)
+    except OSError as exc:
+        raise _fail("syncing", path, exc) from None
 
 
 def sync_directory(path: str) -> None:
@@ -116,6 +125,7 @@ class ArchiveFile:
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._compressor = None  # the open gzip member, if any
+        self._background: Future | None = None  # the fdatasync running on an executor, if any
         self.closed_paths: list[str] = []  # final locations of files closed so far
 
     @property
@@ -163,16 +173,40 @@ class ArchiveFile:
 
     def sync(self) -> None:
         """Make everything accepted so far durable: write, end the gzip member, fsync."""
+        self.wait_background()
         if self._fd is None:
             return
-        self._write_pending()
-        if self._compressor is not None:
-            self._write_all(self._compressor.flush(zlib.Z_FINISH))
-            self._compressor = None  # the next write starts a new member
+        self._write_accepted()
         try:
             _data_sync(self._fd)
         except OSError as exc:
             raise _fail("syncing", self.path, exc) from None
+
+    def sync_in_background(self, executor: Executor) -> Future | None:
+        """Like :meth:`sync`, but the fdatasync runs on ``executor`` (it releases the GIL, so the
+        caller keeps receiving and writing meanwhile). Everything accepted *before* this call is
+        durable once the returned Future completes; it raises ArchiveError if the sync failed.
+        None when no file is open. One background sync at a time: a previous one is awaited."""
+        self.wait_background()
+        if self._fd is None:
+            return None
+        self._write_accepted()
+        self._background = future = executor.submit(_sync_fd, self._fd, self.path)
+        return future
+
+    def wait_background(self) -> None:
+        """Block until the background sync (if any) is over; re-raise its ArchiveError. Called
+        before anything that syncs again or closes the descriptor it is syncing."""
+        background, self._background = self._background, None
+        if background is not None:
+            background.result()
+
+    def _write_accepted(self) -> None:
+        """Hand every accepted byte to the kernel, ending the gzip member (a sync point)."""
+        self._write_pending()
+        if self._compressor is not None:
+            self._write_all(self._compressor.flush(zlib.Z_FINISH))
+            self._compressor = None  # the next write starts a new member
 
     # -- rotation --------------------------------------------------------------------------
 
@@ -293,6 +327,10 @@ class ArchiveFile:
 
     def abandon(self) -> None:
         """Close the descriptor without syncing or moving (after an error; best effort)."""
+        try:
+            self.wait_background()  # its thread must not sync a reused descriptor number
+        except OSError:
+            pass
         fd, self._fd = self._fd, None
         self._pending.clear()
         self._pending_bytes = 0

@@ -7,6 +7,13 @@ on every sync-interval tick, on rotation, on SIGHUP and at shutdown -- and, beyo
 when no message has arrived for a short while (see :meth:`TopicArchiver.idle_check`), so a drained channel is acknowledged
 promptly whatever the sync interval.
 
+With ``sync_in_background`` (what the tool uses) the fdatasync runs on a worker thread while the
+loop keeps receiving and writing: a sync starts once half of max-in-flight waits (or the
+reader is starved, or idle), and each batch is finished when *its own* sync completes -- so nsqd
+never stops sending for the length of an fsync. One sync runs at a time: after a failed fsync
+Linux may report success to a later one for data that never reached the disk, so nothing is
+synced (or finished) after a failure.
+
 The first error (write, sync, open, close or move) is fatal: nothing more is finished, the
 unsynced messages are requeued (REQ 0, no backoff) so nsqd redelivers them at once instead of
 after its message timeout, and :attr:`TopicArchiver.error` holds the exception for the tool.
@@ -14,7 +21,9 @@ after its message timeout, and :attr:`TopicArchiver.error` holds the exception f
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 from .archive_files import ArchiveFile
@@ -48,6 +57,8 @@ class TopicArchiver:
         skip_empty_files: bool = False,
         is_starved: Callable[[], bool] = lambda: False,
         starved_floor: Callable[[], int] = lambda: 1,
+        sync_in_background: bool = False,
+        sync_executor: Executor | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
@@ -62,7 +73,16 @@ class TopicArchiver:
         self.starved_floor = starved_floor
         self._starved_floor = 1
         self._encode = message_encoder(fmt, topic)
-        self.pending: list[Any] = []
+        self.pending: list[Any] = []  # written, not yet in a sync
+        # background mode: the batch whose fdatasync runs on the worker thread, and its Future
+        self.syncing: list[Any] | None = None
+        self._syncing_future: Future | None = None
+        # runs the background fdatasyncs; by default a one-thread pool made on first use
+        self._executor = sync_executor
+        self._own_executor = sync_executor is None
+        self.sync_in_background = sync_in_background
+        # a batch is synced once this many messages wait (all in flight, in foreground mode)
+        self.batch_size = max(1, max_in_flight // 2) if sync_in_background else max_in_flight
         self._written_at_check = -1
         self.written = 0  # messages written
         self.finished = 0  # messages finished after a sync
@@ -89,13 +109,21 @@ class TopicArchiver:
         pending = self.pending
         pending.append(message)
         count = len(pending)
-        if rotated or count >= self.max_in_flight or (count >= self._starved_floor
-                                                      and self.is_starved()):
+        if rotated:
             self.sync()
+        elif self.syncing is None and (  # else the running sync's completion starts the next
+                count >= self.batch_size or (count >= self._starved_floor and self.is_starved())):
+            if self.sync_in_background:
+                self._start_background_sync()
+            else:
+                self.sync()
 
     def sync(self) -> bool:
-        """fsync what was written, then FIN it; False after a failure (see :attr:`error`)."""
+        """fsync what was written, then FIN it; False after a failure (see :attr:`error`).
+        Blocks: a background sync still running is waited for (and its batch finished) first."""
         if self.error is not None:
+            return False
+        if self.syncing is not None and not self._finish_background():
             return False
         if not self.pending:
             return True
@@ -105,12 +133,63 @@ class TopicArchiver:
             self._fail(exc)
             return False
         batch, self.pending = self.pending, []
+        self._finish(batch)
+        return True
+
+    def _finish(self, batch: list) -> None:
+        """FIN a batch whose bytes are durable."""
         self.syncs += 1
         self._starved_floor = self.starved_floor()
         for message in batch:
             if not message.has_responded():
                 message.finish()
         self.finished += len(batch)
+
+    # -- background syncs --------------------------------------------------------------------
+
+    def _start_background_sync(self) -> None:
+        """Hand the pending batch's bytes to the kernel and fdatasync them on the worker thread;
+        the batch is finished by :meth:`_background_done`, on the loop."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="nsq-to-file-sync")
+        try:
+            future = self.file.sync_in_background(self._executor)
+        except Exception as exc:  # noqa: BLE001 - writing or a previous sync failed
+            self._fail(exc)
+            return
+        if future is None:  # no file open (cannot happen with messages pending; be safe)
+            self.sync()
+            return
+        batch, self.pending = self.pending, []
+        self.syncing, self._syncing_future = batch, future
+        loop = asyncio.get_running_loop()
+
+        def on_done(_: Future) -> None:  # on the worker thread
+            try:
+                loop.call_soon_threadsafe(self._background_done, batch)
+            except RuntimeError:  # the loop is closed: close() already waited for this sync
+                pass
+        future.add_done_callback(on_done)
+
+    def _background_done(self, batch: list) -> None:
+        if self.syncing is not batch:  # already finished by sync(), or failed
+            return
+        if self._finish_background() and self.pending and (
+                len(self.pending) >= self.batch_size or self.is_starved()):
+            self._start_background_sync()
+
+    def _finish_background(self) -> bool:
+        """Wait for the running background sync; FIN its batch (True) or fail (False)."""
+        batch, future = self.syncing, self._syncing_future
+        try:
+            self.file.wait_background()
+            if future is not None:
+                future.result()  # the file may have waited for it already (on a rotation)
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)  # requeues the batch too: it is still self.syncing
+            return False
+        self.syncing = self._syncing_future = None
+        self._finish(batch or [])
         return True
 
     # -- timers and signals ------------------------------------------------------------------
@@ -119,7 +198,10 @@ class TopicArchiver:
         """Called every IDLE_CHECK_INTERVAL: sync when messages wait and none arrived since the
         previous call (a clock read per message would cost more than this timer)."""
         if self.pending and self.written == self._written_at_check:
-            self.sync()
+            if not self.sync_in_background:
+                self.sync()
+            elif self.syncing is None:  # else at the next check
+                self._start_background_sync()
         self._written_at_check = self.written
 
     def tick(self) -> None:
@@ -148,6 +230,9 @@ class TopicArchiver:
     def close(self) -> None:
         """Shutdown: final sync, close and move."""
         self.close_file()
+        if self._executor is not None and self._own_executor:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
     # -- failure -----------------------------------------------------------------------------
 
@@ -156,7 +241,8 @@ class TopicArchiver:
             return
         self.error = exc
         logger.debug("[%s] stopping after: %s", self.topic, exc)
-        pending, self.pending = self.pending, []
+        pending, self.pending = (self.syncing or []) + self.pending, []
+        self.syncing = self._syncing_future = None
         for message in pending:
             self._requeue(message)
         self.file.abandon()
@@ -173,4 +259,4 @@ class TopicArchiver:
 
     @property
     def unacknowledged(self) -> int:
-        return len(self.pending)
+        return len(self.pending) + len(self.syncing or ())

@@ -131,7 +131,8 @@ class ToFile:
             gzip=c.gzip, gzip_level=c.gzip_level, rotate_size=c.rotate_size,
             rotate_interval=c.rotate_interval)
         archiver = TopicArchiver(topic, ArchiveFile(c.template_for(topic), settings), fmt=c.format,
-                                 max_in_flight=c.max_in_flight, skip_empty_files=c.skip_empty_files)
+                                 max_in_flight=c.max_in_flight, skip_empty_files=c.skip_empty_files,
+                                 sync_in_background=True)
         archiver.on_error = lambda exc, t=topic: self._on_error(t, exc)
         reader_kwargs = {"max_tries": 0}  # never drop a message (go-nsq gives up after 5)
         reader_kwargs.update(self.settings.reader_kwargs)

@@ -1,0 +1,205 @@
+"""TopicArchiver with sync_in_background (what nsq-to-file uses): the fdatasync runs on a worker
+thread while messages keep being written; each batch is finished only when its own sync is over."""
+
+import asyncio
+import os
+from concurrent.futures import Executor, Future
+
+import pytest
+
+from nsqcli.archive_files import ArchiveFile, ArchiveSettings
+from nsqcli.archive_names import compute_filename_template
+from nsqcli.archive_topic import TopicArchiver
+
+
+class FakeMessage:
+    def __init__(self, n):
+        self.id = b"%016d" % n
+        self.body = b"msg-%d" % n
+        self.timestamp = 1_700_000_000_000_000_000 + n
+        self.attempts = 1
+        self.answer = None
+
+    def enable_async(self):
+        pass
+
+    def has_responded(self):
+        return self.answer is not None
+
+    def finish(self):
+        assert self.answer is None
+        self.answer = "FIN"
+
+    def requeue(self, time_ms=-1, backoff=True):
+        assert self.answer is None
+        self.answer = ("REQ", time_ms, backoff)
+
+
+class HeldExecutor(Executor):
+    """Runs nothing until the test releases a call: a sync that takes as long as the test wants.
+    ``sizes`` records the file size when each sync was submitted (what it covers)."""
+
+    def __init__(self, file):
+        self.file = file
+        self.calls = []
+        self.sizes = []
+
+    def submit(self, fn, *args):
+        future = Future()
+        self.calls.append((future, fn, args))
+        self.sizes.append(os.path.getsize(self.file.path))
+        return future
+
+    def release(self, index=-1, error=None):
+        future, fn, args = self.calls[index]
+        if error is not None:
+            future.set_exception(error)
+            return
+        fn(*args)  # the real fdatasync
+        future.set_result(None)
+
+
+def make(tmp_path, max_in_flight=4, executor=True, **settings):
+    settings = ArchiveSettings(str(tmp_path), str(tmp_path), "%Y", **settings)
+    template = compute_filename_template("<TOPIC><REV>.log", "t", hostname="h", gzip=False,
+                                         rev_required=True)
+    file = ArchiveFile(template, settings)
+    held = HeldExecutor(file) if executor else None
+    archiver = TopicArchiver("t", file, max_in_flight=max_in_flight, sync_in_background=True,
+                             sync_executor=held)
+    return archiver, held
+
+
+async def settle():
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def test_batch_finished_only_when_its_sync_is_over_while_writing_goes_on(tmp_path):
+    async def main():
+        archiver, held = make(tmp_path, max_in_flight=4)  # a sync starts at 4 // 2 = 2 waiting
+        msgs = [FakeMessage(i) for i in range(6)]
+        archiver.handle(msgs[0])
+        assert held.calls == []
+        archiver.handle(msgs[1])
+        assert len(held.calls) == 1 and held.sizes == [len(b"msg-0\nmsg-1\n")]  # bytes written first
+        for m in msgs[2:5]:  # written while the sync runs; no second sync at once
+            archiver.handle(m)
+        assert len(held.calls) == 1
+        await settle()
+        assert [m.answer for m in msgs] == [None] * 6
+        held.release()
+        await settle()
+        # the first batch is finished; the 3 written meanwhile are synced next, not finished
+        assert [m.answer for m in msgs[:5]] == ["FIN", "FIN", None, None, None]
+        assert len(held.calls) == 2 and held.sizes[1] == len(b"".join(m.body + b"\n" for m in msgs[:5]))
+        archiver.handle(msgs[5])
+        held.release()
+        await settle()
+        assert [m.answer for m in msgs] == ["FIN"] * 5 + [None]
+        assert archiver.unacknowledged == 1
+        archiver.close()  # the final sync is synchronous
+        assert msgs[5].answer == "FIN" and archiver.finished == 6
+        data = open(archiver.file.closed_paths[0], "rb").read()
+        assert data == b"".join(m.body + b"\n" for m in msgs)
+
+    asyncio.run(main())
+
+
+def test_failed_background_sync_requeues_its_batch_and_everything_after(tmp_path):
+    async def main():
+        archiver, held = make(tmp_path, max_in_flight=4)
+        errors = []
+        archiver.on_error = errors.append
+        msgs = [FakeMessage(i) for i in range(4)]
+        for m in msgs:
+            archiver.handle(m)
+        failure = OSError(5, "Input/output error")
+        held.release(0, error=failure)
+        await settle()
+        assert [m.answer for m in msgs] == [("REQ", 0, False)] * 4
+        assert archiver.error is failure and errors == [failure]
+        late = FakeMessage(9)
+        archiver.handle(late)
+        assert late.answer == ("REQ", 0, False) and len(held.calls) == 1  # no sync after a failure
+        assert archiver.sync() is False and archiver.finished == 0
+
+    asyncio.run(main())
+
+
+def test_sync_waits_for_the_running_background_sync(tmp_path):
+    async def main():
+        archiver, _ = make(tmp_path, max_in_flight=4, executor=False)  # a real worker thread
+        msgs = [FakeMessage(i) for i in range(3)]
+        for m in msgs:
+            archiver.handle(m)
+        assert archiver.syncing is not None  # 2 in the background sync, 1 pending
+        assert archiver.sync() is True  # blocks until both are durable
+        assert [m.answer for m in msgs] == ["FIN"] * 3 and archiver.syncing is None
+        await settle()  # the worker's late completion callback finishes nothing twice
+        assert archiver.finished == 3
+        archiver.close()
+
+    asyncio.run(main())
+
+
+def test_rotation_waits_for_the_background_sync_of_the_old_file(tmp_path):
+    async def main():
+        archiver, held = make(tmp_path, max_in_flight=4, rotate_size=10)
+        a, b = FakeMessage(1), FakeMessage(2)
+        archiver.handle(a)
+        archiver.handle(b)  # 14 bytes: background sync of a and b
+        assert len(held.calls) == 1
+        held.release()  # done on the worker, not yet seen by the loop
+        c = FakeMessage(3)
+        archiver.handle(c)  # over rotate_size: the old file is closed (its sync awaited), c synced
+        assert c.answer == "FIN" and (a.answer, b.answer) == ("FIN", "FIN")
+        await settle()
+        assert archiver.finished == 3 and len(archiver.file.closed_paths) == 1
+        archiver.close()
+
+    asyncio.run(main())
+
+
+def test_idle_check_starts_a_background_sync(tmp_path):
+    async def main():
+        archiver, held = make(tmp_path, max_in_flight=100)
+        m = FakeMessage(1)
+        archiver.handle(m)
+        archiver.idle_check()
+        assert held.calls == []  # a message arrived since the previous check
+        archiver.idle_check()
+        assert len(held.calls) == 1 and m.answer is None
+        held.release()
+        await settle()
+        assert m.answer == "FIN"
+        archiver.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("gzip_", [False, True])
+def test_many_messages_through_the_worker_thread(tmp_path, gzip_):
+    async def main():
+        archiver, _ = make(tmp_path, max_in_flight=40, executor=False, gzip=gzip_)
+        msgs = [FakeMessage(i) for i in range(2000)]
+        for i, m in enumerate(msgs):
+            archiver.handle(m)
+            if i % 7 == 0:
+                await asyncio.sleep(0)  # let completions in, as the read loop would
+        await asyncio.sleep(0.05)
+        archiver.idle_check()
+        archiver.idle_check()
+        for _ in range(100):
+            if archiver.finished == len(msgs):
+                break
+            await asyncio.sleep(0.01)
+        assert all(m.answer == "FIN" for m in msgs) and archiver.syncs > 1
+        archiver.close()
+        data = open(archiver.file.closed_paths[0], "rb").read()
+        if gzip_:
+            import gzip
+            data = gzip.decompress(data)  # a valid multi-member gzip: one member per sync
+        assert data == b"".join(m.body + b"\n" for m in msgs)
+
+    asyncio.run(main())
