@@ -57,11 +57,11 @@ def misnamed_nsqd(nsqd_factory, pki):
     return nsqd_factory(tls_cert=pki["elsewhere_cert"], tls_key=pki["elsewhere_key"])
 
 
-@pytest.fixture
-def client_auth_nsqd(nsqd_factory, pki):
+@pytest.fixture(params=["require", "require-verify"])
+def client_auth_nsqd(nsqd_factory, pki, request):
     return nsqd_factory(tls_cert=pki["server_cert"], tls_key=pki["server_key"],
                         tls_required="tcp-https",
-                        tls_client_auth_policy="require-verify", tls_root_ca_file=pki["client_ca"])
+                        tls_client_auth_policy=request.param, tls_root_ca_file=pki["client_ca"])
 
 
 async def publish_once(nsqd, topic: str, **conn_kwargs) -> AsyncConn:
