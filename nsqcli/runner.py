@@ -95,14 +95,26 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
     shutdown_box: list[Shutdown] = []
     installed: list[int] = []
 
+    signals_seen: list[int] = []
+
+    def exit_now(name: str) -> None:
+        console.error(f"{name} again: exiting at once")
+        os._exit(int(ExitStatus.INTERRUPTED))
+
     def on_signal(signum: int) -> None:
         name = signal.Signals(signum).name
         shutdown = shutdown_box[0]
         if shutdown.requested:
-            console.error(f"{name} again: exiting at once")
-            os._exit(int(ExitStatus.INTERRUPTED))
+            exit_now(name)
         console.info(f"{name}: finishing what is in flight (send it again to exit at once)")
         shutdown.request(name)
+
+    def on_signal_now(signum: int, frame: object) -> None:
+        # Python-level handler: runs even while the loop is blocked (a write to a stalled
+        # stdout pipe), so a second signal always exits; the loop still runs on_signal
+        signals_seen.append(signum)
+        if len(signals_seen) > 1:
+            exit_now(signal.Signals(signum).name)
 
     async def wrapper() -> ExitStatus:
         shutdown = Shutdown()
@@ -110,6 +122,7 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
         for signum in (signal.SIGINT, signal.SIGTERM):
             try:
                 loop.add_signal_handler(signum, on_signal, signum)
+                signal.signal(signum, on_signal_now)  # the loop's wakeup fd stays in place
                 installed.append(signum)
             except (RuntimeError, ValueError, NotImplementedError):
                 pass  # not the main thread, or no signal support: run without handlers
