@@ -251,3 +251,34 @@ def test_nsq_pub_quick_path_signal_during_a_slow_answer_exits_130():
     assert process.returncode == 130, stderr
     assert b"1 of 1 records acknowledged" in stderr
     assert b"Traceback" not in stderr
+
+
+def test_nsq_tail_blocked_on_a_stalled_stdout_pipe_still_exits_on_a_second_signal(nsqd):
+    """stdout is a pipe nobody reads (``nsq-tail | less`` left paused): the tool is stuck in a
+    write and its event loop cannot run, yet a second signal must exit at once (130)."""
+    import os
+
+    _queue(nsqd, "stall", 20_000)
+    read_end, write_end = os.pipe()
+    try:
+        process = spawn([tool("nsq-tail"), "--topic", "stall", "--channel", "c",
+                         "--nsqd-tcp-address", nsqd.tcp_address], stdout=write_end)
+        os.close(write_end)
+        write_end = -1
+        try:
+            # the pipe (64 KiB) fills up long before 20,000 lines of ~10 bytes are written
+            assert wait_for(lambda: nsqd.channel_stats("stall", "c")["in_flight_count"] > 0)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.3)
+            assert process.poll() is None  # cannot drain: the write never completes
+            elapsed, stderr = stop_with(process, signal.SIGINT, timeout=10)
+        finally:
+            kill_quietly(process)
+    finally:
+        os.close(read_end)
+        if write_end != -1:
+            os.close(write_end)
+    assert process.returncode == 130, stderr
+    assert elapsed < 1.0
+    assert b"SIGINT again: exiting at once" in stderr
