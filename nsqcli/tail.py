@@ -101,6 +101,7 @@ async def consume(console: Any, shutdown: Shutdown, settings: Any, params: dict,
     max_in_flight = reader_kwargs.pop("max_in_flight", params["max_in_flight"])
     if params["count"]:
         max_in_flight = min(max_in_flight, params["count"])
+    output.batch_size = max(1, max_in_flight // 2)  # write+FIN halfway: nsqd refills meanwhile
     readers = []
     try:
         for topic in dict.fromkeys(params["topics"]):

@@ -52,6 +52,9 @@ class TailOutput:
         self._messages: list[Any] = []
         self._accepted = 0
         self.printed = 0
+        #: write and FIN as soon as this many lines wait (0: once per loop iteration); half of
+        #: max_in_flight lets nsqd send the next messages while the rest of a chunk is handled
+        self.batch_size = 0
         self._stopped = False
         self._flush_scheduled = False
         self._done = asyncio.Event()
@@ -74,7 +77,9 @@ class TailOutput:
             self._accepted += 1
             if self._limit and self._accepted >= self._limit:
                 self._stopped = True  # later messages are requeued; flush what we have now
-            if not self._flush_scheduled:
+            if self.batch_size and len(self._messages) >= self.batch_size:
+                self.flush()  # mid-chunk: nsqd refills what this batch FINs while we go on
+            elif not self._flush_scheduled:
                 self._flush_scheduled = True
                 asyncio.get_running_loop().call_soon(self.flush)
 

@@ -252,6 +252,7 @@ class CommandsMixin:
                 data = None
         if data is not None:
             self._write(data)
+            self._flush()  # a batch is worth its own write: nsqd can refill RDY sooner
         else:
             for message in messages:
                 self._answer(lambda p, msg_id=message.id: p.finish(msg_id), "FIN", message)

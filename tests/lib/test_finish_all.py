@@ -37,6 +37,7 @@ def test_batch_is_one_write_in_order_and_counts_like_finish():
             assert conn.in_flight == 50
             writes_before = conn._write_calls
             finish_all(messages[:30])
+            assert conn._write_calls - writes_before == 1  # written at once, not next iteration
             assert conn.in_flight == 20
             assert all(m.has_responded() for m in messages[:30])
             assert not messages[30].has_responded()
