@@ -116,6 +116,8 @@ class ArchiveFile:
         self._name_second: int | None = None  # the wall-clock second _name_cache was made for
         self._name_cache = ""
         self._name_checked_until = 0.0  # needs_rotation: name known current until then
+        self._size_limit = float("inf")  # write(): rotate_size, checked in full once exceeded
+        self._rotate_due = 0.0  # write(): monotonic time the rotate_interval is up (0: never)
         self._fd: int | None = None
         self.path: str | None = None  # current file in the work dir
         self.name: str | None = None  # current name with <REV> still a token
@@ -137,15 +139,20 @@ class ArchiveFile:
     def write(self, data: bytes) -> bool:
         """Accept encoded records; opens or rotates the file first when needed. Returns True
         when that closed (and so synced) a previous file."""
+        # The per-message hot path: one clock read and two comparisons decide that the name is
+        # still current and no limit is reached (needs_rotation() in full only when one is).
         rotated = False
-        if self._fd is None:
-            self.rotate()
-        elif self.needs_rotation():
-            self.rotate()
-            rotated = True
+        if (self._wall_clock() >= self._name_checked_until or self.size > self._size_limit
+                or (self._rotate_due and self._monotonic() > self._rotate_due)):
+            if self._fd is None:
+                self.rotate()
+            elif self.needs_rotation():
+                self.rotate()
+                rotated = True
+        size = len(data)
         self._pending.append(data)
-        self._pending_bytes += len(data)
-        self.size += len(data)
+        self._pending_bytes += size
+        self.size += size
         if self._pending_bytes >= WRITE_BLOCK:
             self._write_pending()
         return rotated
@@ -241,6 +248,8 @@ class ArchiveFile:
         self._name_checked_until = 0.0
         self._opened_at = self._monotonic()
         s = self.settings
+        self._size_limit = s.rotate_size if s.rotate_size > 0 else float("inf")
+        self._rotate_due = self._opened_at + s.rotate_interval if s.rotate_interval > 0 else 0.0
         full = os.path.join(s.work_dir, name)
         try:
             make_parent_dirs(full)
@@ -302,6 +311,7 @@ class ArchiveFile:
             return
         self.sync()
         fd, self._fd = self._fd, None
+        self._name_checked_until = 0.0  # the next write() opens a file
         try:
             os.close(fd)
         except OSError as exc:
@@ -332,6 +342,7 @@ class ArchiveFile:
         except OSError:
             pass
         fd, self._fd = self._fd, None
+        self._name_checked_until = 0.0
         self._pending.clear()
         self._pending_bytes = 0
         self._compressor = None

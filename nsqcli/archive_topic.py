@@ -73,6 +73,7 @@ class TopicArchiver:
         self.starved_floor = starved_floor
         self._starved_floor = 1
         self._encode = message_encoder(fmt, topic)
+        self._raw = fmt == "raw"
         self.pending: list[Any] = []  # written, not yet in a sync
         # background mode: the batch whose fdatasync runs on the worker thread, and its Future
         self.syncing: list[Any] | None = None
@@ -100,7 +101,10 @@ class TopicArchiver:
             return
         try:
             # a rotation closes (and so syncs) the previous file: its batch is durable
-            rotated = self.file.write(self._encode(message))
+            if self._raw:
+                rotated = self.file.write(message.body + b"\n")  # encode_raw, inlined
+            else:
+                rotated = self.file.write(self._encode(message))
         except Exception as exc:  # noqa: BLE001 - any failure stops the archive
             self._requeue(message)
             self._fail(exc)
