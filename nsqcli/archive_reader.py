@@ -48,7 +48,10 @@ class Chunk:
 
 def open_input(path: str) -> BinaryIO:
     if path == "-":
-        return sys.stdin.buffer
+        try:  # a reader of our own: sys.stdin's would be locked by the reading thread at exit
+            return open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+        except (AttributeError, OSError, ValueError):  # no real stdin (tests): use it as is
+            return sys.stdin.buffer
     return open(path, "rb")  # noqa: SIM115 - closed by ArchiveReader.close
 
 
@@ -124,8 +127,14 @@ class ArchiveReader:
             self._stream = stream = open_input(self.path)
         except OSError as exc:
             raise ArchiveReadError(f"{self.name}: {exc.strerror or exc}") from None
-        read = stream.read
+        # a pipe: whatever has arrived (a trickle is replayed as it comes), a file: whole blocks
+        read = stream.read1 if self.path == "-" and hasattr(stream, "read1") else stream.read
         first = read(self.read_size)
+        while 0 < len(first) < 3 and read is not stream.read:  # enough to tell gzip apart
+            more = read(self.read_size)
+            if not more:
+                break
+            first += more
         self.bytes_read += len(first)
         self.gzip = is_gzip(first)
         if not self.gzip:

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from .archive_reader import ArchiveReader, ArchiveReadError, Chunk
 from .exit_codes import ExitStatus, ToolError, UsageError
 from .replay_checkpoint import Checkpoint, CheckpointError, RangeSet, file_key
 from .replay_inputs import TopicResolver
+from .replay_stdin import Stopped, ThreadedChunks
 from .replay_timing import OriginalTiming
 
 PIECE = 5000  # most records handed to a publisher at once
@@ -225,7 +226,7 @@ class Replay:
         reader = self.current = ArchiveReader(path, self.config.format, self.config.skip_bad)
         try:
             with reader:
-                for chunk in reader.chunks():
+                async for chunk in self._chunks(reader):
                     self.totals.records += chunk.count
                     self.totals.bad += len(chunk.bad)
                     for where in chunk.bad:
@@ -238,6 +239,8 @@ class Replay:
                         return
         except ArchiveReadError as exc:
             raise ToolError(str(exc)) from None
+        except Stopped:  # stopped while stdin had nothing to say: not at its end
+            return
         finally:
             self.totals.bytes_read += reader.bytes_read
             self.current = None
@@ -246,6 +249,16 @@ class Replay:
                                  "killed?); replayed the complete records before the cut")
         state.eof = True
         self._maybe_complete(state)
+
+    async def _chunks(self, reader: ArchiveReader) -> AsyncIterator[Chunk]:
+        """The reader's chunks; stdin's are read on a thread (see :mod:`nsqcli.replay_stdin`)."""
+        if reader.path != "-":
+            for chunk in reader.chunks():
+                yield chunk
+            return
+        source = ThreadedChunks(reader.chunks(), self.should_stop)
+        while (chunk := await source.next_chunk()) is not None:
+            yield chunk
 
     def _no_topic(self, name: str) -> UsageError:
         return UsageError(f"cannot tell the topic of the records in {name}: give --topic (its "
