@@ -282,3 +282,35 @@ def test_nsq_tail_blocked_on_a_stalled_stdout_pipe_still_exits_on_a_second_signa
     assert process.returncode == 130, stderr
     assert elapsed < 1.0
     assert b"SIGINT again: exiting at once" in stderr
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_nsq_replay_from_an_idle_stdin_pipe_replays_what_came_and_stops_on_sigterm(nsqd,
+                                                                                  compress):
+    """``producer | nsq-replay -`` with a producer that goes quiet: what came is published at
+    once (not after 256 KiB), and a SIGTERM stops the replay at once instead of waiting for
+    input that does not come."""
+    import zlib
+
+    nsqd.create_topic("idle")
+    nsqd.create_channel("idle", "c")
+    data = b"".join(b"idle-%d\n" % i for i in range(500))
+    if compress:  # a gzip member flushed at a record boundary, as nsq-to-file syncs
+        packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+        data = packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH)
+    process = spawn([tool("nsq-replay"), "-v", "-", "--topic", "idle", "--nsqd-tcp-address",
+                     nsqd.tcp_address], stdin=subprocess.PIPE)
+    try:
+        process.stdin.write(data[:1])  # a first read of one byte must still detect gzip
+        process.stdin.flush()
+        time.sleep(0.1)
+        process.stdin.write(data[1:])
+        process.stdin.flush()  # and then nothing more, with the pipe left open
+        assert wait_for(lambda: nsqd.channel_stats("idle", "c")["depth"] == 500)
+        elapsed, stderr = stop_with(process, signal.SIGTERM, timeout=10)
+    finally:
+        kill_quietly(process)
+    _assert_clean(process, elapsed, stderr)
+    assert elapsed < 1.0
+    assert b"500 of 500 records acknowledged" in stderr, stderr
+    assert sorted(_consume(nsqd, "idle", "c", 500)) == sorted(b"idle-%d" % i for i in range(500))
