@@ -259,3 +259,49 @@ def test_connection_reset_before_sub_is_answered_is_no_error(caplog):
     assert received == [b"after the cut"]
     assert "connection closed" in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_nsq_tail_keeps_retrying_a_silent_peer_with_backoff():
+    """A peer that accepts and says nothing (an overloaded nsqd?) is retried, not given up:
+    each attempt ends 'during IDENTIFY', the delays grow, SIGTERM ends it cleanly."""
+    import re
+    import signal
+    import threading
+
+    from fault_helpers import spawn, stop_with, tool
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    accepted: list[tuple[float, socket.socket]] = []
+
+    def accept() -> None:
+        try:
+            while True:
+                sock = listener.accept()[0]
+                accepted.append((time.monotonic(), sock))
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        process = spawn([tool("nsq-tail"), "-v", "--topic", "t", "--consumer-opt",
+                         "dial_timeout=200ms", "--consumer-opt", "reconnect_interval=100ms",
+                         "--nsqd-tcp-address", f"127.0.0.1:{port}"])
+        deadline = time.monotonic() + 10
+        while len(accepted) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None
+        _, stderr = stop_with(process, signal.SIGTERM)
+    finally:
+        listener.close()
+        for _, sock in accepted:
+            sock.close()
+    assert process.returncode == 130, stderr
+    assert len(accepted) >= 4
+    assert stderr.count(b"during IDENTIFY") >= len(accepted) - 1  # the last may be pending
+    delays = [float(d) for d in re.findall(rb"reconnecting in ([0-9.]+)s", stderr)]
+    assert delays[:3] == sorted(delays[:3]) and delays[2] > delays[0], delays
+    gaps = [b - a for (a, _), (b, _) in zip(accepted, accepted[1:])]
+    assert all(gap >= 0.2 for gap in gaps[:3]), gaps  # timeout + backoff between attempts
