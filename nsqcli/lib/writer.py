@@ -71,6 +71,7 @@ class Writer:
         self.conns: dict[str, Any] = {}
         self._links = LinkSupervisor(self, kwargs)  # validates kwargs against AsyncConn
         self._ready: list[Outbox] = []  # one per connection in self.conns, for round-robin
+        self._only: Outbox | None = None  # the one ready Outbox while not closing: pub()'s path
         self._rr = 0
         self._topics: dict[Any, bytes] = {}  # validated topic -> its b"PUB <topic>\n" line
         self._waiting: deque[_Waiting] = deque()  # publishes waiting for a connection
@@ -99,9 +100,9 @@ class Writer:
             line = self._check_topic(topic)
         if type(msg) is bytes and msg:  # the hot path: frame it here, once
             command = line + _pack_size(len(msg)) + msg
-            ready = self._ready
-            if len(ready) == 1 and not self._closing:
-                return ready[0].publish_raw(command, callback)
+            only = self._only
+            if only is not None:
+                return only.publish_raw(command, callback)
             return self._publish("publish_raw", (command, b"PUB"), callback)
         return self._publish("publish", (topic, msg), callback)  # str etc.: the encoder checks
 
@@ -195,6 +196,7 @@ class Writer:
     def _on_link_ready(self, link: Link, conn: Any) -> None:
         self.conns[conn.id] = conn
         self._ready.append(Outbox(conn, self.name))
+        self._update_only()
         self._flush_waiting()
 
     def _on_link_lost(self, link: Link, conn: Any) -> None:
@@ -204,8 +206,12 @@ class Writer:
         for outbox in self._ready:
             if outbox.conn is conn:
                 self._ready.remove(outbox)
+                self._update_only()
                 outbox.connection_closed()
                 break
+
+    def _update_only(self) -> None:
+        self._only = self._ready[0] if len(self._ready) == 1 and not self._closing else None
 
     def heartbeat(self, conn: Any) -> None:
         """Called for every heartbeat from nsqd; override to monitor liveness (pynsq hook)."""
@@ -246,6 +252,7 @@ class Writer:
         if self._close_future is not None:
             return self._close_future
         self._closing = True
+        self._only = None
         registry.unregister(self)
         try:
             loop = asyncio.get_running_loop()

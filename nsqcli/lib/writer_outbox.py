@@ -26,10 +26,11 @@ PublishCallback = Callable[[Any, Any], Any]
 class Outbox:
     """One connection's publishes: the newest Future, and the callbacks still to be called."""
 
-    __slots__ = ("conn", "pending", "name", "last", "listening")
+    __slots__ = ("conn", "pending", "name", "last", "listening", "_publish_raw")
 
     def __init__(self, conn: Any, name: str) -> None:
         self.conn = conn
+        self._publish_raw = conn.publish_raw  # bound once: the per-publish call
         self.name = name
         self.last: asyncio.Future | None = None  # newest publish (answers arrive in order)
         # (future, callback) of the publishes that have a callback; the response listener is
@@ -39,7 +40,7 @@ class Outbox:
 
     def publish_raw(self, command: bytes, callback: PublishCallback | None) -> asyncio.Future:
         """A PUB already framed by the Writer (its hot path)."""
-        self.last = future = self.conn.publish_raw(command, b"PUB")
+        self.last = future = self._publish_raw(command, b"PUB")
         if callback is not None:
             self._track(future, callback)
         return future
