@@ -308,9 +308,10 @@ class AsyncConn(CommandsMixin, EventedMixin):
             self._close(exc)
             return
         message_seen = False
+        message_class, message_event = Message, _MESSAGE  # locals: read once per message
         for item in events:
             try:
-                if type(item) is Message:
+                if type(item) is message_class:
                     if not message_seen:
                         self.last_msg_timestamp = now
                         message_seen = True
@@ -320,7 +321,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
                     # trigger() does, so a listener added or removed meanwhile is honoured
                     listeners = self._listeners
                     if listeners:
-                        for callback in listeners.get(_MESSAGE, ()):
+                        for callback in listeners.get(message_event, ()):
                             callback(conn=self, message=item)
                 else:
                     self._on_event(item)

@@ -180,15 +180,15 @@ class FrameBuffer:
             append = out.append
             last = len(buf) - 8
             max_size = self.max_frame_size
+            message_type, min_size, data_offset = FRAME_TYPE_MESSAGE, _MIN_MESSAGE_SIZE, _MESSAGE_DATA
             while pos <= last:
                 size, frame_type = unpack_frame(buf, pos)
                 end = pos + 4 + size
                 # anything unusual (other frame type, bad size, incomplete) goes to next_frame
-                if frame_type != FRAME_TYPE_MESSAGE or size < _MIN_MESSAGE_SIZE or size > max_size \
-                        or end > last + 8:
+                if frame_type != message_type or size < min_size or size > max_size or end > last + 8:
                     break
                 timestamp, attempts, msg_id = unpack_message(buf, pos + 8)
-                append(make(msg_id, buf[pos + _MESSAGE_DATA:end], timestamp, attempts))
+                append(make(msg_id, buf[pos + data_offset:end], timestamp, attempts))
                 pos = end
             self._pos = pos
         return self.next_frame()
