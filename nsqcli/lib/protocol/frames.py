@@ -23,6 +23,7 @@ from .errors import ProtocolError
 _SIZE_TYPE = Struct(">lL")
 _FRAME_HEADER = Struct(">ll")
 _MESSAGE_HEADER = Struct(">qH16s")
+_MESSAGE_FRAME_HEADER = Struct(">lLqH16s")  # size, frame type, then the message header
 _MESSAGE_DATA = 8 + MESSAGE_HEADER_SIZE  # offset of a message body from the frame start
 _MIN_MESSAGE_SIZE = 4 + MESSAGE_HEADER_SIZE  # frame size of a message with an empty body
 
@@ -175,19 +176,18 @@ class FrameBuffer:
                 return self.next_frame()
             self._check_peer()
         if not self._pieces:
-            unpack_frame = _SIZE_TYPE.unpack_from
-            unpack_message = _MESSAGE_HEADER.unpack_from
+            unpack = _MESSAGE_FRAME_HEADER.unpack_from  # frame and message headers in one call
             append = out.append
-            last = len(buf) - 8
+            limit = len(buf)
+            last = limit - _MESSAGE_DATA  # the last offset where a whole message header fits
             max_size = self.max_frame_size
             message_type, min_size, data_offset = FRAME_TYPE_MESSAGE, _MIN_MESSAGE_SIZE, _MESSAGE_DATA
             while pos <= last:
-                size, frame_type = unpack_frame(buf, pos)
+                size, frame_type, timestamp, attempts, msg_id = unpack(buf, pos)
                 end = pos + 4 + size
                 # anything unusual (other frame type, bad size, incomplete) goes to next_frame
-                if frame_type != message_type or size < min_size or size > max_size or end > last + 8:
+                if frame_type != message_type or size < min_size or size > max_size or end > limit:
                     break
-                timestamp, attempts, msg_id = unpack_message(buf, pos + 8)
                 append(make(msg_id, buf[pos + data_offset:end], timestamp, attempts))
                 pos = end
             self._pos = pos
