@@ -9,7 +9,6 @@ import resource
 import shutil
 import signal
 import subprocess
-import time
 
 from fault_helpers import kill_quietly, lines_of, spawn, tool, wait_for
 
