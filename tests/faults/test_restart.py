@@ -11,7 +11,6 @@ import signal
 import subprocess
 import time
 
-
 from fault_helpers import kill_quietly, lines_of, spawn, stop_with, tool, wait_for
 
 from nsqcli.lib.protocol.errors import Error
