@@ -250,3 +250,32 @@ class ThreadedFake:
             asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+
+
+# ---- a durable channel: fill it, read back what it holds ---------------------------------------
+
+
+def queue_messages(nsqd: Any, topic: str, total: int, channel: str = "c") -> set[bytes]:
+    """Create ``topic`` with a durable ``channel`` and publish ``<topic>-<n>`` for n < total."""
+    nsqd.create_topic(topic)
+    nsqd.create_channel(topic, channel)
+    bodies = [b"%s-%d" % (topic.encode(), i) for i in range(total)]
+    for start in range(0, total, 5000):
+        nsqd.mpub(topic, bodies[start:start + 5000])
+    return set(bodies)
+
+
+def consume_channel(nsqd: Any, topic: str, channel: str = "c",
+                    count: int | None = None) -> list[bytes]:
+    """The messages queued on a channel nobody consumes (all of them: ``count`` defaults to its
+    depth once nothing is in flight), read with nsq-tail -n and FINed."""
+    if count is None:
+        assert wait_for(lambda: nsqd.channel_stats(topic, channel)["in_flight_count"] == 0)
+        count = nsqd.channel_stats(topic, channel)["depth"]
+    if count == 0:
+        return []
+    result = subprocess.run([tool("nsq-tail"), "--topic", topic, "--channel", channel, "-n",
+                             str(count), "--nsqd-tcp-address", nsqd.tcp_address],
+                            capture_output=True, timeout=30, env=tool_env())
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()

@@ -8,19 +8,12 @@ import gzip
 import signal
 import subprocess
 
-from fault_helpers import ChaosProxy, kill_quietly, lines_of, spawn, stop_with, tool, wait_for
+from fault_helpers import (
+    ChaosProxy, consume_channel, kill_quietly, lines_of, spawn, stop_with, tool, wait_for,
+)
 
 from nsqcli.lib.protocol.errors import Error
 from nsqcli.lib.writer import Writer
-
-
-def _consume(nsqd, topic: str) -> list[bytes]:
-    depth = nsqd.channel_stats(topic, "c")["depth"]
-    result = subprocess.run([tool("nsq-tail"), "--topic", topic, "--channel", "c", "-n",
-                             str(depth), "--nsqd-tcp-address", nsqd.tcp_address],
-                            capture_output=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
 
 
 def test_nsq_to_file_through_random_resets_archives_everything(nsqd_factory, tmp_path):
@@ -72,7 +65,7 @@ def test_nsq_replay_through_random_resets_acknowledges_everything(nsqd, tmp_path
     assert process.returncode == 0, stderr
     assert f"{total} of {total} records acknowledged".encode() in stderr, stderr
     assert faults >= 3 and stderr.count(b"reconnected") >= 3, (faults, stderr)
-    assert set(_consume(nsqd, "cr")) == {b"cr-%d" % i for i in range(total)}
+    assert set(consume_channel(nsqd, "cr")) == {b"cr-%d" % i for i in range(total)}
 
 
 def test_writer_through_random_resets_reports_every_publish(nsqd):
@@ -102,4 +95,4 @@ def test_writer_through_random_resets_reports_every_publish(nsqd):
         failures, rounds = asyncio.run(asyncio.wait_for(main(proxy.address), 60))
         faults = proxy.faults
     assert faults >= 3 and failures > 0 and rounds >= 2, (faults, failures, rounds)
-    assert set(_consume(nsqd, "cw")) == set(bodies)
+    assert set(consume_channel(nsqd, "cw")) == set(bodies)

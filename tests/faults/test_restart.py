@@ -11,7 +11,9 @@ import signal
 import subprocess
 import time
 
-from fault_helpers import kill_quietly, lines_of, spawn, stop_with, tool, wait_for
+from fault_helpers import (
+    consume_channel, kill_quietly, lines_of, spawn, stop_with, tool, wait_for,
+)
 
 from nsqcli.lib.protocol.errors import Error
 from nsqcli.lib.reader import Reader
@@ -116,17 +118,7 @@ def test_writer_reports_each_publish_once_across_a_restart(nsqd_factory):
     assert all(len(reported) == 1 for body, reported in outcomes.items() if body not in failed)
     assert {body for body, data in firsts.items() if data != b"OK"} == set(failed)
     assert all(isinstance(firsts[body], Error) for body in failed)
-    assert set(_consume(nsqd, "w", "c")) == set(bodies)
-
-
-def _consume(nsqd, topic: str, channel: str) -> list[bytes]:
-    """Everything queued on a channel (no consumer was connected), through nsq-tail."""
-    depth = nsqd.channel_stats(topic, channel)["depth"]
-    result = subprocess.run(
-        [tool("nsq-tail"), "--topic", topic, "--channel", channel, "-n", str(depth),
-         "--nsqd-tcp-address", nsqd.tcp_address], capture_output=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
+    assert set(consume_channel(nsqd, "w")) == set(bodies)
 
 
 def test_nsq_pub_resends_across_a_restart_and_acknowledges_everything(nsqd_factory):
@@ -151,7 +143,7 @@ def test_nsq_pub_resends_across_a_restart_and_acknowledges_everything(nsqd_facto
     assert process.returncode == 0, stderr
     assert f"{total} of {total} records acknowledged".encode() in stderr, stderr
     assert b"Traceback" not in stderr
-    bodies = _consume(nsqd, "p", "c")
+    bodies = consume_channel(nsqd, "p")
     assert set(bodies) == {b"p-%d" % i for i in range(total)}  # duplicates allowed, no loss
 
 
@@ -184,7 +176,7 @@ def test_nsq_pub_reports_exactly_what_was_not_acknowledged(nsqd, tmp_path):
     assert len(listed) == not_acked >= 5000
     acked = re.search(rb"(\d+) of 25000 records acknowledged", stderr)
     assert acked and int(acked.group(1)) + not_acked == 25_000
-    stored = set(_consume(nsqd, "x", "c"))
+    stored = set(consume_channel(nsqd, "x"))
     everything = {b"x-%d" % i for i in range(25_000)}
     assert stored | set(listed) == everything  # each record is stored or reported (or both)
 
@@ -198,8 +190,8 @@ def test_nsq_tail_carries_on_after_a_restart(nsqd_factory, tmp_path):
     nsqd.mpub("t", first)
     out = tmp_path / "out"
     with open(out, "wb") as handle:
-        process = spawn([tool("nsq-tail"), "-v", "--topic", "t", "--channel", "c", "--max-in-flight",
-                         "20", "--consumer-opt", "reconnect_interval=50ms",
+        process = spawn([tool("nsq-tail"), "-v", "--topic", "t", "--channel", "c",
+                         "--max-in-flight", "20", "--consumer-opt", "reconnect_interval=50ms",
                          "--consumer-opt", "max_reconnect_interval=1600ms",
                          "--nsqd-tcp-address", nsqd.tcp_address], stdout=handle)
     try:

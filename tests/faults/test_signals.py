@@ -14,7 +14,8 @@ import time
 import pytest
 
 from fault_helpers import (
-    ThreadedFake, kill_quietly, lines_of, spawn, stop_with, tool, wait_for,
+    ThreadedFake, consume_channel, kill_quietly, lines_of, queue_messages, spawn, stop_with, tool,
+    wait_for,
 )
 
 DRAIN_BOUND = 5.0  # seconds from the signal to the exit
@@ -30,27 +31,8 @@ def _drained(nsqd, topic: str, channel: str) -> bool:
     return nsqd.channel_stats(topic, channel)["in_flight_count"] == 0
 
 
-def _consume(nsqd, topic: str, channel: str, count: int) -> list[bytes]:
-    if count == 0:
-        return []
-    result = subprocess.run([tool("nsq-tail"), "--topic", topic, "--channel", channel, "-n",
-                             str(count), "--nsqd-tcp-address", nsqd.tcp_address],
-                            capture_output=True, timeout=30)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()
-
-
-def _queue(nsqd, topic: str, total: int) -> set[bytes]:
-    nsqd.create_topic(topic)
-    nsqd.create_channel(topic, "c")
-    bodies = [b"%s-%d" % (topic.encode(), i) for i in range(total)]
-    for start in range(0, total, 5000):
-        nsqd.mpub(topic, bodies[start:start + 5000])
-    return set(bodies)
-
-
 def test_nsq_tail_sigint_drains_and_loses_nothing(nsqd, tmp_path):
-    everything = _queue(nsqd, "tl", 30_000)
+    everything = queue_messages(nsqd, "tl", 30_000)
     out = tmp_path / "out"
     with open(out, "wb") as handle:
         process = spawn([tool("nsq-tail"), "--topic", "tl", "--channel", "c", "--max-in-flight",
@@ -64,7 +46,7 @@ def test_nsq_tail_sigint_drains_and_loses_nothing(nsqd, tmp_path):
     printed = lines_of(out)
     assert len(printed) == len(set(printed)) < len(everything)
     assert wait_for(lambda: _drained(nsqd, "tl", "c"))
-    rest = _consume(nsqd, "tl", "c", nsqd.channel_stats("tl", "c")["depth"])
+    rest = consume_channel(nsqd, "tl")
     assert len(printed) + len(rest) == len(everything)  # each message exactly once
     assert set(printed) | set(rest) == everything
 
@@ -100,13 +82,13 @@ def test_nsq_pub_sigterm_publishes_everything_it_read(nsqd):
     acked, submitted = int(match.group(1)), int(match.group(2))
     assert acked == submitted > 50_000  # every record it read was published before exiting
     assert b"not acknowledged" not in stderr
-    stored = _consume(nsqd, "pb", "c", nsqd.channel_stats("pb", "c")["depth"])
+    stored = consume_channel(nsqd, "pb")
     assert len(stored) == acked
     assert set(stored) == {b"pb-%d" % i for i in range(acked)}  # the first records, in input order
 
 
 def test_nsq_to_file_sigterm_syncs_finishes_and_loses_nothing(nsqd, tmp_path):
-    everything = _queue(nsqd, "tf", 30_000)
+    everything = queue_messages(nsqd, "tf", 30_000)
     out_dir = tmp_path / "out"
     process = spawn([tool("nsq-to-file"), "--topic", "tf", "--channel", "c", "--output-dir",
                      str(out_dir), "--max-in-flight", "500", "--nsqd-tcp-address",
@@ -124,7 +106,7 @@ def test_nsq_to_file_sigterm_syncs_finishes_and_loses_nothing(nsqd, tmp_path):
     written = archived()
     assert len(written) == len(set(written)) < len(everything)
     assert wait_for(lambda: _drained(nsqd, "tf", "c"))
-    rest = _consume(nsqd, "tf", "c", nsqd.channel_stats("tf", "c")["depth"])
+    rest = consume_channel(nsqd, "tf")
     assert len(written) + len(rest) == len(everything)  # what is on disk was FINed, the rest kept
     assert set(written) | set(rest) == everything
 
@@ -147,7 +129,7 @@ def test_nsq_replay_sigterm_checkpoints_exactly_what_nsqd_has(nsqd, tmp_path):
     (entry,) = json.loads(checkpoint.read_text())["files"].values()
     [[start, sent]] = entry["acked"]
     assert start == 0 and 10_000 <= sent < total and entry["complete"] is False
-    stored = _consume(nsqd, "rp", "c", nsqd.channel_stats("rp", "c")["depth"])
+    stored = consume_channel(nsqd, "rp")
     assert sorted(stored) == sorted(b"rp-%d" % i for i in range(sent))  # exactly the checkpoint
 
 
@@ -258,7 +240,7 @@ def test_nsq_tail_blocked_on_a_stalled_stdout_pipe_still_exits_on_a_second_signa
     write and its event loop cannot run, yet a second signal must exit at once (130)."""
     import os
 
-    _queue(nsqd, "stall", 20_000)
+    queue_messages(nsqd, "stall", 20_000)
     read_end, write_end = os.pipe()
     try:
         process = spawn([tool("nsq-tail"), "--topic", "stall", "--channel", "c",
@@ -313,4 +295,5 @@ def test_nsq_replay_from_an_idle_stdin_pipe_replays_what_came_and_stops_on_sigte
     _assert_clean(process, elapsed, stderr)
     assert elapsed < 1.0
     assert b"500 of 500 records acknowledged" in stderr, stderr
-    assert sorted(_consume(nsqd, "idle", "c", 500)) == sorted(b"idle-%d" % i for i in range(500))
+    stored = consume_channel(nsqd, "idle", count=500)
+    assert sorted(stored) == sorted(b"idle-%d" % i for i in range(500))

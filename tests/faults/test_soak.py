@@ -51,7 +51,8 @@ def test_soak_publish_and_consume_with_random_connection_resets(nsqd_factory, tm
     source = tmp_path / "records"
     with open(source, "wb") as handle:
         for start in range(0, n, 100_000):
-            handle.write(b"".join(b"soak-%07d\n" % i for i in range(start, min(n, start + 100_000))))
+            stop = min(n, start + 100_000)
+            handle.write(b"".join(b"soak-%07d\n" % i for i in range(start, stop)))
     out = tmp_path / "tail.out"
     started = time.monotonic()
     tail_log, pub_log = tmp_path / "tail.err", tmp_path / "pub.err"  # files: never a full pipe
