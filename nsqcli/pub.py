@@ -200,19 +200,27 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
 
 def _finish(console: Console, params: dict, report: Any, delimiter: bytes) -> ExitStatus:
     status = ExitStatus.SUCCESS
+    saved_error = None  # the --failed-file could not be written: still report the counts
     if params["failed_file"]:
-        _write_failed(params["failed_file"], report, delimiter)
+        try:
+            _write_failed(params["failed_file"], report, delimiter)
+        except ToolError as exc:
+            saved_error = exc
     if report.skipped_oversized:
         console.warning(f"{report.skipped_oversized} oversized record(s) skipped")
     if report.error is not None:
         _report_error(console, report)
         status = report.error.status
     if report.not_acknowledged:
-        where = f"; they are in {params['failed_file']}" if params["failed_file"] else ""
+        saved = params["failed_file"] and saved_error is None
+        where = f"; they are in {params['failed_file']}" if saved else ""
         console.error(f"{report.not_acknowledged} of {report.submitted} records were not "
                       f"acknowledged by nsqd{where}")
         if status == ExitStatus.SUCCESS:
             status = ExitStatus.NOT_ACKNOWLEDGED
+    if saved_error is not None:
+        console.error(saved_error.message)
+        status = ExitStatus.ERROR
     console.info(f"{report.acknowledged} of {report.submitted} records acknowledged")
     return status
 
@@ -231,7 +239,12 @@ def _write_failed(path: str, report: Any, delimiter: bytes) -> None:
                 handle.write(record)
                 handle.write(delimiter)
     except OSError as exc:
-        raise ToolError(f"cannot write --failed-file {path}: {exc.strerror}") from None
+        try:  # records never hold the delimiter: the complete ones are counted by it
+            with open(path, "rb") as handle:
+                kept = f"only the first {handle.read().count(delimiter)} record(s) are in it"
+        except OSError:
+            kept = "it is incomplete"
+        raise ToolError(f"cannot write --failed-file {path}: {exc.strerror} ({kept})") from None
 
 
 class _ProgressTask:
