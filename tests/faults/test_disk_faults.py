@@ -8,6 +8,7 @@ import gzip
 import resource
 import shutil
 import signal
+import time
 
 from fault_helpers import (
     consume_channel, kill_quietly, lines_of, queue_messages, spawn, tool, wait_for,
@@ -92,3 +93,41 @@ def test_replay_input_file_vanishes(nsqd, tmp_path):
     line = _one_error_line(stderr)
     assert str(second).encode() in line and b"No such file" in line, line
     assert nsqd.channel_stats("gone", "c")["depth"] == 20_000  # the first file went out whole
+
+
+def test_nsq_pub_failed_file_on_a_full_disk_still_reports_the_counts(nsqd, tmp_path):
+    """nsqd goes away, and the --failed-file cannot hold the unacknowledged records: the
+    counts are still reported, and the error says how many records the file does hold."""
+    import subprocess
+
+    nsqd.create_topic("ff")
+    nsqd.create_channel("ff", "c")
+    failed = tmp_path / "failed"
+    limit = 1000
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    process = spawn([tool("nsq-pub"), "--topic", "ff", "--retry-timeout", "300ms",
+                     "--failed-file", str(failed), "--nsqd-tcp-address", nsqd.tcp_address],
+                    stdin=subprocess.PIPE, preexec_fn=small_disk)
+    try:
+        process.stdin.write(b"".join(b"a-%d\n" % i for i in range(1000)))
+        process.stdin.flush()
+        assert wait_for(lambda: nsqd.channel_stats("ff", "c")["depth"] == 1000)
+        time.sleep(0.2)  # nsqd's answers reach nsq-pub
+        nsqd.stop()
+        _, stderr = process.communicate(b"".join(b"rec-%d\n" % i for i in range(2000)),
+                                        timeout=20)
+    finally:
+        kill_quietly(process)
+        nsqd.start()
+    assert process.returncode == 1, stderr
+    assert b"Traceback" not in stderr
+    assert b"2000 of 3000 records were not acknowledged by nsqd\n" in stderr, stderr
+    data = failed.read_bytes()
+    kept = data.count(b"\n")
+    assert 0 < kept < 2000 and len(data) == limit
+    assert data[:data.rfind(b"\n") + 1] == b"".join(b"rec-%d\n" % i for i in range(kept))
+    assert (f"cannot write --failed-file {failed}: File too large (only the first {kept} "
+            "record(s) are in it)").encode() in stderr, stderr
