@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from .archive_files import ArchiveFile
 from .archive_format import JsonlEncoder, check_format
+from .lib.message import MessageAnsweredError, finish_all
 
 logger = logging.getLogger(__name__)
 
@@ -141,12 +142,15 @@ class TopicArchiver:
         return True
 
     def _finish(self, batch: list) -> None:
-        """FIN a batch whose bytes are durable."""
+        """FIN a batch whose bytes are durable: one piece of output per connection."""
         self.syncs += 1
         self._starved_floor = self.starved_floor()
-        for message in batch:
-            if not message.has_responded():
-                message.finish()
+        try:
+            finish_all(batch)
+        except MessageAnsweredError:  # one was answered elsewhere (nothing sent): one by one
+            for message in batch:
+                if not message.has_responded():
+                    message.finish()
         self.finished += len(batch)
 
     # -- background syncs --------------------------------------------------------------------

@@ -203,3 +203,45 @@ def test_many_messages_through_the_worker_thread(tmp_path, gzip_):
         assert data == b"".join(m.body + b"\n" for m in msgs)
 
     asyncio.run(main())
+
+
+class RecordingConn:
+    """What a Message needs from its connection; records how FINs were handed over."""
+
+    id = "127.0.0.1:4150"
+
+    def __init__(self):
+        self.batches = []
+        self.single = []
+
+    def _on_messages_finish(self, messages):
+        self.batches.append([m.id for m in messages])
+
+    def _on_message_finish(self, message):
+        self.single.append(message.id)
+
+
+def test_real_messages_are_finished_as_one_batch_per_sync(tmp_path):
+    from nsqcli.lib.message import Message
+
+    async def main():
+        archiver, held = make(tmp_path, max_in_flight=6)  # a sync starts at 3 waiting
+        conn = RecordingConn()
+        msgs = [Message(b"%016d" % i, b"m%d" % i, 0, 1, conn) for i in range(3)]
+        for m in msgs:
+            archiver.handle(m)
+        held.release()
+        await settle()
+        assert conn.batches == [[m.id for m in msgs]] and conn.single == []
+        # a message answered elsewhere meanwhile is skipped, the others still finished
+        more = [Message(b"%016d" % i, b"m%d" % i, 0, 1, conn) for i in range(3, 6)]
+        for m in more:
+            archiver.handle(m)
+        more[1].finish()
+        held.release()
+        await settle()
+        assert conn.single == [more[1].id, more[0].id, more[2].id]
+        assert all(m.has_responded() for m in msgs + more) and archiver.finished == 6
+        archiver.close()
+
+    asyncio.run(main())
