@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import json
 from typing import IO, Any, Callable
 
@@ -39,6 +40,20 @@ def _json_line(topic: str, message: Any) -> bytes:
     except UnicodeDecodeError:
         record["body_base64"] = base64.b64encode(message.body).decode("ascii")
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def _write_all(out: IO[bytes], data: bytes) -> None:
+    """``out.write(data)`` until all of it is written: a BufferedWriter returns a short count
+    instead of raising when the file hits its size limit mid-write (EFBIG), and the messages
+    of the unwritten lines must not be FINed. The next write raises the real error."""
+    view = memoryview(data)
+    while view:
+        written = out.write(view)
+        if written is None:  # a non-blocking stream with no room: not written at all
+            written = 0
+        if written <= 0:
+            raise OSError(errno.EIO, "short write to stdout")
+        view = view[written:]
 
 
 class TailOutput:
@@ -100,7 +115,7 @@ class TailOutput:
         batch = messages[:]
         messages.clear()
         try:
-            self._out.write(data)
+            _write_all(self._out, data)
             self._out.flush()
         except BrokenPipeError:
             self.pipe_closed = True
