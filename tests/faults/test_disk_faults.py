@@ -131,3 +131,27 @@ def test_nsq_pub_failed_file_on_a_full_disk_still_reports_the_counts(nsqd, tmp_p
     assert data[:data.rfind(b"\n") + 1] == b"".join(b"rec-%d\n" % i for i in range(kept))
     assert (f"cannot write --failed-file {failed}: File too large (only the first {kept} "
             "record(s) are in it)").encode() in stderr, stderr
+
+
+def test_nsq_tail_stdout_on_a_full_disk_exits_1_and_loses_nothing(nsqd, tmp_path):
+    everything = queue_messages(nsqd, "tfull", 20_000)
+    out = tmp_path / "out"
+    limit = 32 * 1024
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    with open(out, "wb") as handle:
+        process = spawn([tool("nsq-tail"), "--topic", "tfull", "--channel", "c",
+                         "--nsqd-tcp-address", nsqd.tcp_address], stdout=handle,
+                        preexec_fn=small_disk)
+        try:
+            _, stderr = process.communicate(timeout=20)
+        finally:
+            kill_quietly(process)
+    assert process.returncode == 1, stderr
+    assert _one_error_line(stderr) == b"nsq-tail: error: cannot write to stdout: File too large"
+    data = out.read_bytes()
+    printed = data[:data.rfind(b"\n") + 1].splitlines()
+    rest = consume_channel(nsqd, "tfull")
+    assert set(printed) | set(rest) == everything  # a failed write's messages were requeued
