@@ -39,7 +39,6 @@ __all__ = ["AsyncConn", "ConnectError", "DEFAULT_USER_AGENT", "TLSHandshakeError
 logger = logging.getLogger(__name__)
 
 READ_CHUNK_SIZE = 256 * 1024
-_MESSAGE = event.MESSAGE
 _REDACTED = b"<redacted>"
 
 
@@ -54,6 +53,8 @@ class AsyncConn(CommandsMixin, EventedMixin):
     cap of the computed requeue delay ``requeue_delay x attempts``).
     """
 
+    _mirrored_events = (event.MESSAGE, event.RESUME)  # read per message
+
     def __init__(
         self, host: str, port: int, timeout: float = 1.0, heartbeat_interval: float = 30,
         requeue_delay: float = 90, tls_v1: bool = False, tls_options: Any = None,
@@ -65,6 +66,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         max_requeue_delay: float = DEFAULT_MAX_REQUEUE_DELAY,
     ) -> None:
         super().__init__()
+        self._message_listeners = self._resume_listeners = ()  # see _mirrored_events
         self.host = split_host(host)
         self.port = check_port(port)
         self._options = build_options(
@@ -308,7 +310,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
             self._close(exc)
             return
         message_seen = False
-        message_class, message_event = Message, _MESSAGE  # locals: read once per message
+        message_class = Message  # a local: read once per message
         for item in events:
             try:
                 if type(item) is message_class:
@@ -317,12 +319,10 @@ class AsyncConn(CommandsMixin, EventedMixin):
                         message_seen = True
                     item._conn = self
                     self.in_flight += 1
-                    # trigger(MESSAGE) inlined: the listeners are looked up for each message, as
+                    # trigger(MESSAGE) inlined: the listeners are read for each message, as
                     # trigger() does, so a listener added or removed meanwhile is honoured
-                    listeners = self._listeners
-                    if listeners:
-                        for callback in listeners.get(message_event, ()):
-                            callback(conn=self, message=item)
+                    for callback in self._message_listeners:
+                        callback(conn=self, message=item)
                 else:
                     self._on_event(item)
             except Exception:  # noqa: BLE001 - a listener's bug must not kill the connection

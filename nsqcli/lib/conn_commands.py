@@ -29,7 +29,6 @@ CONNECTED = "CONNECTED"  # handshake complete: SUB/PUB allowed
 DISCONNECTED = "DISCONNECTED"
 
 FLUSH_THRESHOLD = 64 * 1024
-_RESUME = event.RESUME
 _PUBLISH_KINDS = frozenset({b"PUB", b"MPUB", b"DPUB"})
 _PUBLISHING_STATES = frozenset({State.READY, State.SUBSCRIBING, State.SUBSCRIBED, State.CLOSING})
 
@@ -229,10 +228,8 @@ class CommandsMixin:
         else:
             self._answer(lambda p: p.finish(msg_id), "FIN", message)
         # trigger(RESUME) inlined; a Reader listens only while a FIN needs bookkeeping
-        listeners = self._listeners
-        if listeners:
-            for callback in listeners.get(_RESUME, ()):
-                callback(conn=self)
+        for callback in self._resume_listeners:
+            callback(conn=self)
 
     def _on_messages_finish(self, messages: list) -> None:
         """FIN for many messages of this connection at once (``finish_all``): one piece of
@@ -256,8 +253,7 @@ class CommandsMixin:
         else:
             for message in messages:
                 self._answer(lambda p, msg_id=message.id: p.finish(msg_id), "FIN", message)
-        listeners = self._listeners
-        callbacks = listeners.get(_RESUME, ()) if listeners else ()
+        callbacks = self._resume_listeners
         if callbacks:
             for _ in range(count):
                 for callback in callbacks:

@@ -54,6 +54,11 @@ class EventedMixin:
 
     __slots__ = ("_listeners",)
 
+    #: events whose listener tuple is mirrored in the attribute ``_<name>_listeners`` (kept
+    #: current by on/off), so a per-message path reads it with one attribute load; a subclass
+    #: that lists events here initialises those attributes to ``()``
+    _mirrored_events: tuple[str, ...] = ()
+
     def __init__(self) -> None:
         self._listeners: dict[str, tuple[Callable[..., Any], ...]] | None = None
 
@@ -69,6 +74,8 @@ class EventedMixin:
             raise DuplicateListenerError(f"{callback!r} is already listening for {name!r}")
         # tuples: trigger() iterates without copying, and on/off during a trigger are safe
         listeners[name] = registered + (callback,)
+        if name in self._mirrored_events:
+            setattr(self, f"_{name}_listeners", listeners[name])
 
     def off(self, name: str, callback: Callable[..., Any]) -> None:
         """Stop calling ``callback`` for ``name``."""
@@ -78,6 +85,8 @@ class EventedMixin:
             raise InvalidListenerError(f"{callback!r} is not listening for {name!r}")
         index = registered.index(callback)
         listeners[name] = registered[:index] + registered[index + 1:]  # type: ignore[index]
+        if name in self._mirrored_events:
+            setattr(self, f"_{name}_listeners", listeners[name])
 
     def trigger(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Call every listener of ``name`` in registration order with the given arguments."""
