@@ -79,7 +79,9 @@ class TailOutput:
     def handler(self, topic: str) -> Callable[[Any], None]:
         fmt = self._format
         lines_append = self._lines.append
-        messages_append = self._messages.append
+        messages = self._messages  # cleared by flush(), never replaced
+        messages_append = messages.append
+        limit = self._limit
 
         def handle(message: Any) -> None:
             message.enable_async()
@@ -89,10 +91,12 @@ class TailOutput:
             if fmt is not None:
                 lines_append(fmt(topic, message))
             messages_append(message)
-            self._accepted += 1
-            if self._limit and self._accepted >= self._limit:
-                self._stopped = True  # later messages are requeued; flush what we have now
-            if self.batch_size and len(self._messages) >= self.batch_size:
+            if limit:
+                self._accepted += 1
+                if self._accepted >= limit:
+                    self._stopped = True  # later messages are requeued; flush what we have now
+            batch_size = self.batch_size
+            if batch_size and len(messages) >= batch_size:
                 self.flush()  # mid-chunk: nsqd refills what this batch FINs while we go on
             elif not self._flush_scheduled:
                 self._flush_scheduled = True
