@@ -7,10 +7,12 @@ on every sync-interval tick, on rotation, on SIGHUP and at shutdown -- and, beyo
 when no message has arrived for a short while (see :meth:`TopicArchiver.idle_check`), so a drained channel is acknowledged
 promptly whatever the sync interval.
 
-With ``sync_in_background`` (what the tool uses) the fdatasync runs on a worker thread while the
-loop keeps receiving and writing: a sync starts once half of max-in-flight waits (or the
+With ``sync_in_background`` (what the tool uses) a slow fdatasync runs on a worker thread while
+the loop keeps receiving and writing: a sync starts once half of max-in-flight waits (or the
 reader is starved, or idle), and each batch is finished when *its own* sync completes -- so nsqd
-never stops sending for the length of an fsync. One sync runs at a time: after a failed fsync
+never stops sending for the length of an fsync. Handing a sync to a thread costs ~0.1 ms of CPU
+(thread wake-ups, GIL hand-offs), more than a fast fsync blocks the loop: while fsyncs average
+under ``background_above`` seconds they stay on the loop, once per max-in-flight batch. One sync runs at a time: after a failed fsync
 Linux may report success to a later one for data that never reached the disk, so nothing is
 synced (or finished) after a failure.
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -35,6 +38,8 @@ logger = logging.getLogger(__name__)
 #: How often the tool calls idle_check(): pending messages are synced once no message arrived
 #: for a whole interval, i.e. within 2 intervals of the last write.
 IDLE_CHECK_INTERVAL = 0.05
+#: Average fsync time (seconds) above which syncs run on a worker thread (sync_in_background).
+BACKGROUND_ABOVE = 0.00025
 
 
 def message_encoder(fmt: str, topic: str) -> Callable[[Any], bytes]:
@@ -60,6 +65,7 @@ class TopicArchiver:
         starved_floor: Callable[[], int] = lambda: 1,
         sync_in_background: bool = False,
         sync_executor: Executor | None = None,
+        background_above: float = BACKGROUND_ABOVE,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
@@ -83,8 +89,13 @@ class TopicArchiver:
         self._executor = sync_executor
         self._own_executor = sync_executor is None
         self.sync_in_background = sync_in_background
-        # a batch is synced once this many messages wait (all in flight, in foreground mode)
+        self.background_above = background_above
+        self.sync_seconds = 0.0  # moving average of the fsync times (background: until seen)
+        self._background = False  # syncs go to the worker now (see _note_sync_time)
+        # a batch is synced once this many messages wait: all in flight (foreground), or half
         self.batch_size = max(1, max_in_flight // 2) if sync_in_background else max_in_flight
+        self._sync_at = max_in_flight
+        self._note_sync_time(0.0)
         self._written_at_check = -1
         self.written = 0  # messages written
         self.finished = 0  # messages finished after a sync
@@ -117,8 +128,8 @@ class TopicArchiver:
         if rotated:
             self.sync()
         elif self.syncing is None and (  # else the running sync's completion starts the next
-                count >= self.batch_size or (count >= self._starved_floor and self.is_starved())):
-            if self.sync_in_background:
+                count >= self._sync_at or (count >= self._starved_floor and self.is_starved())):
+            if self._background:
                 self._start_background_sync()
             else:
                 self.sync()
@@ -132,14 +143,22 @@ class TopicArchiver:
             return False
         if not self.pending:
             return True
+        started = time.perf_counter()
         try:
             self.file.sync()
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)
             return False
+        self._note_sync_time(time.perf_counter() - started)
         batch, self.pending = self.pending, []
         self._finish(batch)
         return True
+
+    def _note_sync_time(self, seconds: float) -> None:
+        """Average the fsync times; slow ones move the syncs to the worker thread."""
+        self.sync_seconds += (seconds - self.sync_seconds) * 0.2
+        self._background = self.sync_in_background and self.sync_seconds >= self.background_above
+        self._sync_at = self.batch_size if self._background else self.max_in_flight
 
     def _finish(self, batch: list) -> None:
         """FIN a batch whose bytes are durable: one piece of output per connection."""
@@ -182,8 +201,8 @@ class TopicArchiver:
     def _background_done(self, batch: list) -> None:
         if self.syncing is not batch:  # already finished by sync(), or failed
             return
-        if self._finish_background() and self.pending and (
-                len(self.pending) >= self.batch_size or self.is_starved()):
+        if self._finish_background() and self._background and self.pending and (
+                len(self.pending) >= self._sync_at or self.is_starved()):
             self._start_background_sync()
 
     def _finish_background(self) -> bool:
@@ -191,12 +210,14 @@ class TopicArchiver:
         batch, future = self.syncing, self._syncing_future
         try:
             self.file.wait_background()
-            if future is not None:
-                future.result()  # the file may have waited for it already (on a rotation)
+            # the file may have waited for it already (on a rotation)
+            seconds = future.result() if future is not None else None
         except Exception as exc:  # noqa: BLE001
             self._fail(exc)  # requeues the batch too: it is still self.syncing
             return False
         self.syncing = self._syncing_future = None
+        if isinstance(seconds, float):
+            self._note_sync_time(seconds)
         self._finish(batch or [])
         return True
 
@@ -206,7 +227,7 @@ class TopicArchiver:
         """Called every IDLE_CHECK_INTERVAL: sync when messages wait and none arrived since the
         previous call (a clock read per message would cost more than this timer)."""
         if self.pending and self.written == self._written_at_check:
-            if not self.sync_in_background:
+            if not self._background:
                 self.sync()
             elif self.syncing is None:  # else at the next check
                 self._start_background_sync()

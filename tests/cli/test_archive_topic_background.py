@@ -3,6 +3,7 @@ thread while messages keep being written; each batch is finished only when its o
 
 import asyncio
 import os
+import time
 from concurrent.futures import Executor, Future
 
 import pytest
@@ -50,23 +51,23 @@ class HeldExecutor(Executor):
         self.sizes.append(os.path.getsize(self.file.path))
         return future
 
-    def release(self, index=-1, error=None):
+    def release(self, index=-1, error=None, seconds=None):
         future, fn, args = self.calls[index]
         if error is not None:
             future.set_exception(error)
             return
-        fn(*args)  # the real fdatasync
-        future.set_result(None)
+        took = fn(*args)  # the real fdatasync
+        future.set_result(took if seconds is None else seconds)
 
 
-def make(tmp_path, max_in_flight=4, executor=True, **settings):
+def make(tmp_path, max_in_flight=4, executor=True, background_above=0.0, **settings):
     settings = ArchiveSettings(str(tmp_path), str(tmp_path), "%Y", **settings)
     template = compute_filename_template("<TOPIC><REV>.log", "t", hostname="h", gzip=False,
                                          rev_required=True)
     file = ArchiveFile(template, settings)
     held = HeldExecutor(file) if executor else None
     archiver = TopicArchiver("t", file, max_in_flight=max_in_flight, sync_in_background=True,
-                             sync_executor=held)
+                             sync_executor=held, background_above=background_above)
     return archiver, held
 
 
@@ -242,6 +243,43 @@ def test_real_messages_are_finished_as_one_batch_per_sync(tmp_path):
         await settle()
         assert conn.single == [more[1].id, more[0].id, more[2].id]
         assert all(m.has_responded() for m in msgs + more) and archiver.finished == 6
+        archiver.close()
+
+    asyncio.run(main())
+
+
+def test_fast_fsyncs_stay_on_the_loop_slow_ones_go_to_the_worker(tmp_path):
+    async def main():
+        archiver, held = make(tmp_path, max_in_flight=4, background_above=0.001)
+        real_sync = archiver.file.sync
+        delay = {"s": 0.0}
+
+        def timed_sync():
+            time.sleep(delay["s"])
+            real_sync()
+
+        archiver.file.sync = timed_sync
+        msgs = [FakeMessage(i) for i in range(12)]
+        for m in msgs[:3]:
+            archiver.handle(m)
+        assert held.calls == [] and msgs[2].answer is None  # fast disk: wait for a full batch
+        archiver.handle(msgs[3])  # all in flight: synced on the loop
+        assert [m.answer for m in msgs[:4]] == ["FIN"] * 4 and held.calls == []
+        delay["s"] = 0.02  # the disk slows down: the average passes 1 ms
+        for m in msgs[4:8]:
+            archiver.handle(m)
+        assert [m.answer for m in msgs[4:8]] == ["FIN"] * 4 and archiver.sync_seconds > 0.001
+        archiver.handle(msgs[8])
+        archiver.handle(msgs[9])  # half of max-in-flight: to the worker
+        assert len(held.calls) == 1 and msgs[9].answer is None
+        for _ in range(20):  # fast fsyncs again: the average decays back below 1 ms
+            held.release(seconds=0.0)
+            await settle()
+            if not archiver._background:
+                break
+            archiver.handle(FakeMessage(100))
+            archiver.handle(FakeMessage(101))
+        assert not archiver._background and archiver.sync_seconds < 0.001
         archiver.close()
 
     asyncio.run(main())
