@@ -301,12 +301,16 @@ class Reader(ReaderCore):
                              conn.id, self.name, message.id)
                 message.requeue()
         elif inspect.isawaitable(result):
-            message.enable_async()
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(lambda done: self._on_handler_done(message, done))
+            self._await_handler(message, result)
         elif not message.has_responded() and not message.is_async():
             (message.finish if result else message.requeue)()
+
+    def _await_handler(self, message: Any, result: Any) -> None:
+        # its own method: a closure in _on_conn_message would cost two cells per message
+        message.enable_async()
+        task = asyncio.ensure_future(result)
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._on_handler_done(message, done))
 
     def _on_handler_done(self, message: Any, task: "asyncio.Future[Any]") -> None:
         self._tasks.discard(task)
