@@ -226,7 +226,7 @@ class CommandsMixin:
             elif self._flush_handle is None:
                 self._flush_handle = self._get_loop().call_soon(self._flush)
         else:
-            self._answer(lambda p: p.finish(msg_id), "FIN", message)
+            self._answer(lambda p, msg_id=msg_id: p.finish(msg_id), "FIN", message)  # no cell per FIN
         # trigger(RESUME) inlined; a Reader listens only while a FIN needs bookkeeping
         for callback in self._resume_listeners:
             callback(conn=self)
