@@ -12,9 +12,9 @@ the loop keeps receiving and writing: a sync starts once half of max-in-flight w
 reader is starved, or idle), and each batch is finished when *its own* sync completes -- so nsqd
 never stops sending for the length of an fsync. Handing a sync to a thread costs ~0.1 ms of CPU
 (thread wake-ups, GIL hand-offs), more than a fast fsync blocks the loop: while fsyncs average
-under ``background_above`` seconds they stay on the loop, once per max-in-flight batch. One sync runs at a time: after a failed fsync
-Linux may report success to a later one for data that never reached the disk, so nothing is
-synced (or finished) after a failure.
+under ``background_above`` seconds they stay on the loop, once per max-in-flight batch. One
+sync runs at a time: after a failed fsync Linux may report success to a later one for data that
+never reached the disk, so nothing is synced (or finished) after a failure.
 
 The first error (write, sync, open, close or move) is fatal: nothing more is finished, the
 unsynced messages are requeued (REQ 0, no backoff) so nsqd redelivers them at once instead of
