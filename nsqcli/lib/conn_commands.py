@@ -140,18 +140,22 @@ class CommandsMixin:
             raise ValueError(f"kind must be one of {sorted(_PUBLISH_KINDS)}, got {kind!r}")
         if not isinstance(command, (bytes, bytearray, memoryview)):
             raise TypeError(f"command must be bytes, not {type(command).__name__}")
-
-        def build(protocol: ClientProtocol) -> bytes:
-            if protocol.state not in _PUBLISHING_STATES:
-                raise LocalProtocolError(f"cannot {kind.decode()} while the connection is {protocol.state.value}")
-            protocol.expect_response(kind)
-            return bytes(command)
-        return self._request(build)
+        protocol = self._protocol
+        if protocol is None or self.state != CONNECTED:
+            return self._request(None)  # fails the Future with the reason
+        if protocol.state not in _PUBLISHING_STATES:
+            raise LocalProtocolError(f"cannot {kind.decode()} while the connection is {protocol.state.value}")
+        # the hot path of nsq-pub and the Writer: no closure, no copy of bytes already immutable
+        future = self._get_loop().create_future()
+        protocol.expect_response(kind)
+        self._waiters.append(future)
+        self._write(command if type(command) is bytes else bytes(command))
+        return future
 
     def _request(self, build: Any) -> asyncio.Future:
         future = self._get_loop().create_future()
         protocol = self._protocol
-        if protocol is None or self.state != CONNECTED:
+        if protocol is None or self.state != CONNECTED or build is None:
             error = SendError(f"connection to nsqd at {self} is not ready ({self.state})")
             error.__cause__ = self.close_error
             future.set_exception(error)

@@ -51,6 +51,9 @@ def _message_frame(msg_id: bytes, body: bytes, timestamp: int, attempts: int) ->
 
 
 class State(enum.Enum):
+    # identity hashing: Enum's own __hash__ is Python code, and states are checked per publish
+    __hash__ = object.__hash__
+
     INIT = "init"
     IDENTIFYING = "identifying"
     TLS_HANDSHAKE = "tls handshake"
