@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
+from auth_server import AuthServer
 
 from nsqcli.lib.protocol import commands as cmd
 
@@ -18,43 +16,10 @@ PUBLISH_ALL = {"topic": ".*", "channels": [".*"], "permissions": ["publish"]}
 SUBSCRIBE_ORDERS = {"topic": "^orders$", "channels": ["^worker"], "permissions": ["subscribe"]}
 
 
-class AuthServer:
-    """Answers /auth with ``self.status`` and ``self.reply``; records every query."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.reply: dict = {"ttl": 3600, "identity": "alice", "identity_url": "http://id/alice",
-                            "authorizations": [PUBLISH_ALL, SUBSCRIBE_ORDERS]}
-        self.queries: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                url = urlparse(self.path)
-                server.queries.append({"path": url.path, **{k: v[0] for k, v in
-                                                            parse_qs(url.query, keep_blank_values=True).items()}})
-                body = json.dumps(server.reply).encode()
-                self.send_response(server.status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = "127.0.0.1:%d" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def auth_server():
-    server = AuthServer()
+    server = AuthServer(reply={"ttl": 3600, "identity": "alice", "identity_url": "http://id/alice",
+                               "authorizations": [PUBLISH_ALL, SUBSCRIBE_ORDERS]})
     yield server
     server.close()
 

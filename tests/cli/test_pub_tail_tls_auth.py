@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
-
 import pytest
+from auth_server import AuthServer
 
 from nsqcli.pub import command as pub
 from nsqcli.tail import command as tail
@@ -66,41 +62,9 @@ def test_plaintext_to_a_tls_required_nsqd_fails_clearly(invoke, tls_nsqd):
     assert "E_INVALID" in result.stderr and "Traceback" not in result.stderr
 
 
-class AuthServer:
-    """nsqd's auth contract: 200 with permissions for GOOD_SECRET, 403 otherwise."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                secret = parse_qs(urlparse(self.path).query).get("secret", [""])[0]
-                if secret == GOOD_SECRET:
-                    status, reply = 200, {"ttl": 3600, "identity": "tester", "identity_url": "",
-                                          "authorizations": [{"topic": ".*", "channels": [".*"],
-                                                              "permissions": ["publish", "subscribe"]}]}
-                else:
-                    status, reply = 403, {"message": "denied"}
-                body = json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = "127.0.0.1:%d" % self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def auth_nsqd(nsqd_factory):
-    server = AuthServer()
+    server = AuthServer(secret=GOOD_SECRET)
     yield nsqd_factory(auth_http_addresses=[server.address])
     server.close()
 

@@ -1,13 +1,10 @@
 """AsyncConn end to end against an nsqd (the embedded one, or a real one via NSQCLI_TEST_NSQD)."""
 
 import asyncio
-import json
-import threading
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import trustme
+from auth_server import AuthServer
 from fake_nsqd import run
 
 from nsqcli.lib.conn import AsyncConn
@@ -120,44 +117,9 @@ def test_tls_required_without_tls_is_refused(nsqd_factory, certs):
     run(main())
 
 
-class _AuthServer:
-    """A tiny nsqd auth server (GET /auth?secret=...): one good secret, everything allowed."""
-
-    def __init__(self, secret):
-        good = secret
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
-                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
-                if query.get("secret") != [good]:
-                    self.send_response(403)
-                    self.end_headers()
-                    self.wfile.write(b'{"message": "bad secret"}')
-                    return
-                body = json.dumps({"ttl": 3600, "identity": "tester", "identity_url": "",
-                                   "authorizations": [{"topic": ".*", "channels": [".*"],
-                                                       "permissions": ["subscribe", "publish"]}]})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def auth_server():
-    server = _AuthServer("letmein")
+    server = AuthServer(secret="letmein")
     yield server
     server.close()
 

@@ -4,6 +4,7 @@ import asyncio
 import functools
 
 import pytest
+from auth_server import AuthServer
 
 import nsqcli.lib as nsq
 
@@ -205,36 +206,9 @@ def test_is_starved_batching_pattern_from_pynsq_docs(nsqd):
 
 def test_auth_secret_reaches_every_connection(nsqd_factory):
     """nsqd's --auth-http-address contract: GET /auth?secret=... -> authorizations."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    from urllib.parse import parse_qs, urlsplit
-
-    secrets = []
-
-    class Auth(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            secret = parse_qs(urlsplit(self.path).query).get("secret", [""])[0]
-            secrets.append(secret)
-            if secret != "s3cret":
-                self.send_response(403)
-                self.end_headers()
-                return
-            body = json.dumps({"ttl": 60, "identity": "reader", "authorizations": [
-                {"topic": ".*", "channels": [".*"], "permissions": ["subscribe", "publish"]}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Auth)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = AuthServer(secret="s3cret")
     try:
-        nsqd = nsqd_factory(auth_http_address=f"127.0.0.1:{server.server_port}")
+        nsqd = nsqd_factory(auth_http_address=server.address)
         nsqd.pub("authed", b"secret message")
 
         async def main():
@@ -246,7 +220,6 @@ def test_auth_secret_reaches_every_connection(nsqd_factory):
             return got
 
         assert run(main()) == [b"secret message"]
-        assert "s3cret" in secrets
+        assert "s3cret" in server.secrets
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
