@@ -207,8 +207,9 @@ class ReaderCore:
     def heartbeat(self, conn: Any) -> None:  # overridden by Reader
         pass
 
-    def _on_conn_message(self, conn: Any, message: Any) -> None:  # Reader's
-        raise NotImplementedError
+    def _on_conn_message(self, conn: Any, message: Any) -> None:
+        """Dispatch one message to the handler: the Reader defines it."""
+        raise TypeError(f"{type(self).__name__} must define _on_conn_message")
 
     # the answers to messages: FIN = success, REQ = failure, REQ(backoff=False) = neutral
     def _on_conn_resume(self, conn: Any, **_: Any) -> None:

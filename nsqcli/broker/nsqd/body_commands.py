@@ -7,6 +7,8 @@ in nsqd's order and with its texts.
 
 from __future__ import annotations
 
+import abc
+
 import json
 from struct import Struct
 from typing import TYPE_CHECKING, Any
@@ -23,17 +25,19 @@ if TYPE_CHECKING:
 _INT32 = Struct(">l")
 
 
-class BodyCommand:
+class BodyCommand(abc.ABC):
     """A command followed by ``[int32 size][body]``."""
 
     def pre(self, conn: "V2Connection", params: tuple[bytes, ...]) -> Any:
         return None
 
+    @abc.abstractmethod
     def check_size(self, conn: "V2Connection", params: tuple[bytes, ...], size: int) -> None:
-        raise NotImplementedError
+        """Refuse the declared body size before the body is read (nsqd's order)."""
 
+    @abc.abstractmethod
     def run(self, conn: "V2Connection", params: tuple[bytes, ...], body: bytes) -> Any:
-        raise NotImplementedError
+        """Carry the command out once its body arrived."""
 
 
 def _check_body_size(cmd: str, size: int, limit: int) -> None:
