@@ -417,8 +417,20 @@ class ReaderCore:
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks, timeout=1.0)
+        await self._flush_connections()
         self._close_connections()
         self._closed = True
+
+    async def _flush_connections(self) -> None:
+        """The FIN/REQ already queued must reach the socket before it closes (a close drops
+        what tornado still buffers), or nsqd keeps those messages in flight until they time out."""
+        conns = [c for c in list(self.conns.values()) + list(self._retiring) if not c.closed()]
+        if conns:
+            flushes = asyncio.gather(*(c.flush() for c in conns), return_exceptions=True)
+            try:
+                await asyncio.wait_for(flushes, 1.0)
+            except asyncio.TimeoutError:
+                logger.warning("[%s] closing before nsqd took every answer", self.name)
 
     async def _wait_drained(self, acks: list) -> None:
         if acks:
