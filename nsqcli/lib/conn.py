@@ -118,6 +118,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self._stage_timer: asyncio.TimerHandle | None = None
         self._stale_timer: asyncio.TimerHandle | None = None
         self._tls_pending = False
+        self._half_closed = False  # close_gracefully() shut our side: nsqd's EOF is expected
         self._tls_future: asyncio.Future | None = None
         self._recv_mark = 0.0
 
@@ -264,7 +265,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
                 closed = ConnectionClosedError(f"nsqd at {self} closed the connection")
                 closed.__cause__ = cause
                 if generation == self._generation:
-                    self._close(closed)
+                    self._close(None if self._half_closed else closed)
                 return
             self._on_data(data)
             if self._tls_pending:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from tornado.iostream import StreamClosedError
+from tornado.iostream import SSLIOStream, StreamClosedError
 
 from . import event
-from .protocol.client import ClientProtocol, State
-from .protocol.errors import ConnectionClosedError, LocalProtocolError, SendError
+from .protocol.client import State
+from .protocol.errors import ConnectionClosedError, Error, LocalProtocolError, SendError
 
 if TYPE_CHECKING:
     from .message import Message
@@ -59,7 +60,7 @@ class CommandsMixin:
         output.clear()
         self._output_size = 0
         stream, protocol = self.stream, self._protocol
-        if stream is None or protocol is None or stream.closed():
+        if stream is None or protocol is None or stream.closed() or self._half_closed:
             return
         try:
             self._last_write = stream.write(protocol.encode_outgoing(data))
@@ -75,6 +76,26 @@ class CommandsMixin:
                 await self._last_write
             except StreamClosedError:
                 raise ConnectionClosedError(f"connection to {self} is closed") from self.close_error
+
+    async def close_gracefully(self, timeout: float = 1.0) -> None:
+        """Flush, shut our side, and wait (up to ``timeout``) for nsqd to close its side before
+        closing. A plain close with unread bytes in the socket sends a reset, and nsqd may then
+        drop the last FIN/REQ it had not read yet."""
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except (asyncio.TimeoutError, Error):
+            pass
+        stream = self.stream
+        if stream is None or stream.closed() or isinstance(stream, SSLIOStream):
+            self.close()  # (TLS: a TCP half-close would bypass the TLS layer)
+            return
+        try:
+            stream.socket.shutdown(socket.SHUT_WR)
+            self._half_closed = True
+            await asyncio.wait_for(asyncio.shield(self.closed_future), timeout)
+        except (OSError, asyncio.TimeoutError):
+            pass
+        self.close()
 
     @property
     def write_buffer_size(self) -> int:

@@ -422,15 +422,11 @@ class ReaderCore:
         self._closed = True
 
     async def _flush_connections(self) -> None:
-        """The FIN/REQ already queued must reach the socket before it closes (a close drops
-        what tornado still buffers), or nsqd keeps those messages in flight until they time out."""
+        """Close each connection gracefully: the FIN/REQ already queued must be read by nsqd
+        before the socket goes, or nsqd keeps those messages in flight until they time out."""
         conns = [c for c in list(self.conns.values()) + list(self._retiring) if not c.closed()]
         if conns:
-            flushes = asyncio.gather(*(c.flush() for c in conns), return_exceptions=True)
-            try:
-                await asyncio.wait_for(flushes, 1.0)
-            except asyncio.TimeoutError:
-                logger.warning("[%s] closing before nsqd took every answer", self.name)
+            await asyncio.gather(*(c.close_gracefully() for c in conns), return_exceptions=True)
 
     async def _wait_drained(self, acks: list) -> None:
         if acks:
