@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from broker_probe import hang_up_and_check_alive
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,17 +36,7 @@ async def exchange(chunks: list[bytes]) -> list:
         writer.write(b"  V2")
         for chunk in chunks:
             writer.write(chunk)
-        try:
-            await writer.drain()
-            await asyncio.wait_for(reader.read(1 << 20), 0.05)
-        except (asyncio.TimeoutError, ConnectionError):
-            pass
-        writer.close()
-        # the broker still serves a fresh client
-        reader, writer = await asyncio.open_connection("127.0.0.1", nsqd.tcp_port)
-        writer.write(b"  V2" + cmd.pub("alive", b"ok"))
-        assert await asyncio.wait_for(reader.readexactly(10), 2) == b"\x00\x00\x00\x06\x00\x00\x00\x00OK"
-        writer.close()
+        await hang_up_and_check_alive(reader, writer, nsqd.tcp_port)
     finally:
         await nsqd.stop()
     return errors

@@ -11,6 +11,7 @@ import logging
 import os
 
 import pytest
+from broker_probe import hang_up_and_check_alive
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -60,16 +61,7 @@ async def exchange(kind: str, same_write: bool, chunks: list[bytes]) -> list:
             size = int.from_bytes(await asyncio.wait_for(reader.readexactly(4), 2), "big")
             await asyncio.wait_for(reader.readexactly(size), 2)  # the JSON IDENTIFY response
             writer.write(payload)
-        try:
-            await writer.drain()
-            await asyncio.wait_for(reader.read(1 << 20), 0.05)
-        except (asyncio.TimeoutError, ConnectionError):
-            pass
-        writer.close()
-        reader, writer = await asyncio.open_connection("127.0.0.1", nsqd.tcp_port)
-        writer.write(b"  V2" + cmd.pub("alive", b"ok"))
-        assert await asyncio.wait_for(reader.readexactly(10), 2) == b"\x00\x00\x00\x06\x00\x00\x00\x00OK"
-        writer.close()
+        await hang_up_and_check_alive(reader, writer, nsqd.tcp_port)
     finally:
         await nsqd.stop()
     return problems
