@@ -26,9 +26,8 @@ import click
 from . import __version__
 from .client_options import CONSUMER, PRODUCER, parse_client_options, valid_names
 from .console import DEBUG, NORMAL, QUIET, VERBOSE, Console
-from .values import parse_delimiter, parse_duration, parse_http_address, parse_tcp_address
-
-DEFAULT_NSQD_TCP_ADDRESS = "127.0.0.1:4150"
+from .values import DEFAULT_NSQD_TCP_ADDRESS, parse_delimiter, parse_duration, parse_http_address
+from .values import parse_tcp_address, user_agent  # noqa: F401 - user_agent: the tools import it here
 F = Callable[..., Any]
 
 
@@ -290,10 +289,6 @@ def pop_console(params: dict[str, Any], prog: str) -> Console:
 def warn_settings(settings: ClientSettings, console: Console) -> None:
     if settings.insecure_tls:
         console.warning("--tls-insecure-skip-verify: nsqd's certificate is NOT verified")
-
-
-def user_agent(prog: str) -> str:
-    return f"{prog}/{__version__} nsqcli/{__version__}"
 
 
 def env_flag(name: str) -> bool:

@@ -90,10 +90,14 @@ def _quick_publish(console: Console, params: dict, settings: Any, sources: list[
     otherwise return the stdin bytes already read, for the full engine."""
     from . import pub_quick
 
+    handoff = click.get_current_context().obj
+    if isinstance(handoff, pub_quick.Pending):  # nsqcli.pub_fast tried already
+        return handoff.data
     plain = not (params["progress"] or params["failed_file"] or settings.lookupd_http_addresses)
     if not plain or not pub_quick.eligible(len(settings.nsqd_tcp_addresses), settings.conn_kwargs,
                                            params["rate"], params["defer"]):
         return b""
+    pending = pub_quick.Pending()
     if messages:
         records = [m for m in messages if m]
     elif sources == ["-"]:
@@ -103,17 +107,10 @@ def _quick_publish(console: Console, params: dict, settings: Any, sources: list[
         records = [r for r in pending.data.split(delimiter) if r]
     else:
         return b""
-    limit = settings.publisher_kwargs.get("max_msg_size") or 1024 * 1024
-    with pub_quick.SignalGuard(console) as interrupted:
-        acknowledged = pub_quick.publish_quick(settings.nsqd_tcp_addresses[0], params["topic"],
-                                               records, settings.conn_kwargs, limit)
-    if interrupted.signal_name is not None and not acknowledged:  # no engine retry after a stop
-        console.error(f"{len(records)} of {len(records)} records were not acknowledged by nsqd")
-        exit_with(ExitStatus.NOT_ACKNOWLEDGED)
-    if not acknowledged:
-        return b"" if messages else pending.data
-    console.info(f"{len(records)} of {len(records)} records acknowledged")
-    exit_with(ExitStatus.INTERRUPTED if interrupted.signal_name else ExitStatus.SUCCESS)
+    limit = settings.publisher_kwargs.get("max_msg_size") or pub_quick.DEFAULT_MAX_MSG_SIZE
+    pub_quick.publish_or_exit(console, settings.nsqd_tcp_addresses[0], params["topic"], records,
+                              settings.conn_kwargs, limit)
+    return pending.data
 
 
 def _check_params(ctx: click.Context, params: dict) -> None:

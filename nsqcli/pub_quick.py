@@ -18,8 +18,9 @@ import sys
 import time
 from typing import IO, Any
 
-from .values import split_host_port
+from .values import split_host_port, user_agent
 
+DEFAULT_MAX_MSG_SIZE = 1024 * 1024  # nsqd's default --max-msg-size
 MAX_QUICK_BYTES = 64 * 1024  # larger inputs go through the full engine
 STDIN_EOF_WAIT = 0.05  # how long to wait for a pipe's writer to finish
 _SUPPORTED_CONN_KEYS = frozenset({
@@ -86,6 +87,43 @@ class SignalGuard:
     def __exit__(self, *exc: object) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+
+def publish_simple(prog: str, address: str, topic: str, messages: list[bytes],
+                   quiet: bool) -> Pending:
+    """The click-free path (:mod:`nsqcli.pub_fast`): publish ``messages`` (or newline-delimited
+    stdin when there are none) with default options; exits when nsqd acknowledged them,
+    otherwise returns what was read from stdin for the full engine."""
+    from .console import NORMAL, QUIET, Console
+
+    console = Console(prog, QUIET if quiet else NORMAL)
+    if messages:
+        records, pending = messages, Pending()
+    else:
+        pending = read_small_stdin(stdin_stream())
+        if not pending.complete:
+            return pending
+        records = [record for record in pending.data.split(b"\n") if record]
+    publish_or_exit(console, address, topic, records, {"user_agent": user_agent(prog)},
+                    DEFAULT_MAX_MSG_SIZE)
+    return pending
+
+
+def publish_or_exit(console: Any, address: str, topic: str, records: list[bytes],
+                    conn_kwargs: dict, max_msg_size: int) -> None:
+    """Publish quickly and exit with the tools' status when nsqd acknowledged (or a signal came);
+    return when the full engine should take over."""
+    from .exit_codes import ExitStatus
+    from .runner import exit_with
+
+    with SignalGuard(console) as interrupted:
+        acknowledged = publish_quick(address, topic, records, conn_kwargs, max_msg_size)
+    if interrupted.signal_name is not None and not acknowledged:  # no engine retry after a stop
+        console.error(f"{len(records)} of {len(records)} records were not acknowledged by nsqd")
+        exit_with(ExitStatus.NOT_ACKNOWLEDGED)
+    if acknowledged:
+        console.info(f"{len(records)} of {len(records)} records acknowledged")
+        exit_with(ExitStatus.INTERRUPTED if interrupted.signal_name else ExitStatus.SUCCESS)
 
 
 def eligible(address_count: int, conn_kwargs: dict, rate: object, defer: object) -> bool:

@@ -8,6 +8,16 @@ from __future__ import annotations
 
 import re
 
+from . import __version__
+
+DEFAULT_NSQD_TCP_ADDRESS = "127.0.0.1:4150"  # the tools' nsqd when no address or lookupd is given
+
+
+def user_agent(prog: str) -> str:
+    """The IDENTIFY user_agent of a tool."""
+    return f"{prog}/{__version__} nsqcli/{__version__}"
+
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 

@@ -13,12 +13,12 @@ message that names the bad value; they never use ``assert``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from struct import Struct
 from typing import Iterable, Sequence
 
 from .errors import LocalProtocolError, ProtocolError
 from .names import valid_channel_name, valid_topic_name
+from .record import Record, set_field
 
 _INT32 = Struct(">l")
 _pack_int32 = _INT32.pack
@@ -153,13 +153,18 @@ def mpub(topic: str | bytes, data: Sequence[str | bytes]) -> bytes:
 # Parsing (the broker's side, and the scripted fake nsqd in the tests)
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(Record):
     """One command as received: its name, its space-separated params and its body if it has one."""
 
+    __slots__ = ("name", "params", "body")
     name: bytes
-    params: tuple[bytes, ...] = ()
-    body: bytes | None = field(default=None)
+    params: tuple[bytes, ...]
+    body: bytes | None
+
+    def __init__(self, name: bytes, params: tuple[bytes, ...] = (), body: bytes | None = None) -> None:
+        set_field(self, "name", name)  # one per command the broker reads: no generic __init__
+        set_field(self, "params", params)
+        set_field(self, "body", body)
 
     def encode(self) -> bytes:
         line = b" ".join((self.name,) + self.params) + b"\n"

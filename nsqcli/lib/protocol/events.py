@@ -1,63 +1,71 @@
-"""Events the client protocol core hands out (h11 style: frozen, comparable in tests)."""
+"""Events the client protocol core hands out (h11 style: frozen records, comparable in tests)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from .errors import NSQError
 from .frames import MessageFrame
 from .identify import IdentifyResponse
+from .record import Record, set_field
 
 
-@dataclass(frozen=True, slots=True)
-class IdentifyResponseReceived:
+class IdentifyResponseReceived(Record):
+    __slots__ = ("response",)
     response: IdentifyResponse
 
 
-@dataclass(frozen=True, slots=True)
-class StartTLS:
+class StartTLS(Record):
     """The transport must start TLS now, then call ``ClientProtocol.tls_established()``."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class CompressionStarted:
+
+class CompressionStarted(Record):
+    __slots__ = ("kind",)
     kind: str  # "snappy" or "deflate"
 
 
-@dataclass(frozen=True, slots=True)
-class AuthRequested:
+class AuthRequested(Record):
     """nsqd wants AUTH: send ``ClientProtocol.auth_command()`` now (the secret stays out of events)."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class AuthResponseReceived:
+
+class AuthResponseReceived(Record):
+    __slots__ = ("data",)
     data: dict
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeComplete:
+class HandshakeComplete(Record):
     """IDENTIFY, upgrades and AUTH are done: SUB and PUB may be sent."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class Response:
+
+class Response(Record):
     """nsqd's answer to ``command`` (SUB, PUB, MPUB, DPUB, CLS, ...): ``b"OK"`` or ``b"CLOSE_WAIT"``."""
 
+    __slots__ = ("data", "command")
     data: bytes
     command: bytes
 
+    def __init__(self, data: bytes, command: bytes) -> None:  # one per PUB: no generic __init__
+        set_field(self, "data", data)
+        set_field(self, "command", command)
 
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
+
+class Heartbeat(Record):
     """nsqd's ``_heartbeat_``; answer it with NOP."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class ErrorReceived:
+
+class ErrorReceived(Record):
     """An E_* error frame; ``command`` is what it answers when that is known (None for FIN/REQ/TOUCH)."""
 
+    __slots__ = ("error", "command")
+    _defaults = {"command": None}
     error: NSQError
-    command: bytes | None = None
+    command: bytes | None
 
     @property
     def fatal(self) -> bool:

@@ -7,10 +7,10 @@ answers ``E_BAD_BODY`` with its own limit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .constants import DEFAULT_MAX_RDY_COUNT
+from .record import Record
 
 
 def _int_field(name: str, value: Any) -> int:
@@ -78,24 +78,30 @@ def build_identify(
     return data
 
 
-@dataclass(frozen=True)
-class IdentifyResponse:
+class IdentifyResponse(Record):
     """What nsqd negotiated. ``raw`` is the parsed JSON dict, or ``b"OK"`` from an old nsqd."""
 
+    __slots__ = ("raw", "max_rdy_count", "version", "max_msg_timeout", "msg_timeout", "tls_v1",
+                 "snappy", "deflate", "deflate_level", "max_deflate_level", "sample_rate",
+                 "auth_required", "output_buffer_size", "output_buffer_timeout")
+    _defaults = {"max_rdy_count": DEFAULT_MAX_RDY_COUNT, "version": "", "max_msg_timeout": 0,
+                 "msg_timeout": 0, "tls_v1": False, "snappy": False, "deflate": False,
+                 "deflate_level": 0, "max_deflate_level": 0, "sample_rate": 0,
+                 "auth_required": False, "output_buffer_size": 0, "output_buffer_timeout": 0}
     raw: dict | bytes
-    max_rdy_count: int = DEFAULT_MAX_RDY_COUNT
-    version: str = ""
-    max_msg_timeout: int = 0
-    msg_timeout: int = 0
-    tls_v1: bool = False
-    snappy: bool = False
-    deflate: bool = False
-    deflate_level: int = 0
-    max_deflate_level: int = 0
-    sample_rate: int = 0
-    auth_required: bool = False
-    output_buffer_size: int = 0
-    output_buffer_timeout: int = 0
+    max_rdy_count: int
+    version: str
+    max_msg_timeout: int
+    msg_timeout: int
+    tls_v1: bool
+    snappy: bool
+    deflate: bool
+    deflate_level: int
+    max_deflate_level: int
+    sample_rate: int
+    auth_required: bool
+    output_buffer_size: int
+    output_buffer_timeout: int
 
     @classmethod
     def from_dict(cls, data: dict) -> "IdentifyResponse":
