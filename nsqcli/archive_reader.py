@@ -18,7 +18,7 @@ from .archive_format import (
     Record, RecordError, check_format, decode_jsonl, decode_jsonl_many, detect_format, is_gzip,
 )
 
-READ_SIZE = 256 * 1024  # bigger blocks cost memory (bodies are split per block) for no speed
+READ_SIZE = 64 * 1024  # bigger blocks cost memory (each is decompressed, copied and split) for no speed
 # Format detection wants the whole first line; give up looking for its end after this much.
 DETECT_LIMIT = 16 * 1024 * 1024
 

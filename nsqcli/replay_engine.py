@@ -52,12 +52,13 @@ class FileState:
 class _Segment:
     """A run of publisher record numbers (``first`` ..) and the file records they are."""
 
-    __slots__ = ("first", "count", "file", "start", "numbers")
+    __slots__ = ("first", "count", "file", "start", "numbers", "acknowledged")
 
     def __init__(self, first: int, count: int, file: FileState, start: int,
                  numbers: list[int] | None) -> None:
         self.first, self.count, self.file = first, count, file
         self.start, self.numbers = start, numbers  # contiguous from start, or listed
+        self.acknowledged = 0
 
 
 class TopicSink:
@@ -108,8 +109,21 @@ class TopicSink:
                 self._on_ack(seg.file, seg.start + a, seg.start + b, None)
             else:
                 self._on_ack(seg.file, 0, 0, seg.numbers[a:b])
+            seg.acknowledged += b - a
             lo = end
             i += 1
+        self._forget_acknowledged()
+
+    def _forget_acknowledged(self) -> None:
+        """Drop the leading segments acknowledged in full: memory stays flat over any archive."""
+        done = 0
+        for seg in self._segments:
+            if seg.acknowledged < seg.count:
+                break
+            done += 1
+        if done:
+            del self._segments[:done]
+            del self._firsts[:done]
 
 
 @dataclass

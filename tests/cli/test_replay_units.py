@@ -142,3 +142,35 @@ def test_original_timing_scales_gaps():
     assert timing.wait(base - 5_000_000_000) == 0.0  # out of order: at once
     with pytest.raises(ValueError, match="--speed must be > 0"):
         OriginalTiming(speed=0)
+
+
+def test_topic_sink_maps_acks_to_files_and_forgets_finished_segments():
+    import asyncio
+
+    from nsqcli.publisher_batch import Numbers
+    from nsqcli.replay_engine import FileState, TopicSink
+
+    class Publisher:
+        async def publish(self, bodies):
+            return True
+
+    acks = []
+    sink = TopicSink("t", Publisher(), lambda file, a, b, numbers: acks.append((file.key, a, b, numbers)))
+    one, two = FileState("one"), FileState("two")
+
+    async def feed():
+        await sink.publish(one, [b"x"] * 3, 0, None)       # publisher numbers 1-3
+        await sink.publish(two, [b"y"] * 2, 10, [10, 12])  # 4-5, listed file records
+        await sink.publish(one, [b"z"] * 2, 3, None)       # 6-7
+
+    asyncio.run(feed())
+    sink.acknowledged(Numbers(2), 2)  # 2-3: the first segment is still missing record 1
+    assert len(sink._segments) == 3
+    sink.acknowledged(Numbers(0, [1, 4, 6]), 3)
+    assert acks == [("one", 1, 3, None), ("one", 0, 1, None), ("two", 0, 0, [10]),
+                    ("one", 3, 4, None)]
+    assert [seg.first for seg in sink._segments] == [4, 6]  # segment 1-3 is done and forgotten
+    sink.acknowledged(Numbers(5), 1)
+    sink.acknowledged(Numbers(7), 1)
+    assert acks[-2:] == [("two", 0, 0, [12]), ("one", 4, 5, None)]
+    assert sink._segments == [] and sink._firsts == []
