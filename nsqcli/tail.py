@@ -95,7 +95,8 @@ async def consume(console: Any, shutdown: Shutdown, settings: Any, params: dict,
     from .consumer_guard import FatalConnectionGuard
 
     forward_library_logs(console)
-    guard = FatalConnectionGuard()  # exit 1 on errors no retry fixes (bad TLS, AUTH, not nsqd)
+    # exit 1 when every nsqd fails in a way no retry fixes (bad TLS, AUTH refused, not an nsqd)
+    guard = FatalConnectionGuard(warn=console.warning)
     reader_kwargs: dict[str, Any] = {"max_tries": 0}
     reader_kwargs.update(settings.reader_kwargs)
     max_in_flight = reader_kwargs.pop("max_in_flight", params["max_in_flight"])

@@ -203,9 +203,10 @@ class ToFile:
     async def run(self, shutdown: Any) -> ExitStatus:
         from .consumer_guard import FatalConnectionGuard
 
-        # errors no retry fixes (bad TLS, AUTH refused, not an nsqd) stop the tool
+        # errors no retry fixes (bad TLS, AUTH refused, not an nsqd) on every nsqd stop the tool
         self.guard = FatalConnectionGuard(
-            lambda topic, _exc: self._on_error(topic, ToolError(self.guard.describe())))
+            lambda topic, _exc: self._on_error(topic, ToolError(self.guard.describe())),
+            warn=self.console.warning)
         try:
             return await self._run(shutdown)
         finally:

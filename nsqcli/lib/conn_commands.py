@@ -13,7 +13,7 @@ import socket
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from tornado.iostream import SSLIOStream, StreamClosedError
+from tornado.iostream import StreamClosedError
 
 from . import event
 from .protocol.client import State
@@ -86,11 +86,14 @@ class CommandsMixin:
         except (asyncio.TimeoutError, Error):
             pass
         stream = self.stream
-        if stream is None or stream.closed() or isinstance(stream, SSLIOStream):
-            self.close()  # (TLS: a TCP half-close would bypass the TLS layer)
+        if stream is None or stream.closed():
+            self.close()
             return
         try:
-            stream.socket.shutdown(socket.SHUT_WR)
+            # socket.socket's shutdown, also under TLS: ssl.SSLSocket.shutdown would drop the TLS
+            # state that still decrypts what nsqd sends until its EOF (nsqd's Go TLS reads a TCP
+            # EOF at a record boundary as a plain EOF and closes, as without TLS)
+            socket.socket.shutdown(stream.socket, socket.SHUT_WR)
             self._half_closed = True
             await asyncio.wait_for(asyncio.shield(self.closed_future), timeout)
         except (OSError, asyncio.TimeoutError):

@@ -67,3 +67,31 @@ def test_guard_reports_once_names_topic_and_nsqd_and_demotes_the_library_lines(c
         guard.close()
     logging.getLogger("nsqcli.lib.reader").warning("after close")
     assert caplog.records[-1].levelno == logging.WARNING
+
+
+class ClusterReader(FakeReader):
+    def __init__(self, *known):
+        self.known = set(known)
+
+    def known_nsqds(self):
+        return set(self.known)
+
+
+def test_guard_stops_only_when_every_known_nsqd_fails_permanently():
+    fatal, warned = [], []
+    guard = FatalConnectionGuard(lambda topic, exc: fatal.append(exc), warn=warned.append)
+    try:
+        reader = ClusterReader("a:1", "b:2")
+        refused = NSQError("E_AUTH_FAILED", "AUTH failed")
+        guard.report(reader, "a:1", refused)
+        guard.report(reader, "a:1", refused)  # retried as lookupd lists it: said once
+        assert warned == ["[t/c] nsqd at a:1: E_AUTH_FAILED AUTH failed; consuming from the "
+                          "other nsqds meanwhile"] and not fatal and guard.error is None
+        guard.recovered(reader, "a:1")  # it subscribed later: a new failure is news again
+        guard.report(reader, "a:1", refused)
+        assert len(warned) == 2 and not fatal
+        guard.report(ClusterReader("b:2"), "b:2", ConnectError("refused"))  # transient: ignored
+        guard.report(reader, "b:2", ProtocolError("not nsqd"))  # now nothing is left
+        assert len(fatal) == 1 and str(guard.tool_error()) == "[t/c] nsqd at b:2: not nsqd"
+    finally:
+        guard.close()

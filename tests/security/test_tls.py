@@ -206,3 +206,66 @@ def test_tools_with_a_client_certificate(client_auth_nsqd, pki, tmp_path):
     result = run_tool([*tool_args("nsq-pub", tmp_path), *client])  # no client certificate
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr and len(error_lines(result.stderr)) == 1, result
+
+
+def test_one_bad_nsqd_of_a_cluster_is_named_once_and_the_others_are_consumed(
+        nsqd_factory, nsqlookupd, pki):
+    """A lookupd-listed nsqd that refuses plaintext does not stop nsq-tail: one warning names it
+    and the messages of the other nsqd still arrive (nothing is published before the warning,
+    so the tool must have kept running after the failure)."""
+    import os
+    import subprocess
+    import time
+
+    from security_tools import VENV_BIN
+
+    registered = {"lookupd_tcp_addresses": [nsqlookupd.tcp_address]}
+    bad = nsqd_factory(tls_cert=pki["server_cert"], tls_key=pki["server_key"],
+                       tls_required="tcp-https", **registered)
+    good = nsqd_factory(**registered)
+    for nsqd in (bad, good):
+        nsqd.create_topic("split")
+    deadline = time.monotonic() + 10
+    while len(nsqlookupd.http_json("GET", "/lookup", {"topic": "split"})["producers"]) < 2:
+        assert time.monotonic() < deadline, "lookupd never listed both nsqds"
+        time.sleep(0.05)
+    env = {k: v for k, v in os.environ.items() if k != "NSQLOOKUPD_HTTP_ADDRESS"}
+    tail = subprocess.Popen([str(VENV_BIN / "nsq-tail"), "--topic", "split", "--channel", "c",
+                             "-n", "1", "--lookupd-http-address", nsqlookupd.http_address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        warning = tail.stderr.readline().decode()
+        assert "warning" in warning and bad.tcp_address in warning and "E_INVALID" in warning
+        assert "consuming from the other nsqds" in warning
+        good.pub("split", "from the good nsqd")
+        out, err = tail.communicate(timeout=20)
+    finally:
+        tail.kill()
+    assert tail.returncode == 0, err
+    assert out == b"from the good nsqd\n" and err.strip() == b"", err
+
+
+def test_reader_close_over_tls_leaves_nothing_in_flight_at_nsqd(tls_nsqd, pki):
+    """The graceful close (flush, half-close, wait for nsqd's EOF) works under TLS too: every
+    FIN reaches nsqd before the connection ends, and nsqd's EOF is not reported as an error."""
+    import nsqcli.lib as nsq
+
+    tls_nsqd.mpub("graceful_tls", [b"m%d" % i for i in range(3000)])
+    conns = []
+
+    async def main():
+        seen = []
+        reader = nsq.Reader("graceful_tls", "c", lambda m: seen.append(m.body) or True,
+                            nsqd_tcp_addresses=tls_nsqd.tcp_address, max_in_flight=500,
+                            tls_v1=True, tls_options={"ca_certs": pki["ca"]})
+        while len(seen) < 1000:
+            await asyncio.sleep(0.005)
+        conns.extend(reader.conns.values())
+        await reader.close()
+        return seen
+
+    seen = asyncio.run(main())
+    stats = tls_nsqd.channel_stats("graceful_tls", "c")
+    assert stats["in_flight_count"] == 0 and stats["depth"] == 3000 - len(seen)
+    assert conns and all(conn.closed() and conn.close_error is None for conn in conns)
+    assert all(conn._half_closed for conn in conns)  # shut our side and waited for nsqd's EOF
