@@ -120,10 +120,20 @@ def _revision() -> str:
     return f"commit {commit or 'unknown'}" + (" +changes" if dirty.strip() else "")
 
 
-def header(args: argparse.Namespace, load_before: tuple, load_after: tuple) -> str:
+PREAMBLE = """# nsqcli benchmark results (issue 7)
+
+Produced by `python -m bench` (see bench/README.md). Every figure names its broker: the lean
+measurement peer (`bench peer`: acknowledges at once and streams pre-encoded messages, so the
+client's own cost is what is measured), the embedded nsqd (a Python broker sharing the machine's
+cores, which bounds several rows) or an external nsqd. Every run verified its counts (all
+published messages acknowledged; every consumed message FINed exactly once)."""
+
+
+def header(args: argparse.Namespace, revision: str, load_before: tuple,
+           load_after: tuple) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return "\n".join([
-        f"Measured {now} ({_revision()}) on {os.cpu_count()} cores ({platform.machine()}), Python "
+    return PREAMBLE + "\n\n" + "\n".join([
+        f"Measured {now} ({revision}) on {os.cpu_count()} cores ({platform.machine()}), Python "
         f"{platform.python_version()}; N = {args.n:,} messages of {args.size} B, "
         f"{args.repeats} repeats (median, min-max); load average before/after "
         f"{load_before[0]:.2f}/{load_after[0]:.2f}.",
@@ -163,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     compile_bytecode()
     install = install_note()
+    revision = _revision()  # before the run: the code that was measured
     if args.profile:
         measure.PROFILE_DIR = Path(args.profile)
         measure.PROFILE_DIR.mkdir(parents=True, exist_ok=True)
@@ -187,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     broker.stop()
         load_after = os.getloadavg()
-    report = "\n\n".join([header(args, load_before, load_after) + "\n" + install, table(results),
+    report = "\n\n".join([header(args, revision, load_before, load_after) + "\n" + install, table(results),
                           legend(results)]) + "\n"
     print(report)
     if args.output:
