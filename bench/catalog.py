@@ -53,6 +53,8 @@ WORKLOADS = [
              tools.nsq_to_file, baseline="pynsq-reader", target=125_000),
     Workload("nsq-to-file-30s", "nsq-to-file with --sync-interval 30s (drain must stay < 1 s)",
              tools.nsq_to_file_sync_30s, baseline="pynsq-reader"),
+    Workload("nsq-to-file-mif1000", "nsq-to-file with --max-in-flight 1000 (fdatasync per <= 1000)",
+             tools.nsq_to_file_in_flight_1000, baseline="pynsq-reader"),
     Workload("lib-reader", "nsqcli.lib Reader, handler returning True", library.nsqcli_reader,
              baseline="pynsq-reader", target=150_000),
     Workload("lib-writer", "nsqcli.lib Writer, one pub per message, awaited acks, pipelined",
