@@ -98,6 +98,9 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self.identify_response = None
         self.auth_response: dict | None = None
         self.close_error: BaseException | None = None  # root cause of the last close
+        # Set by a Reader/Writer retrying this nsqd: a failure with the same text as the last
+        # one was reported already, so it is logged at debug (no warning per retry).
+        self.repeated_failure_text: str | None = None
         self.last_recv_timestamp = self.last_msg_timestamp = time.time()
         self._generation = 0
         self._closed_future: asyncio.Future | None = None
@@ -439,7 +442,9 @@ class AsyncConn(CommandsMixin, EventedMixin):
         if self._protocol is not None:
             self._protocol.connection_lost()
         if error is not None:
-            logger.warning("[%s] connection closed: %s", self, error)
+            repeated = self.repeated_failure_text is not None and str(error) == self.repeated_failure_text
+            logger.log(logging.DEBUG if repeated else logging.WARNING, "[%s] connection closed: %s",
+                       self, error)
         self._fail_pending(error)
         if error is not None:
             self._safe_trigger(event.ERROR, conn=self, error=error)

@@ -129,6 +129,7 @@ class ReaderCore:
         if not self._quiet:
             conn.on("resume", self._on_conn_resume)
         self._connecting[conn.id] = conn
+        conn.repeated_failure_text = self._discovery.failure_text.get(conn.id)
         logger.info("[%s:%s] connecting to nsqd", conn.id, self.name)
         conn.connect()
         return conn
@@ -191,7 +192,9 @@ class ReaderCore:
             return
         if active:  # a failed attempt was already logged by the connection, with its cause
             logger.warning("[%s:%s] connection closed", conn.id, self.name)
-        self._discovery.connection_closed(conn.host, conn.port)
+        error = getattr(conn, "close_error", None)
+        self._discovery.connection_closed(conn.host, conn.port,
+                                          None if error is None else str(error))
         if active and not self._backoff.in_backoff:
             self._apply(self._policy.rebalance(list(self.conns.values()), time.time()))
 

@@ -60,6 +60,7 @@ class Discovery:
         self._rng = rng or random.Random()
         self._backoff: dict[str, ReconnectBackoff] = {}
         self._not_before: dict[str, float] = {}  # address -> loop time of the next allowed attempt
+        self.failure_text: dict[str, str] = {}  # address -> its last failure, until it connects
         self._timers: set[asyncio.TimerHandle] = set()
         self._query_task: asyncio.Task | None = None
         self._poll_timer: asyncio.TimerHandle | None = None
@@ -161,15 +162,21 @@ class Discovery:
 
     def connection_succeeded(self, address: str) -> None:
         backoff = self._backoff.get(address)
+        if self.failure_text.pop(address, None) is not None and backoff is not None:
+            logger.info("[%s:%s] connected again after %d retries", address,
+                        self.reader.name, backoff.attempts)
         if backoff is not None:
             backoff.reset()
         self._not_before.pop(address, None)
 
-    def connection_closed(self, host: str, port: int) -> None:
-        """A connection (or a connection attempt) to ``host:port`` ended unexpectedly."""
+    def connection_closed(self, host: str, port: int, failure: str | None = None) -> None:
+        """A connection (or a connection attempt) to ``host:port`` ended unexpectedly;
+        ``failure`` is its error's text (the next attempt logs the same failure at debug)."""
         if self.stopped:
             return
         address = format_address(host, port)
+        if failure is not None:
+            self.failure_text[address] = failure
         backoff = self._backoff.get(address)
         if backoff is None:
             backoff = self._backoff[address] = ReconnectBackoff(

@@ -52,7 +52,7 @@ def check_conn_kwargs(kwargs: dict, conn_class: Any, owner: str) -> None:
 class Link:
     """One nsqd address and the state of its connection."""
 
-    __slots__ = ("host", "port", "address", "conn", "backoff", "task", "last_error")
+    __slots__ = ("host", "port", "address", "conn", "backoff", "task", "last_error", "failure_text")
 
     def __init__(self, host: str, port: int, reconnect_interval: float) -> None:
         self.host = host
@@ -62,6 +62,7 @@ class Link:
         self.backoff = new_reconnect_backoff(reconnect_interval)
         self.task: asyncio.Task | None = None
         self.last_error: BaseException | None = None
+        self.failure_text: str | None = None  # the failure last warned about, until it connects
 
 
 class LinkSupervisor:
@@ -108,6 +109,7 @@ class LinkSupervisor:
         loop = asyncio.get_running_loop()
         while not self.stopped:
             conn = self.conn_class(link.host, link.port, **self.conn_kwargs)
+            conn.repeated_failure_text = link.failure_text
             closed = loop.create_future()
             link.conn = conn
             self._listen(link, conn, closed)
@@ -121,12 +123,20 @@ class LinkSupervisor:
                 link.last_error = exc
                 conn.close()
                 delay = link.backoff.next_delay()
-                logger.warning("[%s:%s] cannot connect (%s); retrying in %.2fs",
-                               link.address, writer.name, exc, delay)
+                repeated = str(exc) == link.failure_text  # warned already: debug until it changes
+                link.failure_text = str(exc)
+                logger.log(logging.DEBUG if repeated else logging.WARNING,
+                           "[%s:%s] cannot connect (%s); retrying in %.2fs",
+                           link.address, writer.name, exc, delay)
                 await asyncio.sleep(delay)
                 continue
             up_since = loop.time()
-            logger.info("[%s:%s] connected", link.address, writer.name)
+            if link.failure_text is not None:
+                logger.info("[%s:%s] connected again after %d retries", link.address,
+                            writer.name, link.backoff.attempts)
+                link.failure_text = None
+            else:
+                logger.info("[%s:%s] connected", link.address, writer.name)
             writer._on_link_ready(link, conn)
             try:
                 await closed
