@@ -336,11 +336,11 @@ class AsyncConn(CommandsMixin, EventedMixin):
 
     def _on_event(self, item: Any) -> None:
         kind = type(item)
-        if kind is ev.Heartbeat:
+        if kind is ev.Response:  # the most frequent: one per publish
+            self._on_response(item)
+        elif kind is ev.Heartbeat:
             self._write(self._protocol.nop())  # type: ignore[union-attr]
             self.trigger(event.HEARTBEAT, conn=self)
-        elif kind is ev.Response:
-            self._on_response(item)
         elif kind is ev.ErrorReceived:
             self._on_error(item)
         elif kind is ev.IdentifyResponseReceived:
@@ -377,7 +377,9 @@ class AsyncConn(CommandsMixin, EventedMixin):
         waiter = self._waiters.popleft() if self._waiters else None
         if waiter is not None and not waiter.done():
             waiter.set_result(item.data)
-        self.trigger(event.RESPONSE, conn=self, data=item.data)
+        listeners = self._listeners  # trigger(), without its call when nobody listens
+        if listeners and listeners.get(event.RESPONSE):
+            self.trigger(event.RESPONSE, conn=self, data=item.data)
 
     def _on_error(self, item: ev.ErrorReceived) -> None:
         error = item.error

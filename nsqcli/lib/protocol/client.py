@@ -45,6 +45,10 @@ from .identify import IdentifyResponse
 #: most bytes decompressed at once before the frames in them are parsed
 DECOMPRESS_PIECE_SIZE = 256 * 1024
 
+#: The OK answers to the publishing commands, one per PUB: records are immutable, so one shared
+#: event per command saves building one per answer.
+_OK_RESPONSES = {command: Response(OK, command) for command in (b"PUB", b"MPUB", b"DPUB")}
+
 
 def _message_frame(msg_id: bytes, body: bytes, timestamp: int, attempts: int) -> MessageFrame:
     return MessageFrame(timestamp, attempts, msg_id, body)
@@ -252,6 +256,11 @@ class ClientProtocol:
             if not self._pending:
                 raise ProtocolError(f"unexpected response {payload[:64]!r} with no command pending")
             command = self._pending.popleft()
+            if payload == OK:
+                shared = _OK_RESPONSES.get(command)
+                if shared is not None:
+                    events.append(shared)
+                    return
             if command == b"SUB" and payload == OK and state == State.SUBSCRIBING:
                 self.state = State.SUBSCRIBED
             elif command == b"CLS" and payload != CLOSE_WAIT:
