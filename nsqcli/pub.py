@@ -97,16 +97,11 @@ def _quick_publish(console: Console, params: dict, settings: Any, sources: list[
     if not plain or not pub_quick.eligible(len(settings.nsqd_tcp_addresses), settings.conn_kwargs,
                                            params["rate"], params["defer"]):
         return b""
-    pending = pub_quick.Pending()
-    if messages:
-        records = [m for m in messages if m]
-    elif sources == ["-"]:
-        pending = pub_quick.read_small_stdin(pub_quick.stdin_stream())
-        if not pending.complete:
-            return pending.data
-        records = [r for r in pending.data.split(delimiter) if r]
-    else:
+    if not messages and sources != ["-"]:
         return b""
+    records, pending = pub_quick.quick_records(messages, delimiter)
+    if records is None:
+        return pending.data
     limit = settings.publisher_kwargs.get("max_msg_size") or pub_quick.DEFAULT_MAX_MSG_SIZE
     pub_quick.publish_or_exit(console, settings.nsqd_tcp_addresses[0], params["topic"], records,
                               settings.conn_kwargs, limit)

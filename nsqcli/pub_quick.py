@@ -97,16 +97,22 @@ def publish_simple(prog: str, address: str, topic: str, messages: list[bytes],
     from .console import NORMAL, QUIET, Console
 
     console = Console(prog, QUIET if quiet else NORMAL)
-    if messages:
-        records, pending = messages, Pending()
-    else:
-        pending = read_small_stdin(stdin_stream())
-        if not pending.complete:
-            return pending
-        records = [record for record in pending.data.split(b"\n") if record]
-    publish_or_exit(console, address, topic, records, {"user_agent": user_agent(prog)},
-                    DEFAULT_MAX_MSG_SIZE)
+    records, pending = quick_records(messages, b"\n")
+    if records is not None:
+        publish_or_exit(console, address, topic, records, {"user_agent": user_agent(prog)},
+                        DEFAULT_MAX_MSG_SIZE)
     return pending
+
+
+def quick_records(messages: list[bytes], delimiter: bytes) -> tuple[list[bytes] | None, Pending]:
+    """The records to publish quickly: the non-empty ``messages``, or else stdin split on
+    ``delimiter`` when it is small and complete. None (with what stdin gave so far) otherwise."""
+    if messages:
+        return [message for message in messages if message], Pending()
+    pending = read_small_stdin(stdin_stream())
+    if not pending.complete:
+        return None, pending
+    return [record for record in pending.data.split(delimiter) if record], pending
 
 
 def publish_or_exit(console: Any, address: str, topic: str, records: list[bytes],
