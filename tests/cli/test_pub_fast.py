@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 
 from nsqcli.pub_fast import parse_simple
 
-
-
-def tool(name: str) -> str:
-    return str(Path(sys.executable).parent / name)
+from polling import tool
 
 
 def _parsed(argv, environ=None):

@@ -11,21 +11,9 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 
-def tool(name: str) -> str:
-    """An installed console script next to this interpreter."""
-    return str(Path(sys.executable).parent / name)
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+from polling import tool, wait_for
 
 
 def test_round_trip_100000_records_exactly_once(nsqd, run_tool):

@@ -5,19 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-import time
 
 from nsqcli.tail import command as tail
 from nsqcli.tail import default_channel
 
 
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+from polling import wait_for
 
 
 def settled(nsqd, topic, channel):

@@ -10,29 +10,14 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-VENV_BIN = Path(sys.executable).parent
+from polling import tool, wait_for  # noqa: F401 - the fault tests import them here
+
 TOOL_ENV_KEYS = ("NSQD_TCP_ADDRESS", "NSQLOOKUPD_HTTP_ADDRESS", "NSQ_AUTH_SECRET")
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is truthy (True) or ``timeout`` seconds passed (False)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-
-
-def tool(name: str) -> str:
-    return str(VENV_BIN / name)
 
 
 def tool_env() -> dict[str, str]:

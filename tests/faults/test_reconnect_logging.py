@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+
+from polling import until
 
 from nsqcli.lib.reader import Reader
 from nsqcli.lib.writer import Writer
 
 FAST_RETRIES = {"reconnect_interval": 0.05, "max_reconnect_interval": 0.1}
-
-
-async def _until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met"
-        await asyncio.sleep(0.02)
 
 
 def _lines(caplog, level: int, text: str) -> list[str]:
@@ -30,7 +24,7 @@ async def _outage(nsqd, caplog, attempts_text: str) -> None:
     loop = asyncio.get_running_loop()
     before = len(_lines(caplog, logging.DEBUG, attempts_text))
     await loop.run_in_executor(None, nsqd.stop)
-    await _until(lambda: len(_lines(caplog, logging.DEBUG, attempts_text)) >= before + 3)
+    await until(lambda: len(_lines(caplog, logging.DEBUG, attempts_text)) >= before + 3)
     await loop.run_in_executor(None, nsqd.start)
 
 
@@ -43,11 +37,11 @@ def test_reader_warns_once_per_outage(nsqd_factory, caplog):
         reader = Reader("quiet", "c", lambda m: True, nsqd_tcp_addresses=[nsqd.tcp_address],
                         **FAST_RETRIES)
         async with reader:
-            await _until(lambda: reader.conns)
+            await until(lambda: reader.conns)
             for outage in (1, 2):
                 await _outage(nsqd, caplog, refused)
-                await _until(lambda: len(_lines(caplog, logging.INFO, "connected again")) == outage)
-                await _until(lambda: reader.conns)
+                await until(lambda: len(_lines(caplog, logging.INFO, "connected again")) == outage)
+                await until(lambda: reader.conns)
 
     asyncio.run(main())
     warned = _lines(caplog, logging.WARNING, refused)
@@ -66,7 +60,7 @@ def test_writer_warns_once_per_outage(nsqd_factory, caplog):
         try:
             assert await writer.pub("quiet", b"before") == b"OK"
             await _outage(nsqd, caplog, refused)
-            await _until(lambda: _lines(caplog, logging.INFO, "connected again"))
+            await until(lambda: _lines(caplog, logging.INFO, "connected again"))
             assert await writer.pub("quiet", b"after") == b"OK"
         finally:
             await writer.close()

@@ -11,6 +11,8 @@ import signal
 import subprocess
 import time
 
+from polling import until
+
 from fault_helpers import (
     consume_channel, kill_quietly, lines_of, spawn, stop_with, tool, wait_for,
 )
@@ -28,14 +30,6 @@ async def _restart(nsqd, downtime: float) -> None:
     await loop.run_in_executor(None, nsqd.stop)
     await asyncio.sleep(downtime)
     await loop.run_in_executor(None, nsqd.start)
-
-
-async def _until(predicate, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.02)
 
 
 def test_reader_reconnects_with_jittered_backoff_and_consumes_everything(nsqd_factory, caplog):
@@ -57,10 +51,10 @@ def test_reader_reconnects_with_jittered_backoff_and_consumes_everything(nsqd_fa
         reader = Reader("r", "c", slow_handler, nsqd_tcp_addresses=[nsqd.tcp_address],
                         max_in_flight=50, reconnect_interval=0.05, max_reconnect_interval=1.6)
         async with reader:
-            await _until(lambda: len(seen) >= 300, 10)
+            await until(lambda: len(seen) >= 300, 10)
             await _restart(nsqd, downtime=0.9)
             await asyncio.get_running_loop().run_in_executor(None, nsqd.mpub, "r", after)
-            await _until(lambda: set(before + after) <= set(seen), 20)
+            await until(lambda: set(before + after) <= set(seen), 20)
             return len(reader.conns)
 
     assert asyncio.run(asyncio.wait_for(main(), 40)) == 1
@@ -232,11 +226,11 @@ def test_reader_via_lookupd_reconnects_after_nsqd_restart(nsqd_with_lookupd):
                         max_reconnect_interval=0.4)
         loop = asyncio.get_running_loop()
         async with reader:
-            await _until(lambda: set(before) <= set(seen), 10)
+            await until(lambda: set(before) <= set(seen), 10)
             await _restart(nsqd, downtime=0.5)
             await loop.run_in_executor(None, lambda: lookupd.wait_for_producer(nsqd, topic="lr"))
             await loop.run_in_executor(None, nsqd.mpub, "lr", after)
-            await _until(lambda: set(after) <= set(seen), 15)
+            await until(lambda: set(after) <= set(seen), 15)
             assert list(reader.conns) == [nsqd.tcp_address]
 
     asyncio.run(asyncio.wait_for(main(), 30))
