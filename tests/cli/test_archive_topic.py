@@ -6,34 +6,12 @@ import resource
 
 import pytest
 
+from fake_message import FakeMessage
+
 from nsqcli.archive_files import ArchiveError, ArchiveFile, ArchiveSettings
 from nsqcli.archive_format import decode_jsonl
 from nsqcli.archive_names import compute_filename_template
 from nsqcli.archive_topic import TopicArchiver
-
-
-class FakeMessage:
-    def __init__(self, n, body=None):
-        self.id = b"%016d" % n
-        self.body = body if body is not None else b"msg-%d" % n
-        self.timestamp = 1_700_000_000_000_000_000 + n
-        self.attempts = 1
-        self.answer = None
-        self.async_enabled = False
-
-    def enable_async(self):
-        self.async_enabled = True
-
-    def has_responded(self):
-        return self.answer is not None
-
-    def finish(self):
-        assert self.answer is None
-        self.answer = "FIN"
-
-    def requeue(self, time_ms=-1, backoff=True):
-        assert self.answer is None
-        self.answer = ("REQ", time_ms, backoff)
 
 
 class Clock:

@@ -8,32 +8,11 @@ from concurrent.futures import Executor, Future
 
 import pytest
 
+from fake_message import FakeMessage
+
 from nsqcli.archive_files import ArchiveFile, ArchiveSettings
 from nsqcli.archive_names import compute_filename_template
 from nsqcli.archive_topic import TopicArchiver
-
-
-class FakeMessage:
-    def __init__(self, n):
-        self.id = b"%016d" % n
-        self.body = b"msg-%d" % n
-        self.timestamp = 1_700_000_000_000_000_000 + n
-        self.attempts = 1
-        self.answer = None
-
-    def enable_async(self):
-        pass
-
-    def has_responded(self):
-        return self.answer is not None
-
-    def finish(self):
-        assert self.answer is None
-        self.answer = "FIN"
-
-    def requeue(self, time_ms=-1, backoff=True):
-        assert self.answer is None
-        self.answer = ("REQ", time_ms, backoff)
 
 
 class HeldExecutor(Executor):
