@@ -142,21 +142,13 @@ def test_reconnects_to_a_restarted_nsqd(nsqd):
     {"tls_v1": True, "snappy": True},
     {"tls_v1": True, "deflate": True},
 ])
-def test_tls_and_compression(nsqd_factory, tmp_path, options):
-    import trustme
-
-    tls = options.get("tls_v1", False)
+def test_tls_and_compression(nsqd_factory, tls_files, options):
     server_options = {}
     conn_options = dict(options)
-    if tls:
-        ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost")
-        cert_path, key_path, ca_path = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-        cert.cert_chain_pems[0].write_to_path(str(cert_path))
-        cert.private_key_pem.write_to_path(str(key_path))
-        ca.cert_pem.write_to_path(str(ca_path))
-        server_options = {"tls_cert": str(cert_path), "tls_key": str(key_path)}
-        conn_options["tls_options"] = {"ca_certs": str(ca_path)}
+    if options.get("tls_v1", False):
+        cert, key, ca, _ = tls_files
+        server_options = {"tls_cert": cert, "tls_key": key}
+        conn_options["tls_options"] = {"ca_certs": ca}
     nsqd = nsqd_factory(**server_options)
     bodies = [b"x" * 2000 + b"%d" % i for i in range(200)]
     nsqd.mpub("secure", bodies)

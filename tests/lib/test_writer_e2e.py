@@ -133,20 +133,6 @@ def test_module_level_writer_used_inside_a_later_asyncio_run(nsqd):
     assert message_count(nsqd, "outside_loop") == 3
 
 
-@pytest.fixture
-def tls_files(tmp_path):
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    cert_path, key_path, ca_path = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_path))
-    cert.private_key_pem.write_to_path(str(key_path))
-    ca.cert_pem.write_to_path(str(ca_path))
-    other_ca = tmp_path / "other-ca.pem"
-    trustme.CA().cert_pem.write_to_path(str(other_ca))
-    return str(cert_path), str(key_path), str(ca_path), str(other_ca)
-
-
 def test_tls_with_snappy_publishes(nsqd_factory, tls_files):
     cert, key, ca, _ = tls_files
     nsqd = nsqd_factory(tls_cert=cert, tls_key=key, tls_required="tcp-https")
