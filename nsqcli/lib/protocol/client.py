@@ -25,6 +25,7 @@ from .constants import (
     FRAME_TYPE_MESSAGE,
     HEARTBEAT,
     MAGIC_V2,
+    MAX_MESSAGE_FRAME_SIZE,
     OK,
 )
 from .errors import Error, LocalProtocolError, NSQError, ProtocolError
@@ -89,19 +90,25 @@ class ClientProtocol:
         self,
         identify_data: dict,
         auth_secret: bytes | str | None = None,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_frame_size: int | None = None,
         message_factory: Callable[[bytes, bytes, int, int], Any] | None = None,
     ) -> None:
         """``message_factory(id, body, timestamp, attempts)`` builds the event of each message
         frame (default: :class:`MessageFrame`); a client passes its own message class so that a
-        message costs one object."""
+        message costs one object.
+
+        ``max_frame_size`` bounds every frame; by default (None) a message frame may be as large
+        as nsqd can send (:data:`MAX_MESSAGE_FRAME_SIZE`, from SUB on) and any other frame up to
+        :data:`DEFAULT_MAX_FRAME_SIZE`, so an nsqd with a large ``--max-msg-size`` is consumed."""
         self.identify_data = identify_data
         self._make_message = message_factory or _message_frame
         self._auth_secret = auth_secret
         self.state = State.INIT
         self.identify_response: IdentifyResponse | None = None
         self.auth_response: dict | None = None
-        self._frames = FrameBuffer(max_frame_size)
+        # message frames get their own limit only once they are legal (SUB sent)
+        self._message_frame_limit = MAX_MESSAGE_FRAME_SIZE if max_frame_size is None else max_frame_size
+        self._frames = FrameBuffer(DEFAULT_MAX_FRAME_SIZE if max_frame_size is None else max_frame_size)
         self._codec: Codec | None = None
         self._upgrades: list[str] = []
         self._pending: deque[bytes] = deque()  # commands awaiting a response, in order
@@ -126,6 +133,7 @@ class ClientProtocol:
         self._require({State.READY}, "SUB")
         data = commands.subscribe(topic, channel)
         self.state = State.SUBSCRIBING
+        self._frames.max_message_frame_size = self._message_frame_limit
         self._pending.append(b"SUB")
         return data
 
