@@ -316,6 +316,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
             return
         message_seen = False
         message_class = Message  # a local: read once per message
+        generation = self._generation
         for item in events:
             try:
                 if type(item) is message_class:
@@ -323,6 +324,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
                         self.last_msg_timestamp = now
                         message_seen = True
                     item._conn = self
+                    item._generation = generation
                     self.in_flight += 1
                     # trigger(MESSAGE) inlined: the listeners are read for each message, as
                     # trigger() does, so a listener added or removed meanwhile is honoured

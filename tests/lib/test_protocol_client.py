@@ -159,6 +159,24 @@ def test_fatal_error_names_command_and_moves_to_error():
     assert proto.state is State.ERROR
 
 
+@pytest.mark.parametrize("text", [
+    "E_INVALID cannot RDY in current state",
+    "E_INVALID RDY count 3000 out of range 0-2500",
+    "E_INVALID cannot FIN in current state",
+    "E_INVALID REQ timeout 99999999 out of range 0-3600000",
+    "E_INVALID invalid message ID",
+    "E_INVALID invalid command FOO",
+])
+def test_fatal_error_of_a_command_nsqd_does_not_answer_is_not_the_pending_ones(text):
+    # nsqd answers RDY/FIN/REQ/TOUCH only when they fail; sent before a PUB, their fatal error
+    # means the PUB was never processed: it must not be reported as the PUB's own error
+    proto = connected()
+    proto.publish("t", b"x")
+    events = proto.receive_data(error(text))
+    assert events[0].fatal and events[0].command is None
+    assert proto.state is State.ERROR and proto.pending_responses == 1
+
+
 def test_responses_match_commands_in_order():
     proto = connected()
     proto.publish("t", b"a")

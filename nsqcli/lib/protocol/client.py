@@ -51,6 +51,20 @@ DECOMPRESS_PIECE_SIZE = 256 * 1024
 _OK_RESPONSES = {command: Response(OK, command) for command in (b"PUB", b"MPUB", b"DPUB")}
 
 
+#: Commands nsqd answers only when they fail. A fatal error naming one of them ("cannot FIN in
+#: current state", "RDY count 3000 out of range 0-2500") is theirs, not the reply to the oldest
+#: PUB/SUB still waiting: that one was never processed (nsqd closes after a fatal error).
+_UNANSWERED_COMMANDS = frozenset({"RDY", "FIN", "REQ", "TOUCH", "NOP"})
+
+
+def _names_unanswered_command(error: NSQError) -> bool:
+    words = error.description.split(None, 2)
+    subject = words[1] if words[:1] == ["cannot"] and len(words) > 1 else (words[0] if words else "")
+    # "invalid message ID" comes from FIN/REQ/TOUCH, "invalid command X" from an unknown one
+    return subject in _UNANSWERED_COMMANDS or error.description.startswith(("invalid message ID",
+                                                                           "invalid command"))
+
+
 def _message_frame(msg_id: bytes, body: bytes, timestamp: int, attempts: int) -> MessageFrame:
     return MessageFrame(timestamp, attempts, msg_id, body)
 
@@ -251,7 +265,8 @@ class ClientProtocol:
         error = NSQError.from_frame(payload)
         command = None
         if error.fatal:
-            command = self._pending.popleft() if self._pending else None
+            if self._pending and not _names_unanswered_command(error):
+                command = self._pending.popleft()
             self.state = State.ERROR
         events.append(ErrorReceived(error, command))
 
