@@ -306,9 +306,14 @@ class ReaderCore:
         if self._closing:
             return
         conns = list(self.conns.values())
+        window = self._backoff
         if max_in_flight == 0:
             self._apply(self._policy.pause(conns))
-        elif not self._backoff.in_backoff:
+        elif window.in_backoff:
+            # a pause took the probe's RDY 1 away: test the waters again now (a round does that
+            # only when the probe is lost; pynsq redistributes on resume too)
+            self._apply(self._policy.redistribute(conns, time.time(), True, window.blocked))
+        else:
             self._apply(self._policy.rebalance(conns, time.time()))
 
     # ---- backoff --------------------------------------------------------------------------
