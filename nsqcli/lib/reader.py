@@ -17,8 +17,9 @@ What changed from pynsq (the API is the same):
 * Backoff is a pluggable strategy: ``exponential`` (default, as go-nsq), ``full_jitter`` or
   ``pynsq`` (its BackoffTimer curve); one result counts per backoff window.
 * Every lookupd is queried on every poll and the producers are unioned; a closed connection
-  triggers an immediate re-query; nsqds lookupd no longer lists are dropped once their in-flight
-  messages are answered; configured nsqds reconnect with exponential backoff plus jitter.
+  triggers an immediate re-query; configured nsqds, and nsqds found through lookupd, reconnect
+  with exponential backoff plus jitter; an nsqd lookupd stopped listing is dropped only after
+  several polls, once idle (see reader_discovery).
 * ``close()`` drains: RDY 0, CLS, wait for in-flight messages to be answered, then close. It
   returns an awaitable, and ``async with Reader(...)`` works.
 """

@@ -134,8 +134,11 @@ class ReaderCore:
         conn.connect()
         return conn
 
-    def _connection_addresses(self) -> list[str]:
-        return list(self.conns) + list(self._connecting)
+    def _idle_since(self, address: str, since: float) -> bool:
+        """True unless the connection to ``address`` received a message after ``since`` (wall
+        time) or has one in flight; True when there is no subscribed connection."""
+        conn = self.conns.get(address)
+        return conn is None or (conn.in_flight <= 0 and conn.last_msg_timestamp <= since)
 
     # ---- connection events ----------------------------------------------------------------
 
@@ -343,7 +346,7 @@ class ReaderCore:
         if not self._closing:
             self._apply_backoff(self._backoff.window_elapsed())
 
-    # ---- retiring a connection lookupd no longer lists ------------------------------------
+    # ---- retiring a connection lookupd stopped listing (see reader_discovery) ----------------
 
     def _retire(self, address: str) -> None:
         conn = self.conns.pop(address, None)
@@ -352,8 +355,7 @@ class ReaderCore:
             if pending is not None:
                 pending.close()
             return
-        logger.info("[%s:%s] nsqd no longer listed by lookupd: closing once its messages are answered",
-                    address, self.name)
+        logger.info("[%s:%s] closing the connection once its messages are answered", address, self.name)
         self._policy.connection_removed(conn, list(self.conns.values()), self._backoff.in_backoff)
         if conn.rdy:
             conn.send_rdy(0)

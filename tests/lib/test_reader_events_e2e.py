@@ -39,3 +39,71 @@ def test_a_message_larger_than_16_mib_is_consumed_with_the_default_options(nsqd_
     assert run(main()) == [len(body)]
     stats = nsqd.channel_stats("large", "c")
     assert stats["depth"] == 0 and stats["in_flight_count"] == 0 and stats["requeue_count"] == 0
+
+
+def test_a_lookupd_restart_costs_no_consumption(nsqd_factory, nsqlookupd):
+    # a restarted nsqlookupd answers 404 TOPIC_NOT_FOUND until nsqd registers again at its next
+    # ping (every 15 s); the Reader must keep consuming from the nsqd it is connected to
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
+    nsqd.pub("lookupd_restart", b"before")
+    nsqlookupd.wait_for_producer(nsqd, "lookupd_restart")
+
+    async def main():
+        got = []
+        reader = nsq.Reader("lookupd_restart", "c", lambda m: got.append(m.body) or True,
+                            lookupd_http_addresses=[nsqlookupd.http_address],
+                            lookupd_poll_interval=0.05, **FAST)
+        await until(lambda: got == [b"before"])
+        conn = reader.conns[nsqd.tcp_address]
+        empty_polls = []
+        apply = reader._discovery._apply
+
+        def spy(result, *args, **kwargs):
+            if result.complete:
+                empty_polls.append(not result.producers)
+            apply(result, *args, **kwargs)
+
+        reader._discovery._apply = spy
+        for _ in range(3):  # nsqd may register again before the polls saw the restart: again
+            await asyncio.to_thread(nsqlookupd.stop)
+            await asyncio.to_thread(nsqlookupd.start)
+            empty_polls.clear()
+            await until(lambda: len(empty_polls) >= 5, timeout=20)
+            if all(empty_polls[:5]):
+                break
+        assert all(empty_polls[:5]), "nsqd registered again before five polls each time"
+        assert reader.conns.get(nsqd.tcp_address) is conn and conn.connected()
+        await asyncio.to_thread(nsqd.pub, "lookupd_restart", b"after")  # an existing topic: no REGISTER
+        await until(lambda: got == [b"before", b"after"], timeout=3)
+        await reader.close()
+
+    run(main())
+
+
+def test_a_restarted_nsqd_found_through_lookupd_is_consumed_again_within_seconds(nsqd_factory,
+                                                                                 nsqlookupd):
+    # a stopping nsqd unregisters from lookupd: the re-query that follows the lost connection
+    # finds nothing, and go-nsq (and this Reader before) waited for the next poll (60 s here)
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
+    nsqd.pub("nsqd_restart", b"before")
+    nsqlookupd.wait_for_producer(nsqd, "nsqd_restart")
+    options = {**FAST, "reconnect_interval": 0.2, "max_reconnect_interval": 1.0}
+
+    def listed():
+        return any(node.get("tcp_port") == nsqd.tcp_port for node in nsqlookupd.nodes())
+
+    async def main():
+        got = []
+        reader = nsq.Reader("nsqd_restart", "c", lambda m: got.append(m.body) or True,
+                            lookupd_http_addresses=[nsqlookupd.http_address],
+                            lookupd_poll_interval=60, **options)
+        await until(lambda: got == [b"before"])
+        await asyncio.to_thread(nsqd.stop)
+        await until(lambda: not reader.conns and not listed())
+        await asyncio.sleep(1.5)  # nsqd stays down longer than the first reconnect delays
+        await asyncio.to_thread(nsqd.start)
+        await asyncio.to_thread(nsqd.pub, "nsqd_restart", b"after")
+        await until(lambda: got == [b"before", b"after"], timeout=10)
+        await reader.close()
+
+    run(main())
