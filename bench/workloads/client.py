@@ -76,6 +76,18 @@ async def run_writer(nsq, args) -> dict:
             "elapsed": elapsed}
 
 
+async def _consume(nsq, args, handler, done: asyncio.Future) -> None:
+    """Run a Reader over every ``--nsqd-tcp-address`` (comma-separated) until ``done``, then let
+    the last FINs reach the sockets and close it."""
+    reader = nsq.Reader(topic=args.topic, channel=args.channel, message_handler=handler,
+                        nsqd_tcp_addresses=args.nsqd_tcp_address.split(","),
+                        max_in_flight=args.max_in_flight)
+    await done
+    await asyncio.sleep(0.05)
+    await _maybe_await(reader.close())
+    await asyncio.sleep(0.1)
+
+
 async def run_reader(nsq, args) -> dict:
     """A Reader whose handler returns True; stops after ``-n`` messages were handled."""
     loop = asyncio.get_running_loop()
@@ -92,20 +104,13 @@ async def run_reader(nsq, args) -> dict:
         return True
 
     start = time.perf_counter()
-    reader = nsq.Reader(topic=args.topic, channel=args.channel, message_handler=handler,
-                        nsqd_tcp_addresses=[args.nsqd_tcp_address],
-                        max_in_flight=args.max_in_flight)
-    await done
-    await asyncio.sleep(0.05)  # let the last FINs reach the socket
-    await _maybe_await(reader.close())
-    await asyncio.sleep(0.05)
+    await _consume(nsq, args, handler, done)
     return {"count": state["count"], "errors": 0, "elapsed": state["end"] - start}
 
 
 async def run_reader_few_rdy(nsq, args) -> dict:
-    """A Reader over every ``--nsqd-tcp-address`` (comma-separated) whose coroutine handler takes
-    ``--handler-ms``; ``count`` is -n once -n handlers finished, ``handled`` every one that did
-    (also those that finish while the Reader closes)."""
+    """A Reader whose coroutine handler takes ``--handler-ms``; ``count`` is -n once -n handlers
+    finished, ``handled`` every one that did (also those that finish while the Reader closes)."""
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     state = {"handled": 0, "end": 0.0}
@@ -120,13 +125,7 @@ async def run_reader_few_rdy(nsq, args) -> dict:
         return True
 
     start = time.perf_counter()
-    reader = nsq.Reader(topic=args.topic, channel=args.channel, message_handler=handler,
-                        nsqd_tcp_addresses=args.nsqd_tcp_address.split(","),
-                        max_in_flight=args.max_in_flight)
-    await done
-    await asyncio.sleep(0.05)  # let the last FINs reach the sockets
-    await _maybe_await(reader.close())
-    await asyncio.sleep(0.1)
+    await _consume(nsq, args, handler, done)
     return {"count": min(state["handled"], n), "handled": state["handled"], "errors": 0,
             "elapsed": state["end"] - start}
 

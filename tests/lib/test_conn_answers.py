@@ -32,15 +32,20 @@ def collect(conn):
     return messages
 
 
+async def consuming(fake, *bodies):
+    """A subscribed AsyncConn to ``fake`` and the messages it received: ``bodies``."""
+    conn = AsyncConn(fake.host, fake.port)
+    messages = collect(conn)
+    await subscribe(conn)
+    (await fake.wait_peer(0)).send_messages(list(bodies))
+    await fake.wait_until(lambda: len(messages) == len(bodies))
+    return conn, messages
+
+
 def test_answers_for_messages_of_an_earlier_connection_are_refused(caplog):
     async def main():
         async with FakeNSQD() as fake:
-            conn = AsyncConn(fake.host, fake.port)
-            messages = collect(conn)
-            await subscribe(conn)
-            first = await fake.wait_peer(0)
-            first.send_messages([b"old-1", b"old-2", b"old-3", b"old-4"])
-            await fake.wait_until(lambda: len(messages) == 4)
+            conn, messages = await consuming(fake, b"old-1", b"old-2", b"old-3", b"old-4")
             conn.close()
             conn.connect()  # the same AsyncConn, a new connection
             await subscribe(conn)
@@ -70,11 +75,7 @@ def test_answers_for_messages_of_an_earlier_connection_are_refused(caplog):
 def test_answers_on_a_closed_connection_fire_no_events(caplog):
     async def main():
         async with FakeNSQD() as fake:
-            conn = AsyncConn(fake.host, fake.port)
-            messages = collect(conn)
-            await subscribe(conn)
-            (await fake.wait_peer(0)).send_messages([b"1", b"2", b"3"])
-            await fake.wait_until(lambda: len(messages) == 3)
+            conn, messages = await consuming(fake, b"1", b"2", b"3")
             events = record(conn, "resume", "backoff", "continue")
             conn.close()
             messages[0].finish()

@@ -127,8 +127,8 @@ def test_a_restarted_lookupd_answering_nothing_costs_no_connection():
             reader = nsq.Reader("t", "c", lambda m: True, lookupd_poll_interval=0.05,
                                 lookupd_http_addresses=lookupd.address, **FAST)
             await fake.wait_for("RDY 1")
-            lookupd.producers = []
-            await lookupd.wait_requests(len(lookupd.requests) + 10)  # 10 empty answers, 0.5 s
+            lookupd.producers = []  # 10 empty answers, 0.5 s
+            await lookupd.wait_requests(len(lookupd.requests) + 10)
             assert list(reader.conns) == [fake.address] and "CLS" not in fake.transcript
             fake.peers[0].send_message(b"still consumed")
             await fake.wait_for("FIN")

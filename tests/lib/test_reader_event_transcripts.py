@@ -5,9 +5,7 @@ import asyncio
 
 import pytest
 from fake_nsqd import FakeNSQD
-from test_reader_transcripts import mid, reader_for, run
-
-import nsqcli.lib as nsq
+from test_reader_transcripts import FAST, mid, reader_for, run, switchable_reader
 
 
 def rdy_lines(fake):
@@ -37,20 +35,14 @@ def test_pause_and_resume_during_the_backoff_probe_tests_the_waters_again():
 
 
 def test_the_deprecated_disabled_hook_during_the_backoff_probe():
-    class Switchable(nsq.Reader):
-        off = False
-
-        @classmethod
-        def disabled(cls):
-            return cls.off
+    Switchable = switchable_reader(off=False)
 
     async def main():
         async with FakeNSQD() as fake:
             results = [False, True]
             with pytest.warns(DeprecationWarning):
                 reader = Switchable("t", "c", lambda m: results.pop(0), nsqd_tcp_addresses=fake.address,
-                                    max_in_flight=2, backoff_multiplier=0.05,
-                                    rdy_redistribute_interval=0.05, close_timeout=2.0)
+                                    max_in_flight=2, **FAST)
             peer = await fake.wait_peer()
             await fake.wait_for("RDY 2")
             peer.send_message(b"fails")

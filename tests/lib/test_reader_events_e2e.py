@@ -3,23 +3,25 @@ NSQCLI_TEST_NSQD / NSQCLI_TEST_NSQLOOKUPD): restarts of nsqlookupd and nsqd, lar
 
 import asyncio
 
+from test_reader_e2e import FAST, run, until
+
 import nsqcli.lib as nsq
 
-FAST = dict(backoff_multiplier=0.01, rdy_redistribute_interval=0.1, reconnect_interval=0.05,
-            close_timeout=5.0, lookupd_poll_jitter=0.0)
+
+def nsqd_listed_by(nsqlookupd, nsqd_factory, topic):
+    """An nsqd registered with ``nsqlookupd``, holding one message ``before`` on ``topic``."""
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
+    nsqd.pub(topic, b"before")
+    nsqlookupd.wait_for_producer(nsqd, topic)
+    return nsqd
 
 
-def run(coro, timeout=60):
-    return asyncio.run(asyncio.wait_for(coro, timeout))
-
-
-async def until(predicate, timeout=10.0, interval=0.02):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(interval)
+async def reader_through(nsqlookupd, topic, got, **options):
+    """A Reader that found its nsqd through ``nsqlookupd`` and consumed ``before`` into ``got``."""
+    reader = nsq.Reader(topic, "c", lambda m: got.append(m.body) or True,
+                        lookupd_http_addresses=[nsqlookupd.http_address], **{**FAST, **options})
+    await until(lambda: got == [b"before"])
+    return reader
 
 
 def test_a_message_larger_than_16_mib_is_consumed_with_the_default_options(nsqd_factory):
@@ -36,7 +38,7 @@ def test_a_message_larger_than_16_mib_is_consumed_with_the_default_options(nsqd_
         await reader.close()
         return got
 
-    assert run(main()) == [len(body)]
+    assert run(main(), timeout=60) == [len(body)]
     stats = nsqd.channel_stats("large", "c")
     assert stats["depth"] == 0 and stats["in_flight_count"] == 0 and stats["requeue_count"] == 0
 
@@ -44,16 +46,11 @@ def test_a_message_larger_than_16_mib_is_consumed_with_the_default_options(nsqd_
 def test_a_lookupd_restart_costs_no_consumption(nsqd_factory, nsqlookupd):
     # a restarted nsqlookupd answers 404 TOPIC_NOT_FOUND until nsqd registers again at its next
     # ping (every 15 s); the Reader must keep consuming from the nsqd it is connected to
-    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
-    nsqd.pub("lookupd_restart", b"before")
-    nsqlookupd.wait_for_producer(nsqd, "lookupd_restart")
+    nsqd = nsqd_listed_by(nsqlookupd, nsqd_factory, "lookupd_restart")
 
     async def main():
         got = []
-        reader = nsq.Reader("lookupd_restart", "c", lambda m: got.append(m.body) or True,
-                            lookupd_http_addresses=[nsqlookupd.http_address],
-                            lookupd_poll_interval=0.05, **FAST)
-        await until(lambda: got == [b"before"])
+        reader = await reader_through(nsqlookupd, "lookupd_restart", got, lookupd_poll_interval=0.05)
         conn = reader.conns[nsqd.tcp_address]
         empty_polls = []
         apply = reader._discovery._apply
@@ -77,27 +74,22 @@ def test_a_lookupd_restart_costs_no_consumption(nsqd_factory, nsqlookupd):
         await until(lambda: got == [b"before", b"after"], timeout=3)
         await reader.close()
 
-    run(main())
+    run(main(), timeout=60)
 
 
 def test_a_restarted_nsqd_found_through_lookupd_is_consumed_again_within_seconds(nsqd_factory,
                                                                                  nsqlookupd):
     # a stopping nsqd unregisters from lookupd: the re-query that follows the lost connection
     # finds nothing, and go-nsq (and this Reader before) waited for the next poll (60 s here)
-    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
-    nsqd.pub("nsqd_restart", b"before")
-    nsqlookupd.wait_for_producer(nsqd, "nsqd_restart")
-    options = {**FAST, "reconnect_interval": 0.2, "max_reconnect_interval": 1.0}
+    nsqd = nsqd_listed_by(nsqlookupd, nsqd_factory, "nsqd_restart")
 
     def listed():
         return any(node.get("tcp_port") == nsqd.tcp_port for node in nsqlookupd.nodes())
 
     async def main():
         got = []
-        reader = nsq.Reader("nsqd_restart", "c", lambda m: got.append(m.body) or True,
-                            lookupd_http_addresses=[nsqlookupd.http_address],
-                            lookupd_poll_interval=60, **options)
-        await until(lambda: got == [b"before"])
+        reader = await reader_through(nsqlookupd, "nsqd_restart", got, lookupd_poll_interval=60,
+                                      reconnect_interval=0.2, max_reconnect_interval=1.0)
         await asyncio.to_thread(nsqd.stop)
         await until(lambda: not reader.conns and not listed())
         await asyncio.sleep(1.5)  # nsqd stays down longer than the first reconnect delays
@@ -106,4 +98,4 @@ def test_a_restarted_nsqd_found_through_lookupd_is_consumed_again_within_seconds
         await until(lambda: got == [b"before", b"after"], timeout=10)
         await reader.close()
 
-    run(main())
+    run(main(), timeout=60)
