@@ -27,6 +27,10 @@ log = logging.getLogger("nsqcli.broker.nsqd")
 PUMP_BATCH = 4096
 
 
+class PublishFailed(Exception):
+    """The disk queue could not take published messages (disk full...); nothing was queued."""
+
+
 class Topic:
     def __init__(self, name: str, nsqd: "NSQD") -> None:
         self.name = name
@@ -56,17 +60,23 @@ class Topic:
         return msg
 
     def put_messages(self, messages: list[Message]) -> None:
-        """Queue published messages; OSError when the disk queue cannot take them."""
+        """Queue published messages; PublishFailed when the disk queue cannot take them."""
         if self.channels and not self.paused and self.started and not self.queue \
                 and not self.backend.depth:
             self._distribute(messages)
         else:
-            self._store(messages)
+            try:
+                self._store(messages)
+            except OSError as error:
+                log.error("topic %s: failed to write messages to disk: %s", self.name, error)
+                raise PublishFailed(str(error)) from error
             self.pump()
         self.message_count += len(messages)
         self.message_bytes += sum(len(m.body) for m in messages)
 
     def _store(self, messages: list[Message]) -> None:
+        if not messages:
+            return
         queue = self.queue
         room = self.nsqd.options.mem_queue_size - len(queue)
         if self.backend.depth and not messages[0].deferred_ms:
