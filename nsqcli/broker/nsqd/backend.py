@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections import deque
 
 from .diskqueue import DiskQueue
 from .message import Message
@@ -33,6 +34,18 @@ def decode(record: bytes) -> Message | None:
     msg = Message(record[_HEAD.size:_ID_END], record[_ID_END:], timestamp)
     msg.attempts = attempts
     return msg
+
+
+def spill(memory: deque[Message], backend: "MessageDiskQueue | DiscardQueue",
+          messages: list[Message], room: int) -> None:
+    """Append the first ``room`` of ``messages`` to ``memory`` and hand the rest to ``backend``."""
+    if room >= len(messages):
+        memory.extend(messages)
+        return
+    if room > 0:
+        memory.extend(messages[:room])
+        messages = messages[room:]
+    backend.put_messages(messages)
 
 
 class MessageDiskQueue(DiskQueue):

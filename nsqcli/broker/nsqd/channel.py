@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from nsqcli.lib.protocol.names import is_ephemeral
 
+from .backend import spill
 from .message import Message
 
 if TYPE_CHECKING:
@@ -67,16 +68,12 @@ class Channel:
 
     def _store(self, messages: list[Message]) -> None:
         queue = self.queue
-        backend = self.backend
-        room = 0 if backend.depth else self._memory_limit - len(queue)
-        if room >= len(messages):
+        room = 0 if self.backend.depth else self._memory_limit - len(queue)
+        if room >= len(messages):  # the fast path, inlined
             queue.extend(messages)
             return
-        if room > 0:
-            queue.extend(messages[:room])
-            messages = messages[room:]
         try:
-            backend.put_messages(messages)
+            spill(queue, self.backend, messages, room)
         except OSError as error:  # nsqd logs it too; the messages are lost
             log.error("channel %s:%s: failed to write %d messages to disk: %s",
                       self.topic_name, self.name, len(messages), error)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from nsqcli.lib.protocol.names import is_ephemeral
 
+from .backend import spill
 from .channel import Channel
 from .message import Message
 
@@ -81,13 +82,7 @@ class Topic:
         room = self.nsqd.options.mem_queue_size - len(queue)
         if self.backend.depth and not messages[0].deferred_ms:
             room = 0  # behind the disk queue (a deferred message keeps its timer in memory)
-        if room >= len(messages):
-            queue.extend(messages)
-            return
-        if room > 0:
-            queue.extend(messages[:room])
-            messages = messages[room:]
-        self.backend.put_messages(messages)
+        spill(queue, self.backend, messages, room)
 
     def pump(self) -> None:
         """Move held messages to the channels when that is allowed."""
