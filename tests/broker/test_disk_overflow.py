@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from nsqcli.broker.daemons import nsqd_flags
 from nsqcli.lib.protocol import commands as cmd
 
 from test_nsqd_wire import RawNSQ, consumer
@@ -45,8 +46,12 @@ def files_under(path) -> list[str]:
     return [name for _, _, names in os.walk(path) for name in names]
 
 
-def test_overflow_goes_to_the_disk_queue_and_comes_back_complete(nsqd_factory):
-    nsqd = nsqd_factory(mem_queue_size=MEM)
+@pytest.mark.parametrize("disk_options", [
+    {},
+    {"max_bytes_per_file": 1024, "sync_every": 1},  # many small segment files, fsync per message
+], ids=["defaults", "small-segments"])
+def test_overflow_goes_to_the_disk_queue_and_comes_back_complete(nsqd_factory, disk_options):
+    nsqd = nsqd_factory(mem_queue_size=MEM, **disk_options)
     nsqd.create_topic("spill")
     nsqd.create_channel("spill", "c")
     sent = bodies("spill", 100)
@@ -175,3 +180,10 @@ def test_a_publish_the_disk_queue_cannot_take_fails_like_nsqd(nsqd_factory):
     assert conn.error().startswith(b"E_MPUB_FAILED MPUB failed ")
     assert nsqd.http("POST", "/pub", {"topic": "full"}, b"x") == (503, b'{"message":"EXITING"}')
     assert nsqd.topic_stats("full")["message_count"] == 1
+
+
+def test_the_disk_options_are_nsqd_flags():
+    # data_path is no flag here: nsqd_process passes it (or a temporary directory) as --data-path
+    flags = nsqd_flags({"max_bytes_per_file": 4096, "sync_every": 10, "sync_timeout_ms": 500,
+                        "data_path": "/given"})
+    assert flags == ["--max-bytes-per-file=4096", "--sync-every=10", "--sync-timeout=500ms"]
