@@ -66,13 +66,14 @@ class DataPath:
     def lock(self) -> None:
         if not os.path.isdir(self.path):
             raise DataPathError(f"data path {self.path} is not a directory")
+        if fcntl is None:
+            return
         fd = os.open(self.path, os.O_RDONLY)
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise DataPathError(f"data path {self.path} is in use by another nsqd") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DataPathError(f"data path {self.path} is in use by another nsqd") from None
         self._lock_fd = fd
 
     def unlock(self) -> None:
