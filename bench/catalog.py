@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .workloads import Context, Sample
-from .workloads import library, tools
+from .workloads import library, server, tools
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ WORKLOADS = [
              target=30),
     Workload("rss-nsq-replay", "peak RSS of nsq-replay", _rss(tools.nsq_replay), unit="MiB",
              target=30),
+    Workload("rss-dev-server", "peak RSS of nsqcli dev-server holding N queued messages "
+             "(beyond --mem-queue-size on disk)", server.dev_server_rss, unit="MiB", target=300),
     Workload("pynsq-writer", "pynsq 0.9.1 Writer.pub per message, callbacks awaited",
              library.pynsq_writer, is_baseline=True),
     Workload("pynsq-reader", "pynsq 0.9.1 Reader, handler returning True", library.pynsq_reader,

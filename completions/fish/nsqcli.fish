@@ -3,6 +3,6 @@ complete -c nsqcli -n '__fish_use_subcommand' -f -a tail -d 'Print the messages 
 complete -c nsqcli -n '__fish_use_subcommand' -f -a pub -d 'Publish records to an NSQ topic.'
 complete -c nsqcli -n '__fish_use_subcommand' -f -a to-file -d 'Archive NSQ topics to files; a message is finished only...'
 complete -c nsqcli -n '__fish_use_subcommand' -f -a replay -d 'Replay archived messages (FILES, directories or globs; -...'
-complete -c nsqcli -n '__fish_use_subcommand' -f -a dev-server -d 'Run an embedded nsqd + nsqlookupd for development (in...'
+complete -c nsqcli -n '__fish_use_subcommand' -f -a dev-server -d 'Run an embedded nsqd + nsqlookupd for development (Ctrl-C...'
 complete -c nsqcli -l version -d 'Show the version and exit.'
 complete -c nsqcli -s h -l help -d 'Show this message and exit.'
