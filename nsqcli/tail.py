@@ -16,6 +16,7 @@ import click
 
 from .client_options import CONSUMER
 from .exit_codes import EXIT_STATUS_HELP, ExitStatus
+from .go_flags import tool_command
 from .options import client_options, output_options, pop_console, pop_settings, user_agent
 from .options import warn_settings
 from .runner import Shutdown, run_tool
@@ -27,11 +28,7 @@ def default_channel() -> str:
     return f"tail{random.randint(0, 999_999):06d}#ephemeral"
 
 
-@click.command(
-    "tail",
-    epilog=EXIT_STATUS_HELP,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
+@tool_command("tail", epilog=EXIT_STATUS_HELP)
 @click.option("--topic", "topics", multiple=True, required=True,
               help="Topic to consume (repeatable).")
 @click.option("--channel", default=None,
