@@ -3,8 +3,9 @@
 A drop-in for Go's ``nsq_tail`` (same flags), with two guarantees it lacks: a message is FINed
 only after its line reached stdout, and ``-n`` is a total across topics (exactly n printed, each
 FINed, then exit 0). Output is written in batches (one write per loop iteration, not a syscall
-per message). A closed pipe (``nsq-tail ... | head -3``) exits quietly with 0, leaving what was
-not printed to be requeued.
+per message). A closed pipe (``nsq-tail ... | head -3``) exits quietly with 0; lines written
+into the pipe before the reader closed it were FINed (a pipe holds many lines: use -n for an
+exact count), what was not written yet is requeued.
 """
 
 from __future__ import annotations
@@ -49,8 +50,10 @@ def command(**params: Any) -> None:
 
     A message is finished (FIN) only after its line was written to stdout; with -n exactly N
     messages are printed in total across topics and the rest are requeued. A closed pipe
-    ('nsq-tail ... | head -3') exits quietly with 0, leaving what was not printed queued.
-    SIGINT/SIGTERM finish what is in flight and exit 130; a second signal exits at once.
+    ('nsq-tail ... | head -3') exits quietly with 0: the lines written into the pipe before
+    the reader closed it were FINed, shown or not (a pipe holds many lines; use -n 3 to take
+    exactly 3), and only what was not written yet is requeued. SIGINT/SIGTERM finish what is
+    in flight and exit 130; a second signal exits at once.
     """
     console = pop_console(params, PROG)
     settings = pop_settings(params, user_agent(PROG))

@@ -30,7 +30,7 @@ from readme_blocks import BLOCK_END, absolute_paths, parse, script
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 PORTS = (4150, 4151, 4160, 4161)  # the dev-server's defaults, which the quick start relies on
-TIMEOUT = 300
+TIMEOUT = 90  # seconds; the README takes a few (pytest-timeout stops a test at 120)
 
 
 def blocks():
@@ -102,17 +102,23 @@ def _broker_line(tmp_path: Path) -> str | None:
 
 
 def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run the script; after TIMEOUT seconds stop it and return what it printed (status None)."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                start_new_session=True, stdin=subprocess.DEVNULL)
     try:
         stdout, stderr = process.communicate(timeout=TIMEOUT)
+        status = process.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        status = None
     finally:  # what the README left running in the background (the dev-server) ends here
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         process.wait()
-    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    return subprocess.CompletedProcess(command, status, stdout, stderr)
 
 
 def _outputs(stdout: str) -> dict[int, list[str]]:
@@ -147,7 +153,8 @@ def test_the_readme_runs_pasted_in_order(tmp_path):
 
     result = _run(command, env)
     stdout, stderr = result.stdout.decode(), result.stderr.decode()
-    assert result.returncode == 0, f"{stderr}\n--- stdout ---\n{stdout[-3000:]}"
+    assert result.returncode == 0, (f"status {result.returncode} (None: stopped after {TIMEOUT}s)\n"
+                                    f"{stderr[-3000:]}\n--- stdout ---\n{stdout[-3000:]}")
     assert "Traceback" not in stderr, stderr
     outputs = _outputs(stdout)
     assert sorted(outputs) == [block.line for block in run_blocks], stdout
