@@ -230,6 +230,20 @@ OPTIONS: tuple[ClientOption, ...] = (
 )
 
 
+#: go-nsq v1.1.0's Config names (with its TLS pseudo-options): one Config serves consumers and
+#: producers there, so a consumer setting given to a producer is accepted, and does nothing.
+GO_NSQ_NAMES = frozenset({
+    "dial_timeout", "read_timeout", "write_timeout", "local_addr", "lookupd_poll_interval",
+    "lookupd_poll_jitter", "lookupd_poll_timeout", "max_requeue_delay", "default_requeue_delay",
+    "backoff_strategy", "max_backoff_duration", "backoff_multiplier", "max_attempts",
+    "low_rdy_idle_timeout", "low_rdy_timeout", "rdy_redistribute_interval", "client_id",
+    "hostname", "user_agent", "heartbeat_interval", "sample_rate", "tls_v1", "deflate",
+    "deflate_level", "snappy", "output_buffer_size", "output_buffer_timeout", "max_in_flight",
+    "msg_timeout", "auth_secret", "skip_lookupd_authorization", "tls_root_ca_file",
+    "tls_insecure_skip_verify", "tls_cert", "tls_key", "tls_min_version",
+})
+
+
 def _key(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
@@ -240,6 +254,10 @@ def _index(role: str) -> dict[str, ClientOption]:
 
 def valid_names(role: str) -> list[str]:
     return sorted(_index(role))
+
+
+def option_role(option: ClientOption) -> str:
+    return CONSUMER if option.roles == frozenset({CONSUMER}) else PRODUCER
 
 
 def ignored_names(role: str) -> list[str]:
@@ -261,7 +279,12 @@ def parse_client_options(items: tuple[str, ...] | list[str], role: str) -> dict[
     result = empty_result()
     for item in items:
         raw_key, value = parse_key_value(item)
-        option = index.get(_key(raw_key))
+        key = _key(raw_key)
+        option, ignored = index.get(key), None
+        if option is None and key in GO_NSQ_NAMES:  # the other role's: checked, then ignored
+            option = _index(CONSUMER if role == PRODUCER else PRODUCER).get(key)
+            if option is not None:
+                ignored = f"a {option_role(option)} option, no effect on a {role} (as in go-nsq)"
         if option is None:
             raise ValueError(
                 f"unknown {role} option {raw_key!r}; valid options: {', '.join(valid_names(role))}"
@@ -270,8 +293,8 @@ def parse_client_options(items: tuple[str, ...] | list[str], role: str) -> dict[
             converted = option.convert(value)
         except ValueError as exc:
             raise ValueError(f"invalid value for {role} option {raw_key!r}: {exc}") from None
-        if option.target == IGNORED:
-            result[IGNORED][option.names[0]] = option.help
+        if ignored or option.target == IGNORED:
+            result[IGNORED][option.names[0]] = ignored or option.help
         else:
             result[option.target][option.keyword] = converted
     return result

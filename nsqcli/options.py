@@ -170,9 +170,11 @@ def _opt_list(role: str) -> Callable[[click.Context, click.Parameter, Any], Any]
 def _opt_help(role: str) -> str:
     ignored = ignored_names(role)
     names = [name for name in valid_names(role) if name not in ignored]
+    others = " go-nsq's consumer options are accepted too, and ignored as go-nsq does." \
+        if role == PRODUCER else ""
     return (f"Any {role} option as key=value (or go-nsq's key,value; a bare key means true): "
             + ", ".join(names) + ". Accepted for go-nsq's sake with a warning that they change "
-            "nothing: " + ", ".join(ignored) + ".")
+            "nothing: " + ", ".join(ignored) + "." + others)
 
 
 consumer_options = click.option(

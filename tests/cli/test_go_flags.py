@@ -284,3 +284,13 @@ def test_go_log_level_and_prefix(level, verbosity):
 def test_log_level_with_v_or_q_is_a_usage_error(invoke):
     result = invoke(to_file, ["-topic", "t", "-log-level", "debug", "-q"])
     assert result.exit_code == 2 and "--log-level" in result.stderr, result
+
+
+def test_a_to_nsq_line_with_consumer_options_runs_and_warns_once(invoke):
+    """go-nsq's one Config serves both roles: to_nsq takes -producer-opt max_in_flight,5."""
+    result = invoke(pub, ["-topic", "t", "-m", "x", "-nsqd-tcp-address", "127.0.0.1:1",
+                          "-producer-opt", "max_in_flight,5", "-producer-opt", "max_in_flight,6",
+                          "-producer-opt", "read_timeout,30s"])
+    assert result.exit_code == 1, result  # parsed and run: nothing listens on port 1
+    warnings = [line for line in result.stderr.splitlines() if "accepted but ignored" in line]
+    assert len(warnings) == 2 and "max_in_flight" in warnings[0] and "read_timeout" in warnings[1]

@@ -113,7 +113,8 @@ CONSUMER_OPTS = [
 ]
 PRODUCER_OPTS = [
     ("opt-max-msg-size", "max_msg_size=-1", "max_msg_size"),
-    ("opt-consumer-only", "max_in_flight=5", "unknown"),
+    ("opt-consumer-only-bad-value", "max_in_flight=-5", "max_in_flight"),  # checked, as go-nsq does
+    ("opt-nsqcli-consumer-only", "close_timeout=5s", "unknown"),
 ]
 PER_TOOL = {
     "tail": [
