@@ -116,8 +116,8 @@ def normalise(args: list[str], table: OptionTable, interspersed: bool = True,
                     out.append((args[index], None))  # the value of its last option (-vn 5)
                     index += 1
                 continue
-            raise click.NoSuchOption(f"-{name}", possibilities=[f"--{n}" for n in table.long
-                                                                 if len(n) > 1], ctx=ctx)
+            known = [f"--{long_name}" for long_name in table.long if len(long_name) > 1]
+            raise click.NoSuchOption(f"-{name}", possibilities=known, ctx=ctx)
         flag_typed = f"{token[:len(token) - len(body)]}{name}"
         if flag_typed != spec.name:
             typed[spec.param.name or spec.name] = flag_typed
@@ -125,7 +125,8 @@ def normalise(args: list[str], table: OptionTable, interspersed: bool = True,
             _boolean(out, spec, flag_typed, value if equals else None, resilient, ctx)
         elif spec.kind == COUNT or (not equals and spec.kind == OPTIONAL_VALUE):
             out.append((spec.name + (f"={value}" if equals else ""), None))
-            if spec.kind == OPTIONAL_VALUE and index < len(args) and not _looks_like_option(args[index]):
+            takes_next = index < len(args) and not _looks_like_option(args[index])
+            if spec.kind == OPTIONAL_VALUE and takes_next:
                 out.append((args[index], None))
                 index += 1
         elif equals:
