@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .console import DEBUG, NORMAL, QUIET, VERBOSE, Console
 from .exit_codes import ExitStatus, ToolError, error_text
+from .go_flags import tool_command
 from .options import DURATION
 from .runner import Shutdown, run_to_status
 
@@ -235,7 +236,7 @@ def _fail(console: Console, message: str, status: ExitStatus = ExitStatus.USAGE)
     sys.exit(int(status))
 
 
-@click.command("dev-server", context_settings={"help_option_names": ["-h", "--help"]})
+@tool_command("dev-server")
 @click.option("--tcp-address", default="127.0.0.1:4150", show_default=True, metavar="HOST:PORT",
               help="nsqd TCP listen address (port 0: any free port).")
 @click.option("--http-address", default="127.0.0.1:4151", show_default=True, metavar="HOST:PORT",
