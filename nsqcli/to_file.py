@@ -130,7 +130,9 @@ class ToFile:
             work_dir=c.effective_work_dir, output_dir=c.output_dir, datetime_format=c.datetime_format,
             gzip=c.gzip, gzip_level=c.gzip_level, rotate_size=c.rotate_size,
             rotate_interval=c.rotate_interval)
-        archiver = TopicArchiver(topic, ArchiveFile(c.template_for(topic), settings), fmt=c.format,
+        file = ArchiveFile(c.template_for(topic), settings)
+        file.on_warning = self.console.warning
+        archiver = TopicArchiver(topic, file, fmt=c.format,
                                  max_in_flight=c.max_in_flight, skip_empty_files=c.skip_empty_files,
                                  sync_in_background=True)
         archiver.on_error = lambda exc, t=topic: self._on_error(t, exc)
