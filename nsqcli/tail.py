@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from .client_options import CONSUMER
-from .exit_codes import EXIT_STATUS_HELP, ExitStatus
+from .exit_codes import CONSUMER_EXIT_STATUS_HELP, ExitStatus
 from .options import client_options, output_options, pop_console, pop_settings, user_agent
 from .options import warn_settings
 from .runner import Shutdown, run_tool
@@ -30,7 +30,7 @@ def default_channel() -> str:
 
 @click.command(
     "tail",
-    epilog=EXIT_STATUS_HELP,
+    epilog=CONSUMER_EXIT_STATUS_HELP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option("--topic", "topics", multiple=True, required=True,

@@ -20,7 +20,7 @@ from .archive_names import (
     DEFAULT_DATETIME_FORMAT, DEFAULT_FILENAME_FORMAT, compute_filename_template, needs_rev,
 )
 from .client_options import CONSUMER
-from .exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError
+from .exit_codes import CONSUMER_EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError
 from .options import DURATION, ClientSettings, client_options, output_options, pop_console, \
     pop_settings, user_agent, warn_settings
 
@@ -279,7 +279,7 @@ def _add_signal(loop: asyncio.AbstractEventLoop, signum: int, handler: Any) -> b
 
 
 @click.command(
-    "to-file", epilog=EXIT_STATUS_HELP,
+    "to-file", epilog=CONSUMER_EXIT_STATUS_HELP,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.option("--topic", "topics", multiple=True, metavar="TOPIC",
