@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 import time
 import zlib
 from concurrent.futures import Executor, Future
@@ -114,7 +115,37 @@ def complete_records_end(path: str, size: int, chunk: int = 64 * 1024) -> int:
 def make_parent_dirs(path: str) -> None:
     parent = os.path.dirname(path)
     if parent:
-        os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
+        make_dirs(parent)
+
+
+def make_dirs(path: str) -> None:
+    """``os.makedirs(path)`` (existing is fine); ArchiveError naming the directory, and the
+    file in the way when a part of ``path`` is a regular file (not "File exists")."""
+    try:
+        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = path
+        while blocker and not os.path.lexists(blocker):
+            blocker = os.path.dirname(blocker)
+        what = "it" if blocker == path else blocker
+        err = ArchiveError(errno.ENOTDIR, f"cannot create the directory {path}: {what} is a "
+                           "file, not a directory")
+        err.__cause__ = exc
+        raise err from None
+    except OSError as exc:
+        raise _fail("cannot create the directory", path, exc) from None
+
+
+def check_directory(path: str) -> None:
+    """Create ``path`` when missing and prove that files can be created in it (a probe file,
+    removed at once: permissions, read-only file systems and ACLs all show); ArchiveError."""
+    make_dirs(path)
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".nsq-to-file-probe-")
+    except OSError as exc:
+        raise _fail("cannot create files in", path, exc) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _fail(what: str, path: str, exc: OSError) -> ArchiveError:
@@ -281,10 +312,7 @@ class ArchiveFile:
         self._size_limit = s.rotate_size if s.rotate_size > 0 else float("inf")
         self._rotate_due = self._opened_at + s.rotate_interval if s.rotate_interval > 0 else 0.0
         full = os.path.join(s.work_dir, name)
-        try:
-            make_parent_dirs(full)
-        except OSError as exc:
-            raise _fail("creating the directory for", full, exc) from None
+        make_parent_dirs(render_rev(full, self.rev))
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         flags |= os.O_EXCL if (s.gzip or s.rotate_interval > 0) else os.O_APPEND
         while True:
@@ -293,10 +321,7 @@ class ArchiveFile:
                 # Skip revisions that already exist in the output dir so the final move is
                 # normally conflict free.
                 target = self._output_path(path)
-                try:
-                    make_parent_dirs(target)
-                except OSError as exc:
-                    raise _fail("creating the directory for", target, exc) from None
+                make_parent_dirs(target)
                 if os.path.lexists(target):
                     self._next_rev(full)
                     continue

@@ -53,15 +53,16 @@ class ToFileConfig:
     def check(self) -> None:
         """Raise UsageError for values the Go tool rejects (and a few more)."""
         from .archive_discovery import TopicFilter
-        from .lib.protocol.names import valid_channel_name, valid_topic_name
+        from .values import check_name
 
         if not self.channel:
             raise UsageError("--channel is required")
-        if not valid_channel_name(self.channel):
-            raise UsageError(f"invalid --channel {self.channel!r}")
-        for topic in self.topics:
-            if not valid_topic_name(topic):
-                raise UsageError(f"invalid --topic {topic!r}")
+        try:
+            check_name("--channel", self.channel, "channel")
+            for topic in self.topics:
+                check_name("--topic", topic)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         if not 1 <= self.gzip_level <= 9:
             raise UsageError(f"invalid --gzip-level value ({self.gzip_level}), should be 1-9")
         if self.max_in_flight < 1:
@@ -151,6 +152,20 @@ class ToFile:
         self.readers[topic] = reader
         self.console.info(f"archiving topic {topic} (channel {c.channel})")
 
+    def check_directories(self) -> None:
+        """Exit 1 before consuming anything when a file could not be created in --work-dir
+        or --output-dir (both are created when missing, as the first file would)."""
+        from .archive_files import ArchiveError, check_directory
+
+        c = self.config
+        dirs = {c.output_dir: "--output-dir"}
+        dirs.setdefault(c.effective_work_dir, "--work-dir")
+        for path, flag in dirs.items():
+            try:
+                check_directory(path)
+            except ArchiveError as exc:
+                raise ToolError(f"{flag}: {exc}") from None
+
     async def discover(self, first: bool) -> None:
         from .archive_discovery import query_topics
 
@@ -220,6 +235,7 @@ class ToFile:
 
         forward_library_logs(self.console)
         c = self.config
+        self.check_directories()
         loop = asyncio.get_running_loop()
         for topic in c.topics:
             self.add_topic(topic)
