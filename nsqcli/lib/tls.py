@@ -48,9 +48,9 @@ def _ssl_reason(exc: BaseException) -> str:
     return text
 
 
-def _load(what: str, path: str, load: Any) -> None:
+def _load(what: str, path: str | None, load: Any) -> Any:
     try:
-        load()
+        return load()
     except (ssl.SSLError, OSError) as exc:
         raise TLSFileError(f"cannot load the TLS {what} {path}: {_ssl_reason(exc)}") from exc
 
@@ -71,9 +71,9 @@ def make_ssl_context(tls_options: ssl.SSLContext | Mapping[str, Any] | None) -> 
             f"unknown tls_options key(s) {sorted(unknown)}; known: {sorted(TLS_OPTION_KEYS)}"
         )
     ca_certs = tls_options.get("ca_certs")
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    if ca_certs:
-        _load("CA file", ca_certs, lambda: context.load_verify_locations(cafile=ca_certs))
+    # with a CA file only that CA is trusted (else the system's)
+    context = _load("CA file", ca_certs, lambda: ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=ca_certs))
     cert_reqs = tls_options.get("cert_reqs", ssl.CERT_REQUIRED)
     if cert_reqs not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
         raise ValueError(f"tls_options cert_reqs must be an ssl.CERT_* constant, got {cert_reqs!r}")
