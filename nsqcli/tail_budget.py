@@ -20,7 +20,7 @@ exactly N messages when the channel has them and nothing has to be requeued (Go'
 keeps the extra ones in flight until they time out).
 
 Allowance only moves away from a connection that delivered nothing for ``idle_after`` seconds
-while another one wanted more: its RDY goes to 0 ("parked"), and ``idle_after`` later its
+while another connection wanted more: its RDY goes to 0 ("parked"), and ``idle_after`` later its
 allowance returns to the pool. So the last units cannot stay on an nsqd or topic without
 messages. A closed connection's allowance returns to the pool at once.
 
@@ -131,7 +131,7 @@ class InFlightBudget:
             self._parked.clear()  # nobody wanted what they held: they may ask again
         if self._starving and not self.pool:
             for conn, have in self.allowance.items():
-                if (have and conn not in self._parked and conn not in self._starving
+                if (have and conn not in self._parked and self._starving - {conn}
                         and now - self._active_at[conn] >= self.idle_after):
                     self._parked[conn] = now
                     if conn.rdy:
