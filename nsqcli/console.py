@@ -107,6 +107,11 @@ class Console:
         if self.verbosity > QUIET:
             self._emit("warning", message)
 
+    def notice(self, message: str) -> None:
+        """An info line that needs no -v (shown unless -q): what the user must know now."""
+        if self.verbosity > QUIET:
+            self._emit("info", message)
+
     def info(self, message: str) -> None:
         if self.verbosity >= VERBOSE:
             self._emit("info", message)

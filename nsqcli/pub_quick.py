@@ -139,7 +139,8 @@ def publish_or_exit(console: Any, address: str, topic: str, records: list[bytes]
         console.error(f"{len(records)} of {len(records)} records were not acknowledged by nsqd")
         exit_with(ExitStatus.NOT_ACKNOWLEDGED)
     if acknowledged:
-        console.info(f"{len(records)} of {len(records)} records acknowledged")
+        tell = console.notice if interrupted.signal_name else console.info  # as pub._finish
+        tell(f"{len(records)} of {len(records)} records acknowledged")
         exit_with(ExitStatus.INTERRUPTED if interrupted.signal_name else ExitStatus.SUCCESS)
 
 

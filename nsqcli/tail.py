@@ -19,7 +19,7 @@ from .client_options import CONSUMER
 from .exit_codes import CONSUMER_EXIT_STATUS_HELP, ExitStatus
 from .options import client_options, output_options, pop_console, pop_settings, user_agent
 from .options import warn_settings
-from .runner import Shutdown, run_tool
+from .runner import Shutdown, run_tool, unanswered_wait
 
 PROG = "nsq-tail"
 
@@ -137,6 +137,7 @@ async def consume(console: Any, shutdown: Shutdown, settings: Any, params: dict,
             checking.start()
         console.info(f"consuming {', '.join(params['topics'])} on channel {channel}")
         shutdown.add_callback(output.stop)
+        shutdown.describe_wait(lambda: unanswered_wait(readers))
         await guard.run(output.finished())
     finally:
         if checking is not None:

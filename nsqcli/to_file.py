@@ -232,6 +232,7 @@ class ToFile:
     async def _run(self, shutdown: Any) -> ExitStatus:
         from .archive_topic import IDLE_CHECK_INTERVAL
         from .console import forward_library_logs
+        from .runner import unanswered_wait
 
         forward_library_logs(self.console)
         c = self.config
@@ -248,6 +249,7 @@ class ToFile:
         self._every(IDLE_CHECK_INTERVAL, self._idle_checks, while_stopping=True)
         self._every(c.sync_interval, self._ticks)
         hup_installed = _add_signal(loop, signal.SIGHUP, self.hup)
+        shutdown.describe_wait(lambda: unanswered_wait(self.readers.values()))
         stop = asyncio.ensure_future(shutdown.wait())
         failed = asyncio.ensure_future(self.failed.wait())
         try:
