@@ -49,6 +49,16 @@ def exit_status_help(*statuses: ExitStatus, **meanings: str) -> str:
         meanings.get(status.name, _STATUS_HELP[status]) for status in statuses) + "."
 
 
+def statuses_listed(epilog: str | None) -> list[ExitStatus]:
+    """The statuses an epilog made by :func:`exit_status_help` lists (for the man pages)."""
+    import re
+
+    if not epilog or "Exit status:" not in epilog:
+        return []
+    text = epilog[epilog.index("Exit status:"):]
+    return [ExitStatus(int(n)) for n in re.findall(r"(?:: |; )(\d+) ", text)]
+
+
 #: nsq-pub, nsq-replay and the umbrella command: every status
 EXIT_STATUS_HELP = exit_status_help(*ExitStatus)
 #: nsq-tail and nsq-to-file retry unreachable nsqds and acknowledge nothing they publish
