@@ -249,34 +249,24 @@ def test_abandon_keeps_what_a_background_sync_made_durable(tmp_path):
     assert open(path, "rb").read() == b"first\n"
 
 
-def test_reopening_a_file_with_a_partial_last_record_cuts_it(tmp_path):
+@pytest.mark.parametrize("left, kept, cut", [
+    (b"one\n12", b"one\n", 2),  # the start of a record whose write never finished
+    (b"y" * 200_000, b"", 200_000),  # no newline at all, longer than one backward read
+])
+def test_reopening_a_file_with_a_partial_last_record_cuts_it(tmp_path, left, kept, cut):
     """A run killed mid-write (nothing could cut its file back) leaves half a record: the next
     run cuts it off, with a warning, before appending."""
-    clock = Clock()
-    f = make(tmp_path, clock)
-    f.write(b"one\n")
-    f.close()
-    path = f.closed_paths[0]
-    with open(path, "ab") as file:
-        file.write(b"12")  # the start of a record whose write never finished
-    f2 = make(tmp_path, clock)
-    warnings = []
-    f2.on_warning = warnings.append
-    f2.write(b"two\n")
-    f2.close()
-    assert open(path, "rb").read() == b"one\ntwo\n"
-    assert len(warnings) == 1 and "partial record (2 bytes" in warnings[0], warnings
-
-
-def test_reopening_a_file_without_any_newline_empties_it(tmp_path):
     clock = Clock()
     f = make(tmp_path, clock)
     f.write(b"x\n")
     f.close()
     path = f.closed_paths[0]
     with open(path, "wb") as file:
-        file.write(b"y" * 200_000)  # longer than one backward read
+        file.write(left)
     f2 = make(tmp_path, clock)
-    f2.write(b"z\n")
+    warnings = []
+    f2.on_warning = warnings.append
+    f2.write(b"two\n")
     f2.close()
-    assert open(path, "rb").read() == b"z\n"
+    assert open(path, "rb").read() == kept + b"two\n"
+    assert len(warnings) == 1 and f"partial record ({cut} bytes" in warnings[0], warnings

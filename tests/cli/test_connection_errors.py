@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import http.server
 import os
-import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
+from fake_nsqd import silent_listener
 from polling import tool
 
 
@@ -86,23 +86,8 @@ def test_a_bad_pem_file_is_named(bad_pem, tmp_path, name, flags):
 @pytest.fixture
 def silent_port():
     """A port that accepts connections and never answers (a service that is not nsqd)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    accepted = []
-
-    def accept():
-        try:
-            while True:
-                accepted.append(listener.accept()[0])
-        except OSError:
-            pass
-
-    threading.Thread(target=accept, daemon=True).start()
-    yield f"127.0.0.1:{listener.getsockname()[1]}"
-    listener.close()
-    for sock in accepted:
-        sock.close()
+    with silent_listener() as address:
+        yield address
 
 
 @pytest.mark.parametrize("extra", [[], ["--rate", "100"]])
