@@ -183,7 +183,7 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
             progress.stop()
     if progress is not None:
         progress.show_final()
-    status = _finish(console, params, report, delimiter, interrupted=shutdown.requested)
+    status = _finish(console, params, report, delimiter, interrupted=shutdown.interrupted)
     if input_error is not None:
         console.error(error_text(input_error))
         status = max(status, ExitStatus.ERROR) if status != ExitStatus.NOT_ACKNOWLEDGED else status

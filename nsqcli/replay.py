@@ -141,7 +141,7 @@ async def run_replay(config: Any, params: dict[str, Any], settings: Any, console
     if config.dry_run:
         print_dry_run(replay, console)
         return ExitStatus.SUCCESS
-    return summarize(replay, reports, console, interrupted=shutdown.requested)
+    return summarize(replay, reports, console, interrupted=shutdown.interrupted)
 
 
 @click.command(

@@ -40,6 +40,9 @@ class Shutdown:
         import asyncio
 
         self.signal_name: str | None = None
+        #: set by the signal handler itself, before the loop gets to :meth:`request`: a tool
+        #: that ends in between (its input closed at the same moment) still counts as stopped
+        self.signalled = False
         self._event = asyncio.Event()
         self._callbacks: list[Callable[[], object]] = []
         self._waits: list[Callable[[], "str | None"]] = []
@@ -47,6 +50,11 @@ class Shutdown:
     @property
     def requested(self) -> bool:
         return self._event.is_set()
+
+    @property
+    def interrupted(self) -> bool:
+        """A signal came (even if the loop has not handled it yet): the run was stopped."""
+        return self.signalled or self._event.is_set()
 
     def request(self, signal_name: str = "stop") -> None:
         if self._event.is_set():
@@ -158,6 +166,8 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
         signals_seen.append(signum)
         if len(signals_seen) > 1:
             exit_now(signal.Signals(signum).name)
+        if shutdown_box:
+            shutdown_box[0].signalled = True  # a plain store: safe in a signal handler
         announce(signal.Signals(signum).name)
 
     async def wrapper() -> ExitStatus:
@@ -172,7 +182,7 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
                 pass  # not the main thread, or no signal support: run without handlers
         result = await main(shutdown)
         status = ExitStatus.SUCCESS if result is None else ExitStatus(int(result))
-        if shutdown.requested and status == ExitStatus.SUCCESS:
+        if shutdown.interrupted and status == ExitStatus.SUCCESS:
             return ExitStatus.INTERRUPTED
         return status
 
