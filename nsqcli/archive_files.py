@@ -15,14 +15,19 @@ Behaviour follows the Go ``nsq_to_file`` FileLogger:
   overwrites: on a conflict ``<REV>`` is bumped.
 
 Every OS error propagates (as :class:`ArchiveError` naming the file and the operation); the
-caller must then not acknowledge anything it wrote since the last successful sync. The clock
-is injected so rotation is tested without waiting.
+caller must then not acknowledge anything it wrote since the last successful sync, and
+:meth:`ArchiveFile.abandon` cuts the file back to its last synced byte, so a partial record left
+by a failed write is never continued by a restart (which would splice two records into one that
+was never published). A file reopened for appending that does not end with a complete record
+(the process was killed mid-write) is cut back to its last newline first. The clock is injected
+so rotation is tested without waiting.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import tempfile
 import time
 import zlib
 from concurrent.futures import Executor, Future
@@ -92,10 +97,55 @@ def exclusive_rename(src: str, dst: str) -> None:
     os.unlink(src)
 
 
+def complete_records_end(path: str, size: int, chunk: int = 64 * 1024) -> int:
+    """The offset just after the last newline of the first ``size`` bytes of ``path`` (0 if
+    there is none): where its last complete record ends."""
+    with open(path, "rb") as file:
+        end = size
+        while end > 0:
+            start = max(0, end - chunk)
+            file.seek(start)
+            found = file.read(end - start).rfind(b"\n")
+            if found >= 0:
+                return start + found + 1
+            end = start
+    return 0
+
+
 def make_parent_dirs(path: str) -> None:
     parent = os.path.dirname(path)
     if parent:
-        os.makedirs(parent, mode=DIR_MODE, exist_ok=True)
+        make_dirs(parent)
+
+
+def make_dirs(path: str) -> None:
+    """``os.makedirs(path)`` (existing is fine); ArchiveError naming the directory, and the
+    file in the way when a part of ``path`` is a regular file (not "File exists")."""
+    try:
+        os.makedirs(path, mode=DIR_MODE, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        blocker = path
+        while blocker and not os.path.lexists(blocker):
+            blocker = os.path.dirname(blocker)
+        what = "it" if blocker == path else blocker
+        err = ArchiveError(errno.ENOTDIR, f"cannot create the directory {path}: {what} is a "
+                           "file, not a directory")
+        err.__cause__ = exc
+        raise err from None
+    except OSError as exc:
+        raise _fail("cannot create the directory", path, exc) from None
+
+
+def check_directory(path: str) -> None:
+    """Create ``path`` when missing and prove that files can be created in it (a probe file,
+    removed at once: permissions, read-only file systems and ACLs all show); ArchiveError."""
+    make_dirs(path)
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".nsq-to-file-probe-")
+    except OSError as exc:
+        raise _fail("cannot create files in", path, exc) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _fail(what: str, path: str, exc: OSError) -> ArchiveError:
@@ -130,6 +180,10 @@ class ArchiveFile:
         self._pending_bytes = 0
         self._compressor = None  # the open gzip member, if any
         self._background: Future | None = None  # the fdatasync running on an executor, if any
+        self._background_end = 0  # the file offset that background fdatasync makes durable
+        self._disk_end = 0  # bytes of the current file handed to the kernel
+        self._synced_end = 0  # ... of which durable (the last complete record at a sync point)
+        self.on_warning: Callable[[str], None] | None = None  # told when a file is repaired
         self.closed_paths: list[str] = []  # final locations of files closed so far
 
     @property
@@ -176,6 +230,7 @@ class ArchiveFile:
         try:
             while view:
                 written = os.write(self._fd, view)
+                self._disk_end += written
                 view = view[written:]
         except OSError as exc:
             raise _fail("writing to", self.path, exc) from None
@@ -190,6 +245,7 @@ class ArchiveFile:
             _data_sync(self._fd)
         except OSError as exc:
             raise _fail("syncing", self.path, exc) from None
+        self._synced_end = self._disk_end
 
     def sync_in_background(self, executor: Executor) -> Future | None:
         """Like :meth:`sync`, but the fdatasync runs on ``executor`` (it releases the GIL, so the
@@ -201,6 +257,7 @@ class ArchiveFile:
         if self._fd is None:
             return None
         self._write_accepted()
+        self._background_end = self._disk_end
         self._background = future = executor.submit(_sync_fd, self._fd, self.path)
         return future
 
@@ -210,6 +267,7 @@ class ArchiveFile:
         background, self._background = self._background, None
         if background is not None:
             background.result()
+            self._synced_end = self._background_end
 
     def _write_accepted(self) -> None:
         """Hand every accepted byte to the kernel, ending the gzip member (a sync point)."""
@@ -254,10 +312,7 @@ class ArchiveFile:
         self._size_limit = s.rotate_size if s.rotate_size > 0 else float("inf")
         self._rotate_due = self._opened_at + s.rotate_interval if s.rotate_interval > 0 else 0.0
         full = os.path.join(s.work_dir, name)
-        try:
-            make_parent_dirs(full)
-        except OSError as exc:
-            raise _fail("creating the directory for", full, exc) from None
+        make_parent_dirs(render_rev(full, self.rev))
         flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         flags |= os.O_EXCL if (s.gzip or s.rotate_interval > 0) else os.O_APPEND
         while True:
@@ -266,10 +321,7 @@ class ArchiveFile:
                 # Skip revisions that already exist in the output dir so the final move is
                 # normally conflict free.
                 target = self._output_path(path)
-                try:
-                    make_parent_dirs(target)
-                except OSError as exc:
-                    raise _fail("creating the directory for", target, exc) from None
+                make_parent_dirs(target)
                 if os.path.lexists(target):
                     self._next_rev(full)
                     continue
@@ -285,6 +337,12 @@ class ArchiveFile:
                 os.close(fd)
                 self._next_rev(full)
                 continue
+            if size:
+                try:
+                    size = self._cut_partial_record(fd, path, size)
+                except OSError as exc:
+                    os.close(fd)
+                    raise _fail("repairing", path, exc) from None
             break
         if size == 0:  # a new file: make its directory entry durable before relying on it
             try:
@@ -295,6 +353,21 @@ class ArchiveFile:
         self._fd = fd
         self.path = path
         self.size = size
+        self._disk_end = self._synced_end = size
+
+    def _cut_partial_record(self, fd: int, path: str, size: int) -> int:
+        """An appended file must end with a complete record: cut a partial last one (left by
+        a process killed mid-write) back to the last newline. Returns the new size."""
+        end = complete_records_end(path, size)
+        if end == size:
+            return size
+        os.ftruncate(fd, end)
+        _data_sync(fd)
+        if self.on_warning is not None:
+            self.on_warning(f"{path} ended with a partial record ({size - end} bytes after the "
+                            "last newline, left by an interrupted run): cut it off before "
+                            "appending")
+        return end
 
     def _next_rev(self, full: str) -> None:
         if REV_TOKEN not in full:
@@ -339,12 +412,21 @@ class ArchiveFile:
                 raise _fail(f"moving {src} to", dst, exc) from None
 
     def abandon(self) -> None:
-        """Close the descriptor without syncing or moving (after an error; best effort)."""
+        """After an error: cut the file back to its last sync point (what was written since,
+        maybe a partial record, was not acknowledged and will be redelivered), then close the
+        descriptor without moving the file. Best effort: a file this cannot cut is repaired
+        when a restart reopens it."""
         try:
             self.wait_background()  # its thread must not sync a reused descriptor number
         except OSError:
             pass
         fd, self._fd = self._fd, None
+        if fd is not None and self._disk_end != self._synced_end:
+            try:
+                os.ftruncate(fd, self._synced_end)
+                _data_sync(fd)
+            except OSError:
+                pass
         self._name_checked_until = 0.0
         self._pending.clear()
         self._pending_bytes = 0

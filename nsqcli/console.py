@@ -65,9 +65,14 @@ class Console:
 
     @property
     def out(self) -> IO[bytes]:
-        """The binary stdout that data is written to."""
+        """The binary stdout that data is written to; ToolError when the process was started
+        with stdout closed (``>&-``: Python then has no sys.stdout)."""
         if self._out is None:
             stdout = sys.stdout
+            if stdout is None:
+                from .exit_codes import ToolError
+
+                raise ToolError("cannot write to stdout: it is closed")
             self._out = getattr(stdout, "buffer", stdout)
         return self._out
 
@@ -102,6 +107,11 @@ class Console:
     def warning(self, message: str) -> None:
         if self.verbosity > QUIET:
             self._emit("warning", message)
+
+    def notice(self, message: str) -> None:
+        """An info line that needs no -v (shown unless -q): what the user must know now."""
+        if self.verbosity > QUIET:
+            self._emit("info", message)
 
     def info(self, message: str) -> None:
         if self.verbosity >= VERBOSE:
@@ -185,6 +195,11 @@ def forward_library_logs(console: Console, demote: bool = False) -> None:
                 message = record.getMessage()
             except Exception:  # noqa: BLE001 - a bad log call must not break the tool
                 message = str(record.msg)
+            if record.exc_info and record.exc_info[1] is not None:
+                # one line, so no traceback: but always the exception's type and text
+                exc = record.exc_info[1]
+                text = str(exc)
+                message += f": {type(exc).__name__}" + (f": {text}" if text else "")
             if self.only_debug:
                 console.debug(message)
             elif record.levelno >= logging.ERROR:

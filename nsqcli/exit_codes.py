@@ -33,10 +33,38 @@ class ExitStatus(enum.IntEnum):
     INTERRUPTED = 130
 
 
-EXIT_STATUS_HELP = (
-    "Exit status: 0 success; 1 failure (unreachable nsqd, E_* error, I/O error); 2 usage error; "
-    "3 some records were not acknowledged by nsqd; 130 interrupted (SIGINT/SIGTERM)."
-)
+_STATUS_HELP = {
+    ExitStatus.SUCCESS: "0 success",
+    ExitStatus.ERROR: "1 failure (unreachable nsqd, E_* error, I/O error)",
+    ExitStatus.USAGE: "2 usage error",
+    ExitStatus.NOT_ACKNOWLEDGED: "3 some records were not acknowledged by nsqd",
+    ExitStatus.INTERRUPTED: "130 interrupted (SIGINT/SIGTERM)",
+}
+
+
+def exit_status_help(*statuses: ExitStatus, **meanings: str) -> str:
+    """The help epilog listing ``statuses`` (a tool lists only those it can return);
+    ``meanings`` overrides a status's text by its name (``ERROR="1 ..."``)."""
+    return "Exit status: " + "; ".join(
+        meanings.get(status.name, _STATUS_HELP[status]) for status in statuses) + "."
+
+
+def statuses_listed(epilog: str | None) -> list[ExitStatus]:
+    """The statuses an epilog made by :func:`exit_status_help` lists (for the man pages)."""
+    import re
+
+    if not epilog or "Exit status:" not in epilog:
+        return []
+    text = epilog[epilog.index("Exit status:"):]
+    return [ExitStatus(int(n)) for n in re.findall(r"(?:: |; )(\d+) ", text)]
+
+
+#: nsq-pub, nsq-replay and the umbrella command: every status
+EXIT_STATUS_HELP = exit_status_help(*ExitStatus)
+#: nsq-tail and nsq-to-file retry unreachable nsqds and acknowledge nothing they publish
+CONSUMER_EXIT_STATUS_HELP = exit_status_help(
+    ExitStatus.SUCCESS, ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.INTERRUPTED,
+    ERROR="1 failure (an error no retry fixes, e.g. TLS, AUTH or not an nsqd; an I/O error)")
 
 
 class ToolError(Exception):

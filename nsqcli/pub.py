@@ -180,14 +180,15 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
             progress.stop()
     if progress is not None:
         progress.show_final()
-    status = _finish(console, params, report, delimiter)
+    status = _finish(console, params, report, delimiter, interrupted=shutdown.interrupted)
     if input_error is not None:
         console.error(error_text(input_error))
         status = max(status, ExitStatus.ERROR) if status != ExitStatus.NOT_ACKNOWLEDGED else status
     return status
 
 
-def _finish(console: Console, params: dict, report: Any, delimiter: bytes) -> ExitStatus:
+def _finish(console: Console, params: dict, report: Any, delimiter: bytes,
+            interrupted: bool = False) -> ExitStatus:
     status = ExitStatus.SUCCESS
     saved_error = None  # the --failed-file could not be written: still report the counts
     if params["failed_file"]:
@@ -210,7 +211,9 @@ def _finish(console: Console, params: dict, report: Any, delimiter: bytes) -> Ex
     if saved_error is not None:
         console.error(saved_error.message)
         status = ExitStatus.ERROR
-    console.info(f"{report.acknowledged} of {report.submitted} records acknowledged")
+    # after Ctrl-C the count is what the user needs to know (else it is shown with -v)
+    tell = console.notice if interrupted else console.info
+    tell(f"{report.acknowledged} of {report.submitted} records acknowledged")
     return status
 
 

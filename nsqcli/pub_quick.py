@@ -2,10 +2,12 @@
 
 ``echo hello | nsq-pub --topic t`` spends most of its life importing asyncio and tornado; for a
 small, already complete input and one nsqd, this path publishes one MPUB over a plain socket with
-the sans-I/O protocol core and returns in a few milliseconds. It only ever reports success: on
-anything unusual (no TLS support here, a refused connection, an ``E_*`` answer, a lost
-connection) it returns None and nsq-pub runs its full engine, which retries, learns limits and
-explains failures. A record may then be published twice (at-least-once), never lost.
+the sans-I/O protocol core and returns in a few milliseconds. It reports success, and a connect
+or handshake stage that timed out (the engine would wait as long again for the same answer, and
+then say the same); on anything else unusual (no TLS support here, a refused connection, an
+``E_*`` answer, a lost connection) it returns None and nsq-pub runs its full engine, which
+retries, learns limits and explains failures. A record may then be published twice
+(at-least-once), never lost.
 """
 
 from __future__ import annotations
@@ -122,13 +124,23 @@ def publish_or_exit(console: Any, address: str, topic: str, records: list[bytes]
     from .exit_codes import ExitStatus
     from .runner import exit_with
 
+    from .lib.protocol.errors import NSQTimeoutError
+
     with SignalGuard(console) as interrupted:
-        acknowledged = publish_quick(address, topic, records, conn_kwargs, max_msg_size)
+        try:
+            acknowledged = publish_quick(address, topic, records, conn_kwargs, max_msg_size)
+        except NSQTimeoutError as exc:  # what the engine says after the same wait
+            from .exit_codes import AddressError
+            from .runner import report_exception
+
+            exit_with(report_exception(
+                AddressError(address, exc, f"connecting to publish to topic {topic}"), console))
     if interrupted.signal_name is not None and not acknowledged:  # no engine retry after a stop
         console.error(f"{len(records)} of {len(records)} records were not acknowledged by nsqd")
         exit_with(ExitStatus.NOT_ACKNOWLEDGED)
     if acknowledged:
-        console.info(f"{len(records)} of {len(records)} records acknowledged")
+        tell = console.notice if interrupted.signal_name else console.info  # as pub._finish
+        tell(f"{len(records)} of {len(records)} records acknowledged")
         exit_with(ExitStatus.INTERRUPTED if interrupted.signal_name else ExitStatus.SUCCESS)
 
 
@@ -144,8 +156,12 @@ def publish_quick(address: str, topic: str, records: list[bytes], conn_kwargs: d
         return False
     if sum(map(len, records)) + 4 * len(records) > MAX_QUICK_BYTES:
         return False
+    from .lib.protocol.errors import NSQTimeoutError
+
     try:
         return _publish(address, topic, records, conn_kwargs)
+    except NSQTimeoutError:
+        raise
     except Exception:  # noqa: BLE001 - any failure: the full engine retries and explains it
         return False
 
@@ -153,6 +169,7 @@ def publish_quick(address: str, topic: str, records: list[bytes], conn_kwargs: d
 def _publish(address: str, topic: str, records: list[bytes], kwargs: dict) -> bool:
     from .lib.protocol import events as ev
     from .lib.protocol.client import ClientProtocol
+    from .lib.protocol.errors import NSQTimeoutError
     from .lib.protocol.identify import build_identify
 
     hostname = kwargs.get("hostname") or socket.gethostname()
@@ -168,17 +185,31 @@ def _publish(address: str, topic: str, records: list[bytes], kwargs: dict) -> bo
     )
     protocol = ClientProtocol(identify, kwargs.get("auth_secret"))
     host, port = split_host_port(address)
-    timeout = float(kwargs.get("timeout", 1.0)) * 5
-    with _connect(host, port, timeout) as sock:
+    # each stage gets the connection's timeout, as AsyncConn gives it (the answer to the MPUB
+    # itself gets more: the engine would resend it, maybe twice)
+    timeout = float(kwargs.get("timeout", 1.0))
+    try:
+        sock = _connect(host, port, timeout)
+    except TimeoutError:
+        raise NSQTimeoutError("while connecting", timeout, address) from None
+    with sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(protocol.initiate())
         published = False
+        stage, deadline = "during IDENTIFY", time.monotonic() + timeout
         while True:
-            data = sock.recv(65536)
+            sock.settimeout(timeout * 5 if published else max(0.001, deadline - time.monotonic()))
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                if published:
+                    return False
+                raise NSQTimeoutError(stage, timeout, address) from None
             if not data:
                 return False
             for event in protocol.receive_data(data):
                 if isinstance(event, ev.AuthRequested):
+                    stage, deadline = "during AUTH", time.monotonic() + timeout
                     sock.sendall(protocol.encode_outgoing(protocol.auth_command()))
                 elif isinstance(event, ev.HandshakeComplete) and not published:
                     published = True

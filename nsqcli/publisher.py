@@ -31,6 +31,7 @@ from collections import deque
 from typing import Any, Awaitable, Callable
 
 from .exit_codes import AddressError, ToolError, error_text
+from .lib.protocol.errors import LocalProtocolError
 from .publisher_batch import (
     Batch, Limits, Numbers, cut_batches, encode_batch, join_numbers, limit_from_error, oversized_error,
     split_oversized,
@@ -92,6 +93,11 @@ class Publisher(RetryTimeouts):
         results = await asyncio.gather(*(d.connect_once() for d in self.destinations),
                                        return_exceptions=True)
         failures = [(d, r) for d, r in zip(self.destinations, results) if isinstance(r, BaseException)]
+        for dest, exc in failures:
+            if isinstance(exc, LocalProtocolError):  # our own bad option (a TLS file): exit 2
+                for other in self.destinations:
+                    other.shutdown()
+                raise exc
         needed_all = self.config.mode == FAN_OUT
         if failures and (needed_all or len(failures) == len(self.destinations)):
             for dest in self.destinations:

@@ -13,7 +13,7 @@ from itertools import accumulate
 from struct import Struct
 from typing import Iterator, Sequence
 
-from .exit_codes import ToolError
+from .exit_codes import ExitStatus, ToolError
 from .lib.protocol import commands
 from .lib.protocol.constants import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_MSG_SIZE
 
@@ -184,9 +184,11 @@ def split_oversized(
 
 
 def oversized_error(number: int, size: int, limit: int) -> ToolError:
+    """The tool ran, but this record (and what could not follow it) was not acknowledged:
+    exit status 3, as the "N of M records were not acknowledged" line that follows says."""
     return ToolError(
         f"record {number} is {size} bytes, larger than nsqd's max-msg-size {limit} "
-        "(use --skip-oversized to skip such records)"
+        "(use --skip-oversized to skip such records)", ExitStatus.NOT_ACKNOWLEDGED,
     )
 
 

@@ -142,7 +142,7 @@ async def run_replay(config: Any, params: dict[str, Any], settings: Any, console
     if config.dry_run:
         print_dry_run(replay, console)
         return ExitStatus.SUCCESS
-    return summarize(replay, reports, console)
+    return summarize(replay, reports, console, interrupted=shutdown.interrupted)
 
 
 @tool_command("replay", epilog=EXIT_STATUS_HELP)

@@ -10,6 +10,9 @@ once per event-loop iteration.
 Format (JSON)::
 
     {"version": 1, "files": {"/abs/path.log.gz": {"acked": [[0, 52000]], "complete": false}}}
+
+An empty file (what ``--checkpoint "$(mktemp)"`` gives) is a fresh checkpoint. A file that is
+not a checkpoint is a usage error (exit 2) and is never overwritten.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ import os
 from bisect import bisect_right
 from typing import Iterable
 
+from .exit_codes import ExitStatus, ToolError
+
 VERSION = 1
 
 
-class CheckpointError(ValueError):
-    """The checkpoint file cannot be read or written; the message names it."""
+class CheckpointError(ToolError):
+    """The checkpoint file cannot be read (a usage error: exit 2) or written (exit 1); the
+    message names it."""
 
 
 class RangeSet:
@@ -114,8 +120,11 @@ class Checkpoint:
         if path is None or not os.path.exists(path):
             return checkpoint
         try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
+            with open(path, "rb") as handle:
+                text = handle.read()
+            if not text:
+                return checkpoint  # an empty file: nothing acknowledged yet
+            data = json.loads(text)
             if not isinstance(data, dict) or data.get("version") != VERSION:
                 raise ValueError(f"unsupported checkpoint version {data.get('version')!r}"
                                  if isinstance(data, dict) else "not a JSON object")
@@ -124,9 +133,12 @@ class Checkpoint:
                 if entry.get("complete"):
                     checkpoint.complete.add(key)
         except OSError as exc:
-            raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise CheckpointError(f"checkpoint {path} is not a valid nsq-replay checkpoint: {exc}") from None
+            raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}",
+                                  ExitStatus.USAGE) from None
+        except (ValueError, TypeError, AttributeError, ArithmeticError, RecursionError) as exc:
+            raise CheckpointError(
+                f"checkpoint {path} is not a valid nsq-replay checkpoint ({exc}); it was left "
+                "untouched: give an empty or new file to start afresh", ExitStatus.USAGE) from None
         return checkpoint
 
     def ranges(self, key: str) -> RangeSet:

@@ -351,8 +351,10 @@ class Replay:
         return reports
 
 
-def summarize(replay: Replay, reports: list[Any], console: Any) -> ExitStatus:
-    """One line of totals (and the errors) like nsq-pub; the exit status."""
+def summarize(replay: Replay, reports: list[Any], console: Any,
+              interrupted: bool = False) -> ExitStatus:
+    """One line of totals (and the errors) like nsq-pub -- shown without -v after a signal --;
+    the exit status."""
     totals = replay.totals
     submitted = sum(r.submitted for r in reports)
     acknowledged = sum(r.acknowledged for r in reports)
@@ -377,6 +379,7 @@ def summarize(replay: Replay, reports: list[Any], console: Any) -> ExitStatus:
         extra.append(f"{totals.filtered} outside --since/--until")
     if totals.bad:
         extra.append(f"{totals.bad} bad record(s) skipped")
-    console.info(f"{acknowledged} of {submitted} records acknowledged"
-                 + (f" ({', '.join(extra)})" if extra else ""))
+    tell = console.notice if interrupted else console.info
+    tell(f"{acknowledged} of {submitted} records acknowledged"
+         + (f" ({', '.join(extra)})" if extra else ""))
     return status

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from .archive_names import NamePattern
 from .lib.protocol.names import valid_topic_name
+from .values import check_name
 
 
 class InputError(ValueError):
@@ -84,8 +85,10 @@ def parse_renames(values: tuple[str, ...] | list[str]) -> dict[str, str]:
         if not sep or not old or not new:
             raise InputError(f"invalid --rename {value!r}: expected OLD=NEW")
         for name in (old, new):
-            if not valid_topic_name(name):
-                raise InputError(f"invalid --rename {value!r}: {name!r} is not a valid topic name")
+            try:
+                check_name("--rename", name)
+            except ValueError as exc:
+                raise InputError(f"{exc} (in {value!r})") from None
         renames[old] = new
     return renames
 
@@ -115,8 +118,11 @@ class TopicResolver:
 
     def __init__(self, topic: str | None, renames: dict[str, str],
                  pattern: NamePattern | None = None) -> None:
-        if topic is not None and not valid_topic_name(topic):
-            raise InputError(f"invalid --topic {topic!r}")
+        if topic is not None:
+            try:
+                check_name("--topic", topic)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
         self.topic = topic
         self.renames = renames
         self.pattern = pattern or NamePattern()

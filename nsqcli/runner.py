@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Awaitable, Callable, NoReturn
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, NoReturn
 
 from .console import Console
 from .exit_codes import ExitStatus, describe
@@ -40,12 +40,21 @@ class Shutdown:
         import asyncio
 
         self.signal_name: str | None = None
+        #: set by the signal handler itself, before the loop gets to :meth:`request`: a tool
+        #: that ends in between (its input closed at the same moment) still counts as stopped
+        self.signalled = False
         self._event = asyncio.Event()
         self._callbacks: list[Callable[[], object]] = []
+        self._waits: list[Callable[[], "str | None"]] = []
 
     @property
     def requested(self) -> bool:
         return self._event.is_set()
+
+    @property
+    def interrupted(self) -> bool:
+        """A signal came (even if the loop has not handled it yet): the run was stopped."""
+        return self.signalled or self._event.is_set()
 
     def request(self, signal_name: str = "stop") -> None:
         if self._event.is_set():
@@ -64,6 +73,34 @@ class Shutdown:
 
     async def wait(self) -> None:
         await self._event.wait()
+
+    def describe_wait(self, describe: Callable[[], "str | None"]) -> None:
+        """``describe()`` says what a graceful stop would wait for (None: nothing): the first
+        signal prints it at once, with how to stop without waiting."""
+        self._waits.append(describe)
+
+    def waiting(self) -> str | None:
+        texts = []
+        for describe in self._waits:
+            try:
+                text = describe()
+            except Exception:  # noqa: BLE001 - a description must never break the stop
+                text = None
+            if text:
+                texts.append(text)
+        return "; ".join(texts) or None
+
+
+def unanswered_wait(readers: Iterable[Any]) -> str | None:
+    """What closing ``readers`` waits for: their unanswered messages, bounded by their
+    ``close_timeout`` (None when nothing is unanswered)."""
+    readers = list(readers)
+    count = sum(getattr(conn, "in_flight", 0) for reader in readers
+                for conn in list(getattr(reader, "conns", {}).values()))
+    if not count:
+        return None
+    bound = max(getattr(reader, "close_timeout", 0) for reader in readers)
+    return f"waiting up to {bound:g}s for {count} unanswered message(s) to be answered"
 
 
 def silence_stdout() -> None:
@@ -96,25 +133,42 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
     installed: list[int] = []
 
     signals_seen: list[int] = []
+    announced: list[bool] = []
 
     def exit_now(name: str) -> None:
         console.error(f"{name} again: exiting at once")
         os._exit(int(ExitStatus.INTERRUPTED))
+
+    def announce(name: str) -> None:
+        """Once, at the first signal: what the stop waits for, and how not to wait."""
+        if announced or not shutdown_box:
+            return
+        announced.append(True)
+        again = "press Ctrl-C again" if name == "SIGINT" else f"send {name} again"
+        waiting = shutdown_box[0].waiting()
+        if waiting:
+            console.notice(f"{name}: {waiting}; {again} to exit at once")
+        else:
+            console.info(f"{name}: finishing what is in flight ({again} to exit at once)")
 
     def on_signal(signum: int) -> None:
         name = signal.Signals(signum).name
         shutdown = shutdown_box[0]
         if shutdown.requested:
             exit_now(name)
-        console.info(f"{name}: finishing what is in flight (send it again to exit at once)")
+        announce(name)
         shutdown.request(name)
 
     def on_signal_now(signum: int, frame: object) -> None:
         # Python-level handler: runs even while the loop is blocked (a write to a stalled
-        # stdout pipe), so a second signal always exits; the loop still runs on_signal
+        # stdout pipe), so the first signal is answered at once and a second one always
+        # exits; the loop still runs on_signal
         signals_seen.append(signum)
         if len(signals_seen) > 1:
             exit_now(signal.Signals(signum).name)
+        if shutdown_box:
+            shutdown_box[0].signalled = True  # a plain store: safe in a signal handler
+        announce(signal.Signals(signum).name)
 
     async def wrapper() -> ExitStatus:
         shutdown = Shutdown()
@@ -128,7 +182,7 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
                 pass  # not the main thread, or no signal support: run without handlers
         result = await main(shutdown)
         status = ExitStatus.SUCCESS if result is None else ExitStatus(int(result))
-        if shutdown.requested and status == ExitStatus.SUCCESS:
+        if shutdown.interrupted and status == ExitStatus.SUCCESS:
             return ExitStatus.INTERRUPTED
         return status
 

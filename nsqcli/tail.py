@@ -1,11 +1,13 @@
 """nsq-tail: print messages of one or more NSQ topics to stdout.
 
-A drop-in for Go's ``nsq_tail`` (same flags), with two guarantees it lacks: a message is FINed
+A drop-in for Go's ``nsq_tail`` (same flags), with guarantees it lacks: a message is FINed
 only after its line reached stdout, and ``-n`` is a total across topics (exactly n printed, each
-FINed, then exit 0). Output is written in batches (one write per loop iteration, not a syscall
-per message). A closed pipe (``nsq-tail ... | head -3``) exits quietly with 0; lines written
-into the pipe before the reader closed it were FINed (a pipe holds many lines: use -n for an
-exact count), what was not written yet is requeued.
+FINed, then exit 0) that nsqd is never allowed to exceed: RDY is capped by what remains to be
+printed (:mod:`nsqcli.tail_budget`), so no extra message is taken and requeued. Output is
+written in batches (one write per loop iteration, not a syscall per message). A closed pipe
+(``nsq-tail ... | head -3``) exits quietly with 0; lines written into the pipe before the reader
+closed it were FINed (a pipe holds many lines: use -n for an exact count), what was not
+written yet is requeued.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from typing import Any
 import click
 
 from .client_options import CONSUMER
-from .exit_codes import EXIT_STATUS_HELP, ExitStatus
+from .exit_codes import CONSUMER_EXIT_STATUS_HELP, ExitStatus
 from .go_flags import tool_command
 from .options import client_options, output_options, pop_console, pop_settings, user_agent
 from .options import warn_settings
-from .runner import Shutdown, run_tool
+from .runner import Shutdown, run_tool, unanswered_wait
 
 PROG = "nsq-tail"
 
@@ -29,7 +31,7 @@ def default_channel() -> str:
     return f"tail{random.randint(0, 999_999):06d}#ephemeral"
 
 
-@tool_command("tail", epilog=EXIT_STATUS_HELP)
+@tool_command("tail", epilog=CONSUMER_EXIT_STATUS_HELP)
 @click.option("--topic", "topics", multiple=True, required=True,
               help="Topic to consume (repeatable).")
 @click.option("--channel", default=None,
@@ -49,11 +51,12 @@ def command(**params: Any) -> None:
     """Print the messages of NSQ topics to stdout, one per line.
 
     A message is finished (FIN) only after its line was written to stdout; with -n exactly N
-    messages are printed in total across topics and the rest are requeued. A closed pipe
-    ('nsq-tail ... | head -3') exits quietly with 0: the lines written into the pipe before
-    the reader closed it were FINed, shown or not (a pipe holds many lines; use -n 3 to take
-    exactly 3), and only what was not written yet is requeued. SIGINT/SIGTERM finish what is
-    in flight and exit 130; a second signal exits at once.
+    messages are taken from nsqd in total across topics (RDY never lets nsqd send more, so none
+    is requeued), printed and finished. A closed pipe ('nsq-tail ... | head -3') exits
+    quietly with 0: the lines written into the pipe before the reader closed it were FINed,
+    shown or not (a pipe holds many lines; use -n 3 to take exactly 3), and only what was
+    not written yet is requeued. SIGINT/SIGTERM finish what is in flight and exit 130; a
+    second signal exits at once.
     """
     console = pop_console(params, PROG)
     settings = pop_settings(params, user_agent(PROG))
@@ -103,18 +106,43 @@ async def consume(console: Any, shutdown: Shutdown, settings: Any, params: dict,
     if params["count"]:
         max_in_flight = min(max_in_flight, params["count"])
     output.batch_size = max(1, max_in_flight // 2)  # write+FIN halfway: nsqd refills meanwhile
+    topics = list(dict.fromkeys(params["topics"]))
+    budget = None
+    if params["count"]:  # -n: nsqd may never send more than remains to be printed
+        from .tail_budget import IDLE_AFTER, InFlightBudget
+
+        several_nsqds = len(settings.nsqd_tcp_addresses) > 1 or bool(settings.lookupd_http_addresses)
+        budget = output.budget = InFlightBudget(params["count"], hold=several_nsqds)
+        # no topic's RDY alone takes more than its part of N (the budget caps the total)
+        max_in_flight = min(max_in_flight, -(-params["count"] // len(topics)))
+        # RDY left on an nsqd without messages moves within a second or two (the Reader's
+        # defaults, 10 s idle and 5 s checks, suit endless consumers)
+        reader_kwargs.setdefault("low_rdy_idle_timeout", IDLE_AFTER)
+        reader_kwargs.setdefault("rdy_redistribute_interval", IDLE_AFTER / 2)
     readers = []
+    checking = None
     try:
-        for topic in dict.fromkeys(params["topics"]):
-            readers.append(guard.reader(
+        for topic in topics:
+            reader = guard.reader(
                 topic, channel, output.handler(topic), nsqd_tcp_addresses=settings.nsqd_tcp_addresses,
                 lookupd_http_addresses=settings.lookupd_http_addresses, max_in_flight=max_in_flight,
                 **reader_kwargs, **settings.conn_kwargs,
-            ))
+            )
+            readers.append(reader)
+            if budget is not None:
+                budget.attach(topic, reader)
+        if budget is not None:
+            from tornado.ioloop import PeriodicCallback
+
+            checking = PeriodicCallback(budget.check, IDLE_AFTER * 1000 / 5)
+            checking.start()
         console.info(f"consuming {', '.join(params['topics'])} on channel {channel}")
         shutdown.add_callback(output.stop)
+        shutdown.describe_wait(lambda: unanswered_wait(readers))
         await guard.run(output.finished())
     finally:
+        if checking is not None:
+            checking.stop()
         output.stop()
         await asyncio.gather(*(_close(reader) for reader in readers))
         guard.close()

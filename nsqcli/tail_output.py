@@ -75,6 +75,8 @@ class TailOutput:
         self._done = asyncio.Event()
         self.pipe_closed = False
         self.write_error: ToolError | None = None
+        #: with a limit: told of every message that counts, before its FIN (tail_budget)
+        self.budget: Any = None
 
     def handler(self, topic: str) -> Callable[[Any], None]:
         fmt = self._format
@@ -93,6 +95,8 @@ class TailOutput:
             messages_append(message)
             if limit:
                 self._accepted += 1
+                if self.budget is not None:  # lowers RDY before this message's FIN goes out
+                    self.budget.received(topic, message.nsqd_address)
                 if self._accepted >= limit:
                     self._stopped = True  # later messages are requeued; flush what we have now
             batch_size = self.batch_size

@@ -20,7 +20,7 @@ from .archive_names import (
     DEFAULT_DATETIME_FORMAT, DEFAULT_FILENAME_FORMAT, compute_filename_template, needs_rev,
 )
 from .client_options import CONSUMER
-from .exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError
+from .exit_codes import CONSUMER_EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError
 from .go_flags import tool_command
 from .options import DURATION, ClientSettings, client_options, go_log_options, output_options, \
     pop_console, pop_settings, user_agent, warn_settings
@@ -54,15 +54,16 @@ class ToFileConfig:
     def check(self) -> None:
         """Raise UsageError for values the Go tool rejects (and a few more)."""
         from .archive_discovery import TopicFilter
-        from .lib.protocol.names import valid_channel_name, valid_topic_name
+        from .values import check_name
 
         if not self.channel:
             raise UsageError("--channel is required")
-        if not valid_channel_name(self.channel):
-            raise UsageError(f"invalid --channel {self.channel!r}")
-        for topic in self.topics:
-            if not valid_topic_name(topic):
-                raise UsageError(f"invalid --topic {topic!r}")
+        try:
+            check_name("--channel", self.channel, "channel")
+            for topic in self.topics:
+                check_name("--topic", topic)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         if not 1 <= self.gzip_level <= 9:
             raise UsageError(f"invalid --gzip-level value ({self.gzip_level}), should be 1-9")
         if self.max_in_flight < 1:
@@ -131,7 +132,9 @@ class ToFile:
             work_dir=c.effective_work_dir, output_dir=c.output_dir, datetime_format=c.datetime_format,
             gzip=c.gzip, gzip_level=c.gzip_level, rotate_size=c.rotate_size,
             rotate_interval=c.rotate_interval)
-        archiver = TopicArchiver(topic, ArchiveFile(c.template_for(topic), settings), fmt=c.format,
+        file = ArchiveFile(c.template_for(topic), settings)
+        file.on_warning = self.console.warning
+        archiver = TopicArchiver(topic, file, fmt=c.format,
                                  max_in_flight=c.max_in_flight, skip_empty_files=c.skip_empty_files,
                                  sync_in_background=True)
         archiver.on_error = lambda exc, t=topic: self._on_error(t, exc)
@@ -149,6 +152,20 @@ class ToFile:
         self.archivers[topic] = archiver
         self.readers[topic] = reader
         self.console.info(f"archiving topic {topic} (channel {c.channel})")
+
+    def check_directories(self) -> None:
+        """Exit 1 before consuming anything when a file could not be created in --work-dir
+        or --output-dir (both are created when missing, as the first file would)."""
+        from .archive_files import ArchiveError, check_directory
+
+        c = self.config
+        dirs = {c.output_dir: "--output-dir"}
+        dirs.setdefault(c.effective_work_dir, "--work-dir")
+        for path, flag in dirs.items():
+            try:
+                check_directory(path)
+            except ArchiveError as exc:
+                raise ToolError(f"{flag}: {exc}") from None
 
     async def discover(self, first: bool) -> None:
         from .archive_discovery import query_topics
@@ -216,9 +233,11 @@ class ToFile:
     async def _run(self, shutdown: Any) -> ExitStatus:
         from .archive_topic import IDLE_CHECK_INTERVAL
         from .console import forward_library_logs
+        from .runner import unanswered_wait
 
         forward_library_logs(self.console)
         c = self.config
+        self.check_directories()
         loop = asyncio.get_running_loop()
         for topic in c.topics:
             self.add_topic(topic)
@@ -231,6 +250,7 @@ class ToFile:
         self._every(IDLE_CHECK_INTERVAL, self._idle_checks, while_stopping=True)
         self._every(c.sync_interval, self._ticks)
         hup_installed = _add_signal(loop, signal.SIGHUP, self.hup)
+        shutdown.describe_wait(lambda: unanswered_wait(self.readers.values()))
         stop = asyncio.ensure_future(shutdown.wait())
         failed = asyncio.ensure_future(self.failed.wait())
         try:
@@ -277,7 +297,7 @@ def _add_signal(loop: asyncio.AbstractEventLoop, signum: int, handler: Any) -> b
         return False  # not the main thread: no SIGHUP support
 
 
-@tool_command("to-file", epilog=EXIT_STATUS_HELP)
+@tool_command("to-file", epilog=CONSUMER_EXIT_STATUS_HELP)
 @click.option("--topic", "topics", multiple=True, metavar="TOPIC",
               help="Topic to archive (repeatable; one file per topic).")
 @click.option("--topic-pattern", default="", metavar="REGEX",

@@ -100,6 +100,17 @@ def parse_http_address(text: str, what: str = "lookupd HTTP address") -> str:
 _SIMPLE_ESCAPES = {"\\n": b"\n", "\\0": b"\0", "\\t": b"\t", "\\r\\n": b"\r\n", "\\r": b"\r"}
 
 
+def check_name(flag: str, name: str, kind: str = "topic") -> str:
+    """An NSQ topic (or channel) name given with ``flag``; ValueError with the naming rule,
+    worded as click words a bad value ("Invalid value for '--topic': ...")."""
+    from .lib.protocol.names import check_channel, check_topic
+
+    try:
+        return (check_topic if kind == "topic" else check_channel)(name)
+    except ValueError as exc:
+        raise ValueError(f"Invalid value for '{flag}': {exc}") from None
+
+
 def parse_delimiter(text: str) -> bytes:
     """A delimiter given on the command line, with C escapes (``\\n``, ``\\t``, ``\\0``, ``\\x1e``)."""
     if text == "":

@@ -70,6 +70,9 @@ class ReaderCore:
         self._redistribute_interval = redistribute_interval
         self.close_timeout = close_timeout
         self._ramp_share = 0  # RDY a connection ramps to on a message; 0 = do not ramp
+        #: optional ``rdy_cap(conn, value) -> int``: the most RDY ``conn`` may get when the
+        #: policy wants ``value`` (nsq-tail -n keeps nsqd from sending more than it needs)
+        self.rdy_cap: Any = None
         self._quiet = True  # no backoff, no drain: a FIN needs no bookkeeping
         self._tick_timer: PeriodicCallback | None = None
         self._window_timer: asyncio.TimerHandle | None = None
@@ -255,6 +258,8 @@ class ReaderCore:
                     allowed = self._rdy_allowed()
                 if not allowed:
                     continue
+                if self.rdy_cap is not None:
+                    value = self.rdy_cap(conn, value)
             if conn.rdy != value:
                 try:
                     conn.send_rdy(value)
@@ -283,7 +288,9 @@ class ReaderCore:
         if self.conns.get(conn.id) is not conn or not self._rdy_allowed():
             return
         value = self._policy.ramp(conn, list(self.conns.values()))
-        if value is not None:
+        if value and self.rdy_cap is not None:
+            value = self.rdy_cap(conn, value)
+        if value is not None and value != conn.rdy:
             conn.send_rdy(value)
 
     def _tick(self) -> None:

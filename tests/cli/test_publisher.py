@@ -300,7 +300,7 @@ def test_learned_limit_without_skip_publishes_the_records_before_the_oversized_o
     report = run(main())
     assert nsqd.messages == [b"a", b"b"]
     assert "record 3 is 7 bytes" in report.error.message
-    assert report.error.status == 1
+    assert report.error.status == 3  # not acknowledged (exit status 3)
     assert (report.submitted, report.acknowledged, report.not_acknowledged) == (4, 2, 2)
     assert [n for n, _ in report.failed] == [3, 4]
 

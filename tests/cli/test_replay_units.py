@@ -115,7 +115,8 @@ def test_renames_and_topic_resolution():
         resolver.check("bad topic")
     fixed = TopicResolver("target", {"events": "other"})
     assert fixed.for_file("/x/events.host-000000.2024-01-01_00.log") == "target"
-    with pytest.raises(InputError, match="invalid --topic"):
+    with pytest.raises(InputError, match=r"Invalid value for '--topic': invalid topic name "
+                                         r"'no spaces allowed': use 1-64 characters"):
         TopicResolver("no spaces allowed", {})
 
 
