@@ -15,12 +15,12 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .console import DEBUG, NORMAL, QUIET, VERBOSE, Console
-from .exit_codes import ExitStatus, ToolError, error_text, exit_status_help
-from .go_flags import tool_command
-from .options import DURATION
-from .runner import Shutdown, run_to_status
+from nsqcli import __version__
+from nsqcli.cli.console import DEBUG, NORMAL, QUIET, VERBOSE, Console
+from nsqcli.cli.exit_codes import ExitStatus, ToolError, error_text, exit_status_help
+from nsqcli.cli.go_flags import tool_command
+from nsqcli.cli.options import DURATION
+from nsqcli.cli.runner import Shutdown, run_to_status
 
 PROG = "nsqcli dev-server"
 

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from nsqcli import __version__  # noqa: E402
 from nsqcli.__main__ import TOOLS, cli, load_tool  # noqa: E402
-from nsqcli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
+from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
 
 # standalone script name -> umbrella subcommand
 SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay"}

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from nsqcli.archive_files import ArchiveError, ArchiveFile, ArchiveSettings, exclusive_rename
-from nsqcli.archive_names import compute_filename_template
+from nsqcli.archive.files import ArchiveError, ArchiveFile, ArchiveSettings, exclusive_rename
+from nsqcli.archive.names import compute_filename_template
 
 
 class Clock:

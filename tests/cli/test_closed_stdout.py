@@ -8,9 +8,9 @@ import logging
 import os
 import subprocess
 
-from nsqcli.console import Console, forward_library_logs
-from nsqcli.exit_codes import ExitStatus
-from nsqcli.runner import run_to_status
+from nsqcli.cli.console import Console, forward_library_logs
+from nsqcli.cli.exit_codes import ExitStatus
+from nsqcli.cli.runner import run_to_status
 
 from polling import tool
 

@@ -8,11 +8,11 @@ import pytest
 from archive_samples import run_tool
 from nsqcli.__main__ import cli
 from nsqcli.dev_server import dev_server
-from nsqcli.exit_codes import statuses_listed
-from nsqcli.pub import command as pub
-from nsqcli.replay import command as replay
-from nsqcli.tail import command as tail
-from nsqcli.to_file import to_file
+from nsqcli.cli.exit_codes import statuses_listed
+from nsqcli.pub.command import command as pub
+from nsqcli.replay.command import command as replay
+from nsqcli.tail.command import command as tail
+from nsqcli.to_file.command import to_file
 
 
 def test_nsq_pub_oversized_record_with_failed_file_exits_3(invoke, nsqd_factory, tmp_path):

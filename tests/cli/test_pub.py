@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from nsqcli.pub import command as pub
+from nsqcli.pub.command import command as pub
 
 
 def count(nsqd, topic):
@@ -307,7 +307,7 @@ def test_lookupd_mode_learns_nsqds_limits_over_http(invoke, nsqd_factory, nsqloo
 def test_parse_nodes_shapes():
     import json as _json
 
-    from nsqcli.lookupd_nodes import Node, parse_nodes
+    from nsqcli.cli.lookupd_nodes import Node, parse_nodes
 
     v1 = {"producers": [{"broadcast_address": "h", "tcp_port": 4150, "http_port": 4151},
                         {"broadcast_address": "::1", "tcp_port": 1, "http_port": 2}]}

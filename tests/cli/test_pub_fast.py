@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from nsqcli.pub_fast import parse_simple
+from nsqcli.pub.fast import parse_simple
 
 from polling import tool
 

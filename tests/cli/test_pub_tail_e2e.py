@@ -160,7 +160,7 @@ def test_small_input_is_published_without_the_event_loop(nsqd, run_tool):
     assert result.returncode == 0, result.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.decode().splitlines()
                 if line.startswith("import time:")}
-    assert "nsqcli.pub_quick" in imported
+    assert "nsqcli.pub.quick" in imported
     assert "asyncio" not in imported and "tornado" not in imported
     assert nsqd.topic_stats("q")["message_count"] == 2
 

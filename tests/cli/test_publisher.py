@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from nsqcli.exit_codes import AddressError
-from nsqcli.publisher import FAN_OUT, Publisher, PublisherConfig
-from nsqcli.publisher_batch import Limits, Numbers, cut_batches, limit_from_error
+from nsqcli.cli.exit_codes import AddressError
+from nsqcli.publisher.engine import FAN_OUT, Publisher, PublisherConfig
+from nsqcli.publisher.batch import Limits, Numbers, cut_batches, limit_from_error
 
 from fake_publish import FakeNsqd
 

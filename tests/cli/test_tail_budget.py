@@ -4,7 +4,7 @@ RDY read late, FINs freeing slots, and several connections -- checked against a 
 import random
 from collections import deque
 
-from nsqcli.tail_budget import InFlightBudget
+from nsqcli.tail.budget import InFlightBudget
 
 
 class Clock:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from nsqcli.tail import command as tail
+from nsqcli.tail.command import command as tail
 
 from polling import wait_for
 

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from archive_samples import channel_counts, drained, read_bodies, tool, wait_for
-from nsqcli.archive_format import decode_jsonl
-from nsqcli.to_file import to_file
+from nsqcli.archive.format import decode_jsonl
+from nsqcli.to_file.command import to_file
 
 
 def to_file_args(nsqd, topic, out, *extra):

@@ -9,8 +9,8 @@ import tempfile
 import pytest
 
 from archive_samples import tool
-from nsqcli.archive_files import ArchiveError, ArchiveFile, ArchiveSettings
-from nsqcli.archive_names import compute_filename_template
+from nsqcli.archive.files import ArchiveError, ArchiveFile, ArchiveSettings
+from nsqcli.archive.names import compute_filename_template
 
 
 def run_to_file(nsqd, *args):

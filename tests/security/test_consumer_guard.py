@@ -1,4 +1,4 @@
-"""Which connection errors stop nsq-tail / nsq-to-file (nsqcli.consumer_guard), and which they
+"""Which connection errors stop nsq-tail / nsq-to-file (nsqcli.cli.consumer_guard), and which they
 keep retrying; the end-to-end behaviour is in test_hostile_server.py, test_tls.py and
 test_auth_secrets.py."""
 
@@ -9,7 +9,7 @@ import ssl
 
 import pytest
 
-from nsqcli.consumer_guard import FatalConnectionGuard, is_permanent
+from nsqcli.cli.consumer_guard import FatalConnectionGuard, is_permanent
 from nsqcli.lib.conn import ConnectError
 from nsqcli.lib.protocol.client import AuthRequiredError
 from nsqcli.lib.protocol.errors import ConnectionClosedError, NSQError, NSQTimeoutError, ProtocolError
