@@ -100,6 +100,26 @@ class CommandsMixin:
             pass
         self.close()
 
+    _done_future: "asyncio.Future[None] | None" = None  # shared by _drain_waiter()
+
+    def _drain_waiter(self) -> "asyncio.Future[None]":
+        """For Message.fin()/req(): a Future resolved once the socket took the last write, or
+        already resolved while no more than FLUSH_THRESHOLD bytes are unsent (one shared Future:
+        awaiting a finished one does not suspend). A connection that closes resolves it too:
+        the answer is lost with it and nsqd redelivers the message."""
+        stream = self.stream
+        last = self._last_write
+        if (stream is None or last is None or last.done()
+                or stream._total_write_index - stream._total_write_done_index <= FLUSH_THRESHOLD):  # noqa: SLF001
+            done = self._done_future
+            if done is None:
+                done = self._done_future = self._get_loop().create_future()
+                done.set_result(None)
+            return done
+        drained = self._get_loop().create_future()
+        last.add_done_callback(lambda _: drained.done() or drained.set_result(None))
+        return drained
+
     @property
     def write_buffer_size(self) -> int:
         """Bytes queued but not yet taken by the socket."""
