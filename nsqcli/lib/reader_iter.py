@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any, AsyncIterator, Coroutine
+from typing import TYPE_CHECKING, AsyncIterator
 
 from .message import Message
 
@@ -189,9 +189,13 @@ class MessageStream(AsyncIterator[Message]):
     def __aiter__(self) -> "MessageStream":
         return self
 
-    # not ``async def``: the awaitable must not refer to the stream (see _Ticket)
-    def __anext__(self) -> Coroutine[Any, Any, Message]:
-        return self._inbox.get(self._ticket)
+    async def __anext__(self) -> Message:
+        inbox, ticket = self._inbox, self._ticket
+        buffer = inbox.buffer
+        if buffer and ticket.open:  # the hot path: one coroutine, no suspension
+            return buffer.popleft()
+        del self  # while it waits, this frame (and a cancellation's traceback) must not keep
+        return await inbox.get(ticket)  # the stream alive: see _Ticket
 
     @property
     def closed(self) -> bool:

@@ -176,7 +176,7 @@ def test_fin_awaitable_waits_while_the_socket_holds_more_than_64_kib_unsent():
             messages = collect(conn)
             await subscribe(conn, rdy=1)
             await fake.wait_until(lambda: messages)
-            assert conn._drain_waiter().done()  # nothing backed up: nothing to wait for
+            assert conn._answered.done()  # nothing backed up: fin() has nothing to wait for
             # more than the socket buffers hold (8 KiB sent, 128 KiB nsqd's first receive buffer)
             conn.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             published = conn.publish("topic", b"x" * (1024 * 1024))

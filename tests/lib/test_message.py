@@ -141,10 +141,7 @@ class DrainingResponder(Responder):
 
     def __init__(self, done):
         super().__init__()
-        self.done = done
-
-    def _drain_waiter(self):
-        return self.done
+        self._answered = done
 
 
 def test_fin_and_req_answer_at_once_and_return_an_awaitable():
