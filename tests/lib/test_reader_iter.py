@@ -202,3 +202,28 @@ def test_a_reader_is_consumed_by_a_handler_or_by_messages_not_both():
         await nsq.close_all()
 
     run(main())
+
+
+def test_a_message_that_woke_a_cancelled_waiter_goes_to_another_stream():
+    from nsqcli.lib.message import Message
+    from nsqcli.lib.reader_iter import Inbox, MessageStream
+
+    class NoConnections:  # what Inbox needs of its Reader
+        _closing = False
+
+        def _reapply_rdy(self):
+            pass
+
+    async def main():
+        inbox = Inbox(NoConnections())
+        first, second = MessageStream(inbox), MessageStream(inbox)
+        woken = asyncio.ensure_future(anext(first))
+        other = asyncio.ensure_future(anext(second))
+        await asyncio.sleep(0)  # both wait, first in line
+        message = Message(b"0" * 16, b"body", 0, 1)
+        inbox.put(message)  # wakes the first...
+        woken.cancel()  # ...which is cancelled before it runs
+        assert await asyncio.wait_for(other, 5) is message
+        assert woken.cancelled() and not inbox.buffer
+
+    run(main())

@@ -382,3 +382,23 @@ def test_two_streams_share_the_messages_and_the_last_to_close_requeues():
             await reader.close()
 
     run(main())
+
+
+def test_a_timed_out_wait_on_a_held_stream_keeps_the_stream_open():
+    async def main():
+        async with FakeNSQD() as fake:
+            reader, _ = await iterated(fake, 3)
+            stream = reader.messages()
+            await fake.wait_for("RDY 3")
+            with pytest.raises(asyncio.TimeoutError):  # e.g. flush a partial batch on a timer
+                await asyncio.wait_for(anext(stream), 0.05)
+            assert not stream.closed
+            fake.peers[0].send_message(b"later")
+            message = await anext(stream)
+            await message.fin()
+            await fake.wait_for("FIN")
+            assert fake.transcript == ["IDENTIFY", "SUB t c", "RDY 3", f"FIN {mid(0)}"]
+            await stream.aclose()
+            await reader.close()
+
+    run(main())
