@@ -194,8 +194,10 @@ class MessageStream(AsyncIterator[Message]):
         buffer = inbox.buffer
         if buffer and ticket.open:  # the hot path: one coroutine, no suspension
             return buffer.popleft()
-        del self  # while it waits, this frame (and a cancellation's traceback) must not keep
-        return await inbox.get(ticket)  # the stream alive: see _Ticket
+        # about to wait: drop this frame's reference, so that neither the wait nor the traceback
+        # of its cancellation keeps the stream alive (leaving the loop must free it: _Ticket)
+        del self
+        return await inbox.get(ticket)
 
     @property
     def closed(self) -> bool:
@@ -217,10 +219,10 @@ class MessageStream(AsyncIterator[Message]):
             return
         loop = self._loop
         try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        try:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
             if loop is None or running is loop:
                 self._inbox.release(ticket)
             elif not loop.is_closed():  # collected in another thread: release on the loop's
