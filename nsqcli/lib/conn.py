@@ -26,7 +26,7 @@ from . import event
 from .conn_commands import CONNECTED, CONNECTING, DISCONNECTED, FLUSH_THRESHOLD, INIT, CommandsMixin
 from .conn_options import DEFAULT_MAX_REQUEUE_DELAY, DEFAULT_USER_AGENT, build_options, check_port, split_host
 from .event import EventedMixin
-from .message import Message
+from .message import ANSWERED, Message
 from .protocol import events as ev
 from .protocol.client import ClientProtocol
 from .protocol.constants import DEFAULT_MAX_RDY_COUNT
@@ -115,6 +115,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self._output_size = 0
         self._flush_handle: asyncio.Handle | None = None
         self._last_write: Any = None
+        self._answered: Any = ANSWERED  # what Message.fin()/req() return (see _flush)
         self._write_calls = 0
         self._ready_future: asyncio.Future | None = None
         self._closed_future = None

@@ -313,11 +313,16 @@ class ReaderCore:
         self.max_in_flight = max_in_flight
         self._policy.max_in_flight = max_in_flight
         self._refresh_fast_path()
+        self._reapply_rdy()
+
+    def _reapply_rdy(self) -> None:
+        """Send now the RDY that max_in_flight, backoff and :meth:`_rdy_allowed` call for (after
+        one of them changed; the periodic check would take up to ``rdy_redistribute_interval``)."""
         if self._closing:
             return
         conns = list(self.conns.values())
         window = self._backoff
-        if max_in_flight == 0:
+        if self.max_in_flight == 0 or not self._rdy_allowed():
             self._apply(self._policy.pause(conns))
         elif window.in_backoff:
             # a pause took the probe's RDY 1 away: test the waters again now (a round does that
@@ -396,6 +401,7 @@ class ReaderCore:
         registry.unregister(self)
         self._stop_timers()
         self._refresh_fast_path()
+        self._on_closing()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop running: nothing can be drained any more
@@ -405,6 +411,10 @@ class ReaderCore:
             return self._close_future
         self._close_future = loop.create_task(self._drain_and_close())
         return self._close_future
+
+    def _on_closing(self) -> None:
+        """Called once when close() starts, before anything is drained (the Reader ends its
+        message streams here)."""
 
     def _stop_timers(self) -> None:
         if self._tick_timer is not None:
