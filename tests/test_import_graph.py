@@ -126,7 +126,7 @@ def test_runtime_imports_have_no_cycle():
 
 
 @pytest.mark.parametrize("layer, forbidden", [
-    ("nsqcli.lib", ("nsqcli.cli", "nsqcli.publisher", "nsqcli.broker", "nsqcli.tail", "nsqcli.pub", "nsqcli.to_file",
+    ("nsqcli.lib", ("nsqcli.cli", "nsqcli.broker", "nsqcli.tail", "nsqcli.pub", "nsqcli.to_file",
                     "nsqcli.replay", "nsqcli.archive", "nsqcli.dev_server", "nsqcli.testing")),
     ("nsqcli.archive", ("nsqcli.broker", "nsqcli.tail", "nsqcli.pub", "nsqcli.to_file",
                         "nsqcli.replay")),

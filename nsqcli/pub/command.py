@@ -139,7 +139,7 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
                   delimiter: bytes, stdin_prefix: bytes = b"") -> ExitStatus:
     from nsqcli.cli.console import forward_library_logs
     from nsqcli.pub.records import records_from
-    from nsqcli.publisher.engine import Publisher, PublisherConfig
+    from nsqcli.lib.publisher.engine import Publisher, PublisherConfig
 
     forward_library_logs(console, demote=True)
 

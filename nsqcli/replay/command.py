@@ -114,7 +114,7 @@ async def run_replay(config: Any, params: dict[str, Any], settings: Any, console
             raise UsageError("no nsqd found: the nsqlookupds list no nodes (give --nsqd-tcp-address)")
 
     def make_publisher(topic: str, on_acknowledged: Any) -> Any:
-        from nsqcli.publisher.engine import Publisher, PublisherConfig
+        from nsqcli.lib.publisher.engine import Publisher, PublisherConfig
 
         publisher_config = PublisherConfig(
             topic=topic, addresses=addresses, mode=params["mode"], conn_kwargs=settings.conn_kwargs,

@@ -2,7 +2,7 @@
 
 Files are read in order, chunk by chunk (:mod:`nsqcli.archive.reader`); records already
 acknowledged according to the checkpoint are skipped; the rest go to one
-:class:`~nsqcli.publisher.engine.Publisher` per target topic (the engine nsq-pub uses: MPUB batches,
+:class:`~nsqcli.lib.publisher.engine.Publisher` per target topic (the engine nsq-pub uses: MPUB batches,
 several in flight). Every batch nsqd acknowledges is mapped back to its file and record numbers
 and recorded in the checkpoint, which is saved at most once per event-loop iteration.
 """

@@ -148,7 +148,7 @@ def test_original_timing_scales_gaps():
 def test_topic_sink_maps_acks_to_files_and_forgets_finished_segments():
     import asyncio
 
-    from nsqcli.publisher.batch import Numbers
+    from nsqcli.lib.publisher.batch import Numbers
     from nsqcli.replay.engine import FileState, TopicSink
 
     class Publisher:

@@ -1,4 +1,4 @@
-"""The retry timeout of :class:`nsqcli.publisher.engine.Publisher`: when to stop resending.
+"""The retry timeout of :class:`nsqcli.lib.publisher.engine.Publisher`: when to stop resending.
 
 A periodic check (a loop timer, no task) gives up on an nsqd that stayed unreachable for
 ``retry_timeout`` (fan-out: that nsqd's share; round-robin: everything, once no nsqd is left) and
@@ -11,10 +11,10 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from nsqcli.cli.exit_codes import ExitStatus, ToolError
-from nsqcli.publisher.config import FAN_OUT
+from nsqcli.lib.publisher.config import FAN_OUT
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nsqcli.publisher.conn import Destination
+    from nsqcli.lib.publisher.conn import Destination
 
 UNACKED = ExitStatus.NOT_ACKNOWLEDGED
 

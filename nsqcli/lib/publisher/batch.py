@@ -1,4 +1,4 @@
-"""Batches for :mod:`nsqcli.publisher.engine`: records cut into MPUB commands within nsqd's limits.
+"""Batches for :mod:`nsqcli.lib.publisher.engine`: records cut into MPUB commands within nsqd's limits.
 
 Pure (no I/O): cutting a run of records into batches by count and MPUB body bytes, encoding
 MPUB/DPUB commands with the protocol core, record numbering, and reading nsqd's size limits out

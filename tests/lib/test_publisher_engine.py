@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from nsqcli.cli.exit_codes import AddressError
-from nsqcli.publisher.engine import FAN_OUT, Publisher, PublisherConfig
-from nsqcli.publisher.batch import Limits, Numbers, cut_batches, limit_from_error
+from nsqcli.lib.publisher.engine import FAN_OUT, Publisher, PublisherConfig
+from nsqcli.lib.publisher.batch import Limits, Numbers, cut_batches, limit_from_error
 
 from fake_publish import FakeNsqd
 

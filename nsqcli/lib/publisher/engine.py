@@ -32,14 +32,14 @@ from typing import Any, Awaitable, Callable
 
 from nsqcli.cli.exit_codes import AddressError, ToolError, error_text
 from nsqcli.lib.protocol.errors import LocalProtocolError
-from nsqcli.publisher.batch import (
+from nsqcli.lib.publisher.batch import (
     Batch, Limits, Numbers, cut_batches, encode_batch, join_numbers, limit_from_error, oversized_error,
     split_oversized,
 )
-from nsqcli.publisher.conn import Destination, connect_nsqd
-from nsqcli.publisher.retry import RetryTimeouts
+from nsqcli.lib.publisher.conn import Destination, connect_nsqd
+from nsqcli.lib.publisher.retry import RetryTimeouts
 
-from nsqcli.publisher.config import FAN_OUT, ROUND_ROBIN, PublisherConfig, PublishReport
+from nsqcli.lib.publisher.config import FAN_OUT, ROUND_ROBIN, PublisherConfig, PublishReport
 
 __all__ = ["FAN_OUT", "ROUND_ROBIN", "Publisher", "PublisherConfig", "PublishReport"]
 ConnectFunc = Callable[[str, dict, float], Awaitable[Any]]

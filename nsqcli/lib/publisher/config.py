@@ -1,4 +1,4 @@
-"""Configuration and result of :class:`nsqcli.publisher.engine.Publisher`."""
+"""Configuration and result of :class:`nsqcli.lib.publisher.engine.Publisher`."""
 
 from __future__ import annotations
 

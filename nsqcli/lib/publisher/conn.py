@@ -1,6 +1,6 @@
 """One nsqd the publisher sends to: its connection, in-flight window, reconnect loop.
 
-Results go back to the owning :class:`nsqcli.publisher.engine.Publisher` through four calls:
+Results go back to the owning :class:`nsqcli.lib.publisher.engine.Publisher` through four calls:
 ``batch_acknowledged``, ``batch_rejected`` (nsqd answered ``E_*``), ``batch_lost`` (the
 connection died first) and ``connection_up``.
 """
@@ -17,8 +17,8 @@ from nsqcli.cli.exit_codes import error_text
 from nsqcli.cli.values import split_host_port
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nsqcli.publisher.engine import Publisher
-    from nsqcli.publisher.batch import Batch
+    from nsqcli.lib.publisher.engine import Publisher
+    from nsqcli.lib.publisher.batch import Batch
 
 RECONNECT_FIRST_DELAY = 0.05
 RECONNECT_MAX_DELAY = 1.0
