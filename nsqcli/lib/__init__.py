@@ -15,6 +15,13 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Reader": "reader",
     "Writer": "writer",
+    "Publisher": "publisher",
+    "PublishReport": "publisher",
+    "PublishError": "publisher",
+    "NsqdUnreachableError": "publisher",
+    "NsqdRefusedError": "publisher",
+    "RecordTooLargeError": "publisher",
+    "RetryTimeoutError": "publisher",
     "LegacyReader": "legacy_reader",
     "run": "run_loop",
     "close_all": "run_loop",
@@ -54,6 +61,9 @@ __all__ = [
     "AsyncConn", "unpack_response", "decode_message", "identify", "subscribe", "ready", "finish",
     "touch", "requeue", "nop", "pub", "mpub", "valid_topic_name", "valid_channel_name",
     "FRAME_TYPE_RESPONSE", "FRAME_TYPE_ERROR", "FRAME_TYPE_MESSAGE",
+    # beyond pynsq: the bulk publisher
+    "Publisher", "PublishReport", "PublishError", "NsqdUnreachableError", "NsqdRefusedError",
+    "RecordTooLargeError", "RetryTimeoutError",
 ]
 
 
@@ -81,6 +91,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         FRAME_TYPE_ERROR, FRAME_TYPE_MESSAGE, FRAME_TYPE_RESPONSE, auth, cls, dpub, finish,
         identify, mpub, nop, pub, ready, requeue, subscribe, touch, unpack_response,
         valid_channel_name, valid_topic_name,
+    )
+    from .publisher import (
+        NsqdRefusedError, NsqdUnreachableError, PublishError, PublishReport, Publisher,
+        RecordTooLargeError, RetryTimeoutError,
     )
     from .reader import Reader
     from .run_loop import close_all, run

@@ -13,7 +13,6 @@ from itertools import accumulate
 from struct import Struct
 from typing import Iterator, Sequence
 
-from nsqcli.cli.exit_codes import ExitStatus, ToolError
 from nsqcli.lib.protocol import commands
 from nsqcli.lib.protocol.constants import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_MSG_SIZE
 
@@ -23,7 +22,7 @@ MPUB_BODY_HEADER = 4  # the int32 count
 
 __all__ = [
     "Batch", "Limits", "Numbers", "cut_batches", "encode_batch", "join_numbers", "limit_from_error",
-    "oversized_error", "split_oversized",
+    "split_oversized",
 ]
 
 
@@ -46,6 +45,19 @@ class Numbers:
 
     def all(self, count: int) -> list[int]:
         return list(range(self.first, self.first + count)) if self.listed is None else list(self.listed)
+
+    def sequence(self, count: int) -> Sequence[int]:
+        """The numbers as handed to the publisher's callbacks: a range when contiguous."""
+        return range(self.first, self.first + count) if self.listed is None else self.listed
+
+    def append(self, number: int, count: int) -> None:
+        """Add ``number`` after the ``count`` numbers held (staying contiguous when it follows)."""
+        if self.listed is None:
+            if self.first + count == number or count == 0:
+                self.first = number - count
+                return
+            self.listed = self.all(count)
+        self.listed.append(number)
 
 
 class Limits:
@@ -161,7 +173,8 @@ def cut_batches(records: Sequence[bytes], limits: Limits) -> Iterator[tuple[int,
 
 
 def join_numbers(first: Numbers, first_count: int, second: Numbers, total: int) -> Numbers:
-    """Numbers of two runs joined; stays contiguous (no list) in the common case."""
+    """Numbers of two runs joined (``total`` records in all); stays contiguous (no list) in the
+    common case."""
     if first.listed is None and second.listed is None and first.first + first_count == second.first:
         return Numbers(first.first)
     return Numbers(0, first.all(first_count) + second.all(total - first_count))
@@ -181,15 +194,6 @@ def split_oversized(
             kept.append(record)
             kept_numbers.append(numbers.at(index))
     return kept, kept_numbers, oversized
-
-
-def oversized_error(number: int, size: int, limit: int) -> ToolError:
-    """The tool ran, but this record (and what could not follow it) was not acknowledged:
-    exit status 3, as the "N of M records were not acknowledged" line that follows says."""
-    return ToolError(
-        f"record {number} is {size} bytes, larger than nsqd's max-msg-size {limit} "
-        "(use --skip-oversized to skip such records)", ExitStatus.NOT_ACKNOWLEDGED,
-    )
 
 
 _LIMIT = re.compile(r">\s*(\d+)\s*$")
