@@ -458,3 +458,22 @@ def test_records_topping_up_a_partial_batch_after_an_empty_one_keep_their_number
     assert (report.given_up, report.skipped_empty, report.acknowledged) == (14, 1, 0)
     assert [n for n, _ in report.failed] == list(range(1, 12)) + [13, 14, 15]
     assert [r for _, r in report.failed][10:] == [b"a", b"b", b"c", b"d"]
+
+
+@pytest.mark.parametrize("records", [[b"x"], [b"a", b"bc", b"\n" * 300], [b"%d" % i for i in range(1000)]])
+def test_the_fast_mpub_body_is_the_protocol_cores(records):
+    from nsqcli.lib.protocol.commands import mpub_body as checked_mpub_body
+    from nsqcli.lib.publisher.batch import mpub_body
+
+    assert mpub_body(records) == checked_mpub_body(records)
+
+
+def test_limits_derive_the_batch_targets_again_when_a_limit_is_learned():
+    limits = Limits(batch_count=1000, batch_bytes=256 * 1024)
+    assert (limits.max_count, limits.body_budget, limits.msg_limit) == (1000, 256 * 1024, 1 << 62)
+    limits.max_body_size = 104
+    assert (limits.max_count, limits.body_budget) == (20, 100)
+    limits.batch_count = 0
+    assert limits.max_count == 1
+    assert limits.learn_msg_size(50) and limits.msg_limit == 50
+    assert not limits.learn_msg_size(60) and limits.msg_limit == 50

@@ -192,7 +192,8 @@ class Publisher:
         nsqd), not when nsqd acknowledged them. Once the publisher :attr:`stopped`, the
         records are given up at once (``on_given_up``), never sent.
         """
-        await self._ensure_started()
+        if not self._started or self._closed:
+            await self.start()
         if isinstance(bodies, _BODY_TYPES):
             number = await self._engine.publish_one(_as_body(bodies))
             return range(number, number + 1)
@@ -210,11 +211,16 @@ class Publisher:
         """
         if isinstance(source, _BODY_TYPES):
             raise TypeError("publish_all() takes an iterable of bodies; publish() takes one body")
-        await self._ensure_started()
+        if not self._started or self._closed:
+            await self.start()
         engine = self._engine
         if isinstance(source, AsyncIterable):
+            publish_one = engine.publish_one
             async for item in source:
-                await self._publish_item(item)
+                if type(item) is bytes:  # the common case, without a further coroutine
+                    await publish_one(item)
+                else:
+                    await self._publish_item(item)
                 if engine.stopped:
                     break
         else:
@@ -237,7 +243,3 @@ class Publisher:
             await self._engine.publish_one(_as_body(item))
         else:
             await self._engine.publish(_as_bodies(item))
-
-    async def _ensure_started(self) -> None:
-        if not self._started or self._closed:
-            await self.start()

@@ -22,7 +22,7 @@ MPUB_BODY_HEADER = 4  # the int32 count
 
 __all__ = [
     "Batch", "Limits", "Numbers", "cut_batches", "encode_batch", "join_numbers", "limit_from_error",
-    "split_oversized",
+    "mpub_body", "split_oversized",
 ]
 
 
@@ -61,7 +61,11 @@ class Numbers:
 
 
 class Limits:
-    """nsqd's size limits as far as they are known, and the batch targets derived from them."""
+    """nsqd's size limits as far as they are known, and the batch targets derived from them.
+
+    The derived values (``msg_limit``, ``body_budget``, ``max_count``) are plain attributes,
+    recomputed whenever a limit changes: they are read once per record.
+    """
 
     def __init__(
         self,
@@ -74,31 +78,45 @@ class Limits:
         # nsqd does not announce max-msg-size: until it is configured or learned from an
         # E_BAD_MESSAGE, records are not refused client-side (nsqd may allow more than 1 MiB)
         self.msg_size_known = bool(max_msg_size)
-        self.max_body_size = max_body_size or DEFAULT_MAX_BODY_SIZE
-        self.batch_count = max(1, batch_count)
+        self._max_body_size = max_body_size or DEFAULT_MAX_BODY_SIZE
+        self._batch_count = max(1, batch_count)
         self.batch_bytes = max(1, batch_bytes)
+        self._derive()
+
+    def _derive(self) -> None:
+        #: the record size checked client-side: the known max-msg-size, else no limit
+        self.msg_limit = self.max_msg_size if self.msg_size_known else 1 << 62
+        #: most record bytes (with their length prefixes) one MPUB may carry
+        self.body_budget = min(self.batch_bytes, self._max_body_size - MPUB_BODY_HEADER)
+        #: most records per MPUB; nsqd: count must be <= (max-body-size - 4) / 5
+        self.max_count = max(1, min(self._batch_count,
+                                    (self._max_body_size - MPUB_BODY_HEADER) // 5))
 
     @property
-    def msg_limit(self) -> int:
-        """The record size checked client-side: the known max-msg-size, else no limit."""
-        return self.max_msg_size if self.msg_size_known else 1 << 62
+    def max_body_size(self) -> int:
+        return self._max_body_size
+
+    @max_body_size.setter
+    def max_body_size(self, value: int) -> None:
+        self._max_body_size = value
+        self._derive()
+
+    @property
+    def batch_count(self) -> int:
+        return self._batch_count
+
+    @batch_count.setter
+    def batch_count(self, value: int) -> None:
+        self._batch_count = max(1, value)
+        self._derive()
 
     def learn_msg_size(self, limit: int) -> bool:
         """Take nsqd's stated max-msg-size; False when it teaches nothing new."""
         if self.msg_size_known and limit >= self.max_msg_size:
             return False
         self.max_msg_size, self.msg_size_known = limit, True
+        self._derive()
         return True
-
-    @property
-    def body_budget(self) -> int:
-        """Most record bytes (with their length prefixes) one MPUB may carry."""
-        return min(self.batch_bytes, self.max_body_size - MPUB_BODY_HEADER)
-
-    @property
-    def max_count(self) -> int:
-        # nsqd: count must be <= (max-body-size - 4) / 5
-        return max(1, min(self.batch_count, (self.max_body_size - MPUB_BODY_HEADER) // 5))
 
 
 class Batch:
@@ -143,9 +161,18 @@ class Batch:
         return f"<Batch records={self.count} first={self.numbers.at(0) if self.count else 0}>"
 
 
+def mpub_body(records: list[bytes]) -> bytes:
+    """:func:`commands.mpub_body` for records known to be non-empty bytes: the length prefixes
+    and the records are interleaved by C loops (twice as fast, once per record)."""
+    parts = [b""] * (2 * len(records))
+    parts[0::2] = map(_pack_int32, map(len, records))
+    parts[1::2] = records
+    return _pack_int32(len(records)) + b"".join(parts)
+
+
 def encode_batch(topic: bytes, records: list[bytes], numbers: Numbers, defer_ms: int | None) -> Batch:
     if defer_ms is None:
-        body = commands.mpub_body(records)
+        body = mpub_body(records)
         command = b"MPUB " + topic + b"\n" + _pack_int32(len(body)) + body
         return Batch(len(records), numbers, [command], len(command))
     cmds = [commands.dpub(topic, defer_ms, record) for record in records]
