@@ -182,6 +182,11 @@ def test_an_unreachable_nsqd_at_start_names_the_address_and_the_cause():
         with pytest.raises(NsqdUnreachableError) as info:
             async with nsq.Publisher("t", address, connect_timeout=2):
                 pass
+        publisher = nsq.Publisher("t", address, connect_timeout=2)
+        with pytest.raises(NsqdUnreachableError):
+            await publisher.publish(b"x")  # publish() starts it
+        with pytest.raises(RuntimeError, match="failed to start"):
+            await publisher.publish(b"x")  # never a publisher that waits for nothing
         return info.value
 
     error = run(main())

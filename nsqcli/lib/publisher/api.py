@@ -150,10 +150,14 @@ class Publisher:
         """Connect to the nsqds: round-robin needs one of them, fan-out every one; otherwise
         :class:`NsqdUnreachableError`. The others are retried in the background."""
         if self._closed:
-            raise RuntimeError("this Publisher is closed")
+            raise RuntimeError("this Publisher is closed (or failed to start): make a new one")
         if not self._started:
             self._started = True
-            await self._engine.start()
+            try:
+                await self._engine.start()
+            except BaseException:
+                self._closed = True  # its connections are shut: it cannot publish
+                raise
 
     async def flush(self) -> PublishReport:
         """Send what is buffered and wait until every record handed in was acknowledged or
