@@ -3,7 +3,8 @@
 Decorators (apply to a click command; each adds its options to the command's keyword arguments):
 
 * :func:`connection_options` — ``--nsqd-tcp-address`` / ``--lookupd-http-address`` (repeatable;
-  env ``NSQD_TCP_ADDRESS`` / ``NSQLOOKUPD_HTTP_ADDRESS``, comma-separated)
+  env ``NSQD_TCP_ADDRESS`` / ``NSQLOOKUPD_HTTP_ADDRESS``, comma-separated);
+  :func:`http_connection_options` the same with ``--nsqd-http-address`` (``NSQD_HTTP_ADDRESS``)
 * :func:`tls_options` — ``--tls --tls-ca-file --tls-cert --tls-key --tls-insecure-skip-verify``
 * :func:`compression_options` — ``--snappy --deflate --deflate-level``
 * :func:`auth_options` — ``--auth-secret`` (env ``NSQ_AUTH_SECRET``) / ``--auth-secret-file``
@@ -28,7 +29,8 @@ from nsqcli import __version__
 from nsqcli.cli.client_options import CONSUMER, IGNORED, PRODUCER, empty_result, ignored_names
 from nsqcli.cli.client_options import parse_client_options, valid_names
 from nsqcli.cli.console import DEBUG, NORMAL, QUIET, VERBOSE, Console
-from nsqcli.cli.values import DEFAULT_NSQD_TCP_ADDRESS, parse_delimiter, parse_duration, parse_http_address
+from nsqcli.cli.values import DEFAULT_NSQD_HTTP_ADDRESS, DEFAULT_NSQD_TCP_ADDRESS, parse_delimiter
+from nsqcli.cli.values import parse_duration, parse_http_address
 from nsqcli.cli.values import parse_tcp_address, user_agent  # noqa: F401 - user_agent: the tools import it here
 F = Callable[..., Any]
 
@@ -80,7 +82,16 @@ def _rate_flag(text: str) -> float | None:
     return rate or None
 
 
+def _positive_duration_flag(text: str) -> float:
+    """A period or timeout: zero would mean "no wait" or "no time", which no such flag allows."""
+    seconds = parse_duration(text)
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be positive")
+    return seconds
+
+
 DURATION = _ValueType("duration", _duration_flag)
+POSITIVE_DURATION = _ValueType("duration", _positive_duration_flag)
 DELIMITER = _ValueType("bytes", parse_delimiter)
 RATE = _ValueType("rate", _rate_flag)
 
@@ -115,6 +126,12 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+lookupd_http_option = click.option(
+    "--lookupd-http-address", multiple=True, metavar="HOST:PORT", envvar="NSQLOOKUPD_HTTP_ADDRESS",
+    type=AddressList("host:port", str), callback=_addresses(parse_http_address),
+    help="nsqlookupd HTTP address (repeatable; env NSQLOOKUPD_HTTP_ADDRESS, comma-separated).",
+)
+
 connection_options = _stack(
     click.option(
         "--nsqd-tcp-address", multiple=True, metavar="HOST:PORT", envvar="NSQD_TCP_ADDRESS",
@@ -123,11 +140,19 @@ connection_options = _stack(
         help="nsqd TCP address (repeatable; env NSQD_TCP_ADDRESS, comma-separated). "
         f"Default {DEFAULT_NSQD_TCP_ADDRESS} when no lookupd is given.",
     ),
+    lookupd_http_option,
+)
+
+#: the tools that read nsqd's HTTP API (nsq-stat): --nsqd-http-address and --lookupd-http-address
+http_connection_options = _stack(
     click.option(
-        "--lookupd-http-address", multiple=True, metavar="HOST:PORT", envvar="NSQLOOKUPD_HTTP_ADDRESS",
-        type=AddressList("host:port", str), callback=_addresses(parse_http_address),
-        help="nsqlookupd HTTP address (repeatable; env NSQLOOKUPD_HTTP_ADDRESS, comma-separated).",
+        "--nsqd-http-address", multiple=True, metavar="HOST:PORT", envvar="NSQD_HTTP_ADDRESS",
+        type=AddressList("host:port", str),
+        callback=_addresses(lambda v: parse_http_address(v, "nsqd HTTP address")),
+        help="nsqd HTTP address (repeatable; env NSQD_HTTP_ADDRESS, comma-separated). "
+        f"Default {DEFAULT_NSQD_HTTP_ADDRESS} when no lookupd is given.",
     ),
+    lookupd_http_option,
 )
 
 tls_options = _stack(
