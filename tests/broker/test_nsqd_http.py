@@ -156,7 +156,7 @@ def test_stats_filters_and_options(nsqd):
     assert [t["topic_name"] for t in only] == ["f1"]
     assert [c["channel_name"] for c in only[0]["channels"]] == ["a", "b"]
     assert [c["channel_name"] for c in nsqd.stats("f1", "b")["topics"][0]["channels"]] == ["b"]
-    assert nsqd.stats(topic="missing")["topics"] == []
+    assert nsqd.stats(topic="missing")["topics"] is None  # nsqd: a nil slice
     lean = nsqd.http_json("GET", "/stats", {"format": "json", "include_clients": "false",
                                             "include_mem": "false"})
     assert "memory" not in lean

@@ -56,10 +56,13 @@ def topic_stats(topic: "Topic", channel_name: str, include_clients: bool) -> dic
 
 
 def get_stats(nsqd: "NSQD", topic_name: str = "", channel_name: str = "",
-              include_clients: bool = True) -> list[dict[str, Any]]:
+              include_clients: bool = True) -> list[dict[str, Any]] | None:
+    """The topics' stats; None (JSON null, as nsqd's nil slice) for a topic nsqd does not have."""
     if topic_name:
         topic = nsqd.topics.get(topic_name)
-        topics = [topic] if topic is not None else []
+        if topic is None:
+            return None
+        topics = [topic]
     else:
         topics = [nsqd.topics[name] for name in sorted(nsqd.topics)]
     out = []
@@ -94,7 +97,8 @@ def stats_json(nsqd: "NSQD", topic: str, channel: str, include_clients: bool,
     }
     if include_mem:
         out["memory"] = memory_stats()
-    out["producers"] = producer_stats(nsqd)
+    # nsqd's producer list is a nil slice (null) without include_clients or producers
+    out["producers"] = (producer_stats(nsqd) if include_clients else None) or None
     return out
 
 
@@ -121,7 +125,7 @@ def stats_text(nsqd: "NSQD", topic: str, channel: str, include_clients: bool,
         lines += ["", "Memory:"] + [f"   {k:<25}\t{v}" for k, v in data["memory"].items()]
     out = "\n".join(lines) + "\n"
     out += "\nTopics: None\n" if not data["topics"] else "\nTopics:"
-    for t in data["topics"]:
+    for t in data["topics"] or []:
         prefix = "*P " if t["paused"] else "   "
         out += (f"\n{prefix}[{t['topic_name']:<15}] depth: {t['depth']:<5} be-depth: "
                 f"{t['backend_depth']:<5} msgs: {t['message_count']:<8} e2e%: \n")
