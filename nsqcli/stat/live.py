@@ -47,19 +47,27 @@ def _fit(text: str, width: int) -> str:
     return text[:width - 1 - tail] + "…" + text[len(text) - tail:]
 
 
-def _name(row: Row, per_nsqd: bool, width: int) -> Any:
-    """The name cell in ``width`` columns: a bold topic, or an indented channel; then the
-    nsqd (--per-nsqd) and the paused marker, which the name gives way to."""
+_SHORT_PAUSED = " P"  # the paused marker when " paused" would leave the name too little room
+
+
+def _name(row: Row, per_nsqd: bool, width: int, under_topic: bool = True) -> Any:
+    """The name cell in ``width`` columns: a bold topic, or a channel (indented under its
+    topic's row, else ``topic/channel``); then the nsqd (--per-nsqd) and the paused marker,
+    which the name gives way to."""
     from rich.text import Text
 
-    label = row.topic if row.channel is None else row.channel
+    if row.channel is None:
+        label, indent = row.topic, ""
+    else:
+        label, indent = (row.channel, "  ") if under_topic else (f"{row.topic}/{row.channel}", "")
     if per_nsqd and row.nsqd:
         label += f" @{row.nsqd}"
-    indent = "" if row.channel is None else "  "
     marker = ""
     if row.paused_on:
         paused = paused_text(row)
         marker = " paused" + ("" if paused == "yes" else f" {paused}")
+        if len(indent + label + marker) > width and width - len(indent + marker) < 8:
+            marker = _SHORT_PAUSED
     label = _fit(label, max(1, width - len(indent) - len(marker)))
     text = Text(indent + label, style="bold" if row.channel is None else "")
     text.append(marker, style="bold yellow")
@@ -99,7 +107,7 @@ _NAME_MIN = 12
 def _layout(report: Report, per_nsqd: bool, width: int) -> tuple[int, list[tuple[str, int, Any]]]:
     """(width of the names, the number columns shown) for a terminal ``width`` wide."""
     columns = list(_COLUMNS)
-    longest = max((len(_name(row, per_nsqd, 1000)) for row in report.rows), default=8)
+    longest = max((len(_name(row, per_nsqd, 1000, False)) for row in report.rows), default=8)
 
     def left() -> int:  # one space between columns
         return width - sum(column[1] for column in columns) - len(columns)
@@ -130,11 +138,16 @@ def table(report: Report, interval: float, per_nsqd: bool = False, empty: str = 
     grid.add_column("topic/channel", no_wrap=True, overflow="ellipsis", width=name_width)
     for header, column_width, _ in columns:
         grid.add_column(header, justify="right", no_wrap=True, min_width=column_width)
-    for row in report.rows:
-        grid.add_row(_name(row, per_nsqd, name_width), *(cell(row) for _, _, cell in columns))
+    names = []
+    for index, row in enumerate(report.rows):
+        under_topic = index > 0 and report.rows[index - 1].topic == row.topic
+        names.append(_name(row, per_nsqd, name_width, under_topic))
+        grid.add_row(names[-1], *(cell(row) for _, _, cell in columns))
     parts: list[Any] = [title, grid]
     if not report.rows:
         parts.append(Text(empty or "no topics", style="dim"))
+    if any(name.plain.endswith(_SHORT_PAUSED) for name in names):
+        parts.append(Text.assemble(("P", "bold yellow"), " paused"))
     for daemon, states in (("nsqd", report.nsqds), ("nsqlookupd", report.lookupds)):
         for address, error in states:
             if error is not None:
