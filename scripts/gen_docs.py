@@ -27,7 +27,8 @@ from nsqcli.__main__ import TOOLS, cli, load_tool  # noqa: E402
 from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
 
 # standalone script name -> umbrella subcommand
-SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay"}
+SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay",
+           "nsq-stat": "stat"}
 
 EXIT_STATUS_TEXT = {
     ExitStatus.SUCCESS: "success (nsq-pub/nsq-replay: every record was acknowledged by nsqd)",
@@ -36,6 +37,16 @@ EXIT_STATUS_TEXT = {
     ExitStatus.NOT_ACKNOWLEDGED: "some records were not acknowledged by nsqd (the count is "
     "printed; --failed-file holds them)",
     ExitStatus.INTERRUPTED: "interrupted by SIGINT or SIGTERM (after a graceful drain)",
+}
+
+#: where a tool's statuses mean more than the table says
+TOOL_EXIT_STATUS_TEXT = {
+    "nsq-stat": {
+        ExitStatus.SUCCESS: "success, also when stopped by SIGINT (Ctrl-C) or SIGTERM: stopping is "
+        "how a live view ends",
+        ExitStatus.ERROR: "with --count, no poll got an answer from any nsqd (or every nsqlookupd "
+        "failed); or writing to stdout failed",
+    },
 }
 
 
@@ -89,6 +100,18 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("Check an archive from standard input without publishing:",
          "zcat old.log.gz | nsq-replay - --topic events --dry-run"),
     ],
+    "nsq-stat": [
+        ("Watch every topic and channel of the nsqds that nsqlookupd knows, redrawn every 2 "
+         "seconds (Ctrl-C exits 0):", "nsq-stat --lookupd-http-address 127.0.0.1:4161"),
+        ("Five plain rows for one channel, a second apart:",
+         "nsq-stat --topic events --channel audit --count 5 --interval 1s"),
+        ("The depth of every channel, from one poll in JSON:",
+         "nsq-stat --json --count 1 | jq -r '.rows[] | select(.channel) | "
+         "\"\\(.topic)/\\(.channel) \\(.depth)\"'"),
+        ("A command line written for Go's nsq_stat:",
+         "nsq-stat -topic=events -channel=audit -nsqd-http-address=127.0.0.1:4151 -interval=5s "
+         "-count=3"),
+    ],
     "nsqcli": [
         ("Start the embedded nsqd and nsqlookupd in the background:", "nsqcli dev-server &"),
         ("The tools as subcommands (the same options as nsq-tail, nsq-pub, ...):",
@@ -114,6 +137,11 @@ GO_APPS = {
     "one is published whole.",
     "nsq-to-file": "Takes every flag of Go's nsq_to_file; -log-level debug, info, warn, "
     "error and fatal are -vv, -v, the default, -q and -q.",
+    "nsq-stat": "Takes every flag of Go's nsq_stat. -topic and -channel are optional (without "
+    "them, the whole cluster); -nsqd-http-address and -lookupd-http-address may be given "
+    "together, and as URLs. -count N polls N times and prints each poll, the first without "
+    "rates (nsq_stat polls N+1 times and prints N). The out rate counts messages finished; "
+    "nsq_stat's egress also counts those delivered and still in flight.",
 }
 
 GO_SYNTAX = (
@@ -217,8 +245,9 @@ def render_man(prog: str, command: click.Command) -> str:
         out += [_roff(GO_APPS[prog]), ".PP"]
     out.append(_roff(GO_SYNTAX))
     out.append(".SH EXIT STATUS")
+    meanings = {**EXIT_STATUS_TEXT, **TOOL_EXIT_STATUS_TEXT.get(prog, {})}
     for status in statuses_listed(command.epilog) or list(EXIT_STATUS_TEXT):  # what it returns
-        out += [".TP", f"\\fB{int(status)}\\fR", _roff(EXIT_STATUS_TEXT[status])]
+        out += [".TP", f"\\fB{int(status)}\\fR", _roff(meanings[status])]
     out.append(".SH EXAMPLES")
     for what, line in EXAMPLES[prog]:
         out += [".PP", _roff(what), ".PP", ".RS 4", ".nf", _roff(line), ".fi", ".RE"]

@@ -50,11 +50,11 @@ EPILOG = exit_status_help(
               show_default=True, help="Time allowed for a whole request to an nsqd or nsqlookupd.")
 @output_options
 def command(**params: Any) -> None:
-    """Show depth, in-flight, deferred, requeued, timed-out and message counts, rates in and
-    out, clients and paused state of every topic and channel of an NSQ cluster, polled from
-    each nsqd's /stats every --interval and summed over nsqds (--per-nsqd: one row each).
+    """A live view of an NSQ cluster: depth, in flight, deferred, requeued, timed out,
+    messages, rates, clients and paused state of every topic and channel.
 
-    The nsqds are those given with --nsqd-http-address and those every --lookupd-http-address
+    Polled from each nsqd's /stats every --interval and summed over nsqds (--per-nsqd: one
+    row each). The nsqds are those given with --nsqd-http-address and those every --lookupd-http-address
     lists, asked again at each poll (default: 127.0.0.1:4151). An nsqd that does not answer is
     shown down, and stays in the view once seen. --topic and --channel narrow the view; rows
     are sorted by depth, topics with their channels.
