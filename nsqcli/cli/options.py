@@ -126,32 +126,30 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-lookupd_http_option = click.option(
-    "--lookupd-http-address", multiple=True, metavar="HOST:PORT", envvar="NSQLOOKUPD_HTTP_ADDRESS",
-    type=AddressList("host:port", str), callback=_addresses(parse_http_address),
-    help="nsqlookupd HTTP address (repeatable; env NSQLOOKUPD_HTTP_ADDRESS, comma-separated).",
-)
+def _address_option(flag: str, envvar: str, parse: Callable[[str], str], what: str,
+                    default: str | None = None) -> Callable[[F], F]:
+    """A repeatable address option; each value (flag or env) may hold several, comma-separated."""
+    default_help = f" Default {default} when no lookupd is given." if default else ""
+    return click.option(flag, multiple=True, metavar="HOST:PORT", envvar=envvar,
+                        type=AddressList("host:port", str), callback=_addresses(parse),
+                        help=f"{what} (repeatable; env {envvar}, comma-separated).{default_help}")
+
+
+lookupd_http_option = _address_option("--lookupd-http-address", "NSQLOOKUPD_HTTP_ADDRESS",
+                                      parse_http_address, "nsqlookupd HTTP address")
 
 connection_options = _stack(
-    click.option(
-        "--nsqd-tcp-address", multiple=True, metavar="HOST:PORT", envvar="NSQD_TCP_ADDRESS",
-        type=AddressList("host:port", str),
-        callback=_addresses(lambda v: parse_tcp_address(v, "nsqd TCP address")),
-        help="nsqd TCP address (repeatable; env NSQD_TCP_ADDRESS, comma-separated). "
-        f"Default {DEFAULT_NSQD_TCP_ADDRESS} when no lookupd is given.",
-    ),
+    _address_option("--nsqd-tcp-address", "NSQD_TCP_ADDRESS",
+                    lambda v: parse_tcp_address(v, "nsqd TCP address"), "nsqd TCP address",
+                    DEFAULT_NSQD_TCP_ADDRESS),
     lookupd_http_option,
 )
 
 #: the tools that read nsqd's HTTP API (nsq-stat): --nsqd-http-address and --lookupd-http-address
 http_connection_options = _stack(
-    click.option(
-        "--nsqd-http-address", multiple=True, metavar="HOST:PORT", envvar="NSQD_HTTP_ADDRESS",
-        type=AddressList("host:port", str),
-        callback=_addresses(lambda v: parse_http_address(v, "nsqd HTTP address")),
-        help="nsqd HTTP address (repeatable; env NSQD_HTTP_ADDRESS, comma-separated). "
-        f"Default {DEFAULT_NSQD_HTTP_ADDRESS} when no lookupd is given.",
-    ),
+    _address_option("--nsqd-http-address", "NSQD_HTTP_ADDRESS",
+                    lambda v: parse_http_address(v, "nsqd HTTP address"), "nsqd HTTP address",
+                    DEFAULT_NSQD_HTTP_ADDRESS),
     lookupd_http_option,
 )
 
