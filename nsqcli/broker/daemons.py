@@ -33,6 +33,7 @@ _NSQD_VALUE_FLAGS = {
     "max_deflate_level": "--max-deflate-level",
     "max_channel_consumers": "--max-channel-consumers",
     "mem_queue_size": "--mem-queue-size",
+    "queue_scan_selection_count": "--queue-scan-selection-count",
 }
 _NSQD_DURATION_FLAGS = {
     "msg_timeout_ms": "--msg-timeout",
@@ -49,7 +50,8 @@ _NSQD_LIST_FLAGS = {
     "lookupd_tcp_addresses": "--lookupd-tcp-address",
 }
 # Embedded-only tuning knobs: they change timing, not behaviour, so real mode leaves them out.
-_NSQD_EMBEDDED_ONLY = frozenset({"queue_scan_interval_ms", "lookupd_ping_interval_ms"})
+_NSQD_EMBEDDED_ONLY = frozenset({"queue_scan_interval_ms", "queue_scan_refresh_interval_ms",
+                                 "lookupd_ping_interval_ms"})
 _LOOKUPD_EMBEDDED_ONLY = frozenset({"max_identify_body_size"})
 _LOOKUPD_DURATION_FLAGS = {
     "inactive_producer_timeout_ms": "--inactive-producer-timeout",
@@ -113,9 +115,17 @@ direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def http_ping(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when the daemon's HTTP port answers ``/ping``.
+
+    Under ``--tls-required=true`` nsqd's plain HTTP port refuses every request, ``/ping``
+    included, with ``403 {"message": "TLS_REQUIRED", ...}``: that answer means it is up too.
+    """
     try:
         with direct_opener.open(f"http://{host}:{port}/ping", timeout=timeout) as reply:
             return reply.status == 200
+    except urllib.error.HTTPError as error:  # before OSError: it is one
+        with error:
+            return error.code == 403 and b'"TLS_REQUIRED"' in error.read()
     except (OSError, urllib.error.URLError):
         return False
 

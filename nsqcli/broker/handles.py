@@ -114,6 +114,9 @@ class BrokerHandle:
         self.tcp_port = 0
         self.http_port = 0
         self.running = False
+        #: time.monotonic() just before the last start: the broker's own clocks (nsqd's queue
+        #: scan refresh, its lookupd pings) started no earlier
+        self.started_at = 0.0
 
     @property
     def real(self) -> bool:
@@ -135,6 +138,7 @@ class BrokerHandle:
     def start(self) -> "BrokerHandle":
         """Start (or restart after stop()) the broker; after the first start the ports stay."""
         if not self.running:
+            self.started_at = time.monotonic()
             self.tcp_port, self.http_port = self._backend.start()
             self.running = True
         return self

@@ -291,11 +291,12 @@ def test_nsqd_flags_map_option_names():
                         "tls_required": True, "tls_cert": "/c.pem",
                         "auth_http_addresses": ["127.0.0.1:1", "127.0.0.1:2"],
                         "lookupd_tcp_addresses": ["127.0.0.1:3"], "queue_scan_interval_ms": 5,
-                        "tls_key": None})
+                        "queue_scan_refresh_interval_ms": 50, "lookupd_ping_interval_ms": 20,
+                        "queue_scan_selection_count": 4, "tls_key": None})
     assert flags == ["--max-msg-size=10", "--msg-timeout=1500ms", "--snappy=false",
                      "--tls-required=true", "--tls-cert=/c.pem",
                      "--auth-http-address=127.0.0.1:1", "--auth-http-address=127.0.0.1:2",
-                     "--lookupd-tcp-address=127.0.0.1:3"]
+                     "--lookupd-tcp-address=127.0.0.1:3", "--queue-scan-selection-count=4"]
     assert nsqd_flags({"tls_required": "tcp-https"}) == ["--tls-required=tcp-https"]
     with pytest.raises(UnsupportedOption, match="client_timeout_ms"):
         nsqd_flags({"client_timeout_ms": 1000})

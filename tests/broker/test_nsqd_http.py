@@ -190,7 +190,9 @@ def test_stats_text(nsqd):
     assert "Health: OK" in text and "[texty" in text
 
 
-def test_config_get(nsqd):
+def test_config_get(nsqd_factory):
+    nsqd = nsqd_factory(queue_scan_selection_count=7)  # --queue-scan-selection-count
+    assert nsqd.http_json("GET", "/config/queue_scan_selection_count") == 7
     assert nsqd.http_json("GET", "/config/max_msg_size") == 1048576
     assert nsqd.http_json("GET", "/config/msg_timeout") == 60_000_000_000  # a Go duration
     assert nsqd.http_json("GET", "/config/nsqlookupd_tcp_addresses") == []

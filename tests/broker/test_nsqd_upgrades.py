@@ -123,6 +123,13 @@ def test_tls_required_refuses_commands_before_tls(nsqd_factory, certs):
     assert conn.frame() == (0, b"OK")
 
 
+def test_tls_required_refuses_every_plain_http_request(nsqd_factory, certs):
+    nsqd = nsqd_factory(tls_cert=certs["cert"], tls_key=certs["key"], tls_required=True)
+    for path in ("/ping", "/stats", "/info"):  # /ping too: the fixtures take this 403 as "up"
+        status, body = nsqd.http("GET", path)
+        assert status == 403 and json.loads(body)["message"] == "TLS_REQUIRED"
+
+
 def test_identify_is_exempt_from_tls_policy(nsqd_factory, certs):
     nsqd = nsqd_factory(tls_cert=certs["cert"], tls_key=certs["key"], tls_required="tcp-https")
     reply = RawNSQ(nsqd).identify(feature_negotiation=True)

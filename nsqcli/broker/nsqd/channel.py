@@ -2,8 +2,8 @@
 
 Delivery follows nsqd: a consumer gets messages while its in-flight count is below its RDY; each
 delivery increments ``attempts``; in-flight messages that time out and deferred messages that
-come due go back to the queue. Timeouts live in two heaps scanned by the broker's one ticker (like
-nsqd's queueScanLoop) instead of a timer per message; stale heap entries (finished, touched,
+come due go back to the queue. Timeouts live in two heaps served by the broker's queue scan (like
+nsqd's queueScanLoop, see queue_scan.py) instead of a timer per message; stale heap entries (finished, touched,
 requeued messages) are skipped by generation and compacted when they pile up.
 """
 
@@ -175,7 +175,7 @@ class Channel:
     # ---------------------------------------------------------------- timeouts
 
     def scan(self, now: float) -> bool:
-        """Requeue timed-out in-flight messages and due deferred ones; True if work remains."""
+        """Requeue timed-out in-flight messages and due deferred ones; True if any moved."""
         if self.exiting:
             return False
         moved = False
@@ -209,7 +209,7 @@ class Channel:
             moved = True
         if moved:
             self.wake()
-        return bool(heap or dheap)
+        return moved
 
     # ---------------------------------------------------------------- consumers and admin
 

@@ -354,6 +354,7 @@ def config_values(nsqd: "NSQD", log_level: str) -> dict[str, Any]:
         "nsqlookupd_tcp_addresses": list(o.lookupd_tcp_addresses),
         "auth_http_addresses": list(o.auth_http_addresses),
         "mem_queue_size": o.mem_queue_size,
+        "queue_scan_selection_count": o.queue_scan_selection_count,
         "max_msg_size": o.max_msg_size,
         "max_body_size": o.max_body_size,
         "max_rdy_count": o.max_rdy_count,

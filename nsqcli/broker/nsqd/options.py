@@ -43,9 +43,12 @@ class NSQDOptions:
     deflate: bool = True
     max_channel_consumers: int = 0
     mem_queue_size: int = 10000
-    # Embedded-only knobs (no nsqd flag): how often in-flight/deferred queues and heartbeats are
-    # scanned, and how often lookupd peers are pinged (nsqd: 15 s).
+    queue_scan_selection_count: int = 20
+    # Embedded-only knobs (nsqd has them fixed, without a flag): how often in-flight/deferred
+    # queues and heartbeats are scanned, how often the list of channels to scan is refreshed,
+    # and how often lookupd peers are pinged.
     queue_scan_interval_ms: int = 100
+    queue_scan_refresh_interval_ms: int = 5000
     lookupd_ping_interval_ms: int = 15000
 
     def __post_init__(self) -> None:
@@ -54,11 +57,13 @@ class NSQDOptions:
                      "max_heartbeat_interval_ms", "max_output_buffer_size",
                      "max_output_buffer_timeout_ms", "min_output_buffer_timeout_ms",
                      "output_buffer_timeout_ms", "max_deflate_level", "max_channel_consumers",
-                     "mem_queue_size", "queue_scan_interval_ms", "lookupd_ping_interval_ms"):
+                     "mem_queue_size", "queue_scan_selection_count", "queue_scan_interval_ms",
+                     "queue_scan_refresh_interval_ms", "lookupd_ping_interval_ms"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"NSQDOptions.{name} must be a non-negative int, got {value!r}")
-        if self.queue_scan_interval_ms == 0 or self.lookupd_ping_interval_ms == 0:
+        if 0 in (self.queue_scan_interval_ms, self.queue_scan_refresh_interval_ms,
+                 self.lookupd_ping_interval_ms):
             raise ValueError("scan and ping intervals must be > 0 ms")
         if not 1 <= self.max_deflate_level <= 9:
             raise ValueError(f"max_deflate_level must be 1-9, got {self.max_deflate_level}")

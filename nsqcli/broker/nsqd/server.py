@@ -12,6 +12,7 @@ from .client import ClientV2
 from .lookup_peer import LookupPeer, fetch_lookupd_channels
 from .message import GUIDFactory
 from .options import NSQDOptions, parse_address
+from .queue_scan import QueueScanner
 from .tcp import V2Connection
 from .topic import Topic
 
@@ -52,6 +53,9 @@ class NSQD:
         self._tcp_server: asyncio.base_events.Server | None = None
         self._http_server: Any = None
         self._ticker: asyncio.TimerHandle | None = None
+        self._queue_scan = QueueScanner(
+            self._all_channels, self.options.queue_scan_refresh_interval_ms / 1000.0,
+            self.options.queue_scan_selection_count)
         self._lookup_peers: list[LookupPeer] = []
         self._tasks: set[asyncio.Task] = set()
         self.running = False
@@ -76,6 +80,7 @@ class NSQD:
             raise
         self.start_time = int(time.time())
         self.running = True
+        self._queue_scan.start(self.now())
         self._schedule_tick()
         self._lookup_peers = [LookupPeer(self, address) for address in opts.lookupd_tcp_addresses]
         for peer in self._lookup_peers:
@@ -188,6 +193,9 @@ class NSQD:
 
     # ---------------------------------------------------------------- the one ticker
 
+    def _all_channels(self) -> list:
+        return [channel for topic in self.topics.values() for channel in topic.channels.values()]
+
     def _schedule_tick(self) -> None:
         self._ticker = self.loop.call_later(self.options.queue_scan_interval_ms / 1000.0, self._tick)
 
@@ -196,9 +204,7 @@ class NSQD:
             return
         now = self.now()
         try:
-            for topic in list(self.topics.values()):
-                for channel in list(topic.channels.values()):
-                    channel.scan(now)
+            self._queue_scan.tick(now, self.now)
             for client in list(self.clients.values()):
                 interval = client.heartbeat_interval
                 if interval <= 0 or client.closed:
