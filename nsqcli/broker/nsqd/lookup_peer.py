@@ -2,9 +2,11 @@
 
 Per lookupd address one task sends, in order: magic ``"  V1"``, ``IDENTIFY`` (JSON body), a
 ``REGISTER`` for every topic/channel (on each (re)connect), then ``REGISTER``/``UNREGISTER`` as
-topics and channels come and go, and ``PING`` every interval. Each command is answered with
-``[int32 size][data]``. Like nsqd, a failed command drops the connection and the next command
-(at the latest the next PING) reconnects and re-registers everything.
+topics and channels come and go, and ``PING`` on a ticker (every 15 s from the start, busy or
+not). Each command is answered with ``[int32 size][data]`` within nsqd's 1 s deadline. Like
+nsqd, nothing watches the idle connection: a command that fails (the first one after lookupd went
+away) drops it, and the next command (at the latest the next PING) reconnects and registers
+everything again.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ log = logging.getLogger("nsqcli.broker.nsqd.lookup")
 
 _INT32 = Struct(">l")
 DIAL_TIMEOUT = 1.0
-IO_TIMEOUT = 5.0
+IO_TIMEOUT = 1.0  # nsqd's read and write deadlines
 
 
 def register_command(topic: str, channel: str | None, register: bool = True) -> bytes:
@@ -79,13 +81,18 @@ class LookupPeer:
         self._queue.put_nowait(register_command(topic, channel, register))
 
     async def _run(self) -> None:
+        loop = self.nsqd.loop
         interval = self.nsqd.options.lookupd_ping_interval_ms / 1000.0
+        next_ping = loop.time() + interval
         await self._command(None)  # connect at start, as nsqd does
         while True:
             try:
-                cmd = await asyncio.wait_for(self._queue.get(), interval)
+                cmd = await asyncio.wait_for(self._queue.get(), max(0.0, next_ping - loop.time()))
             except asyncio.TimeoutError:
                 cmd = b"PING\n"
+                next_ping += interval
+                if next_ping <= loop.time():  # late: a ticker drops the ticks it missed
+                    next_ping = loop.time() + interval
             await self._command(cmd)
 
     async def _command(self, cmd: bytes | None) -> bytes | None:
