@@ -136,6 +136,26 @@ def test_client_certificate(client_auth_nsqd, pki):
     assert topic_count(client_auth_nsqd, "tls_no_client") == 0
 
 
+def test_a_root_ca_without_a_policy_asks_for_no_client_certificate(nsqd_factory, pki):
+    nsqd = nsqd_factory(tls_cert=pki["server_cert"], tls_key=pki["server_key"],
+                        tls_root_ca_file=pki["client_ca"], tls_required="tcp-https")
+    # not from the client CA: refused if nsqd asked for it, but nsqd does not ask
+    unverifiable = {"ca_certs": pki["ca"], "certfile": pki["elsewhere_cert"],
+                    "keyfile": pki["elsewhere_key"]}
+    asyncio.run(publish_once(nsqd, "no_policy", tls_v1=True, tls_options=unverifiable))
+    assert topic_count(nsqd, "no_policy") == 1
+
+
+def test_a_client_certificate_policy_requires_tls_everywhere(nsqd_factory, pki):
+    nsqd = nsqd_factory(tls_cert=pki["server_cert"], tls_key=pki["server_key"],
+                        tls_client_auth_policy="require-verify", tls_root_ca_file=pki["client_ca"])
+    status, body = nsqd.http("GET", "/ping")  # as --tls-required=true
+    assert status == 403 and json.loads(body)["message"] == "TLS_REQUIRED"
+    with pytest.raises(NSQError) as caught:
+        asyncio.run(publish_once(nsqd, "plain"))
+    assert caught.value.code == "E_INVALID"
+
+
 class ClientCertificateRequired(_ThreadedServer):
     """IDENTIFY answered with tls_v1, then a TLS server (blocking Python ssl, which sends its
     alerts as a Go nsqd does) that requires a client certificate from ``client_ca``."""

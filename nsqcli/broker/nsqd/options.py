@@ -71,6 +71,8 @@ class NSQDOptions:
             raise ValueError(f"tls_required must be False, True or 'tcp-https', got {self.tls_required!r}")
         if self.tls_client_auth_policy not in ("", "require", "require-verify"):
             raise ValueError("tls_client_auth_policy must be '', 'require' or 'require-verify'")
+        if self.tls_client_auth_policy and not self.tls_required:
+            self.tls_required = True  # as nsqd: a client certificate policy means TLS everywhere
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert and tls_key must be given together")
         if self.tls_required and not self.tls_cert:

@@ -20,18 +20,19 @@ log = logging.getLogger("nsqcli.broker.nsqd")
 
 
 def make_ssl_context(options: NSQDOptions) -> ssl.SSLContext | None:
+    """nsqd's TLS config: no client certificate is asked for unless a policy says so (a root CA
+    file alone changes nothing); the root CA file, else the system's, verifies it."""
     if not options.tls_cert:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(options.tls_cert, options.tls_key)
-    policy = options.tls_client_auth_policy
-    if options.tls_root_ca_file:
-        context.load_verify_locations(options.tls_root_ca_file)
-        # nsqd verifies a client certificate if one is given when it has a root CA
-        context.verify_mode = ssl.CERT_OPTIONAL
-    if policy in ("require", "require-verify"):
-        if not options.tls_root_ca_file:
+    if options.tls_client_auth_policy in ("require", "require-verify"):
+        if options.tls_root_ca_file:
+            context.load_verify_locations(options.tls_root_ca_file)
+        else:
             context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        # "require" (nsqd: any certificate, unverified) is verified too: Python's ssl cannot
+        # ask for a certificate without verifying it
         context.verify_mode = ssl.CERT_REQUIRED
     return context
 
