@@ -108,7 +108,7 @@ async def query_auth(conn: "V2Connection") -> None:
     try:
         client.auth_state = await query_any_authd(
             conn.nsqd.options.auth_http_addresses, conn.remote_ip, client.tls,
-            conn.tls_common_name(), client.auth_secret)
+            conn.tls_common_name(), client.auth_secret, conn.nsqd.options.tls_root_ca_file)
     except AuthError:
         raise ClientErr("E_AUTH_FAILED", "AUTH failed") from None
 
