@@ -208,18 +208,19 @@ class DaemonProcess:
 def nsqd_process(binary: str, options: Mapping[str, Any]) -> DaemonProcess:
     extra = nsqd_flags(options)  # raises UnsupportedOption before anything starts
 
+    # nsqd listens for HTTPS only with a TLS certificate (else it ignores --https-address)
+    port_names = ("tcp", "http", "https") if options.get("tls_cert") else ("tcp", "http")
+
     def argv(ports: dict[str, int], data_path: str) -> list[str]:
         return [
             binary,
-            f"--tcp-address={LOOPBACK}:{ports['tcp']}",
-            f"--http-address={LOOPBACK}:{ports['http']}",
-            f"--https-address={LOOPBACK}:{ports['https']}",
+            *(f"--{name}-address={LOOPBACK}:{port}" for name, port in ports.items()),
             f"--broadcast-address={LOOPBACK}",
             f"--data-path={data_path}",
             *extra,
         ]
 
-    return DaemonProcess("nsqd", ("tcp", "http", "https"), argv)
+    return DaemonProcess("nsqd", port_names, argv)
 
 
 def lookupd_process(binary: str, options: Mapping[str, Any]) -> DaemonProcess:

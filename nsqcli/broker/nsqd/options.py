@@ -18,6 +18,9 @@ class NSQDOptions:
 
     tcp_address: str = "127.0.0.1:0"
     http_address: str = "127.0.0.1:0"
+    #: nsqd listens for HTTPS (default 0.0.0.0:4152) whenever it has a TLS certificate; the
+    #: embedded one only when this is given too
+    https_address: str = ""
     broadcast_address: str = "127.0.0.1"
     lookupd_tcp_addresses: list[str] = field(default_factory=list)
     tls_cert: str | None = None
@@ -85,6 +88,8 @@ class NSQDOptions:
                 setattr(self, name, list(value))
         parse_address(self.tcp_address)
         parse_address(self.http_address)
+        if self.https_address:
+            parse_address(self.https_address)
 
     @property
     def tls_required_tcp(self) -> bool:

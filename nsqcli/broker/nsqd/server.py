@@ -48,11 +48,12 @@ class NSQD:
         self.ssl_context = make_ssl_context(self.options)
         self.tcp_port = 0
         self.http_port = 0
+        self.https_port = 0  # 0: no HTTPS listener
         self.start_time = int(time.time())
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._client_ids = 0
         self._tcp_server: asyncio.base_events.Server | None = None
-        self._http_server: Any = None
+        self._http_servers: list[Any] = []
         self._ticker: asyncio.TimerHandle | None = None
         self._queue_scan = QueueScanner(
             self._all_channels, self.options.queue_scan_refresh_interval_ms / 1000.0,
@@ -66,7 +67,7 @@ class NSQD:
     async def start(self) -> None:
         if self.running:
             raise RuntimeError("this NSQD is already running")
-        from .http_api import start_http_server
+        from .http_api import start_http_servers
 
         self.loop = asyncio.get_running_loop()
         opts = self.options
@@ -75,10 +76,13 @@ class NSQD:
             lambda: V2Connection(self), host, port, reuse_address=True, backlog=1024)
         self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
         try:
-            self._http_server, self.http_port = start_http_server(self, opts.http_address)
+            listeners = start_http_servers(self)
         except BaseException:
             self._tcp_server.close()
             raise
+        self._http_servers = [server for server, _ in listeners]
+        self.http_port = listeners[0][1]
+        self.https_port = listeners[1][1] if len(listeners) > 1 else 0
         self.start_time = int(time.time())
         self.running = True
         self._queue_scan.start(self.now())
@@ -97,7 +101,8 @@ class NSQD:
             await peer.stop()
         self._lookup_peers = []
         self._tcp_server.close()
-        self._http_server.stop()
+        for server in self._http_servers:
+            server.stop()
         for client in list(self.clients.values()):
             client.close()
         for task in list(self._tasks):
@@ -107,7 +112,8 @@ class NSQD:
             await asyncio.wait_for(self._tcp_server.wait_closed(), 1.0)
         except asyncio.TimeoutError:
             pass
-        await self._http_server.close_all_connections()
+        for server in self._http_servers:
+            await server.close_all_connections()
 
     # ---------------------------------------------------------------- helpers for the parts
 
