@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from nsqcli.broker.thread import shared_broker_thread
+
 from test_nsqd_delivery import wait_for
 from test_nsqd_wire import consumer
 
@@ -78,12 +80,15 @@ def fake_lookupd():
 def test_registration_transcript(nsqd_factory, fake_lookupd):
     nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address])
     wait_for(lambda: fake_lookupd.sessions and len(fake_lookupd.sessions[0]) >= 2)
-    nsqd.create_topic("reg")
-    nsqd.create_channel("reg", "ch")
-    nsqd.delete_channel("reg", "ch")
-    nsqd.delete_topic("reg")
     session = fake_lookupd.sessions[0]
-    wait_for(lambda: "UNREGISTER reg" in session)
+    # nsqd sends each notification from a goroutine of its own and picks REGISTER/UNREGISTER
+    # when it sends it: one step at a time, or a quick delete overtakes (or replaces) a REGISTER
+    for step, command in ((lambda: nsqd.create_topic("reg"), "REGISTER reg"),
+                          (lambda: nsqd.create_channel("reg", "ch"), "REGISTER reg ch"),
+                          (lambda: nsqd.delete_channel("reg", "ch"), "UNREGISTER reg ch"),
+                          (lambda: nsqd.delete_topic("reg"), "UNREGISTER reg")):
+        step()
+        wait_for(lambda: command in session)
     assert session[0] == b"  V1"
     kind, identity = session[1]
     assert kind == "IDENTIFY"
@@ -92,6 +97,24 @@ def test_registration_transcript(nsqd_factory, fake_lookupd):
     assert {"version", "hostname"} <= set(identity)
     commands = [c for c in session[2:] if c != "PING"]
     assert commands == ["REGISTER reg", "REGISTER reg ch", "UNREGISTER reg ch", "UNREGISTER reg"]
+
+
+@pytest.mark.embedded_only  # needs a channel created and deleted within one event-loop pass
+def test_register_or_unregister_is_decided_when_sent(nsqd_factory, fake_lookupd):
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address])
+    nsqd.create_topic("quick")
+    session = wait_for(lambda: fake_lookupd.sessions and fake_lookupd.sessions[0])
+    wait_for(lambda: "REGISTER quick" in session)
+
+    async def create_and_delete() -> None:
+        topic = nsqd.broker.get_topic("quick")
+        topic.get_channel("gone")
+        topic.delete_channel("gone")
+
+    shared_broker_thread().call(create_and_delete)
+    # as nsqd's lookupLoop: both notifications find the channel deleted when they are sent
+    wait_for(lambda: session.count("UNREGISTER quick gone") == 2)
+    assert "REGISTER quick gone" not in session
 
 
 #: nsqd pings lookupd every 15 s (no flag); the embedded one is told to ping more often

@@ -25,8 +25,11 @@ from nsqcli.lib.protocol.constants import MAGIC_V1
 
 from .options import VERSION, parse_address
 
+from .channel import Channel
+
 if TYPE_CHECKING:
     from .server import NSQD
+    from .topic import Topic
 
 log = logging.getLogger("nsqcli.broker.nsqd.lookup")
 
@@ -43,12 +46,19 @@ def register_command(topic: str, channel: str | None, register: bool = True) -> 
     return line + b"\n"
 
 
+def registration(entity: "Topic | Channel") -> bytes:
+    """REGISTER, or UNREGISTER once it is being deleted, for a topic or a channel."""
+    if isinstance(entity, Channel):
+        return register_command(entity.topic_name, entity.name, not entity.exiting)
+    return register_command(entity.name, None, not entity.exiting)
+
+
 class LookupPeer:
     def __init__(self, nsqd: "NSQD", address: str) -> None:
         self.nsqd = nsqd
         self.address = address
         self.info: dict = {}
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queue: asyncio.Queue["Topic | Channel"] = asyncio.Queue()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task | None = None
@@ -77,8 +87,11 @@ class LookupPeer:
             await asyncio.wait({task}, timeout=0.1)
         self._disconnect()
 
-    def notify(self, topic: str, channel: str | None, register: bool) -> None:
-        self._queue.put_nowait(register_command(topic, channel, register))
+    def notify(self, entity: "Topic | Channel") -> None:
+        """A topic or channel was created or deleted. As in nsqd's lookupLoop, whether that is a
+        REGISTER or an UNREGISTER is decided when the command is sent, from whether it is being
+        deleted by then: a channel created and deleted at once is unregistered twice."""
+        self._queue.put_nowait(entity)
 
     async def _run(self) -> None:
         loop = self.nsqd.loop
@@ -87,7 +100,8 @@ class LookupPeer:
         await self._command(None)  # connect at start, as nsqd does
         while True:
             try:
-                cmd = await asyncio.wait_for(self._queue.get(), max(0.0, next_ping - loop.time()))
+                entity = await asyncio.wait_for(self._queue.get(), max(0.0, next_ping - loop.time()))
+                cmd = registration(entity)
             except asyncio.TimeoutError:
                 cmd = b"PING\n"
                 next_ping += interval

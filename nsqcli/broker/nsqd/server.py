@@ -8,6 +8,7 @@ import ssl
 import time
 from typing import Any
 
+from .channel import Channel
 from .client import ClientV2
 from .lookup_peer import LookupPeer, fetch_lookupd_channels
 from .message import GUIDFactory
@@ -148,7 +149,7 @@ class NSQD:
             return topic
         topic = Topic(name, self)
         self.topics[name] = topic
-        self.notify_lookupd(name, None, register=True)
+        self.notify_lookupd(topic)
         http_addresses = [p.http_address for p in self._lookup_peers if p.http_address]
         if http_addresses:
             # nsqd pre-creates the channels lookupd knows before the topic starts flowing
@@ -172,7 +173,7 @@ class NSQD:
         topic = self.topics.pop(name, None)
         if topic is None:
             return False
-        self.notify_lookupd(name, None, register=False)
+        self.notify_lookupd(topic)
         topic.close()
         return True
 
@@ -194,9 +195,10 @@ class NSQD:
                 known.add(address)
         self._lookup_peers = keep
 
-    def notify_lookupd(self, topic: str, channel: str | None, register: bool) -> None:
+    def notify_lookupd(self, entity: Topic | Channel) -> None:
+        """A topic or channel was created or deleted (see LookupPeer.notify)."""
         for peer in self._lookup_peers:
-            peer.notify(topic, channel, register)
+            peer.notify(entity)
 
     # ---------------------------------------------------------------- the one ticker
 

@@ -79,7 +79,7 @@ class Topic:
         if channel is None:
             channel = Channel(self, name, self.nsqd)
             self.channels[name] = channel
-            self.nsqd.notify_lookupd(self.name, name, register=True)
+            self.nsqd.notify_lookupd(channel)
             self.pump()
         return channel
 
@@ -88,7 +88,7 @@ class Topic:
         if channel is None:
             return False
         channel.close()
-        self.nsqd.notify_lookupd(self.name, name, register=False)
+        self.nsqd.notify_lookupd(channel)
         if self.ephemeral and not self.channels and not self.exiting:
             self.nsqd.delete_topic(self.name)
         return True
