@@ -57,6 +57,10 @@ class FakeLookupd:
         except OSError:
             return
 
+    def session(self, index: int) -> list:
+        """What the index-th connection sent so far ([] before nsqd made it)."""
+        return self.sessions[index] if len(self.sessions) > index else []
+
     def drop_connections(self) -> None:
         for conn in self.connections:
             try:
@@ -79,8 +83,8 @@ def fake_lookupd():
 
 def test_registration_transcript(nsqd_factory, fake_lookupd):
     nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address])
-    wait_for(lambda: fake_lookupd.sessions and len(fake_lookupd.sessions[0]) >= 2)
-    session = fake_lookupd.sessions[0]
+    wait_for(lambda: len(fake_lookupd.session(0)) >= 2)
+    session = fake_lookupd.session(0)
     # nsqd sends each notification from a goroutine of its own and picks REGISTER/UNREGISTER
     # when it sends it: one step at a time, or a quick delete overtakes (or replaces) a REGISTER
     for step, command in ((lambda: nsqd.create_topic("reg"), "REGISTER reg"),
@@ -103,7 +107,7 @@ def test_registration_transcript(nsqd_factory, fake_lookupd):
 def test_register_or_unregister_is_decided_when_sent(nsqd_factory, fake_lookupd):
     nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address])
     nsqd.create_topic("quick")
-    session = wait_for(lambda: fake_lookupd.sessions and fake_lookupd.sessions[0])
+    session = wait_for(lambda: fake_lookupd.session(0))
     wait_for(lambda: "REGISTER quick" in session)
 
     async def create_and_delete() -> None:
@@ -138,13 +142,13 @@ def test_next_commands_reconnect_and_register_everything_again(nsqd_factory, fak
     nsqd.create_topic("again")
     nsqd.create_channel("again", "ch")
     nsqd.create_topic("solo")
-    wait_for(lambda: "REGISTER solo" in fake_lookupd.sessions[0])
+    wait_for(lambda: "REGISTER solo" in fake_lookupd.session(0))
     fake_lookupd.drop_connections()
     nsqd.create_topic("nudge1")
     nsqd.create_topic("nudge2")
     wanted = {"REGISTER again ch", "REGISTER solo", "REGISTER nudge1", "REGISTER nudge2"}
-    wait_for(lambda: len(fake_lookupd.sessions) >= 2 and wanted <= registrations(fake_lookupd.sessions[1]))
-    session = fake_lookupd.sessions[1]
+    wait_for(lambda: wanted <= registrations(fake_lookupd.session(1)))
+    session = fake_lookupd.session(1)
     assert session[0] == b"  V1" and session[1][0] == "IDENTIFY"
     assert registrations(session) == wanted  # a topic with channels is registered by its channels
     assert len(fake_lookupd.sessions) == 2
@@ -155,9 +159,9 @@ def test_pings_find_a_dropped_lookupd_and_reconnect(nsqd_factory, fake_lookupd):
     nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address],
                         lookupd_ping_interval_ms=FAST_PING_MS)
     nsqd.create_topic("idle")
-    wait_for(lambda: "REGISTER idle" in fake_lookupd.sessions[0])
+    wait_for(lambda: "REGISTER idle" in fake_lookupd.session(0))
     fake_lookupd.drop_connections()
-    wait_for(lambda: len(fake_lookupd.sessions) >= 2 and "REGISTER idle" in fake_lookupd.sessions[1])
+    wait_for(lambda: "REGISTER idle" in fake_lookupd.session(1))
 
 
 def test_pings_lookupd_on_a_ticker_even_while_busy(nsqd_factory, fake_lookupd, real_nsq):
@@ -166,7 +170,7 @@ def test_pings_lookupd_on_a_ticker_even_while_busy(nsqd_factory, fake_lookupd, r
                         lookupd_ping_interval_ms=FAST_PING_MS)
     deadline = nsqd.started_at + interval + 2.0
     busy = 0
-    while not (fake_lookupd.sessions and "PING" in fake_lookupd.sessions[0]):
+    while "PING" not in fake_lookupd.session(0):
         assert time.monotonic() < deadline, "no PING within the ping interval"
         busy += 1
         nsqd.create_topic(f"busy{busy}")  # commands more often than the ping interval
