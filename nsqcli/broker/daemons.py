@@ -59,6 +59,14 @@ _LOOKUPD_DURATION_FLAGS = {
 }
 
 
+#: fresh ports tried when a daemon finds one of them taken before it could bind it
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """The daemon exited because a port chosen for it was taken in the meantime."""
+
+
 class UnsupportedOption(ValueError):
     """An option the real daemon has no flag for (e.g. nsqd's client timeout is not a flag)."""
 
@@ -164,22 +172,44 @@ class DaemonProcess:
     def start(self) -> dict[str, int]:
         if self.running:
             return self.ports
-        if not all(self.ports.values()):
+        if all(self.ports.values()):  # a restart: the same ports, whatever happens
+            return self._launch()
+        for attempt in range(PORT_ATTEMPTS):
             self.ports = {port_name: free_port() for port_name in self.ports}
+            try:
+                return self._launch()
+            except PortTaken:
+                # another process took a port between free_port() and the daemon's bind
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _launch(self) -> dict[str, int]:
         argv = self._build_argv(self.ports, self._workdir)
+        log_start = os.path.getsize(self._log_path) if os.path.exists(self._log_path) else 0
         with open(self._log_path, "ab") as log:
             self._process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self._process.returncode}:\n"
-                                   f"{self.log_tail()}")
+                error = PortTaken if b"address already in use" in self._log_since(log_start) \
+                    else RuntimeError
+                raise error(f"{self.name} exited with {self._process.returncode}:\n"
+                            f"{self.log_tail()}")
             if http_ping(LOOPBACK, self.ports["http"], timeout=0.5):
                 return self.ports
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.name} did not answer /ping within {self._startup_timeout} s:\n"
                            f"{self.log_tail()}")
+
+    def _log_since(self, offset: int) -> bytes:
+        try:
+            with open(self._log_path, "rb") as log:
+                log.seek(offset)
+                return log.read()
+        except OSError:
+            return b""
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
