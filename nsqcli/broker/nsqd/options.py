@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 #: The version the embedded nsqd reports (IDENTIFY, /info, /stats, lookupd IDENTIFY).
@@ -47,6 +48,12 @@ class NSQDOptions:
     max_channel_consumers: int = 0
     mem_queue_size: int = 10000
     queue_scan_selection_count: int = 20
+    #: Where metadata and disk queues live; "" (unlike nsqd, whose default is the working
+    #: directory): a temporary directory of this nsqd's own, removed by NSQD.remove_data().
+    data_path: str = ""
+    max_bytes_per_file: int = 104857600
+    sync_every: int = 2500
+    sync_timeout_ms: int = 2000
     # Embedded-only knobs (nsqd has them fixed, without a flag): how often in-flight/deferred
     # queues and heartbeats are scanned, how often the list of channels to scan is refreshed,
     # and how often lookupd peers are pinged.
@@ -60,7 +67,8 @@ class NSQDOptions:
                      "max_heartbeat_interval_ms", "max_output_buffer_size",
                      "max_output_buffer_timeout_ms", "min_output_buffer_timeout_ms",
                      "output_buffer_timeout_ms", "max_deflate_level", "max_channel_consumers",
-                     "mem_queue_size", "queue_scan_selection_count", "queue_scan_interval_ms",
+                     "mem_queue_size", "max_bytes_per_file", "sync_every", "sync_timeout_ms",
+                     "queue_scan_selection_count", "queue_scan_interval_ms",
                      "queue_scan_refresh_interval_ms", "lookupd_ping_interval_ms"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -68,6 +76,12 @@ class NSQDOptions:
         if 0 in (self.queue_scan_interval_ms, self.queue_scan_refresh_interval_ms,
                  self.lookupd_ping_interval_ms):
             raise ValueError("scan and ping intervals must be > 0 ms")
+        if self.max_bytes_per_file == 0 or self.sync_every == 0:
+            raise ValueError("max_bytes_per_file and sync_every must be > 0")
+        try:
+            self.data_path = os.fspath(self.data_path)
+        except TypeError:
+            raise ValueError(f"NSQDOptions.data_path must be a path, got {self.data_path!r}") from None
         if not 1 <= self.max_deflate_level <= 9:
             raise ValueError(f"max_deflate_level must be 1-9, got {self.max_deflate_level}")
         if self.tls_required not in (False, True, "tcp-https"):
