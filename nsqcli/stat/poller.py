@@ -38,6 +38,16 @@ def stats_url(address: str, topic: str | None, channel: str | None) -> str:
     return f"{base.rstrip('/')}/stats?{urlencode(params)}"
 
 
+def _same_as_lookupd(address: str) -> str:
+    """``http://host:port/`` -> ``host:port``, as nsqlookupd names the nsqd (so it is polled
+    once); other URLs (a path, https) stay as given."""
+    if address.startswith("http://"):
+        rest = address[len("http://"):].rstrip("/")
+        if rest and not any(c in rest for c in "/?#"):
+            return rest
+    return address
+
+
 class Poller:
     """Polls a cluster; ``poll()`` -> (nsqd answers, [(lookupd, error or None)])."""
 
@@ -46,7 +56,8 @@ class Poller:
                  request_timeout: float, clock: Callable[[], float] | None = None) -> None:
         from tornado.httpclient import AsyncHTTPClient
 
-        self.nsqds = list(dict.fromkeys(nsqd_addresses))  # known so far, in discovery order
+        # known so far, in discovery order
+        self.nsqds = list(dict.fromkeys(_same_as_lookupd(a) for a in nsqd_addresses))
         self.lookupds = list(dict.fromkeys(lookupd_addresses))
         self.topic = topic
         self.channel = channel

@@ -225,3 +225,15 @@ def test_the_umbrella_runs_it(nsqd, invoke):
                                    "--channel", "c", "--count", "1"])
     assert result.exit_code == 0, result
     assert [r["topic"] for r in polls(result.stdout)[0]["rows"]] == ["stat_umbrella"]
+
+
+def test_an_nsqd_given_as_a_url_and_listed_by_lookupd_is_polled_once(nsqd_with_lookupd, invoke):
+    nsqd, lookupd = nsqd_with_lookupd
+    queue(nsqd, "stat_once", "c", 2)
+    result = invoke(stat_command, ["--nsqd-http-address", f"http://{nsqd.http_address}/",
+                                   "--lookupd-http-address", lookupd.http_address, "--json",
+                                   "--channel", "c", "--count", "1"])
+    assert result.exit_code == 0, result
+    (poll,) = polls(result.stdout)
+    assert poll["nsqds"] == [{"address": nsqd.http_address, "error": None}]
+    assert [(r["depth"], r["nsqds"]) for r in poll["rows"]] == [(2, 1)]
