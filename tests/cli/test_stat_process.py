@@ -214,3 +214,19 @@ def test_on_a_terminal_a_live_table_fits_80_columns(nsqd):
     assert "1/1 nsqd up" in text and "audit" in text
     assert re.search(r"stat_\S*…\S*name ", text)  # the long name cut in the middle
     assert "Traceback" not in text
+
+
+def test_a_closed_pipe_ends_it_quietly_with_0(nsqd):
+    """``nsq-stat | head -1``: the reader has what it wanted."""
+    nsqd.create_topic("stat_pipe")
+    process = subprocess.Popen([tool("nsq-stat"), "--nsqd-http-address", nsqd.http_address,
+                                "--interval", "0.1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        assert process.stdout.readline().split()[:2] == [b"time", b"topic"]
+        process.stdout.close()  # as head does once it printed its line
+        assert process.wait(timeout=30) == 0
+        assert process.stderr.read() == b""
+    finally:
+        process.kill()
+        process.wait()
