@@ -24,6 +24,8 @@ TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "to-file": ("nsqcli.to_file.command", ("command", "to_file")),
     "replay": ("nsqcli.replay.command", ("command", "replay")),
     "dev-server": ("nsqcli.dev_server", ("dev_server", "command")),
+    "topic": ("nsqcli.admin.command", ("topic",)),
+    "channel": ("nsqcli.admin.command", ("channel",)),
 }
 
 
@@ -70,7 +72,8 @@ def _unavailable(name: str) -> click.Command:
 )
 @click.version_option(__version__, "--version", message="%(prog)s (nsqcli) %(version)s")
 def cli() -> None:
-    """NSQ command-line tools: tail, pub, to-file, replay and an embedded dev-server."""
+    """NSQ command-line tools: tail, pub, to-file, replay, an embedded dev-server, and topic and
+    channel administration."""
 
 
 def main() -> None:
