@@ -69,16 +69,34 @@ async def make_plan(session: HttpSession, action: str, subject: Subject, nsqds: 
                     lookupds: Sequence[str], all_nodes: bool = False) -> tuple[Plan, list[str]]:
     """The plan of ``action`` on ``subject``, after asking nsqlookupd what it needs to know;
     with the error lines of the nsqlookupds that failed."""
-    ask_lookup, ask_nodes = discovery(action, subject, all_nodes) if lookupds else (False, False)
+    ask_lookup, ask_nodes, ask_nsqds = discovery(action, subject, all_nodes)
     answers: dict[str, LookupAnswer] = {}
     found: list[str] = []
     errors: list[str] = []
-    if ask_lookup:
+    has: dict[str, bool] = {}
+    if ask_lookup and lookupds:
         answers, errors = await lookups(session, lookupds, subject.topic)
-    if ask_nodes:
+    if ask_nodes and lookupds:
         found, node_errors = await nodes(session, lookupds)
         errors += node_errors
-    return plan(action, subject, nsqds, lookupds, answers, found), errors
+    if ask_nsqds and nsqds:
+        has = await nsqd_has(session, nsqds, subject)
+    return plan(action, subject, nsqds, lookupds, answers, found, has), errors
+
+
+async def nsqd_has(session: HttpSession, nsqds: Sequence[str], subject: Subject) -> dict[str, bool]:
+    """Whether each nsqd has ``subject`` (its ``/stats``); one that does not answer is left out,
+    to be asked to act anyway (and be named when that fails)."""
+    query = [("format", "json"), ("include_clients", "false"), ("include_mem", "false"),
+             ("topic", subject.topic)]
+
+    async def ask(address: str) -> bool:
+        channels = stats_topics(await session.get(address, "/stats", query, daemon=NSQD))
+        return subject.topic in channels and (subject.channel is None
+                                              or subject.channel in channels[subject.topic])
+
+    answers, _ = await _ask_each(nsqds, NSQD, "/stats", ask)
+    return answers
 
 
 # ---- carrying a plan out -----------------------------------------------------------------------

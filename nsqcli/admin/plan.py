@@ -119,10 +119,11 @@ class Plan:
         return [step for step in self.nsqd_steps + self.lookupd_steps if step.calls]
 
 
-def discovery(action: str, subject: Subject, all_nodes: bool) -> tuple[bool, bool]:
-    """(ask nsqlookupd ``/lookup`` for the topic, ask it ``/nodes``) before planning."""
+def discovery(action: str, subject: Subject, all_nodes: bool) -> tuple[bool, bool, bool]:
+    """What to ask before planning: nsqlookupd's ``/lookup`` for the topic, its ``/nodes``, and
+    whether each given nsqd has the subject (its ``/stats``; nsqadmin asks the same)."""
     lookup = not (action == CREATE and subject.channel is None)
-    return lookup, action == CREATE and all_nodes
+    return lookup, action == CREATE and all_nodes, action != CREATE
 
 
 def _unique(addresses: Iterable[str]) -> list[str]:
@@ -130,19 +131,24 @@ def _unique(addresses: Iterable[str]) -> list[str]:
 
 
 def plan(action: str, subject: Subject, nsqds: Sequence[str], lookupds: Sequence[str],
-         lookups: dict[str, LookupAnswer] | None = None, nodes: Sequence[str] = ()) -> Plan:
+         lookups: dict[str, LookupAnswer] | None = None, nodes: Sequence[str] = (),
+         nsqd_has: dict[str, bool] | None = None) -> Plan:
     """The steps of ``action`` on ``subject``.
 
     ``nsqds``/``lookupds``: the addresses given; ``lookups``: the ``/lookup`` answers of the
     nsqlookupds that answered (a failed one is left out); ``nodes``: the HTTP addresses of
-    ``/nodes`` (only for ``create --all-nodes``).
+    ``/nodes`` (only for ``create --all-nodes``); ``nsqd_has``: whether a given nsqd has the
+    subject, for those whose ``/stats`` answered (one without it is not asked to act).
     """
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     lookups = lookups or {}
-    targets = _unique([*nsqds, *(p for answer in lookups.values() for p in answer.producers),
-                       *nodes])
-    nsqd_steps = tuple(Step(NSQD, address, _nsqd_calls(action, subject)) for address in targets)
+    producers = [p for answer in lookups.values() for p in answer.producers]
+    targets = _unique([*nsqds, *producers, *nodes])
+    lacking = {address for address, has in (nsqd_has or {}).items() if not has}
+    lacking -= set(producers)  # what nsqlookupd lists is asked anyway (a race is 404 then)
+    nsqd_steps = tuple(Step(NSQD, address, () if address in lacking
+                            else _nsqd_calls(action, subject)) for address in targets)
     lookupd_steps: tuple[Step, ...] = ()
     if action == CREATE:
         asked = _unique(lookupds) if subject.channel is None else list(lookups)
@@ -190,7 +196,7 @@ def judge(plan: Plan, step: Step, status: int | None, text: str) -> Outcome:
 
 
 def absent(plan: Plan, step: Step) -> Outcome:
-    """A step without calls: that nsqlookupd does not know the subject."""
+    """A step without calls: that nsqd or nsqlookupd does not have the subject."""
     return Outcome(step, ABSENT, f"has no {plan.subject}")
 
 

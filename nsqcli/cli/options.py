@@ -124,14 +124,20 @@ lookupd_http_address_option = click.option(
     help="nsqlookupd HTTP address (repeatable; env NSQLOOKUPD_HTTP_ADDRESS, comma-separated).",
 )
 
+
+def _nsqd_address_option(kind: str, default: str, parse: Callable[[str, str], str]) -> Callable[[F], F]:
+    """``--nsqd-tcp-address`` or ``--nsqd-http-address`` (``kind``)."""
+    env, what = f"NSQD_{kind.upper()}_ADDRESS", f"nsqd {kind.upper()} address"
+    return click.option(
+        f"--nsqd-{kind}-address", multiple=True, metavar="HOST:PORT", envvar=env,
+        type=AddressList("host:port", str), callback=_addresses(lambda v: parse(v, what)),
+        help=f"{what} (repeatable; env {env}, comma-separated). Default {default} when no "
+        "lookupd is given.",
+    )
+
+
 connection_options = _stack(
-    click.option(
-        "--nsqd-tcp-address", multiple=True, metavar="HOST:PORT", envvar="NSQD_TCP_ADDRESS",
-        type=AddressList("host:port", str),
-        callback=_addresses(lambda v: parse_tcp_address(v, "nsqd TCP address")),
-        help="nsqd TCP address (repeatable; env NSQD_TCP_ADDRESS, comma-separated). "
-        f"Default {DEFAULT_NSQD_TCP_ADDRESS} when no lookupd is given.",
-    ),
+    _nsqd_address_option("tcp", DEFAULT_NSQD_TCP_ADDRESS, parse_tcp_address),
     lookupd_http_address_option,
 )
 
@@ -146,13 +152,7 @@ def _positive_duration(text: str) -> float:
 #: The tools that speak nsqd's and nsqlookupd's HTTP API (``nsqcli topic``, ``nsqcli channel``):
 #: ``--nsqd-http-address`` and the HTTP client timeouts of nsqadmin and nsq_stat.
 http_client_options = _stack(
-    click.option(
-        "--nsqd-http-address", multiple=True, metavar="HOST:PORT", envvar="NSQD_HTTP_ADDRESS",
-        type=AddressList("host:port", str),
-        callback=_addresses(lambda v: parse_http_address(v, "nsqd HTTP address")),
-        help="nsqd HTTP address (repeatable; env NSQD_HTTP_ADDRESS, comma-separated). "
-        f"Default {DEFAULT_NSQD_HTTP_ADDRESS} when no lookupd is given.",
-    ),
+    _nsqd_address_option("http", DEFAULT_NSQD_HTTP_ADDRESS, parse_http_address),
     lookupd_http_address_option,
     click.option("--http-client-connect-timeout", type=_ValueType("duration", _positive_duration),
                  default="2s", show_default=True, help="Timeout connecting to nsqd or nsqlookupd."),
