@@ -25,7 +25,8 @@ ADMIN_EXIT_STATUS_HELP = exit_status_help(
     USAGE="2 usage error (a bad name; delete or empty without a terminal and without --yes)")
 
 _WHERE = ("The nsqds are those given with --nsqd-http-address and, with --lookupd-http-address, "
-          "those nsqlookupd lists for the topic (default: the nsqd at 127.0.0.1:4151). Each "
+          "those nsqlookupd lists for the topic (default: the nsqd at 127.0.0.1:4151 when no "
+          "nsqlookupd is given). Each "
           "nsqd's answer is reported on one line; one without the {kind} says so, which is no "
           "failure.")
 _CONFIRM = ("On a terminal this asks for confirmation first, listing where it acts; without a "
@@ -39,9 +40,9 @@ HELP = {
     "every nsqd nsqlookupd knows (/nodes).",
     ("topic", DELETE): "Delete topics, with their channels and messages, from every nsqd that "
     "has them, then from nsqlookupd.\n\n" + _WHERE.format(kind="topic") + " The topic is then "
-    "removed from every nsqlookupd that knows it (so it is not found there any more, and its "
-    "channels do not come back when it is created again), unless an nsqd failed: that nsqd "
-    "may still have it. " + _CONFIRM,
+    "removed from every --lookupd-http-address that knows it (so it is not found there any "
+    "more, and its channels do not come back when it is created again), unless an nsqd "
+    "failed: that nsqd may still have it. " + _CONFIRM,
     ("topic", EMPTY): "Empty topics on every nsqd that has them: the messages the topic holds "
     "for its channels are dropped.\n\nA topic hands its messages to its channels at once, so "
     "it holds messages only while it has no channel or is paused; its channels keep theirs "
@@ -59,8 +60,8 @@ HELP = {
     "new channel gets the messages published from then on.",
     ("channel", DELETE): "Delete channels, with their messages, from every nsqd that has "
     "them, then from nsqlookupd.\n\n" + _WHERE.format(kind="channel") + " Consumers of the "
-    "channel are disconnected. The channel is then removed from every nsqlookupd that knows "
-    "it, unless an nsqd failed. " + _CONFIRM,
+    "channel are disconnected. The channel is then removed from every --lookupd-http-address "
+    "that knows it, unless an nsqd failed. " + _CONFIRM,
     ("channel", EMPTY): "Empty channels on every nsqd that has them: their queued, in-flight "
     "and deferred messages are dropped.\n\n" + _WHERE.format(kind="channel") + " " + _CONFIRM,
     ("channel", PAUSE): "Pause channels on every nsqd that has them: their consumers get no "

@@ -11,18 +11,18 @@ from typing import Any, NoReturn, Sequence
 
 import click
 
-from nsqcli.admin.plan import DELETE, DESTRUCTIVE, DONE, ABSENT, Plan, Subject, confirmation
-from nsqcli.admin.plan import dry_run_lines, verdict
+from nsqcli.admin.plan import ABSENT, DELETE, DESTRUCTIVE, DONE, KEPT, Plan, Subject
+from nsqcli.admin.plan import confirmation, dry_run_lines, verdict
 from nsqcli.cli.console import Console
 from nsqcli.cli.exit_codes import ExitStatus
 from nsqcli.cli.options import HttpSettings
 from nsqcli.cli.runner import exit_with, run_to_status
 
 
-def _session(settings: HttpSettings, agent: str) -> Any:
+def _session(settings: HttpSettings, agent: str, console: Console) -> Any:
     from nsqcli.cli.nsq_http import HttpSession
 
-    return HttpSession(settings.timeouts, agent)
+    return HttpSession(settings.timeouts, agent, trace=console.info)
 
 
 def _print(console: Console, lines: Sequence[str]) -> None:
@@ -48,9 +48,11 @@ def run_action(action: str, subjects: list[Subject], settings: HttpSettings, con
     async def discover(shutdown: Any) -> None:
         from nsqcli.admin.cluster import make_plan
 
-        session = _session(settings, agent)
+        session = _session(settings, agent, console)
         try:
             for subject in subjects:
+                if shutdown.requested:
+                    break
                 planned, errors = await make_plan(
                     session, action, subject, settings.nsqd_http_addresses,
                     settings.lookupd_http_addresses, all_nodes)
@@ -77,13 +79,17 @@ def run_action(action: str, subjects: list[Subject], settings: HttpSettings, con
         from nsqcli.admin.cluster import execute
 
         nonlocal failed
-        session = _session(settings, agent)
+        session = _session(settings, agent, console)
         try:
             for planned in plans:
+                if shutdown.requested:  # SIGINT/SIGTERM: what was asked has answered
+                    break
                 outcomes = await execute(session, planned)
                 _print(console, [o.line for o in outcomes if o.result in (DONE, ABSENT)])
                 for outcome in outcomes:
-                    if outcome.result not in (DONE, ABSENT):
+                    if outcome.result == KEPT:  # the consequence of a failure named above
+                        console.warning(outcome.line)
+                    elif outcome.result not in (DONE, ABSENT):
                         console.error(outcome.line)
                 judged = verdict(planned, outcomes)
                 for line in judged.errors:
@@ -115,7 +121,7 @@ def run_list(topic: str | None, settings: HttpSettings, console: Console, agent:
     async def main(shutdown: Any) -> ExitStatus:
         from nsqcli.admin.cluster import list_names
 
-        session = _session(settings, agent)
+        session = _session(settings, agent, console)
         try:
             names, errors = await list_names(session, settings.nsqd_http_addresses,
                                              settings.lookupd_http_addresses, topic)

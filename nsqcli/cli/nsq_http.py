@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlencode, urlsplit
 
 from nsqcli.cli.exit_codes import error_text
@@ -128,10 +128,11 @@ class HttpSession:
     """Requests on the running event loop (tornado's client); :meth:`close` when done."""
 
     def __init__(self, timeouts: Timeouts = Timeouts(), user_agent: str | None = None,
-                 max_clients: int = 32) -> None:
+                 max_clients: int = 32, trace: Callable[[str], None] | None = None) -> None:
         from tornado.httpclient import AsyncHTTPClient
 
         self.timeouts = timeouts
+        self._trace = trace  # told each request and its answer (the tools' -v)
         self._headers = {"Accept": ACCEPT_HEADER}
         if user_agent:
             self._headers["User-Agent"] = user_agent
@@ -142,18 +143,26 @@ class HttpSession:
                       query: Iterable[tuple[str, str]] = (), daemon: str = "nsqd") -> Reply:
         from tornado.httpclient import HTTPRequest
 
+        target = url(address, path, query)
         request = HTTPRequest(
-            url(address, path, query), method=method, headers=self._headers,
+            target, method=method, headers=self._headers,
             body=b"" if method in ("POST", "PUT") else None,
             connect_timeout=self.timeouts.connect, request_timeout=self.timeouts.request,
             follow_redirects=False)
         try:
             response = await self._client.fetch(request, raise_error=False)
+            if response.code == 599:  # tornado's "no HTTP answer": its error says why
+                raise RequestFailed(_failure_text(response.error, daemon))
         except Exception as exc:  # noqa: BLE001 - DNS, refused, a bad URL: no answer
-            raise RequestFailed(_failure_text(exc, daemon)) from exc
-        if response.code == 599:  # tornado's "no HTTP answer": its error says why
-            raise RequestFailed(_failure_text(response.error, daemon))
-        return Reply(response.code, response.body or b"")
+            failure = exc if isinstance(exc, RequestFailed) else RequestFailed(
+                _failure_text(exc, daemon))
+            if self._trace:
+                self._trace(f"{method} {target}: {failure}")
+            raise failure from exc
+        reply = Reply(response.code, response.body or b"")
+        if self._trace:
+            self._trace(f"{method} {target}: " + ("HTTP 200" if reply.ok else reply.describe()))
+        return reply
 
     async def get(self, address: str, path: str, query: Iterable[tuple[str, str]] = (),
                   daemon: str = "nsqd") -> Reply:

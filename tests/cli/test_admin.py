@@ -344,3 +344,23 @@ def test_usage_errors_exit_2_before_anything_is_sent(admin, args, message):
     assert result.exit_code == 2, result
     assert message in result.stderr
     assert "refused" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [["topic"], ["channel"], ["topic", "delete"], ["channel", "list"],
+                                  ["topic", "create"]])
+def test_help_lists_the_statuses_they_return(admin, args):
+    from nsqcli.cli.exit_codes import statuses_listed
+
+    result = admin(*args, "--help")
+    assert result.exit_code == 0, result
+    assert [int(s) for s in statuses_listed(" ".join(result.stdout.split()))] == [0, 1, 2, 130]
+
+
+def test_verbose_shows_each_request_and_its_answer(admin, nsqd):
+    nsqd.create_topic("t")
+    result = admin("topic", "pause", "t", "-v", "--nsqd-http-address", nsqd.http_address)
+    assert result.exit_code == 0, result
+    assert f"nsqcli topic: POST http://{nsqd.http_address}/topic/pause?topic=t: HTTP 200\n" \
+        in result.stderr
+    quiet = admin("topic", "pause", "t", "--nsqd-http-address", nsqd.http_address)
+    assert quiet.stderr == ""
