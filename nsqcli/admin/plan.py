@@ -178,47 +178,48 @@ def _nsqd_calls(action: str, subject: Subject) -> tuple[Call, ...]:
 # ---- answers -----------------------------------------------------------------------------------
 
 
-def judge(plan: Plan, step: Step, status: int | None, text: str) -> Outcome:
+def judge(planned: Plan, step: Step, status: int | None, text: str) -> Outcome:
     """The outcome of ``step`` from the answer that ended it: an HTTP ``status`` with nsqd's
     error ``text`` (``TOPIC_NOT_FOUND``), or ``status=None`` and why no answer came."""
     if status is None:
-        return Outcome(step, FAILED, f"{plan.action} {plan.subject} failed: {text}")
+        return Outcome(step, FAILED, f"{planned.action} {planned.subject} failed: {text}")
     if status == 200:
         if step.daemon == LOOKUPD:
-            done = "registered" if plan.action == CREATE else "removed"
-            return Outcome(step, DONE, f"{done} {plan.subject}")
-        return Outcome(step, DONE, f"{PAST[plan.action]} {plan.subject}")
+            done = "registered" if planned.action == CREATE else "removed"
+            return Outcome(step, DONE, f"{done} {planned.subject}")
+        return Outcome(step, DONE, f"{PAST[planned.action]} {planned.subject}")
     if status == 404 and text in _NOT_FOUND:
-        missing = Subject(plan.subject.topic) if text == "TOPIC_NOT_FOUND" else plan.subject
+        missing = Subject(planned.subject.topic) if text == "TOPIC_NOT_FOUND" else planned.subject
         return Outcome(step, ABSENT, f"has no {missing}")
     detail = f"HTTP {status}" + (f" {text}" if text else "")
-    return Outcome(step, FAILED, f"{plan.action} {plan.subject} failed: {detail}")
+    return Outcome(step, FAILED, f"{planned.action} {planned.subject} failed: {detail}")
 
 
-def absent(plan: Plan, step: Step) -> Outcome:
+def absent(planned: Plan, step: Step) -> Outcome:
     """A step without calls: that nsqd or nsqlookupd does not have the subject."""
-    return Outcome(step, ABSENT, f"has no {plan.subject}")
+    return Outcome(step, ABSENT, f"has no {planned.subject}")
 
 
-def kept(plan: Plan, nsqd_outcomes: Sequence[Outcome]) -> list[Outcome]:
+def kept(planned: Plan, nsqd_outcomes: Sequence[Outcome]) -> list[Outcome]:
     """delete after an nsqd failed: the registrations stay (see the module docstring)."""
     failed = ", ".join(o.step.address for o in nsqd_outcomes if o.result == FAILED)
-    return [Outcome(step, KEPT, f"kept {plan.subject} registered, as nsqd {failed} may still "
-                    "have it: rerun once it answers") for step in plan.lookupd_steps if step.calls]
+    text = (f"kept {planned.subject} registered, as nsqd {failed} may still have it: rerun once "
+            "it answers")
+    return [Outcome(step, KEPT, text) for step in planned.lookupd_steps if step.calls]
 
 
-def lookupds_to_ask(plan: Plan, nsqd_outcomes: Sequence[Outcome]) -> bool:
-    return not plan.lookupds_last or all(o.result != FAILED for o in nsqd_outcomes)
+def lookupds_to_ask(planned: Plan, nsqd_outcomes: Sequence[Outcome]) -> bool:
+    return not planned.lookupds_last or all(o.result != FAILED for o in nsqd_outcomes)
 
 
-def dry_run_lines(plan: Plan) -> list[str]:
+def dry_run_lines(planned: Plan) -> list[str]:
     lines = []
-    for step in plan.nsqd_steps + plan.lookupd_steps:
+    for step in planned.nsqd_steps + planned.lookupd_steps:
         if not step.calls:
-            lines.append(step.line(f"has no {plan.subject}"))
+            lines.append(step.line(f"has no {planned.subject}"))
             continue
         calls = ", ".join(str(call) for call in step.calls)
-        lines.append(step.line(f"would {plan.action} {plan.subject} ({calls})"))
+        lines.append(step.line(f"would {planned.action} {planned.subject} ({calls})"))
     return lines
 
 
@@ -228,16 +229,16 @@ class Verdict:
     errors: list[str] = field(default_factory=list)  # lines for stderr beyond the steps' own
 
 
-def verdict(plan: Plan, outcomes: Sequence[Outcome]) -> Verdict:
+def verdict(planned: Plan, outcomes: Sequence[Outcome]) -> Verdict:
     """Failed when a daemon failed, or when nothing had the subject to act on."""
     result = Verdict(failed=any(o.result in (FAILED, KEPT) for o in outcomes))
-    if plan.action != CREATE and not any(o.result == DONE for o in outcomes) and not result.failed:
-        where = "no nsqd" + (" or nsqlookupd" if plan.action == DELETE else "")
-        asked = len(plan.nsqd_steps)
+    nothing_done = not any(o.result == DONE for o in outcomes)
+    if planned.action != CREATE and nothing_done and not result.failed:
+        where = "no nsqd" + (" or nsqlookupd" if planned.action == DELETE else "")
+        asked = len(planned.nsqd_steps)
+        counted = f" (asked {asked} nsqd{'' if asked == 1 else 's'})" if asked else ""
         result.failed = True
-        result.errors.append(f"{plan.subject}: {where} has it (asked {asked} nsqd"
-                             f"{'' if asked == 1 else 's'})" if asked else
-                             f"{plan.subject}: {where} has it")
+        result.errors.append(f"{planned.subject}: {where} has it{counted}")
     return result
 
 

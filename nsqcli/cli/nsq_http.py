@@ -128,7 +128,7 @@ class HttpSession:
     """Requests on the running event loop (tornado's client); :meth:`close` when done."""
 
     def __init__(self, timeouts: Timeouts = Timeouts(), user_agent: str | None = None,
-                 max_clients: int = 32, trace: Callable[[str], None] | None = None) -> None:
+                 max_clients: int = 1024, trace: Callable[[str], None] | None = None) -> None:
         from tornado.httpclient import AsyncHTTPClient
 
         self.timeouts = timeouts
@@ -136,7 +136,8 @@ class HttpSession:
         self._headers = {"Accept": ACCEPT_HEADER}
         if user_agent:
             self._headers["User-Agent"] = user_agent
-        # its own instance: several requests at once, none waiting in a shared queue
+        # its own instance, with room for every nsqd of a large cluster at once: a request
+        # waiting in tornado's queue would time out after the connect timeout
         self._client = AsyncHTTPClient(force_instance=True, max_clients=max_clients)
 
     async def request(self, method: str, address: str, path: str,
