@@ -1,7 +1,8 @@
 """``nsqcli`` / ``python -m nsqcli``: the umbrella command mounting every tool.
 
 ``nsqcli tail|pub|to-file|replay|dev-server ...`` run exactly the commands of the standalone
-scripts (``nsq-tail``, ``nsq-pub``, ...). Subcommands are imported only when used, so that
+scripts (``nsq-tail``, ``nsq-pub``, ...); ``nsqcli topic|channel ...`` administer a cluster
+(:mod:`nsqcli.admin`). Subcommands are imported only when used, so that
 ``nsqcli pub`` starts as fast as ``nsq-pub``; a tool whose module is missing or broken does not
 break the others.
 """

@@ -91,17 +91,27 @@ def _prog(kind: str) -> str:
     return f"nsqcli {kind}"
 
 
-def _names(ctx: click.Context, params: dict[str, Any], kind: str) -> list[Subject]:
-    """The subjects named on the command line, checked with nsqd's naming rule (exit 2)."""
-    names = list(dict.fromkeys(params.pop("names")))
-    topic = params.pop("topic", None)
+def _checked(flag: str, name: str, kind: str = "topic") -> str:
+    """``name`` if nsqd's naming rule allows it; a usage error (exit 2) naming ``flag`` if not."""
     try:
-        if kind == "topic":
-            return [Subject(check_name("TOPIC", name)) for name in names]
-        topic = check_name("--topic", topic)
-        return [Subject(topic, check_name("CHANNEL", name, "channel")) for name in names]
+        return check_name(flag, name, kind)
     except ValueError as exc:
-        raise click.UsageError(str(exc), ctx=ctx) from None
+        raise click.UsageError(str(exc), ctx=click.get_current_context()) from None
+
+
+def _subjects(params: dict[str, Any], kind: str) -> list[Subject]:
+    """The topics or channels named on the command line."""
+    names = list(dict.fromkeys(params.pop("names")))
+    if kind == "topic":
+        return [Subject(_checked("TOPIC", name)) for name in names]
+    topic = _checked("--topic", params.pop("topic"))
+    return [Subject(topic, _checked("CHANNEL", name, "channel")) for name in names]
+
+
+def _decorated(callback: Callable[..., None], decorators: list[Any]) -> click.Command:
+    for decorator in reversed(decorators):
+        callback = decorator(callback)
+    return callback  # type: ignore[return-value]
 
 
 def _topic_option(kind: str) -> Callable[[Any], Any]:
@@ -116,10 +126,9 @@ def action_command(kind: str, action: str) -> click.Command:
     def callback(**params: Any) -> None:
         from nsqcli.admin.run import run_action
 
-        ctx = click.get_current_context()
         console = pop_console(params, _prog(kind))
         settings = pop_http_settings(params)
-        subjects = _names(ctx, params, kind)
+        subjects = _subjects(params, kind)
         run_action(action, subjects, settings, console, user_agent(_prog(kind)),
                    yes=params.pop("yes", False), dry_run=params.pop("dry_run"),
                    all_nodes=params.pop("all_nodes", False))
@@ -142,34 +151,23 @@ def action_command(kind: str, action: str) -> click.Command:
                      help="Say which nsqds and nsqlookupds would be asked what, and do nothing."),
         http_client_options, output_options,
     ]
-    for decorator in reversed(decorators):
-        callback = decorator(callback)
-    return callback  # type: ignore[return-value]
+    return _decorated(callback, decorators)
 
 
 def list_command(kind: str) -> click.Command:
     def callback(**params: Any) -> None:
         from nsqcli.admin.run import run_list
 
-        ctx = click.get_current_context()
         console = pop_console(params, _prog(kind))
         settings = pop_http_settings(params)
         topic = params.pop("topic", None)
-        if topic is not None:
-            try:
-                check_name("--topic", topic)
-            except ValueError as exc:
-                raise click.UsageError(str(exc), ctx=ctx) from None
-        run_list(topic, settings, console, user_agent(_prog(kind)))
+        run_list(topic and _checked("--topic", topic), settings, console, user_agent(_prog(kind)))
 
-    decorators = [
+    return _decorated(callback, [
         tool_command("list", epilog=ADMIN_EXIT_STATUS_HELP, help=LIST_HELP[kind],
                      short_help=f"List the {kind}s, one per line."),
         _topic_option(kind), http_client_options, output_options,
-    ]
-    for decorator in reversed(decorators):
-        callback = decorator(callback)
-    return callback  # type: ignore[return-value]
+    ])
 
 
 class AdminGroup(GoFlagGroup):

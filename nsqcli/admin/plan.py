@@ -227,6 +227,7 @@ def dry_run_lines(planned: Plan) -> list[str]:
 class Verdict:
     failed: bool = False
     errors: list[str] = field(default_factory=list)  # lines for stderr beyond the steps' own
+    notes: list[str] = field(default_factory=list)  # what the user should know (unless -q)
 
 
 def verdict(planned: Plan, outcomes: Sequence[Outcome]) -> Verdict:
@@ -239,6 +240,10 @@ def verdict(planned: Plan, outcomes: Sequence[Outcome]) -> Verdict:
         counted = f" (asked {asked} nsqd{'' if asked == 1 else 's'})" if asked else ""
         result.failed = True
         result.errors.append(f"{planned.subject}: {where} has it{counted}")
+    if planned.action == CREATE and not planned.nsqd_steps and not result.failed:
+        result.notes.append(f"{planned.subject}: registered in nsqlookupd only; nsqds create it "
+                            "on the first publish or subscription (--all-nodes creates it on "
+                            "every nsqd nsqlookupd knows)")
     return result
 
 

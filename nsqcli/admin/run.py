@@ -94,6 +94,8 @@ def run_action(action: str, subjects: list[Subject], settings: HttpSettings, con
                 judged = verdict(planned, outcomes)
                 for line in judged.errors:
                     console.error(line)
+                for line in judged.notes:
+                    console.notice(line)
                 failed = failed or judged.failed
         finally:
             session.close()

@@ -65,6 +65,7 @@ def test_create_topic_with_lookupd_registers_it_there(admin, cluster):
     result = admin("topic", "create", "fresh", *lookupd_args(lookupd))
     assert result.exit_code == 0, result
     assert result.stdout == f"nsqlookupd {lookupd.http_address}: registered topic fresh\n"
+    assert result.stderr.startswith("nsqcli topic: topic fresh: registered in nsqlookupd only")
     assert "fresh" in lookupd.topics() and lookupd.lookup("fresh")["producers"] == []
     assert first.topic_stats("fresh") is None and second.topic_stats("fresh") is None
     everywhere = admin("topic", "create", "wide", "--all-nodes", *lookupd_args(lookupd))

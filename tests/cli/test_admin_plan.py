@@ -164,7 +164,13 @@ def test_verdicts():
     deleted = plan(DELETE, TOPIC, [], [L1], {L1: LookupAnswer(known=False)})
     assert verdict(deleted, []).errors == ["topic events: no nsqd or nsqlookupd has it"]
     created = plan(CREATE, TOPIC, [], [L1])
-    assert not verdict(created, [Outcome(created.lookupd_steps[0], DONE, "x")]).failed
+    registered = verdict(created, [Outcome(created.lookupd_steps[0], DONE, "x")])
+    assert not registered.failed
+    assert registered.notes == ["topic events: registered in nsqlookupd only; nsqds create it on "
+                                "the first publish or subscription (--all-nodes creates it on "
+                                "every nsqd nsqlookupd knows)"]
+    on_nsqd = plan(CREATE, TOPIC, [A], [L1])
+    assert verdict(on_nsqd, [Outcome(s, DONE, "x") for s in on_nsqd.acting_steps]).notes == []
 
 
 def test_the_confirmation_says_what_is_lost_where():
