@@ -59,13 +59,8 @@ def parse_nodes(body: bytes, status: int = 200) -> list[Node]:
     return nodes
 
 
-def nodes_url(address: str) -> str:
-    """The ``/nodes`` URL of the nsqlookupd at ``address`` (``host:port`` or a URL)."""
-    return lookup_url(address, "", path="/nodes").replace("?topic=", "")
-
-
 def _fetch(address: str) -> list[Node]:
-    url = nodes_url(address)
+    url = lookup_url(address, "", path="/nodes").replace("?topic=", "")
     try:
         status, body = _get(url)
         return parse_nodes(body, status)

@@ -14,10 +14,10 @@ import click
 
 from nsqcli.cli.exit_codes import ExitStatus, ToolError, exit_status_help
 from nsqcli.cli.go_flags import tool_command
-from nsqcli.cli.options import POSITIVE_DURATION, http_connection_options, output_options
-from nsqcli.cli.options import pop_console
+from nsqcli.cli.options import POSITIVE_DURATION, http_client_options, output_options
+from nsqcli.cli.options import pop_console, pop_http_settings, user_agent
 from nsqcli.cli.runner import Shutdown, run_tool
-from nsqcli.cli.values import DEFAULT_NSQD_HTTP_ADDRESS, check_name
+from nsqcli.cli.values import check_name
 
 PROG = "nsq-stat"
 
@@ -43,11 +43,7 @@ EPILOG = exit_status_help(
               help="One JSON object per poll and line, for scripts and jq (schema above).")
 @click.option("--per-nsqd", is_flag=True,
               help="One row per nsqd for each topic and channel instead of their sum.")
-@http_connection_options
-@click.option("--http-client-connect-timeout", type=POSITIVE_DURATION, default="2s",
-              show_default=True, help="Time allowed to connect to an nsqd or nsqlookupd.")
-@click.option("--http-client-request-timeout", type=POSITIVE_DURATION, default="5s",
-              show_default=True, help="Time allowed for a whole request to an nsqd or nsqlookupd.")
+@http_client_options
 @output_options
 def command(**params: Any) -> None:
     """A live view of an NSQ cluster: depth, in flight, deferred, requeued, timed out,
@@ -87,14 +83,11 @@ def command(**params: Any) -> None:
                 check_name(f"--{flag}", params[flag], flag)
             except ValueError as exc:
                 raise click.UsageError(str(exc), ctx=ctx) from None
-    nsqds = list(params["nsqd_http_address"] or ())
-    lookupds = list(params["lookupd_http_address"] or ())
-    if not nsqds and not lookupds:
-        nsqds = [DEFAULT_NSQD_HTTP_ADDRESS]
+    settings = pop_http_settings(params)
     live = params["count"] is None and not params["as_json"] and _is_terminal(console.out)
 
     async def main(shutdown: Shutdown) -> ExitStatus:
-        return await watch(console, shutdown, params, nsqds, lookupds, live)
+        return await watch(console, shutdown, params, settings, live)
 
     run_tool(main, console, stop_status=ExitStatus.SUCCESS)
 
@@ -127,19 +120,22 @@ def _make_view(console: Any, params: dict, live: bool) -> Any:
     return PlainView(console.out, params["as_json"])
 
 
-async def watch(console: Any, shutdown: Shutdown, params: dict, nsqds: list[str],
-                lookupds: list[str], live: bool) -> ExitStatus:
+async def watch(console: Any, shutdown: Shutdown, params: dict, settings: Any,
+                live: bool) -> ExitStatus:
     """Poll until --count polls were shown or a signal came (see the command's help)."""
     import asyncio
     import time
 
+    from nsqcli.cli.nsq_http import HttpSession
     from nsqcli.stat.model import Tracker
     from nsqcli.stat.plain import StateNotices
     from nsqcli.stat.poller import Poller
 
     loop = asyncio.get_running_loop()
-    poller = Poller(nsqds, lookupds, params["topic"], params["channel"],
-                    params["http_client_connect_timeout"], params["http_client_request_timeout"])
+    # -vv shows each request, except under the live table (stderr would scroll it)
+    session = HttpSession(settings.timeouts, user_agent(PROG), trace=None if live else console.debug)
+    poller = Poller(session, settings.nsqd_http_addresses, settings.lookupd_http_addresses,
+                    params["topic"], params["channel"])
     tracker = Tracker(params["per_nsqd"])
     notices = StateNotices(console.warning, console.notice)
     stopped = asyncio.ensure_future(shutdown.wait())
@@ -178,7 +174,7 @@ async def watch(console: Any, shutdown: Shutdown, params: dict, nsqds: list[str]
         stopped.cancel()
         if view is not None:
             view.close()
-        poller.close()
+        session.close()
     if params["count"] is not None and last is not None and not answered and not shutdown.interrupted:
         raise ToolError(_failure_text(last, params["count"]))
     return ExitStatus.SUCCESS

@@ -15,7 +15,6 @@ channels). A counter that went back (nsqd restarted, topic recreated) gives no r
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import dataclass, fields, replace
 from typing import Any, Iterable
@@ -121,16 +120,17 @@ def _name(entry: Any, name: str) -> str:
     return value
 
 
-def parse_stats(body: bytes | str, topic: str | None = None,
+def parse_stats(body: bytes, topic: str | None = None,
                 channel: str | None = None) -> dict[Key, Counts]:
     """The counts in one nsqd's /stats JSON body, narrowed to ``topic`` / ``channel`` (a
     ``channel`` leaves out the topics' own rows). ValueError when it is not nsqd's shape."""
+    from nsqcli.cli.nsq_http import Reply, v1_data
+    from nsqcli.lib.lookupd import LookupdError
+
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ValueError(f"/stats answer is not JSON: {body[:100]!r}") from None
-    if isinstance(data, dict) and "status_code" in data and "topics" not in data:
-        data = data.get("data")  # nsqd before 1.0 wrapped its answers
+        data = v1_data(Reply(200, body))  # JSON, unwrapped if nsqd is older than 1.0
+    except LookupdError as exc:
+        raise ValueError(f"/stats answer: {exc}") from None
     if not isinstance(data, dict) or "topics" not in data:
         raise ValueError(f"/stats answer has no topics: {str(data)[:100]}")
     topics = data["topics"] or []  # nsqd answers null for a topic it does not have
