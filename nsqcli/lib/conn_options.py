@@ -40,7 +40,7 @@ class ConnOptions:
     max_requeue_delay: float
     tls_v1: bool
     ssl_context: ssl.SSLContext | None
-    identify_data: dict
+    identify_data: dict[str, Any]
     auth_secret: bytes | None
     max_frame_size: int | None  # None: any message nsqd can send
 
@@ -49,7 +49,7 @@ class ConnOptions:
                 f"tls_v1={self.tls_v1}, auth={'set' if self.auth_secret else 'none'})")
 
 
-def split_host(host: Any) -> str:
+def split_host(host: object) -> str:
     """``"[::1]"`` -> ``"::1"``; rejects empty and non-str hosts."""
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {type(host).__name__}")
@@ -60,7 +60,7 @@ def split_host(host: Any) -> str:
     return host
 
 
-def check_port(port: Any) -> int:
+def check_port(port: object) -> int:
     if isinstance(port, bool) or not isinstance(port, int):
         raise TypeError(f"port must be an int, not {type(port).__name__}")
     if not 0 < port < 65536:
