@@ -61,7 +61,7 @@ class ReaderCore:
     max_in_flight: int
 
     def _init_core(self, policy: RdyPolicy, backoff: BackoffWindow, discovery: Discovery,
-                   conn_class: Callable[..., AsyncConn], redistribute_interval: float,
+                   conn_class: type[AsyncConn], redistribute_interval: float,
                    close_timeout: float) -> None:
         #: subscribed connections by id (``host:port``), as pynsq's ``Reader.conns``
         self.conns: dict[str, AsyncConn] = {}
