@@ -115,7 +115,7 @@ class Writer:
         """MPUB a list of messages atomically (a single bytes/str body is wrapped, as pynsq)."""
         if topic not in self._topics:
             self._check_topic(topic)
-        if isinstance(msg, (bytes, str)):
+        if isinstance(msg, (bytes, bytearray, memoryview, str)):
             msg = [msg]
         elif not isinstance(msg, (list, tuple)):
             msg = list(msg)
