@@ -16,7 +16,7 @@ DEFAULT_USER_AGENT = f"nsqcli/{__version__}"
 DEFAULT_MAX_REQUEUE_DELAY = 900
 
 
-def number(name: str, value: Any, minimum: float = 0.0, *, allow_equal: bool = True) -> float:
+def number(name: str, value: object, minimum: float = 0.0, *, allow_equal: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     if value < minimum or (not allow_equal and value == minimum):
@@ -24,7 +24,7 @@ def number(name: str, value: Any, minimum: float = 0.0, *, allow_equal: bool = T
     return value
 
 
-def flag(name: str, value: Any) -> bool:
+def flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, not {value!r}")
     return value

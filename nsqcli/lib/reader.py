@@ -61,7 +61,7 @@ HandlerResult = Union[bool, None, Awaitable[Union[bool, None]]]
 MessageHandler = Callable[["Message"], HandlerResult]
 
 
-def _number(name: str, value: Any, minimum: float = 0.0, *, inclusive: bool = True,
+def _number(name: str, value: object, minimum: float = 0.0, *, inclusive: bool = True,
             maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
@@ -72,7 +72,7 @@ def _number(name: str, value: Any, minimum: float = 0.0, *, inclusive: bool = Tr
     return value
 
 
-def _int(name: str, value: Any, minimum: int = 0) -> int:
+def _int(name: str, value: object, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < minimum:

@@ -13,7 +13,7 @@ from .constants import DEFAULT_MAX_RDY_COUNT
 from .record import Record
 
 
-def _int_field(name: str, value: Any) -> int:
+def _int_field(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an int, got {value!r}")
     return value
@@ -106,7 +106,7 @@ class IdentifyResponse(Record):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "IdentifyResponse":
         def num(key: str, default: int = 0) -> int:
-            value = data.get(key, default)
+            value: object = data.get(key, default)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"IDENTIFY response field {key!r} is not an integer: {value!r}")
             return value
