@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .daemons import LOOPBACK, direct_opener, lookupd_process, nsqd_process
@@ -158,7 +158,7 @@ class BrokerHandle:
         self,
         method: str,
         path: str,
-        params: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,  # as urlencode takes
         body: bytes | str | None = None,
         timeout: float = 10.0,
     ) -> tuple[int, bytes]:

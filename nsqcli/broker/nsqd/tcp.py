@@ -199,6 +199,7 @@ class V2Connection(asyncio.Protocol):
                 return False
             reader.read_size()
             body = reader.read_exact(size)
+            assert body is not None  # buffered: checked above
             self._pending = None
             self._respond(spec.run(self, params, body))
         except ClientErr as err:
@@ -263,6 +264,7 @@ class V2Connection(asyncio.Protocol):
     async def upgrade_tls(self, compression: tuple[str, int] | None) -> None:
         self.client.flush()
         loop = asyncio.get_running_loop()
+        assert self.nsqd.ssl_context is not None  # IDENTIFY offers TLS only with a context
         transport = await loop.start_tls(
             self.transport, self, self.nsqd.ssl_context, server_side=True,
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
