@@ -14,6 +14,7 @@ this machine, a few seconds warm.
 
 from __future__ import annotations
 
+import inspect
 import re
 import subprocess
 import sys
@@ -60,6 +61,15 @@ def strict_run() -> tuple[int, str]:
 def _in(path: str, errors: list[tuple[str, int, str | None, str]]) -> list[str]:
     return [f"{p}:{line}: [{code}] {message}" for p, line, code, message in errors
             if p == path or p.startswith(path.rstrip("/") + "/")]
+
+
+def test_conn_kwargs_names_every_keyword_option_of_async_conn() -> None:
+    # Reader(**kwargs) and Writer(**kwargs) are typed with ConnKwargs: it must follow AsyncConn
+    from nsqcli.lib.conn import AsyncConn
+    from nsqcli.lib.conn_options import ConnKwargs
+
+    params = inspect.signature(AsyncConn.__init__).parameters
+    assert list(ConnKwargs.__annotations__) == [name for name in params if name not in ("self", "host", "port")]
 
 
 def test_the_package_checks_clean_with_the_project_config() -> None:

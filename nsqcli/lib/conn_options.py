@@ -5,15 +5,42 @@ from __future__ import annotations
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, TypedDict
 
 from . import __version__
 from .protocol.identify import build_identify
 from .tls import make_ssl_context
 
+if TYPE_CHECKING:
+    from tornado.ioloop import IOLoop
+
 DEFAULT_USER_AGENT = f"nsqcli/{__version__}"
 #: go-nsq's cap on the computed requeue delay (MaxRequeueDelay), in seconds.
 DEFAULT_MAX_REQUEUE_DELAY = 900
+
+
+class ConnKwargs(TypedDict, total=False):
+    """AsyncConn's options by keyword: what ``Reader(**kwargs)`` and ``Writer(**kwargs)`` pass to
+    each of their connections (tests/test_types.py keeps it equal to AsyncConn's parameters)."""
+
+    timeout: float
+    heartbeat_interval: float
+    requeue_delay: float
+    tls_v1: bool
+    tls_options: ssl.SSLContext | Mapping[str, Any] | None
+    snappy: bool
+    deflate: bool
+    deflate_level: int
+    user_agent: str
+    output_buffer_size: int
+    output_buffer_timeout: int
+    sample_rate: int
+    io_loop: IOLoop | None
+    auth_secret: str | bytes | None
+    msg_timeout: float | None
+    hostname: str | None
+    max_frame_size: int | None
+    max_requeue_delay: float
 
 
 def number(name: str, value: object, minimum: float = 0.0, *, allow_equal: bool = True) -> float:

@@ -46,7 +46,10 @@ from .reader_core import ReaderCore
 from .reader_discovery import Discovery
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .conn import AsyncConn
+    from .conn_options import ConnKwargs
     from .message import Message
     from .reader_iter import Inbox, MessageStream
 
@@ -143,7 +146,7 @@ class Reader(ReaderCore):
         close_timeout: float = 30.0,
         reconnect_interval: float = 1.0,
         max_reconnect_interval: float = 60.0,
-        **kwargs: Any,
+        **kwargs: Unpack[ConnKwargs],
     ) -> None:
         check_topic(topic)
         check_channel(channel)

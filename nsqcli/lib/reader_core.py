@@ -27,6 +27,7 @@ from .reader_discovery import Discovery
 
 if TYPE_CHECKING:
     from .conn import AsyncConn
+    from .conn_options import ConnKwargs
     from .message import Message
 
 logger = logging.getLogger("nsqcli.lib.reader")
@@ -57,7 +58,7 @@ class ReaderCore:
     topic: str
     channel: str
     name: str
-    conn_kwargs: dict[str, Any]
+    conn_kwargs: ConnKwargs
     max_in_flight: int
 
     def _init_core(self, policy: RdyPolicy, backoff: BackoffWindow, discovery: Discovery,

@@ -41,7 +41,10 @@ from .writer_links import Link, LinkSupervisor
 from .writer_outbox import Outbox, PublishCallback, run_callback
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .conn import AsyncConn
+    from .conn_options import ConnKwargs
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class Writer:
         *,
         connect_timeout: float = 5.0,
         close_timeout: float = 10.0,
-        **kwargs: Any,
+        **kwargs: Unpack[ConnKwargs],
     ) -> None:
         addresses = parse_addresses(nsqd_tcp_addresses)
         _check_seconds("reconnect_interval", reconnect_interval)

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Mapping
 
 from .addresses import format_address
 from .backoff import ReconnectBackoff
@@ -20,6 +20,7 @@ from .protocol.errors import ConnectionClosedError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .conn import AsyncConn
+    from .conn_options import ConnKwargs
     from .writer import Writer
 
 logger = logging.getLogger("nsqcli.lib.writer")
@@ -39,7 +40,7 @@ def _conn_class() -> type[AsyncConn]:
     return AsyncConn
 
 
-def check_conn_kwargs(kwargs: dict[str, Any], conn_class: type[AsyncConn], owner: str) -> None:
+def check_conn_kwargs(kwargs: Mapping[str, object], conn_class: type[AsyncConn], owner: str) -> None:
     """Reject keyword arguments the connection class does not take, naming them (pynsq asserted)."""
     params = inspect.signature(conn_class.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -69,7 +70,7 @@ class Link:
 class LinkSupervisor:
     """Owns the links of one Writer; calls ``writer._on_link_ready`` / ``_on_link_lost``."""
 
-    def __init__(self, writer: "Writer", conn_kwargs: dict[str, Any],
+    def __init__(self, writer: "Writer", conn_kwargs: ConnKwargs,
                  conn_class: type[AsyncConn] | None = None) -> None:
         self.writer = writer
         self.conn_class = conn_class or _conn_class()

@@ -40,4 +40,6 @@ async def misuse(reader: nsq.Reader, writer: nsq.Writer, message: nsq.Message) -
     message.requeue(delay="soon")  # rejected: arg-type
     reader.max_in_flight = "10"  # rejected: assignment
     nsq.Raeder("t", "c")  # rejected: attr-defined
+    nsq.Reader("t", "c", nsqd_tcp_addresses="127.0.0.1:4150", heartbeat_intervall=10)  # rejected: call-arg
+    nsq.Writer("127.0.0.1:4150", tls_v1="yes")  # rejected: arg-type
     print(text)

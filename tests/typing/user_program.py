@@ -80,7 +80,8 @@ async def consume() -> None:
 
 
 async def produce() -> None:
-    writer = nsq.Writer(["127.0.0.1:4150"], reconnect_interval=5.0, connect_timeout=2.0)
+    writer = nsq.Writer(["127.0.0.1:4150"], reconnect_interval=5.0, connect_timeout=2.0,
+                        snappy=True, auth_secret=b"secret", tls_options={"ca_certs": "ca.pem"})
     answer: bytes = await writer.pub("topic", b"body")
     writer.pub("topic", b"x", callback=on_published)
     writer.pub("topic", "text is sent as UTF-8", on_published)
