@@ -56,7 +56,7 @@ class NSQD:
         self.tcp_port = 0
         self.http_port = 0
         self.start_time = int(time.time())
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._client_ids = 0
         self._tcp_server: asyncio.base_events.Server | None = None
         self._http_server: Any = None

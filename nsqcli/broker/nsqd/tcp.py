@@ -39,7 +39,7 @@ class V2Connection(asyncio.Protocol):
     def __init__(self, nsqd: "NSQD") -> None:
         self.nsqd = nsqd
         self.transport: Any = None
-        self.client: ClientV2 = None  # type: ignore[assignment]
+        self.client: ClientV2 = None  # type: ignore[assignment]  # set by connection_made()
         self.remote_ip = ""
         self._reader = CommandReader(MAX_LINE_LENGTH)
         self._magic_ok = False
@@ -186,7 +186,7 @@ class V2Connection(asyncio.Protocol):
 
     def _continue_body(self) -> bool:
         """Advance the pending body command; False while more bytes are needed."""
-        spec, params = self._pending  # type: ignore[misc]
+        spec, params = self._pending  # type: ignore[misc]  # called only while one is pending
         reader = self._reader
         size = reader.peek_size()
         if size is None:
