@@ -8,8 +8,8 @@
   gets an error with that code) and nothing else there is, so an annotation loosened to ``Any``
   fails here.
 
-mypy runs in a subprocess with its cache in ``.mypy_cache`` (ignored by git): about 25 s cold on
-this machine, a few seconds warm.
+mypy runs in a subprocess (twice) with its cache in ``.mypy_cache`` (ignored by git): about 7 s
+cold and 6 s warm here with mypy 2.4 (18 s with 1.19), up to 30 s on a loaded machine.
 """
 
 from __future__ import annotations
