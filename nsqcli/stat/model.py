@@ -230,6 +230,6 @@ class Tracker:
         return sort_rows(rows)
 
     def report(self, poll: int, time: float, answers: list[Answer],
-               lookupds: list[tuple[str, str | None]] = ()) -> Report:
+               lookupds: Iterable[tuple[str, str | None]] = ()) -> Report:
         return Report(poll, time, self.rows(answers),
                       [(answer.nsqd, answer.error) for answer in answers], list(lookupds))
