@@ -27,7 +27,8 @@ from nsqcli.__main__ import TOOLS, cli, load_tool  # noqa: E402
 from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
 
 # standalone script name -> umbrella subcommand
-SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay"}
+SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay",
+           "nsq-stat": "stat"}
 
 EXIT_STATUS_TEXT = {
     ExitStatus.SUCCESS: "success (nsq-pub/nsq-replay: every record was acknowledged by nsqd)",
@@ -47,7 +48,16 @@ _ADMIN_EXIT_STATUS = {
     "and without --yes",
 }
 #: Pages whose statuses mean more than the generic texts say.
-EXIT_STATUS_TEXT_OF = {"nsqcli-topic": _ADMIN_EXIT_STATUS, "nsqcli-channel": _ADMIN_EXIT_STATUS}
+EXIT_STATUS_TEXT_OF = {
+    "nsqcli-topic": _ADMIN_EXIT_STATUS,
+    "nsqcli-channel": _ADMIN_EXIT_STATUS,
+    "nsq-stat": {
+        ExitStatus.SUCCESS: "success, also when stopped by SIGINT (Ctrl-C) or SIGTERM: stopping is "
+        "how a live view ends",
+        ExitStatus.ERROR: "with --count, no poll got an answer from any nsqd (or every nsqlookupd "
+        "failed); or writing to stdout failed",
+    },
+}
 
 MAN_ONLY = {  # subcommands without a script of their own
     "nsqcli-dev-server": "dev-server",
@@ -102,6 +112,18 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
          "nsq-replay 'archive/*.gz' --checkpoint replay.ckpt"),
         ("Check an archive from standard input without publishing:",
          "zcat old.log.gz | nsq-replay - --topic events --dry-run"),
+    ],
+    "nsq-stat": [
+        ("Watch every topic and channel of the nsqds that nsqlookupd knows, redrawn every 2 "
+         "seconds (Ctrl-C exits 0):", "nsq-stat --lookupd-http-address 127.0.0.1:4161"),
+        ("Five plain rows for one channel, a second apart:",
+         "nsq-stat --topic events --channel audit --count 5 --interval 1s"),
+        ("The depth of every channel, from one poll in JSON:",
+         "nsq-stat --json --count 1 | jq -r '.rows[] | select(.channel) | "
+         "\"\\(.topic)/\\(.channel) \\(.depth)\"'"),
+        ("A command line written for Go's nsq_stat:",
+         "nsq-stat -topic=events -channel=audit -nsqd-http-address=127.0.0.1:4151 -interval=5s "
+         "-count=3"),
     ],
     "nsqcli": [
         ("Start the embedded nsqd and nsqlookupd in the background:", "nsqcli dev-server &"),
@@ -159,6 +181,11 @@ GO_APPS = {
     "one is published whole.",
     "nsq-to-file": "Takes every flag of Go's nsq_to_file; -log-level debug, info, warn, "
     "error and fatal are -vv, -v, the default, -q and -q.",
+    "nsq-stat": "Takes every flag of Go's nsq_stat. -topic and -channel are optional (without "
+    "them, the whole cluster); -nsqd-http-address and -lookupd-http-address may be given "
+    "together, and as URLs. -count N polls N times and prints each poll, the first without "
+    "rates (nsq_stat polls N+1 times and prints N). The out rate counts messages finished; "
+    "nsq_stat's egress also counts those delivered and still in flight.",
     "nsqcli-topic": NSQADMIN,
     "nsqcli-channel": NSQADMIN,
 }

@@ -149,14 +149,18 @@ def _positive_duration(text: str) -> float:
     return seconds
 
 
-#: The tools that speak nsqd's and nsqlookupd's HTTP API (``nsqcli topic``, ``nsqcli channel``):
+#: a timeout or a period (nsq-stat's --interval): zero would mean no time at all
+POSITIVE_DURATION = _ValueType("duration", _positive_duration)
+
+
+#: The tools that speak nsqd's and nsqlookupd's HTTP API (``nsqcli topic|channel``, ``nsq-stat``):
 #: ``--nsqd-http-address`` and the HTTP client timeouts of nsqadmin and nsq_stat.
 http_client_options = _stack(
     _nsqd_address_option("http", DEFAULT_NSQD_HTTP_ADDRESS, parse_http_address),
     lookupd_http_address_option,
-    click.option("--http-client-connect-timeout", type=_ValueType("duration", _positive_duration),
+    click.option("--http-client-connect-timeout", type=POSITIVE_DURATION,
                  default="2s", show_default=True, help="Timeout connecting to nsqd or nsqlookupd."),
-    click.option("--http-client-request-timeout", type=_ValueType("duration", _positive_duration),
+    click.option("--http-client-request-timeout", type=POSITIVE_DURATION,
                  default="5s", show_default=True,
                  help="Timeout of one HTTP request to nsqd or nsqlookupd."),
 )

@@ -65,7 +65,8 @@ def test_every_page_has_examples_that_parse():
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 @pytest.mark.parametrize("words, expected", [
-    (["nsqcli", ""], {"tail", "pub", "to-file", "replay", "dev-server", "topic", "channel"}),
+    (["nsqcli", ""], {"tail", "pub", "to-file", "replay", "dev-server", "topic", "channel",
+                      "stat"}),
     (["nsqcli", "tail", "--to"], {"--topic"}),
     (["nsqcli", "to-file", "--gz"], {"--gzip", "--gzip-level"}),
     (["nsqcli", "tail", "--format", ""], {"raw", "json"}),
@@ -94,7 +95,8 @@ def test_the_umbrella_bash_completion_completes_subcommand_options(words, expect
     ("nsqcli tail --to", {"--topic"}),
     ("nsqcli to-file --gz", {"--gzip", "--gzip-level"}),
     ("nsqcli tail --format ", {"raw", "json"}),
-    ("nsqcli ", {"tail", "pub", "to-file", "replay", "dev-server", "topic", "channel"}),
+    ("nsqcli ", {"tail", "pub", "to-file", "replay", "dev-server", "topic", "channel",
+                 "stat"}),
     ("nsqcli topic ", {"create", "delete", "empty", "pause", "unpause", "list"}),
     ("nsqcli topic delete --y", {"--yes"}),
     ("nsqcli channel create --to", {"--topic"}),
@@ -110,7 +112,7 @@ def test_the_umbrella_fish_completion_completes_subcommand_options(line, expecte
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="no zsh")
-@pytest.mark.parametrize("sub", ["tail", "pub", "to-file", "replay", "dev-server"])
+@pytest.mark.parametrize("sub", ["tail", "pub", "to-file", "replay", "dev-server", "stat"])
 def test_the_umbrella_zsh_completion_hands_each_subcommand_its_options(sub):
     """zsh's _arguments replaced by a stand-in that names the subcommand (as _arguments -C does
     for '1:command:...') and prints the option specs the subcommand's function passes."""
