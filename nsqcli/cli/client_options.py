@@ -190,6 +190,8 @@ OPTIONS: tuple[ClientOption, ...] = (
                  frozenset({CONSUMER}), "reader"),
     ClientOption(("low_rdy_idle_timeout",), "low_rdy_idle_timeout", _positive_seconds,
                  frozenset({CONSUMER}), "reader"),
+    ClientOption(("low_rdy_timeout",), "low_rdy_timeout", _positive_seconds, frozenset({CONSUMER}),
+                 "reader", "how long a busy nsqd keeps its RDY while another waits with none"),
     ClientOption(("backoff_strategy",), "backoff_strategy", _strategy, frozenset({CONSUMER}),
                  "reader", "exponential, full_jitter or pynsq"),
     ClientOption(("backoff_multiplier",), "backoff_multiplier", _non_negative_seconds, frozenset({CONSUMER}),
@@ -223,8 +225,6 @@ OPTIONS: tuple[ClientOption, ...] = (
     ClientOption(("local_addr",), "local_addr", _text, target=IGNORED, help=_NO_EFFECT),
     ClientOption(("client_id",), "client_id", _text, target=IGNORED,
                  help=_NO_EFFECT + " (the short host name is sent)"),
-    ClientOption(("low_rdy_timeout",), "low_rdy_timeout", _positive_seconds, frozenset({CONSUMER}),
-                 IGNORED, _NO_EFFECT + " (see low_rdy_idle_timeout)"),
     ClientOption(("skip_lookupd_authorization",), "skip_lookupd_authorization", parse_bool,
                  frozenset({CONSUMER}), IGNORED, _NO_EFFECT),
 )

@@ -79,7 +79,7 @@ class FatalConnectionGuard:
         bad = self._bad_nsqds.setdefault(reader, set())
         first = address not in bad
         bad.add(address)
-        known = getattr(reader, "known_nsqds", set)()
+        known: set[str] = getattr(reader, "known_nsqds", set)()
         label = f"[{reader.topic}/{reader.channel}]"
         if known <= bad:  # nothing left to consume from
             self.error, self.label, self.address = error, label, address
@@ -170,8 +170,10 @@ def _guarded_reader_class() -> type:
                 self.fatal_guard.recovered(self, str(conn))
 
         def known_nsqds(self) -> set[str]:
-            """Every nsqd this reader may consume from: given, listed by lookupd, connected."""
+            """Every nsqd this reader may consume from: given, listed by lookupd (now or before,
+            while it is retried), connected."""
             discovery = self._discovery
-            return set(discovery.direct) | set(discovery.listed) | set(self.conns)
+            return (set(discovery.direct) | set(discovery.listed) | set(discovery.discovered)
+                    | set(self.conns))
 
     return GuardedReader

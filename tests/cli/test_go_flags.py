@@ -251,7 +251,8 @@ def test_go_nsq_options_we_lack_are_accepted_with_one_warning(invoke):
     params = parsed(tail, ["-topic", "t", "-consumer-opt", "read_timeout,30s",
                            "-consumer-opt", "client_id,me", "-consumer-opt", "low_rdy_timeout,5s"])
     settings = pop_settings(dict(params), "ua")
-    assert set(settings.ignored_options) == {"read_timeout", "client_id", "low_rdy_timeout"}
+    assert set(settings.ignored_options) == {"read_timeout", "client_id"}
+    assert settings.reader_kwargs["low_rdy_timeout"] == 5.0  # go-nsq's name, and it acts
     assert "read_timeout" in tail.params[[p.name for p in tail.params].index("consumer_opt")].help
 
 

@@ -95,3 +95,17 @@ def test_guard_stops_only_when_every_known_nsqd_fails_permanently():
         assert len(fatal) == 1 and str(guard.tool_error()) == "[t/c] nsqd at b:2: not nsqd"
     finally:
         guard.close()
+
+
+def test_a_retried_lookupd_nsqd_still_counts_as_known():
+    # lookupd stopped listing an nsqd whose connection dropped: the Reader keeps retrying it
+    # (Discovery.discovered), so one bad nsqd elsewhere must not end the tool
+    from types import SimpleNamespace
+
+    from nsqcli.cli.consumer_guard import _guarded_reader_class
+
+    reader = _guarded_reader_class().__new__(_guarded_reader_class())
+    reader._discovery = SimpleNamespace(direct={}, listed={"b:2": ("b", 2)},
+                                        discovered={"a:1": ("a", 1), "b:2": ("b", 2)})
+    reader.conns = {}
+    assert reader.known_nsqds() == {"a:1", "b:2"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterable
 from itertools import islice
 from types import TracebackType
-from typing import Any, Callable, Iterable, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from nsqcli.lib.addresses import Address
 
@@ -14,6 +14,11 @@ from .engine import PublishEngine
 from .errors import RetryTimeoutError
 from .outcomes import NumbersCallback
 from .report import PublishReport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import Unpack
+
+    from nsqcli.lib.conn_options import ConnKwargs
 
 __all__ = ["Body", "Publisher"]
 
@@ -105,7 +110,7 @@ class Publisher:
         on_given_up: NumbersCallback | None = None,
         on_skipped: NumbersCallback | None = None,
         log: Callable[[str], None] | None = None,
-        **conn_kwargs: Any,
+        **conn_kwargs: Unpack[ConnKwargs],
     ) -> None:
         from nsqcli.lib.conn import AsyncConn
         from nsqcli.lib.writer_links import check_conn_kwargs
@@ -113,7 +118,7 @@ class Publisher:
         check_conn_kwargs(conn_kwargs, AsyncConn, "Publisher")
         self.config = PublisherConfig(
             topic=topic, addresses=nsqd_tcp_addresses, mode=mode,  # type: ignore[arg-type]
-            conn_kwargs=conn_kwargs, max_msg_size=max_msg_size, max_body_size=max_body_size,
+            conn_kwargs=dict(conn_kwargs), max_msg_size=max_msg_size, max_body_size=max_body_size,
             batch_size=batch_size, batch_bytes=batch_bytes, batches_in_flight=batches_in_flight,
             rate=rate, defer_ms=defer_ms, retry_timeout=retry_timeout,
             connect_timeout=connect_timeout, skip_oversized=skip_oversized, keep_failed=keep_failed)
