@@ -64,6 +64,10 @@ WORKLOADS = [
              baseline="pynsq-reader-few-rdy", fixed_n=library.FEW_RDY_N),
     Workload("lib-writer", "nsqcli.lib Writer, one pub per message, awaited acks, pipelined",
              library.nsqcli_writer, baseline="pynsq-writer", target=110_000),
+    Workload("lib-publisher", "nsqcli.lib Publisher.publish_all, N bodies built in memory, all "
+             "acknowledged", library.nsqcli_publisher, baseline="pynsq-writer"),
+    Workload("lib-publisher-aiter", "nsqcli.lib Publisher.publish_all, one body at a time from an "
+             "async generator", library.nsqcli_publisher_aiter, baseline="pynsq-writer"),
     Workload("lib-writer-cb", "nsqcli.lib Writer driven like the pynsq baseline (callbacks)",
              library.nsqcli_writer_callbacks, baseline="pynsq-writer"),
     Workload("nsq-replay", "gzip archive -> topic (nsq-replay)", tools.nsq_replay,

@@ -76,6 +76,26 @@ async def run_writer(nsq, args) -> dict:
             "elapsed": elapsed}
 
 
+async def run_publisher(nsq, args) -> dict:
+    """``nsqcli.lib.Publisher.publish_all`` over ``-n`` distinct bodies built in memory first
+    (``--mode aiter``: yielded one at a time by an async generator); ``elapsed`` runs from
+    the first body handed over (connected) to the last acknowledgement."""
+    if not hasattr(nsq, "Publisher"):
+        raise SystemExit(f"{nsq.__name__} has no Publisher")
+    bodies = [b"%0*d" % (args.size, i) for i in range(args.n)]
+
+    async def one_at_a_time():
+        for body in bodies:
+            yield body
+
+    async with nsq.Publisher(args.topic, args.nsqd_tcp_address.split(",")) as publisher:
+        start = time.perf_counter()
+        source = one_at_a_time() if args.mode == "aiter" else bodies
+        report = await publisher.publish_all(source)
+        elapsed = time.perf_counter() - start
+    return {"count": report.acknowledged, "errors": report.given_up, "elapsed": elapsed}
+
+
 async def _consume(nsq, args, handler, done: asyncio.Future) -> None:
     """Run a Reader over every ``--nsqd-tcp-address`` (comma-separated) until ``done``, then let
     the last FINs reach the sockets and close it."""
@@ -161,8 +181,8 @@ async def run_one(nsq, args) -> dict:
     return {"count": int(not isinstance(data, Exception)), "errors": 0, "elapsed": 0.0}
 
 
-ROLES = {"writer": run_writer, "reader": run_reader, "reader-iter": run_reader_iter,
-         "reader-few-rdy": run_reader_few_rdy, "one": run_one}
+ROLES = {"writer": run_writer, "publisher": run_publisher, "reader": run_reader,
+         "reader-iter": run_reader_iter, "reader-few-rdy": run_reader_few_rdy, "one": run_one}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -175,7 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("-n", type=int, default=1)
     parser.add_argument("--size", type=int, default=100)
     parser.add_argument("--window", type=int, default=1000)
-    parser.add_argument("--mode", choices=("callback", "gather"), default="callback")
+    parser.add_argument("--mode", choices=("callback", "gather", "list", "aiter"), default="callback")
     parser.add_argument("--max-in-flight", type=int, default=2500)
     parser.add_argument("--handler-ms", type=float, default=50.0)
     args = parser.parse_args(argv)

@@ -21,7 +21,8 @@ from .data import bodies
 
 CHANNEL = "bench"
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-_MODULES = {"pynsq": ("nsq",), "nsqcli": ("nsqcli.lib.reader", "nsqcli.lib.writer")}
+_MODULES = {"pynsq": ("nsq",),
+            "nsqcli": ("nsqcli.lib.reader", "nsqcli.lib.writer", "nsqcli.lib.publisher")}
 
 
 def _client(impl: str, role: str, ctx: Context, topic: str, n: int, size: int,
@@ -47,11 +48,11 @@ def _client(impl: str, role: str, ctx: Context, topic: str, n: int, size: int,
     return result
 
 
-def _writer(impl: str, mode: str, ctx: Context, n: int, size: int) -> Sample:
-    topic = ctx.topic(f"{impl}-writer")
+def _writer(impl: str, mode: str, ctx: Context, n: int, size: int, role: str = "writer") -> Sample:
+    topic = ctx.topic(f"{impl}-{role}")
     try:
         ctx.broker.create_topic(topic)
-        result = _client(impl, "writer", ctx, topic, n, size, mode)
+        result = _client(impl, role, ctx, topic, n, size, mode)
         verify_published(ctx.broker, topic, n)
     finally:
         ctx.broker.delete_topic(topic)
@@ -118,6 +119,17 @@ def nsqcli_writer(ctx: Context, n: int, size: int) -> Sample:
 def nsqcli_writer_callbacks(ctx: Context, n: int, size: int) -> Sample:
     """nsqcli.lib Writer driven exactly like the pynsq baseline (callbacks, sliding window)."""
     return _writer("nsqcli", "callback", ctx, n, size)
+
+
+def nsqcli_publisher(ctx: Context, n: int, size: int) -> Sample:
+    """nsqcli.lib Publisher.publish_all over a list of N bodies built in memory: nsq-pub's
+    engine without reading and splitting stdin."""
+    return _writer("nsqcli", "list", ctx, n, size, role="publisher")
+
+
+def nsqcli_publisher_aiter(ctx: Context, n: int, size: int) -> Sample:
+    """The same Publisher fed one body at a time by an async generator (a relay's shape)."""
+    return _writer("nsqcli", "aiter", ctx, n, size, role="publisher")
 
 
 def nsqcli_reader(ctx: Context, n: int, size: int) -> Sample:

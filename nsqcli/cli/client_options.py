@@ -148,7 +148,7 @@ class ClientOption(NamedTuple):  # a NamedTuple: cheap to build at start-up
     keyword: str  # library keyword argument
     convert: Callable[[str], Any]
     roles: frozenset = BOTH
-    target: str = "conn"  # "conn" (AsyncConn), "reader" (Reader), "publisher" (nsqcli.publisher.engine),
+    target: str = "conn"  # "conn" (AsyncConn), "reader" (Reader), "publisher" (nsqcli.lib.Publisher),
     # "tls" (the --tls-* flags' settings) or IGNORED (accepted for go-nsq's sake, with a warning)
     help: str = ""
 

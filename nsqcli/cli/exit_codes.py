@@ -20,7 +20,14 @@ expected failure.
 from __future__ import annotations
 
 import enum
-import errno
+from typing import Any
+
+from nsqcli.lib.error_text import address_error_text, error_text
+
+__all__ = [
+    "AddressError", "CONSUMER_EXIT_STATUS_HELP", "EXIT_STATUS_HELP", "ExitStatus", "ToolError",
+    "UsageError", "describe", "error_text", "exit_status_help", "statuses_listed",
+]
 
 
 class ExitStatus(enum.IntEnum):
@@ -88,31 +95,9 @@ class AddressError(ToolError):
 
     def __init__(self, address: str, cause: BaseException, doing: str = "",
                  daemon: str = "nsqd") -> None:
-        text = error_text(cause, daemon)
-        if address in text:  # the library already named it
-            super().__init__(text)
-        else:
-            super().__init__(f"{address}{' while ' + doing if doing else ''}: {text}")
+        super().__init__(address_error_text(address, cause, doing, daemon))
         self.address = address
         self.__cause__ = cause
-
-
-def error_text(exc: BaseException, daemon: str = "nsqd") -> str:
-    """A short, human text for an exception (no class names for the common OS errors)."""
-    if isinstance(exc, ConnectionRefusedError):
-        return f"connection refused (is {daemon} running there?)"
-    if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
-        return "broken pipe"
-    if isinstance(exc, OSError) and exc.strerror:
-        name = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror}{name}"
-    text = str(exc).strip()
-    if not text:
-        cause = exc.__cause__ or exc.__context__
-        if cause is not None and cause is not exc:
-            return error_text(cause)
-        return type(exc).__name__
-    return text
 
 
 def describe(exc: BaseException) -> tuple[ExitStatus, str] | None:
@@ -128,6 +113,9 @@ def describe(exc: BaseException) -> tuple[ExitStatus, str] | None:
         return ExitStatus.INTERRUPTED, "interrupted"
     import sys
 
+    publish_errors = sys.modules.get("nsqcli.lib.publisher.errors")
+    if publish_errors is not None and isinstance(exc, publish_errors.PublishError):
+        return _describe_publish_error(exc, publish_errors)
     lib_errors = sys.modules.get("nsqcli.lib.protocol.errors")
     if lib_errors is not None:
         if isinstance(exc, lib_errors.NSQError):
@@ -142,3 +130,15 @@ def describe(exc: BaseException) -> tuple[ExitStatus, str] | None:
     if isinstance(exc, OSError):
         return ExitStatus.ERROR, error_text(exc)
     return None
+
+
+def _describe_publish_error(exc: Any, errors: Any) -> tuple[ExitStatus, str]:
+    """nsq-pub's and nsq-replay's statuses for what stopped their publisher: records given up
+    after the retry timeout or over max-msg-size are status 3 (the "N of M records were not
+    acknowledged" line follows); nsqd unreachable at start or refusing the topic is status 1."""
+    if isinstance(exc, errors.RecordTooLargeError):
+        return (ExitStatus.NOT_ACKNOWLEDGED,
+                f"{exc.message} (use --skip-oversized to skip such records)")
+    if isinstance(exc, errors.RetryTimeoutError):
+        return ExitStatus.NOT_ACKNOWLEDGED, exc.message
+    return ExitStatus.ERROR, exc.message

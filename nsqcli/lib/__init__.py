@@ -15,6 +15,13 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Reader": "reader",
     "Writer": "writer",
+    "Publisher": "publisher",
+    "PublishReport": "publisher",
+    "PublishError": "publisher",
+    "NsqdUnreachableError": "publisher",
+    "NsqdRefusedError": "publisher",
+    "RecordTooLargeError": "publisher",
+    "RetryTimeoutError": "publisher",
     "LegacyReader": "legacy_reader",
     "run": "run_loop",
     "close_all": "run_loop",
@@ -54,6 +61,9 @@ __all__ = [
     "AsyncConn", "unpack_response", "decode_message", "identify", "subscribe", "ready", "finish",
     "touch", "requeue", "nop", "pub", "mpub", "valid_topic_name", "valid_channel_name",
     "FRAME_TYPE_RESPONSE", "FRAME_TYPE_ERROR", "FRAME_TYPE_MESSAGE",
+    # beyond pynsq: the bulk publisher
+    "Publisher", "PublishReport", "PublishError", "NsqdUnreachableError", "NsqdRefusedError",
+    "RecordTooLargeError", "RetryTimeoutError",
 ]
 
 
@@ -103,6 +113,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only ("X as X
     from .protocol import unpack_response as unpack_response
     from .protocol import valid_channel_name as valid_channel_name
     from .protocol import valid_topic_name as valid_topic_name
+    from .publisher import NsqdRefusedError as NsqdRefusedError
+    from .publisher import NsqdUnreachableError as NsqdUnreachableError
+    from .publisher import PublishError as PublishError
+    from .publisher import PublishReport as PublishReport
+    from .publisher import Publisher as Publisher
+    from .publisher import RecordTooLargeError as RecordTooLargeError
+    from .publisher import RetryTimeoutError as RetryTimeoutError
     from .reader import Reader as Reader
     from .run_loop import close_all as close_all
     from .run_loop import run as run

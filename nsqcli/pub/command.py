@@ -13,7 +13,8 @@ import click
 
 from nsqcli.cli.client_options import PRODUCER
 from nsqcli.cli.console import Console, RateMeter
-from nsqcli.cli.exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError, error_text
+from nsqcli.cli.exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError, describe
+from nsqcli.cli.exit_codes import error_text
 from nsqcli.cli.go_flags import tool_command
 from nsqcli.cli.options import DELIMITER, DURATION, RATE, client_options, output_options, pop_console
 from nsqcli.cli.options import pop_settings, user_agent, warn_settings
@@ -138,24 +139,25 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
                   addresses: list[str], sources: list[str], messages: list[bytes],
                   delimiter: bytes, stdin_prefix: bytes = b"") -> ExitStatus:
     from nsqcli.cli.console import forward_library_logs
+    from nsqcli.lib.publisher import Publisher
     from nsqcli.pub.records import records_from
-    from nsqcli.publisher.engine import Publisher, PublisherConfig
 
     forward_library_logs(console, demote=True)
 
     defer = params["defer"]
-    config = PublisherConfig(
-        topic=params["topic"], addresses=addresses, mode=params["mode"],
-        conn_kwargs=settings.conn_kwargs, rate=params["rate"], retry_timeout=params["retry_timeout"],
+    publisher = Publisher(
+        params["topic"], addresses, mode=params["mode"], rate=params["rate"],
+        retry_timeout=params["retry_timeout"],
         defer_ms=None if defer is None else int(round(defer * 1000)),
-        skip_oversized=params["skip_oversized"], batch_count=params["batch_size"],
-        **settings.publisher_kwargs,
+        skip_oversized=params["skip_oversized"], batch_size=params["batch_size"],
+        keep_failed=bool(params["failed_file"]), log=console.warning,
+        **settings.publisher_kwargs, **settings.conn_kwargs,
     )
-    publisher = Publisher(config, log=console.warning)
     await publisher.start()
     show_progress = params["progress"] if params["progress"] is not None else console.err_is_terminal
     meter = RateMeter()
     progress = _ProgressTask(console, publisher, meter) if show_progress else None
+    error_line = _ErrorLine(console)
     input_error: OSError | None = None
     try:
         if messages:
@@ -164,11 +166,12 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
             try:
                 draining = False
                 async for records in records_from(sources, delimiter, shutdown, stdin_prefix):
-                    if not await publisher.publish(records) and not draining:
+                    await publisher.publish(records)
+                    if publisher.stopped and not draining:
                         # the rest of the input is counted, and kept for --failed-file, so
                         # that "N of M" is the whole input and a rerun can finish the job
                         draining = True
-                        _report_error(console, publisher.report)
+                        error_line.show(publisher.report)
                         console.info("counting the rest of the input as not acknowledged")
                     if shutdown.requested:
                         break
@@ -180,7 +183,8 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
             progress.stop()
     if progress is not None:
         progress.show_final()
-    status = _finish(console, params, report, delimiter, interrupted=shutdown.interrupted)
+    status = _finish(console, params, report, delimiter, error_line,
+                     interrupted=shutdown.interrupted)
     if input_error is not None:
         console.error(error_text(input_error))
         status = max(status, ExitStatus.ERROR) if status != ExitStatus.NOT_ACKNOWLEDGED else status
@@ -188,7 +192,7 @@ async def publish(console: Console, shutdown: Shutdown, params: dict, settings: 
 
 
 def _finish(console: Console, params: dict, report: Any, delimiter: bytes,
-            interrupted: bool = False) -> ExitStatus:
+            error_line: "_ErrorLine", interrupted: bool = False) -> ExitStatus:
     status = ExitStatus.SUCCESS
     saved_error = None  # the --failed-file could not be written: still report the counts
     if params["failed_file"]:
@@ -199,12 +203,11 @@ def _finish(console: Console, params: dict, report: Any, delimiter: bytes,
     if report.skipped_oversized:
         console.warning(f"{report.skipped_oversized} oversized record(s) skipped")
     if report.error is not None:
-        _report_error(console, report)
-        status = report.error.status
-    if report.not_acknowledged:
+        status = error_line.show(report)
+    if report.given_up:
         saved = params["failed_file"] and saved_error is None
         where = f"; they are in {params['failed_file']}" if saved else ""
-        console.error(f"{report.not_acknowledged} of {report.submitted} records were not "
+        console.error(f"{report.given_up} of {report.submitted} records were not "
                       f"acknowledged by nsqd{where}")
         if status == ExitStatus.SUCCESS:
             status = ExitStatus.NOT_ACKNOWLEDGED
@@ -217,11 +220,20 @@ def _finish(console: Console, params: dict, report: Any, delimiter: bytes,
     return status
 
 
-def _report_error(console: Console, report: Any) -> None:
-    """Print why publishing stopped, once."""
-    if report.error is not None and not getattr(report, "error_shown", False):
-        console.error(report.error.message)
-        report.error_shown = True
+class _ErrorLine:
+    """Why publishing stopped: printed once, however often it is asked for."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._shown = False
+
+    def show(self, report: Any) -> ExitStatus:
+        """Print ``report.error``'s line (the first time); its exit status."""
+        status, message = describe(report.error) or (ExitStatus.ERROR, str(report.error))
+        if not self._shown:
+            self._console.error(message)
+            self._shown = True
+        return status
 
 
 def _write_failed(path: str, report: Any, delimiter: bytes) -> None:

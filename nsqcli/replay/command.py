@@ -114,14 +114,14 @@ async def run_replay(config: Any, params: dict[str, Any], settings: Any, console
             raise UsageError("no nsqd found: the nsqlookupds list no nodes (give --nsqd-tcp-address)")
 
     def make_publisher(topic: str, on_acknowledged: Any) -> Any:
-        from nsqcli.publisher.engine import Publisher, PublisherConfig
+        from nsqcli.lib.publisher import Publisher
 
-        publisher_config = PublisherConfig(
-            topic=topic, addresses=addresses, mode=params["mode"], conn_kwargs=settings.conn_kwargs,
-            rate=config.rate, defer_ms=config.defer_ms, retry_timeout=params["retry_timeout"],
-            skip_oversized=params["skip_oversized"], batch_count=params["batch_size"],
-            **settings.publisher_kwargs)
-        return Publisher(publisher_config, log=console.warning, on_acknowledged=on_acknowledged)
+        # nsq-replay has no --failed-file: the checkpoint, not the bodies, says what to resend
+        return Publisher(
+            topic, addresses, mode=params["mode"], rate=config.rate, defer_ms=config.defer_ms,
+            retry_timeout=params["retry_timeout"], skip_oversized=params["skip_oversized"],
+            batch_size=params["batch_size"], keep_failed=False, log=console.warning,
+            on_acknowledged=on_acknowledged, **settings.publisher_kwargs, **settings.conn_kwargs)
 
     replay = Replay(config, make_publisher, console, lambda: shutdown.requested)
     show = params["progress"] if params["progress"] is not None else console.err_is_terminal

@@ -2,7 +2,7 @@
 
 Files are read in order, chunk by chunk (:mod:`nsqcli.archive.reader`); records already
 acknowledged according to the checkpoint are skipped; the rest go to one
-:class:`~nsqcli.publisher.engine.Publisher` per target topic (the engine nsq-pub uses: MPUB batches,
+:class:`nsqcli.lib.Publisher` per target topic (the engine nsq-pub uses: MPUB batches,
 several in flight). Every batch nsqd acknowledges is mapped back to its file and record numbers
 and recorded in the checkpoint, which is saved at most once per event-loop iteration.
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from nsqcli.archive.reader import ArchiveReader, ArchiveReadError, Chunk
-from nsqcli.cli.exit_codes import ExitStatus, ToolError, UsageError
+from nsqcli.cli.exit_codes import ExitStatus, ToolError, UsageError, describe
 from nsqcli.replay.checkpoint import Checkpoint, CheckpointError, RangeSet, file_key
 from nsqcli.replay.inputs import TopicResolver
 from nsqcli.replay.stdin import Stopped, ThreadedChunks
@@ -80,16 +80,17 @@ class TopicSink:
         self._segments.append(segment)
         self._next += len(bodies)
         file.submitted += len(bodies)
-        return await self.publisher.publish(bodies)
+        await self.publisher.publish(bodies)
+        return not self.publisher.stopped
 
-    def acknowledged(self, numbers: Any, count: int) -> None:
+    def acknowledged(self, numbers: Sequence[int]) -> None:
         """Publisher callback: map acknowledged publisher numbers to file records."""
-        if numbers.listed is None:
-            self._ack_run(numbers.first, numbers.first + count)
+        if isinstance(numbers, range):
+            self._ack_run(numbers.start, numbers.stop)
             return
         run_start: int | None = None  # the run being collected, run_start .. prev
         prev = 0
-        for n in numbers.listed:
+        for n in numbers:
             if run_start is not None and n == prev + 1:
                 prev = n
                 continue
@@ -361,13 +362,14 @@ def summarize(replay: Replay, reports: list[Any], console: Any,
     totals = replay.totals
     submitted = sum(r.submitted for r in reports)
     acknowledged = sum(r.acknowledged for r in reports)
-    unacked = sum(r.not_acknowledged for r in reports)
+    unacked = sum(r.given_up for r in reports)
     status = ExitStatus.SUCCESS
     for report in reports:
         if report.error is not None:
-            console.error(report.error.message)
+            error_status, message = describe(report.error) or (ExitStatus.ERROR, str(report.error))
+            console.error(message)
             if status == ExitStatus.SUCCESS:
-                status = report.error.status
+                status = error_status
     if unacked:
         console.error(f"{unacked} of {submitted} records were not acknowledged by nsqd"
                       + ("; rerun with the same --checkpoint to send them" if replay.checkpoint.path else ""))

@@ -148,12 +148,13 @@ def test_original_timing_scales_gaps():
 def test_topic_sink_maps_acks_to_files_and_forgets_finished_segments():
     import asyncio
 
-    from nsqcli.publisher.batch import Numbers
     from nsqcli.replay.engine import FileState, TopicSink
 
     class Publisher:
+        stopped = False
+
         async def publish(self, bodies):
-            return True
+            return range(1, len(bodies) + 1)
 
     acks = []
     sink = TopicSink("t", Publisher(), lambda file, a, b, numbers: acks.append((file.key, a, b, numbers)))
@@ -165,13 +166,13 @@ def test_topic_sink_maps_acks_to_files_and_forgets_finished_segments():
         await sink.publish(one, [b"z"] * 2, 3, None)       # 6-7
 
     asyncio.run(feed())
-    sink.acknowledged(Numbers(2), 2)  # 2-3: the first segment is still missing record 1
+    sink.acknowledged(range(2, 4))  # 2-3: the first segment is still missing record 1
     assert len(sink._segments) == 3
-    sink.acknowledged(Numbers(0, [1, 4, 6]), 3)
+    sink.acknowledged([1, 4, 6])
     assert acks == [("one", 1, 3, None), ("one", 0, 1, None), ("two", 0, 0, [10]),
                     ("one", 3, 4, None)]
     assert [seg.first for seg in sink._segments] == [4, 6]  # segment 1-3 is done and forgotten
-    sink.acknowledged(Numbers(5), 1)
-    sink.acknowledged(Numbers(7), 1)
+    sink.acknowledged(range(5, 6))
+    sink.acknowledged([7])
     assert acks[-2:] == [("two", 0, 0, [12]), ("one", 4, 5, None)]
     assert sink._segments == [] and sink._firsts == []

@@ -167,6 +167,10 @@ def test_the_readme_runs_pasted_in_order(tmp_path):
     for block in run_blocks:
         if block.stop_after_lines:
             assert len(outputs[block.line]) >= block.stop_after_lines, outputs[block.line]
+        if "nsq.Publisher(\"events-bulk\"" in block.code:
+            assert outputs[block.line] == ["10000 of 10000 records acknowledged"], outputs[block.line]
+        if "nsq.Publisher(\"orders-copy\"" in block.code:
+            assert outputs[block.line] == ["1000 relayed, 0 unanswered"], outputs[block.line]
         if "greetings" in block.code:
             assert sorted(outputs[block.line]) == sorted(
                 ["b'hello'", "b'a'", "b'b'", "b'a second later'"]), outputs[block.line]

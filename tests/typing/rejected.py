@@ -42,4 +42,9 @@ async def misuse(reader: nsq.Reader, writer: nsq.Writer, message: nsq.Message) -
     nsq.Raeder("t", "c")  # rejected: attr-defined
     nsq.Reader("t", "c", nsqd_tcp_addresses="127.0.0.1:4150", heartbeat_intervall=10)  # rejected: call-arg
     nsq.Writer("127.0.0.1:4150", tls_v1="yes")  # rejected: arg-type
-    print(text)
+    nsq.Publisher("t", "127.0.0.1:4150", tls_v1="yes")  # rejected: arg-type
+    nsq.Publisher("t", "127.0.0.1:4150", batch_size="1000")  # rejected: arg-type
+    nsq.Publisher("t", "127.0.0.1:4150", on_acknowledged=needs_a_connection)  # rejected: arg-type
+    await nsq.Publisher("t", "127.0.0.1:4150").publish(42)  # rejected: arg-type
+    count: int = await nsq.Publisher("t", "127.0.0.1:4150").publish(b"x")  # rejected: assignment
+    print(text, count)

@@ -7,6 +7,7 @@ checker reads from our annotations (the package ships ``py.typed``).
 from __future__ import annotations
 
 import asyncio
+from typing import AsyncIterator, Sequence
 
 import nsqcli.lib as nsq
 
@@ -100,6 +101,35 @@ async def produce() -> None:
     async with nsq.Writer("127.0.0.1:4150") as scoped:
         await scoped.pub("topic", memoryview(b"view"))
     await nsq.close_all(timeout=5.0)
+
+
+async def publish_in_bulk() -> None:
+    waiting: dict[int, nsq.Message] = {}
+
+    def acknowledged(numbers: Sequence[int]) -> None:
+        for number in numbers:
+            waiting.pop(number).finish()
+
+    async def bodies() -> AsyncIterator[bytes]:
+        yield b"one"
+
+    async with nsq.Publisher("topic", ["127.0.0.1:4150"], mode="fan-out", batch_size=500,
+                             retry_timeout=10.0, on_acknowledged=acknowledged,
+                             on_given_up=lambda numbers: print(list(numbers)),
+                             log=print, snappy=True) as publisher:
+        numbers: range = await publisher.publish([b"a", "b", bytearray(b"c")])
+        one: range = await publisher.publish(b"d")
+        report: nsq.PublishReport = await publisher.publish_all(bodies())
+        await publisher.publish_all([b"e", [b"f", b"g"]])
+        print(numbers, one, report.acknowledged, report.given_up, report.ok, publisher.stopped)
+    try:
+        report = await nsq.Publisher("topic", "127.0.0.1:4150").close()
+    except nsq.RecordTooLargeError as error:
+        print(error.number, error.size, error.limit, error.report)
+    except nsq.PublishError as error:
+        print(error.message)
+    for number, body in report.failed:
+        print(number + 1, body.decode())
 
 
 def blocking() -> None:

@@ -1,4 +1,5 @@
-"""The publish engine against an in-memory nsqd: batching, limits, retries, exact accounting."""
+"""The publish engine (behind nsqcli.lib.Publisher) against an in-memory nsqd: batching, limits,
+retries, exact accounting."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ import asyncio
 
 import pytest
 
-from nsqcli.cli.exit_codes import AddressError
-from nsqcli.publisher.engine import FAN_OUT, Publisher, PublisherConfig
-from nsqcli.publisher.batch import Limits, Numbers, cut_batches, limit_from_error
+from nsqcli.lib.publisher.batch import Limits, Numbers, cut_batches, limit_from_error
+from nsqcli.lib.publisher.config import FAN_OUT, PublisherConfig
+from nsqcli.lib.publisher.engine import PublishEngine
+from nsqcli.lib.publisher.errors import NsqdRefusedError, NsqdUnreachableError, RecordTooLargeError
 
 from fake_publish import FakeNsqd
 
 
-def make(nsqds, **options):
+def make(nsqds, callbacks=None, **options):
     by_address = {n.address: n for n in nsqds}
 
     async def connect(address, kwargs, timeout):
@@ -21,7 +23,7 @@ def make(nsqds, **options):
 
     config = PublisherConfig(topic="t", addresses=[n.address for n in nsqds], **options)
     logs: list[str] = []
-    return Publisher(config, connect=connect, log=logs.append), logs
+    return PublishEngine(config, connect=connect, log=logs.append, **(callbacks or {})), logs
 
 
 def run(coro):
@@ -55,15 +57,15 @@ def test_everything_published_in_order_and_acknowledged():
     nsqd = FakeNsqd()
 
     async def main():
-        publisher, _ = make([nsqd], batch_count=100)
+        publisher, _ = make([nsqd], batch_size=100)
         await publisher.start()
         for start in range(1, 10_001, 1000):
-            assert await publisher.publish(records(1000, start))
+            assert await publisher.publish(records(1000, start)) == range(start, start + 1000)
         return await publisher.close()
 
     report = run(main())
     assert nsqd.messages == records(10_000)
-    assert (report.submitted, report.acknowledged, report.not_acknowledged) == (10_000, 10_000, 0)
+    assert (report.submitted, report.acknowledged, report.given_up) == (10_000, 10_000, 0)
     assert len(nsqd.commands) >= 100 and all(c.startswith(b"MPUB t") for c in nsqd.commands)
 
 
@@ -88,14 +90,16 @@ def test_oversized_record_stops_with_its_number():
     async def main():
         publisher, _ = make([nsqd], max_msg_size=4)
         await publisher.start()
-        ok = await publisher.publish([b"a", b"", b"b", b"12345", b"c"])
-        return ok, await publisher.close()
+        numbers = await publisher.publish([b"a", b"", b"b", b"12345", b"c"])
+        return numbers, publisher.stopped, await publisher.close()
 
-    ok, report = run(main())
-    assert ok is False
+    numbers, stopped, report = run(main())
+    assert numbers == range(1, 6) and stopped
+    assert isinstance(report.error, RecordTooLargeError)
+    assert (report.error.number, report.error.size, report.error.limit) == (4, 5, 4)
     assert "record 4 is 5 bytes" in report.error.message
     assert nsqd.messages == [b"a", b"b"]
-    assert report.not_acknowledged == 2 and [n for n, _ in report.failed] == [4, 5]
+    assert report.given_up == 2 and [n for n, _ in report.failed] == [4, 5]
 
 
 def test_learns_smaller_max_msg_size_from_nsqd_and_recuts():
@@ -110,7 +114,7 @@ def test_learns_smaller_max_msg_size_from_nsqd_and_recuts():
     report, logs = run(main())
     assert nsqd.messages == [b"short", b"also"]
     assert report.acknowledged == 2 and report.skipped_oversized == 1
-    assert report.not_acknowledged == 0 and report.submitted == 2
+    assert report.given_up == 0 and report.submitted == 2
     assert any("max-msg-size is 10" in line for line in logs)
 
 
@@ -132,7 +136,7 @@ def test_connection_lost_batches_are_resent():
     nsqd = FakeNsqd()
 
     async def main():
-        publisher, _ = make([nsqd], batch_count=10)
+        publisher, _ = make([nsqd], batch_size=10)
         await publisher.start()
         nsqd.hold = True
         await publisher.publish(records(35))
@@ -150,7 +154,7 @@ def test_retry_timeout_gives_exact_unacknowledged_count():
     nsqd = FakeNsqd()
 
     async def main():
-        publisher, _ = make([nsqd], batch_count=10, retry_timeout=0.2)
+        publisher, _ = make([nsqd], batch_size=10, retry_timeout=0.2)
         await publisher.start()
         await publisher.publish(records(20))
         await asyncio.sleep(0.05)
@@ -164,7 +168,7 @@ def test_retry_timeout_gives_exact_unacknowledged_count():
 
     _, report = run(main())
     assert report.acknowledged == len(nsqd.messages) == 20
-    assert report.submitted == 50 and report.not_acknowledged == 30
+    assert report.submitted == 50 and report.given_up == 30
     assert [n for n, _ in report.failed] == list(range(21, 51))
     assert "no nsqd reachable" in report.error.message
 
@@ -177,7 +181,7 @@ def test_unreachable_at_start_is_an_address_error():
         publisher, _ = make([nsqd])
         await publisher.start()
 
-    with pytest.raises(AddressError) as info:
+    with pytest.raises(NsqdUnreachableError) as info:
         run(main())
     assert "127.0.0.1:4150" in info.value.message and "refused" in info.value.message
 
@@ -187,7 +191,7 @@ def test_round_robin_spreads_and_survives_one_dead_nsqd():
     b.refuse = True
 
     async def main():
-        publisher, logs = make([a, b], batch_count=10)
+        publisher, logs = make([a, b], batch_size=10)
         await publisher.start()
         await publisher.publish(records(100))
         b.refuse = False
@@ -205,7 +209,7 @@ def test_fan_out_sends_every_record_to_every_nsqd():
     a, b = FakeNsqd("a:1"), FakeNsqd("b:2")
 
     async def main():
-        publisher, _ = make([a, b], mode=FAN_OUT, batch_count=7)
+        publisher, _ = make([a, b], mode=FAN_OUT, batch_size=7)
         await publisher.start()
         await publisher.publish(records(50))
         return await publisher.close()
@@ -219,7 +223,7 @@ def test_fan_out_counts_records_missing_from_one_nsqd():
     a, b = FakeNsqd("a:1"), FakeNsqd("b:2")
 
     async def main():
-        publisher, _ = make([a, b], mode=FAN_OUT, batch_count=10, retry_timeout=0.2)
+        publisher, _ = make([a, b], mode=FAN_OUT, batch_size=10, retry_timeout=0.2)
         await publisher.start()
         await publisher.publish(records(10))
         await asyncio.sleep(0.05)
@@ -230,7 +234,7 @@ def test_fan_out_counts_records_missing_from_one_nsqd():
 
     report = run(main())
     assert a.messages == records(20) and b.messages == records(10)
-    assert report.acknowledged == 10 and report.not_acknowledged == 10
+    assert report.acknowledged == 10 and report.given_up == 10
 
 
 def test_fatal_error_stops_and_names_the_address():
@@ -244,8 +248,10 @@ def test_fatal_error_stops_and_names_the_address():
         return await publisher.close()
 
     report = run(main())
-    assert report.not_acknowledged == 5
+    assert report.given_up == 5
     assert "127.0.0.1:4150" in report.error.message and "E_BAD_TOPIC" in report.error.message
+    assert isinstance(report.error, NsqdRefusedError) and report.error.code == "E_BAD_TOPIC"
+    assert report.error.address == "127.0.0.1:4150"
 
 
 def test_defer_uses_dpub():
@@ -300,8 +306,8 @@ def test_learned_limit_without_skip_publishes_the_records_before_the_oversized_o
     report = run(main())
     assert nsqd.messages == [b"a", b"b"]
     assert "record 3 is 7 bytes" in report.error.message
-    assert report.error.status == 3  # not acknowledged (exit status 3)
-    assert (report.submitted, report.acknowledged, report.not_acknowledged) == (4, 2, 2)
+    assert isinstance(report.error, RecordTooLargeError) and report.error.limit == 5
+    assert (report.submitted, report.acknowledged, report.given_up) == (4, 2, 2)
     assert [n for n, _ in report.failed] == [3, 4]
 
 
@@ -310,8 +316,7 @@ def test_on_acknowledged_reports_every_acknowledged_batch():
     seen = []
 
     async def main():
-        publisher, _ = make([nsqd], batch_count=3)
-        publisher._on_acknowledged = lambda numbers, count: seen.extend(numbers.all(count))
+        publisher, _ = make([nsqd], {"on_acknowledged": seen.extend}, batch_size=3)
         await publisher.start()
         await publisher.publish([b"a", b"", b"b", b"c", b"d"])
         return await publisher.close()
@@ -325,15 +330,14 @@ def test_on_acknowledged_leaves_out_records_that_failed_after_a_recut():
     seen = []
 
     async def main():
-        publisher, _ = make([nsqd])
-        publisher._on_acknowledged = lambda numbers, count: seen.extend(numbers.all(count))
+        publisher, _ = make([nsqd], {"on_acknowledged": seen.extend})
         await publisher.start()
         await publisher.publish([b"a", b"toolong", b"b"])
         return await publisher.close()
 
     report = run(main())
     assert seen == [1] and nsqd.messages == [b"a"]
-    assert (report.acknowledged, report.not_acknowledged) == (1, 2)
+    assert (report.acknowledged, report.given_up) == (1, 2)
 
 
 def test_retry_clock_only_runs_while_records_wait():
@@ -346,11 +350,11 @@ def test_retry_clock_only_runs_while_records_wait():
         nsqd.drop()
         await asyncio.sleep(0.3)  # down for longer than the retry timeout, but idle
         nsqd.refuse = False
-        ok = await publisher.publish([b"after"])
-        return ok, await publisher.close()
+        await publisher.publish([b"after"])
+        return publisher.stopped, await publisher.close()
 
-    ok, report = run(main())
-    assert ok and report.acknowledged == 1 and report.error is None
+    stopped, report = run(main())
+    assert not stopped and report.acknowledged == 1 and report.error is None
     assert nsqd.messages == [b"after"]
 
 
@@ -381,7 +385,7 @@ def test_a_record_too_large_for_any_mpub_body_is_named():
     assert "record 2 is 2000 bytes" in report.error.message
     # "b" was already re-batched on its own when the limit became known: it still goes out
     assert nsqd.messages == [b"a", b"b"]
-    assert (report.acknowledged, report.not_acknowledged) == (2, 1)
+    assert (report.acknowledged, report.given_up) == (2, 1)
     assert [n for n, _ in report.failed] == [2]
 
 
@@ -397,7 +401,7 @@ def test_batches_failing_with_e_mpub_failed_are_retried_then_given_up():
 
     report = run(main())
     assert nsqd.connects > 1  # retried on fresh connections
-    assert (report.acknowledged, report.not_acknowledged) == (0, 3)
+    assert (report.acknowledged, report.given_up) == (0, 3)
     assert [n for n, _ in report.failed] == [1, 2, 3]
 
 
@@ -423,11 +427,53 @@ def test_after_a_stop_further_records_are_counted_and_never_sent():
     async def main():
         publisher, _ = make([nsqd], max_msg_size=4)
         await publisher.start()
-        assert await publisher.publish([b"a", b"toolong"]) is False
-        assert await publisher.publish([b"b", b"", b"c"]) is False
+        assert await publisher.publish([b"a", b"toolong"]) == range(1, 3) and publisher.stopped
+        assert await publisher.publish([b"b", b"", b"c"]) == range(3, 6)
         return await publisher.close()
 
     report = run(main())
     assert nsqd.messages == [b"a"]
-    assert (report.submitted, report.acknowledged, report.not_acknowledged) == (4, 1, 3)
+    assert (report.submitted, report.acknowledged, report.given_up) == (4, 1, 3)
     assert [n for n, _ in report.failed] == [2, 3, 5] and report.skipped_empty == 1
+
+
+def test_records_topping_up_a_partial_batch_after_an_empty_one_keep_their_numbers():
+    """A partial batch whose numbers skip an empty record, topped up by the next publish: every
+    record keeps its number (nsq-pub's --failed-file and the callbacks depend on it; the join
+    used to drop the numbers of the records that topped it up)."""
+    nsqd = FakeNsqd()
+
+    async def main():
+        publisher, _ = make([nsqd], batch_size=10, retry_timeout=0.2)
+        await publisher.start()
+        nsqd.hold = True
+        await publisher.publish(records(10))        # 1-10: one full batch, left unanswered
+        await publisher.publish([b"a", b"", b"b"])  # 11-13: a partial batch, 12 is empty
+        await publisher.publish([b"c", b"d"])       # 14-15 top it up
+        nsqd.refuse = True
+        nsqd.drop()
+        return await publisher.close()
+
+    report = run(main())
+    assert (report.given_up, report.skipped_empty, report.acknowledged) == (14, 1, 0)
+    assert [n for n, _ in report.failed] == list(range(1, 12)) + [13, 14, 15]
+    assert [r for _, r in report.failed][10:] == [b"a", b"b", b"c", b"d"]
+
+
+@pytest.mark.parametrize("records", [[b"x"], [b"a", b"bc", b"\n" * 300], [b"%d" % i for i in range(1000)]])
+def test_the_fast_mpub_body_is_the_protocol_cores(records):
+    from nsqcli.lib.protocol.commands import mpub_body as checked_mpub_body
+    from nsqcli.lib.publisher.batch import mpub_body
+
+    assert mpub_body(records) == checked_mpub_body(records)
+
+
+def test_limits_derive_the_batch_targets_again_when_a_limit_is_learned():
+    limits = Limits(batch_count=1000, batch_bytes=256 * 1024)
+    assert (limits.max_count, limits.body_budget, limits.msg_limit) == (1000, 256 * 1024, 1 << 62)
+    limits.max_body_size = 104
+    assert (limits.max_count, limits.body_budget) == (20, 100)
+    limits.batch_count = 0
+    assert limits.max_count == 1
+    assert limits.learn_msg_size(50) and limits.msg_limit == 50
+    assert not limits.learn_msg_size(60) and limits.msg_limit == 50

@@ -1,4 +1,4 @@
-"""The retry timeout of :class:`nsqcli.publisher.engine.Publisher`: when to stop resending.
+"""The retry timeout of :class:`~nsqcli.lib.publisher.engine.PublishEngine`: when to stop resending.
 
 A periodic check (a loop timer, no task) gives up on an nsqd that stayed unreachable for
 ``retry_timeout`` (fan-out: that nsqd's share; round-robin: everything, once no nsqd is left) and
@@ -8,25 +8,37 @@ on batches that kept failing (``E_*_FAILED``) for that long.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from typing import TYPE_CHECKING, Callable
 
-from nsqcli.cli.exit_codes import ExitStatus, ToolError
-from nsqcli.publisher.config import FAN_OUT
+from .batch import Batch
+from .config import PublisherConfig
+from .errors import PublishError, RetryTimeoutError
+from .report import PublishReport
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nsqcli.publisher.conn import Destination
-
-UNACKED = ExitStatus.NOT_ACKNOWLEDGED
+    from .conn import Destination
 
 
 class RetryTimeouts:
-    """Mixin for Publisher (uses its config, destinations, queues, _outcome and _stop)."""
+    """A part of PublishEngine (uses its config, destinations, queues, _outcome and _stop)."""
 
-    config: Any
-    destinations: list
+    config: PublisherConfig
+    destinations: list[Destination]
+    report: PublishReport
+    log: Callable[[str], None]
+    clock: Callable[[], float]
+    _fan_out: bool
+    _ready: deque[Batch]
     _outstanding: int
-    report: Any
-    _watchdog: Any
+    _changed: asyncio.Event
+    _abandoned: bool
+    _watchdog: asyncio.TimerHandle | None
+
+    if TYPE_CHECKING:  # provided by PublishEngine and Outcomes
+        def _outcome(self, batch: Batch, ok: bool) -> None: ...
+        def _stop(self, error: PublishError, abandon: bool = True) -> None: ...
+        def _seal_partial(self) -> None: ...
 
     def _arm_watchdog(self) -> None:
         interval = min(0.25, max(0.01, self.config.retry_timeout / 10))
@@ -39,7 +51,7 @@ class RetryTimeouts:
             self._watchdog = None
 
     def _check_timeouts(self) -> None:
-        now = self._clock()
+        now = self.clock()
         timeout = self.config.retry_timeout
         if self._outstanding == 0:  # the clock only runs while records wait for an nsqd
             for dest in self.destinations:
@@ -47,17 +59,17 @@ class RetryTimeouts:
                     dest.down_since = now
         expired = [d for d in self.destinations
                    if not d.up and d.down_since is not None and now - d.down_since >= timeout]
-        fan_out = self.config.mode == FAN_OUT
+        fan_out = self._fan_out
         if fan_out:
             for dest in expired:
                 self._give_up_destination(dest)
             if all(d.gave_up for d in self.destinations):
-                self._stop(self.report.error or ToolError("every nsqd is unreachable", UNACKED))
+                self._stop(self.report.error or RetryTimeoutError("every nsqd is unreachable"))
         elif expired and len(expired) == len(self.destinations):
             dest = expired[0]
-            self._stop(ToolError(
+            self._stop(RetryTimeoutError(
                 f"no nsqd reachable for {timeout:g}s "
-                f"(last: {dest.address}: {dest.last_error_text or 'connection lost'})", UNACKED))
+                f"(last: {dest.address}: {dest.last_error_text or 'connection lost'})"))
         # batches that keep failing on live connections (E_*_FAILED) also time out
         queues = [d.queue for d in self.destinations] if fan_out else [self._ready]
         for queue in queues:
@@ -76,12 +88,12 @@ class RetryTimeouts:
     def _give_up_destination(self, dest: Destination) -> None:
         reason = dest.last_error_text or "connection lost"
         if not dest.gave_up:
-            self._log(f"{dest.address}: giving up after {self.config.retry_timeout:g}s: {reason}")
+            self.log(f"{dest.address}: giving up after {self.config.retry_timeout:g}s: {reason}")
             dest.gave_up = True
             if self.report.error is None:
-                self.report.error = ToolError(
+                self.report.error = RetryTimeoutError(
                     f"{dest.address}: not reachable for {self.config.retry_timeout:g}s ({reason})",
-                    UNACKED)
+                    dest.address)
         while dest.queue:
             self._outcome(dest.queue.popleft(), False)
 

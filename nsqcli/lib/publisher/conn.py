@@ -1,6 +1,6 @@
 """One nsqd the publisher sends to: its connection, in-flight window, reconnect loop.
 
-Results go back to the owning :class:`nsqcli.publisher.engine.Publisher` through four calls:
+Results go back to the owning :class:`~nsqcli.lib.publisher.engine.PublishEngine` through four calls:
 ``batch_acknowledged``, ``batch_rejected`` (nsqd answered ``E_*``), ``batch_lost`` (the
 connection died first) and ``connection_up``.
 """
@@ -13,22 +13,25 @@ from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
-from nsqcli.cli.exit_codes import error_text
-from nsqcli.cli.values import split_host_port
+from nsqcli.lib.addresses import parse_address
+from nsqcli.lib.error_text import error_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nsqcli.publisher.engine import Publisher
-    from nsqcli.publisher.batch import Batch
+    from .batch import Batch
+    from .engine import PublishEngine
 
 RECONNECT_FIRST_DELAY = 0.05
 RECONNECT_MAX_DELAY = 1.0
 
+#: ``connect(address, conn_kwargs, timeout)``: a connection that finished its handshake
+ConnectFunc = Callable[[str, "dict[str, Any]", float], Awaitable[Any]]
 
-async def connect_nsqd(address: str, conn_kwargs: dict, timeout: float) -> Any:
+
+async def connect_nsqd(address: str, conn_kwargs: dict[str, Any], timeout: float) -> Any:
     """An :class:`nsqcli.lib.conn.AsyncConn` to ``address`` that finished its handshake."""
     from nsqcli.lib.conn import AsyncConn  # lazy: tornado is only imported when we connect
 
-    host, port = split_host_port(address, "nsqd TCP address")
+    host, port = parse_address(address)
     conn = AsyncConn(host, port, **conn_kwargs)
     try:
         started = conn.connect()
@@ -51,10 +54,10 @@ class Destination:
     def __init__(
         self,
         address: str,
-        conn_kwargs: dict,
+        conn_kwargs: dict[str, Any],
         connect_timeout: float,
-        connect: Callable[[str, dict, float], Awaitable[Any]],
-        owner: "Publisher",
+        connect: ConnectFunc,
+        owner: PublishEngine,
     ) -> None:
         self.address = address
         self._conn_kwargs = conn_kwargs
@@ -64,11 +67,11 @@ class Destination:
         self.conn: Any = None
         self.up = False
         self.in_flight = 0  # batches sent on the current connection and not answered
-        self.queue: deque["Batch"] = deque()  # fan-out: batches waiting for this nsqd
+        self.queue: deque[Batch] = deque()  # fan-out: batches waiting for this nsqd
         self.down_since: float | None = None
         self.last_error_text = ""
         self.gave_up = False
-        self._reconnect_task: asyncio.Task | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
         self._closed = False
         self.sent_batches = 0
 
@@ -99,7 +102,7 @@ class Destination:
         self.up = False
         self.in_flight = 0
         if self.down_since is None:
-            self.down_since = self._owner._clock()
+            self.down_since = self._owner.clock()
         if old is not None:
             try:
                 old.close()
@@ -123,16 +126,16 @@ class Destination:
                 delay = min(delay * 2, RECONNECT_MAX_DELAY)
                 continue
             if self.up:
-                self._owner._log(f"{self.address}: reconnected")
+                self._owner.log(f"{self.address}: reconnected")
                 self._owner.connection_up(self)
             return
 
-    def send(self, batch: "Batch") -> None:
+    def send(self, batch: Batch) -> None:
         conn = self.conn
         self.in_flight += 1
         self.sent_batches += 1
         kind = b"MPUB" if len(batch.commands) == 1 and batch.commands[0][:4] == b"MPUB" else b"DPUB"
-        state = [len(batch.commands), None]  # answers still due, first error
+        state: list[Any] = [len(batch.commands), None]  # answers still due, first error
         done = partial(self._answered, conn, batch, state)
         for command in batch.commands:
             try:
@@ -142,7 +145,7 @@ class Destination:
                 future.set_exception(exc)
             future.add_done_callback(done)
 
-    def _answered(self, conn: Any, batch: "Batch", state: list, future: Any) -> None:
+    def _answered(self, conn: Any, batch: Batch, state: list[Any], future: Any) -> None:
         if future.cancelled():
             error: BaseException | None = asyncio.CancelledError()
         else:
