@@ -128,7 +128,9 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
                 pass  # not the main thread, or no signal support: run without handlers
         result = await main(shutdown)
         status = ExitStatus.SUCCESS if result is None else ExitStatus(int(result))
-        if shutdown.requested and status == ExitStatus.SUCCESS:
+        # signals_seen: the loop's callback for a signal that came as the tool finished may not
+        # have run yet (seen on 3.13: stdin's EOF won the race), but the signal was received
+        if (shutdown.requested or signals_seen) and status == ExitStatus.SUCCESS:
             return ExitStatus.INTERRUPTED
         return status
 
