@@ -8,6 +8,7 @@ import ssl
 import time
 from typing import Any
 
+from ..listeners import stop_accepting
 from .client import ClientV2
 from .lookup_peer import LookupPeer, fetch_lookupd_channels
 from .message import GUIDFactory
@@ -90,6 +91,7 @@ class NSQD:
         for peer in self._lookup_peers:
             await peer.stop()
         self._lookup_peers = []
+        await stop_accepting(self._tcp_server)
         self._tcp_server.close()
         self._http_server.stop()
         for client in list(self.clients.values()):
