@@ -5,6 +5,7 @@ import os
 import resource
 import zlib
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -188,7 +189,7 @@ def test_truncated_gzip_member_detected_by_zlib(tmp_path):
     f.write(b"a\n")
     f.sync()
     f.write(b"b" * 300_000 + b"\n")  # written, member not ended (as after kill -9)
-    data = open(f.path, "rb").read()
+    data = Path(f.path).read_bytes()
     f.abandon()
     d = zlib.decompressobj(31)
     assert d.decompress(data) == b"a\n" and d.eof
