@@ -28,7 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "pynsq 0.9.1 (and, on a real nsqd, Go's to_nsq, nsq_tail and nsq_to_file) "
                     "measured in the same run on the same broker.")
     parser.add_argument("-w", "--workloads", default=",".join(catalog.DEFAULT),
-                        help="comma-separated workloads, or 'all' (default: all but rss-*); "
+                        help="comma-separated workloads, or 'all' (default: all but rss-* and "
+                             "lib-reader-few-rdy); "
                              f"known: {', '.join(catalog.BY_NAME)}")
     parser.add_argument("-n", type=int, default=500_000, help="messages per run (default 500000)")
     parser.add_argument("--size", type=int, default=100, help="message size in bytes (default 100)")

@@ -15,6 +15,7 @@ import click
 
 from . import __version__
 from .exit_codes import EXIT_STATUS_HELP
+from .go_flags import GoFlagGroup
 
 # subcommand -> (module, attribute names to try for its click command)
 TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -40,7 +41,7 @@ def load_tool(name: str) -> click.Command | None:
     return None
 
 
-class LazyGroup(click.Group):
+class LazyGroup(GoFlagGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(TOOLS)
 

@@ -3,7 +3,10 @@
 One declaration per option, in the spirit of go-nsq's ``config.go``: the accepted names, the
 keyword the library takes, how the value converts (go-nsq units: bare integers in durations are
 milliseconds), and whether it applies to consumers, producers or both. Names accept dashes or
-underscores. Unknown names are a usage error listing the valid ones.
+underscores. Unknown names are a usage error listing the valid ones. Every go-nsq v1.1.0 name
+is accepted, so that ``-consumer-opt`` lines of scripts for the Go apps work: the auth and TLS
+pseudo-options set what ``--auth-secret`` and ``--tls-*`` set; the few with no counterpart here
+(``read_timeout``, ``local_addr``, ...) are accepted with a warning saying so.
 """
 
 from __future__ import annotations
@@ -115,6 +118,24 @@ def _strategy(value: str) -> str:
     return name
 
 
+def _existing_file(value: str) -> str:
+    import os
+
+    if not os.path.isfile(value):
+        raise ValueError(f"no such file {value!r}")
+    return value
+
+
+_TLS_VERSIONS = ("ssl3.0", "tls1.0", "tls1.1", "tls1.2")
+
+
+def _tls_min_version(value: str) -> str:
+    """go-nsq's values; nsqcli's TLS floor (Python's default context) is TLS 1.2 already."""
+    if value.strip().lower() not in _TLS_VERSIONS:
+        raise ValueError(f"must be one of {', '.join(_TLS_VERSIONS)}, got {value!r}")
+    return value.strip().lower()
+
+
 def _frame_size(value: str) -> int:
     size = _int(value)
     if size < 64:
@@ -127,8 +148,14 @@ class ClientOption(NamedTuple):  # a NamedTuple: cheap to build at start-up
     keyword: str  # library keyword argument
     convert: Callable[[str], Any]
     roles: frozenset = BOTH
-    target: str = "conn"  # "conn" (AsyncConn), "reader" (Reader), "publisher" (nsqcli.publisher)
+    target: str = "conn"  # "conn" (AsyncConn), "reader" (Reader), "publisher" (nsqcli.publisher),
+    # "tls" (the --tls-* flags' settings) or IGNORED (accepted for go-nsq's sake, with a warning)
     help: str = ""
+
+
+IGNORED = "ignored"
+#: go-nsq options with no counterpart here: accepted (scripts for the Go apps run), warned once.
+_NO_EFFECT = "no effect in nsqcli"
 
 
 OPTIONS: tuple[ClientOption, ...] = (
@@ -181,7 +208,40 @@ OPTIONS: tuple[ClientOption, ...] = (
                  "publisher", "largest message nsqd accepts (default: learned, else 1 MiB)"),
     ClientOption(("max_body_size",), "max_body_size", _non_negative_int, frozenset({PRODUCER}),
                  "publisher", "largest MPUB body nsqd accepts (default: learned, else 5 MiB)"),
+    # go-nsq's auth and TLS pseudo-options: the same settings as --auth-secret and --tls-*
+    ClientOption(("auth_secret",), "auth_secret", _text),
+    ClientOption(("tls_root_ca_file",), "ca_file", _existing_file, target="tls"),
+    ClientOption(("tls_cert",), "cert", _existing_file, target="tls"),
+    ClientOption(("tls_key",), "key", _existing_file, target="tls"),
+    ClientOption(("tls_insecure_skip_verify",), "insecure", parse_bool, target="tls"),
+    ClientOption(("tls_min_version",), "min_version", _tls_min_version, target=IGNORED,
+                 help="nsqcli never goes below TLS 1.2"),
+    ClientOption(("read_timeout",), "read_timeout", _positive_seconds, target=IGNORED,
+                 help=_NO_EFFECT + " (heartbeats detect a dead nsqd)"),
+    ClientOption(("write_timeout",), "write_timeout", _positive_seconds, target=IGNORED,
+                 help=_NO_EFFECT),
+    ClientOption(("local_addr",), "local_addr", _text, target=IGNORED, help=_NO_EFFECT),
+    ClientOption(("client_id",), "client_id", _text, target=IGNORED,
+                 help=_NO_EFFECT + " (the short host name is sent)"),
+    ClientOption(("low_rdy_timeout",), "low_rdy_timeout", _positive_seconds, frozenset({CONSUMER}),
+                 IGNORED, _NO_EFFECT + " (see low_rdy_idle_timeout)"),
+    ClientOption(("skip_lookupd_authorization",), "skip_lookupd_authorization", parse_bool,
+                 frozenset({CONSUMER}), IGNORED, _NO_EFFECT),
 )
+
+
+#: go-nsq v1.1.0's Config names (with its TLS pseudo-options): one Config serves consumers and
+#: producers there, so a consumer setting given to a producer is accepted, and does nothing.
+GO_NSQ_NAMES = frozenset({
+    "dial_timeout", "read_timeout", "write_timeout", "local_addr", "lookupd_poll_interval",
+    "lookupd_poll_jitter", "lookupd_poll_timeout", "max_requeue_delay", "default_requeue_delay",
+    "backoff_strategy", "max_backoff_duration", "backoff_multiplier", "max_attempts",
+    "low_rdy_idle_timeout", "low_rdy_timeout", "rdy_redistribute_interval", "client_id",
+    "hostname", "user_agent", "heartbeat_interval", "sample_rate", "tls_v1", "deflate",
+    "deflate_level", "snappy", "output_buffer_size", "output_buffer_timeout", "max_in_flight",
+    "msg_timeout", "auth_secret", "skip_lookupd_authorization", "tls_root_ca_file",
+    "tls_insecure_skip_verify", "tls_cert", "tls_key", "tls_min_version",
+})
 
 
 def _key(name: str) -> str:
@@ -196,16 +256,35 @@ def valid_names(role: str) -> list[str]:
     return sorted(_index(role))
 
 
+def option_role(option: ClientOption) -> str:
+    return CONSUMER if option.roles == frozenset({CONSUMER}) else PRODUCER
+
+
+def ignored_names(role: str) -> list[str]:
+    """The go-nsq names accepted for compatibility that change nothing (said in --help)."""
+    return sorted(name for name, opt in _index(role).items() if opt.target == IGNORED)
+
+
+def empty_result() -> dict[str, dict[str, Any]]:
+    return {"conn": {}, "reader": {}, "publisher": {}, "tls": {}, IGNORED: {}}
+
+
 def parse_client_options(items: tuple[str, ...] | list[str], role: str) -> dict[str, dict[str, Any]]:
-    """``["key=value", ...]`` -> ``{"conn": {...}, "reader": {...}, "publisher": {...}}``.
+    """``["key=value", ...]`` -> ``{"conn": {...}, "reader": {...}, "publisher": {...},
+    "tls": {...}, "ignored": {go-nsq name: why}}``.
 
     Raises ValueError naming the bad option (and listing the valid names for an unknown one).
     """
     index = _index(role)
-    result: dict[str, dict[str, Any]] = {"conn": {}, "reader": {}, "publisher": {}}
+    result = empty_result()
     for item in items:
         raw_key, value = parse_key_value(item)
-        option = index.get(_key(raw_key))
+        key = _key(raw_key)
+        option, ignored = index.get(key), None
+        if option is None and key in GO_NSQ_NAMES:  # the other role's: checked, then ignored
+            option = _index(CONSUMER if role == PRODUCER else PRODUCER).get(key)
+            if option is not None:
+                ignored = f"a {option_role(option)} option, no effect on a {role} (as in go-nsq)"
         if option is None:
             raise ValueError(
                 f"unknown {role} option {raw_key!r}; valid options: {', '.join(valid_names(role))}"
@@ -214,5 +293,8 @@ def parse_client_options(items: tuple[str, ...] | list[str], role: str) -> dict[
             converted = option.convert(value)
         except ValueError as exc:
             raise ValueError(f"invalid value for {role} option {raw_key!r}: {exc}") from None
-        result[option.target][option.keyword] = converted
+        if ignored or option.target == IGNORED:
+            result[IGNORED][option.names[0]] = ignored or option.help
+        else:
+            result[option.target][option.keyword] = converted
     return result

@@ -52,6 +52,7 @@ class Console:
         color: bool | None = None,
     ) -> None:
         self.prog = prog
+        self.prefix = f"{prog}: "  # of every diagnostic line (nsq-to-file --log-prefix sets it)
         self.verbosity = verbosity
         self._out = out
         self._err = err
@@ -131,7 +132,7 @@ class Console:
     def _emit(self, level: str, message: str) -> None:
         self.end_progress()
         label = "" if level == "info" else f"{level}: "
-        line = f"{self.prog}: {label}{printable(message)}"
+        line = f"{self.prefix}{label}{printable(message)}"
         if self.color:
             console = self._rich_console()
             console.print(line, style=_STYLES[level] or None, markup=False, highlight=False,

@@ -9,6 +9,7 @@ Decorators (apply to a click command; each adds its options to the command's key
 * :func:`auth_options` — ``--auth-secret`` (env ``NSQ_AUTH_SECRET``) / ``--auth-secret-file``
 * :func:`consumer_options` / :func:`producer_options` — ``--consumer-opt`` / ``--producer-opt``
 * :func:`output_options` — ``-v/--verbose`` (repeatable) and ``-q/--quiet``; and ``--version``
+* :func:`go_log_options` — Go nsq_to_file's ``--log-level`` and ``--log-prefix``
 
 :func:`client_options` applies connection + TLS + compression + auth + the role's ``*-opt``.
 In the command body, :func:`pop_settings` removes all of those keyword arguments and returns a
@@ -24,7 +25,8 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .client_options import CONSUMER, PRODUCER, parse_client_options, valid_names
+from .client_options import CONSUMER, IGNORED, PRODUCER, empty_result, ignored_names
+from .client_options import parse_client_options, valid_names
 from .console import DEBUG, NORMAL, QUIET, VERBOSE, Console
 from .values import DEFAULT_NSQD_TCP_ADDRESS, parse_delimiter, parse_duration, parse_http_address
 from .values import parse_tcp_address, user_agent  # noqa: F401 - user_agent: the tools import it here
@@ -67,8 +69,20 @@ def _duration_flag(text: str) -> float:
     return seconds
 
 
+def _rate_flag(text: str) -> float | None:
+    """Records per second; 0 means no limit, as in Go's ``to_nsq -rate 0``."""
+    try:
+        rate = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number of records per second") from None
+    if not 0 <= rate < float("inf"):
+        raise ValueError(f"{text!r}: must be a number >= 0 (0: no limit)")
+    return rate or None
+
+
 DURATION = _ValueType("duration", _duration_flag)
 DELIMITER = _ValueType("bytes", parse_delimiter)
+RATE = _ValueType("rate", _rate_flag)
 
 
 def _split_commas(values: tuple[str, ...]) -> list[str]:
@@ -153,16 +167,24 @@ def _opt_list(role: str) -> Callable[[click.Context, click.Parameter, Any], Any]
     return callback
 
 
+def _opt_help(role: str) -> str:
+    ignored = ignored_names(role)
+    names = [name for name in valid_names(role) if name not in ignored]
+    others = " go-nsq's consumer options are accepted too, and ignored as go-nsq does." \
+        if role == PRODUCER else ""
+    return (f"Any {role} option as key=value (or go-nsq's key,value; a bare key means true): "
+            + ", ".join(names) + ". Accepted for go-nsq's sake with a warning that they change "
+            "nothing: " + ", ".join(ignored) + "." + others)
+
+
 consumer_options = click.option(
     "--consumer-opt", multiple=True, metavar="KEY=VALUE", callback=_opt_list(CONSUMER),
-    help="Any consumer option as key=value (or go-nsq's key,value): "
-    + ", ".join(valid_names(CONSUMER)) + ".",
+    help=_opt_help(CONSUMER),
 )
 
 producer_options = click.option(
     "--producer-opt", multiple=True, metavar="KEY=VALUE", callback=_opt_list(PRODUCER),
-    help="Any producer option as key=value (or go-nsq's key,value): "
-    + ", ".join(valid_names(PRODUCER)) + ".",
+    help=_opt_help(PRODUCER),
 )
 
 output_options = _stack(
@@ -191,6 +213,7 @@ class ClientSettings:
     reader_kwargs: dict[str, Any] = field(default_factory=dict)
     publisher_kwargs: dict[str, Any] = field(default_factory=dict)
     insecure_tls: bool = False
+    ignored_options: dict[str, str] = field(default_factory=dict)  # go-nsq name -> why
 
     @property
     def has_auth_secret(self) -> bool:
@@ -218,9 +241,12 @@ def pop_settings(params: dict[str, Any], user_agent: str, default_nsqd: bool = T
     lookupd = list(values["lookupd_http_address"] or ())
     if not nsqd and not lookupd and default_nsqd:
         nsqd = [DEFAULT_NSQD_TCP_ADDRESS]
-    opts = values["consumer_opt"] or values["producer_opt"] or {"conn": {}, "reader": {}, "publisher": {}}
+    opts = values["consumer_opt"] or values["producer_opt"] or empty_result()
     conn: dict[str, Any] = {"user_agent": user_agent}
     conn.update(opts["conn"])
+    for flag, key in (("tls_ca_file", "ca_file"), ("tls_cert", "cert"), ("tls_key", "key"),
+                      ("tls_insecure_skip_verify", "insecure")):  # go-nsq's tls_* options
+        values[flag] = values[flag] or opts["tls"].get(key)
 
     if values["snappy"] and (values["deflate"] or values["deflate_level"]):
         raise _usage("--snappy and --deflate are mutually exclusive; choose one")
@@ -247,7 +273,8 @@ def pop_settings(params: dict[str, Any], user_agent: str, default_nsqd: bool = T
         secret = read_secret_file(values["auth_secret_file"])
     if secret:
         conn["auth_secret"] = secret
-    return ClientSettings(nsqd, lookupd, conn, dict(opts["reader"]), dict(opts["publisher"]), insecure)
+    return ClientSettings(nsqd, lookupd, conn, dict(opts["reader"]), dict(opts["publisher"]), insecure,
+                          dict(opts[IGNORED]))
 
 
 def tls_options_dict(ca_file: str | None, cert: str | None, key: str | None, insecure: bool) -> dict:
@@ -276,19 +303,44 @@ def read_secret_file(path: str) -> str:
     return secret
 
 
+#: Go's -log-level (nsq_to_file) -> our verbosity: Go's "info" shows what -v shows.
+GO_LOG_LEVELS = {"debug": DEBUG, "info": VERBOSE, "warn": NORMAL, "error": QUIET, "fatal": QUIET}
+
+go_log_options = _stack(
+    click.option("--log-level", type=click.Choice(list(GO_LOG_LEVELS), case_sensitive=False),
+                 default=None, help="As Go's nsq_to_file: debug is -vv, info -v, warn the default, "
+                 "error and fatal -q."),
+    click.option("--log-prefix", default=None, metavar="TEXT",
+                 help="Prefix of the diagnostic lines, as Go's nsq_to_file (default: the "
+                 "program name and ': ')."),
+)
+
+
 def pop_console(params: dict[str, Any], prog: str) -> Console:
-    """Remove -v/-q from the keyword arguments and build the invocation's Console."""
+    """Remove -v/-q (and --log-level/--log-prefix) from the keyword arguments and build the
+    invocation's Console."""
     verbose = params.pop("verbose", 0) or 0
     quiet = params.pop("quiet", False)
+    log_level = params.pop("log_level", None)
+    log_prefix = params.pop("log_prefix", None)
     if quiet and verbose:
         raise _usage("-q/--quiet and -v/--verbose contradict each other")
+    if log_level and (quiet or verbose):
+        raise _usage("give either --log-level or -q/-v, not both")
     level = QUIET if quiet else {0: NORMAL, 1: VERBOSE}.get(verbose, DEBUG)
-    return Console(prog, level)
+    if log_level:
+        level = GO_LOG_LEVELS[log_level.lower()]
+    console = Console(prog, level)
+    if log_prefix is not None:
+        console.prefix = log_prefix
+    return console
 
 
 def warn_settings(settings: ClientSettings, console: Console) -> None:
     if settings.insecure_tls:
         console.warning("--tls-insecure-skip-verify: nsqd's certificate is NOT verified")
+    for name, why in settings.ignored_options.items():
+        console.warning(f"go-nsq option {name} accepted but ignored: {why}")
 
 
 def env_flag(name: str) -> bool:

@@ -14,19 +14,16 @@ import click
 from .client_options import PRODUCER
 from .console import Console, RateMeter
 from .exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError, error_text
-from .options import DELIMITER, DURATION, client_options, output_options, pop_console, pop_settings
-from .options import user_agent, warn_settings
+from .go_flags import tool_command
+from .options import DELIMITER, DURATION, RATE, client_options, output_options, pop_console
+from .options import pop_settings, user_agent, warn_settings
 from .runner import Shutdown, exit_with, run_tool
 
 PROG = "nsq-pub"
 PROGRESS_INTERVAL = 0.5
 
 
-@click.command(
-    "pub",
-    epilog=EXIT_STATUS_HELP,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
+@tool_command("pub", epilog=EXIT_STATUS_HELP)
 @click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--topic", required=True, help="Topic to publish to.")
 @click.option("-m", "--message", "messages", multiple=True, metavar="TEXT",
@@ -34,8 +31,8 @@ PROGRESS_INTERVAL = 0.5
 @click.option("--delimiter", type=DELIMITER, default="\\n", show_default=True, metavar="BYTES",
               help=r"Record delimiter, any byte string; escapes such as \n \t \0 \x1e work.")
 @click.option("-0", "--null", is_flag=True, help="Records are NUL-delimited (like find -print0).")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
-              help="Publish at most N records per second.")
+@click.option("--rate", type=RATE, default=None, metavar="N",
+              help="Publish at most N records per second (0: no limit, as in to_nsq).")
 @click.option("--defer", type=DURATION, default=None, metavar="DURATION",
               help="Deliver each record after this delay (DPUB), e.g. 30s or 5m.")
 @click.option("--mode", type=click.Choice(["round-robin", "fan-out"]), default="round-robin",

@@ -2,8 +2,9 @@
 
 click and the shared option machinery cost about 30 ms of a one-message run
 (``nsq-pub --topic t -m hi``, ``echo hi | nsq-pub --topic t``), a third of its life. This module
-recognises only ``--topic``, ``-m/--message``, one ``--nsqd-tcp-address`` and ``-q/--quiet``,
-with no environment variable that an option reads. For anything else, anything invalid, or a
+recognises only ``--topic``, ``-m/--message``, one ``--nsqd-tcp-address`` and ``-q/--quiet``
+(also in Go's flag syntax: ``-topic t``, ``-topic=t``), with no environment variable that an
+option reads. For anything else, anything invalid, or a
 quick publish that was not acknowledged, :func:`main` hands over to the click command, which
 parses the whole command line as always (so help, errors and every other flag have one source)
 and receives what was already read from stdin.
@@ -19,8 +20,11 @@ from .values import DEFAULT_NSQD_TCP_ADDRESS, parse_tcp_address
 PROG = "nsq-pub"
 #: Environment variables the click options read: when one is set, click decides.
 OPTION_ENV_VARS = ("NSQD_TCP_ADDRESS", "NSQLOOKUPD_HTTP_ADDRESS", "NSQ_AUTH_SECRET")
-_VALUE_FLAGS = {"--topic": "topic", "-m": "message", "--message": "message",
-                "--nsqd-tcp-address": "address"}
+#: The flags taken here, by name without dashes: in Go's syntax too (-topic x, -topic=x,
+#: --topic=x, -m=x), read as nsqcli.go_flags reads them for click (a test holds them equal).
+_VALUE_FLAGS = {"topic": "topic", "m": "message", "message": "message",
+                "nsqd-tcp-address": "address"}
+_QUIET_FLAGS = ("q", "quiet")
 
 
 class SimpleArgs:
@@ -44,16 +48,18 @@ def parse_simple(argv: list[str], environ: dict | os._Environ) -> SimpleArgs | N
     index = 0
     while index < len(argv):
         token = argv[index]
-        name, equals, value = token.partition("=")
-        if token in ("-q", "--quiet"):
-            quiet = True
-        elif equals and name.startswith("--") and name in _VALUE_FLAGS:
-            values[_VALUE_FLAGS[name]].append(value)
-        elif token in _VALUE_FLAGS and index + 1 < len(argv):
-            index += 1
-            values[_VALUE_FLAGS[token]].append(argv[index])
-        else:
+        if not token.startswith("-") or token in ("-", "--"):
             return None
+        name, equals, value = token[2 if token.startswith("--") else 1:].partition("=")
+        if name in _QUIET_FLAGS and not equals:
+            quiet = True
+        elif name in _VALUE_FLAGS and (equals or index + 1 < len(argv)):
+            if not equals:
+                index += 1
+                value = argv[index]
+            values[_VALUE_FLAGS[name]].append(value)
+        else:
+            return None  # anything else (-mtext, -q=false, files, other flags): click decides
         index += 1
     return _validated(values, quiet)
 

@@ -14,7 +14,8 @@ import click
 from .archive_names import DEFAULT_DATETIME_FORMAT, DEFAULT_FILENAME_FORMAT
 from .client_options import PRODUCER
 from .exit_codes import EXIT_STATUS_HELP, ExitStatus, UsageError
-from .options import DURATION, client_options, output_options, pop_console, pop_settings
+from .go_flags import tool_command
+from .options import DURATION, RATE, client_options, output_options, pop_console, pop_settings
 from .options import user_agent, warn_settings
 
 PROG = "nsq-replay"
@@ -144,10 +145,7 @@ async def run_replay(config: Any, params: dict[str, Any], settings: Any, console
     return summarize(replay, reports, console)
 
 
-@click.command(
-    "replay", epilog=EXIT_STATUS_HELP,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
+@tool_command("replay", epilog=EXIT_STATUS_HELP)
 @click.argument("files", nargs=-1, type=click.Path(allow_dash=True))
 @click.option("--topic", default=None,
               help="Publish everything to this topic (default: the topic in each jsonl record, "
@@ -156,8 +154,8 @@ async def run_replay(config: Any, params: dict[str, Any], settings: Any, console
               help="Publish records of topic OLD to topic NEW (repeatable).")
 @click.option("--format", "record_format", type=click.Choice(["raw", "jsonl"]), default=None,
               help="Record format (default: detected per file).")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
-              help="Publish at most N records per second (per topic).")
+@click.option("--rate", type=RATE, default=None, metavar="N",
+              help="Publish at most N records per second (per topic; 0: no limit).")
 @click.option("--timing", type=click.Choice(["fast", "original"]), default="fast", show_default=True,
               help="fast: as fast as nsqd takes them; original: keep the gaps between the jsonl "
               "records' timestamps (scaled by --speed).")

@@ -3,8 +3,9 @@
 A drop-in for Go's ``nsq_tail`` (same flags), with two guarantees it lacks: a message is FINed
 only after its line reached stdout, and ``-n`` is a total across topics (exactly n printed, each
 FINed, then exit 0). Output is written in batches (one write per loop iteration, not a syscall
-per message). A closed pipe (``nsq-tail ... | head -3``) exits quietly with 0, leaving what was
-not printed to be requeued.
+per message). A closed pipe (``nsq-tail ... | head -3``) exits quietly with 0; lines written
+into the pipe before the reader closed it were FINed (a pipe holds many lines: use -n for an
+exact count), what was not written yet is requeued.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 
 from .client_options import CONSUMER
 from .exit_codes import EXIT_STATUS_HELP, ExitStatus
+from .go_flags import tool_command
 from .options import client_options, output_options, pop_console, pop_settings, user_agent
 from .options import warn_settings
 from .runner import Shutdown, run_tool
@@ -27,11 +29,7 @@ def default_channel() -> str:
     return f"tail{random.randint(0, 999_999):06d}#ephemeral"
 
 
-@click.command(
-    "tail",
-    epilog=EXIT_STATUS_HELP,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
+@tool_command("tail", epilog=EXIT_STATUS_HELP)
 @click.option("--topic", "topics", multiple=True, required=True,
               help="Topic to consume (repeatable).")
 @click.option("--channel", default=None,
@@ -52,8 +50,10 @@ def command(**params: Any) -> None:
 
     A message is finished (FIN) only after its line was written to stdout; with -n exactly N
     messages are printed in total across topics and the rest are requeued. A closed pipe
-    ('nsq-tail ... | head -3') exits quietly with 0, leaving what was not printed queued.
-    SIGINT/SIGTERM finish what is in flight and exit 130; a second signal exits at once.
+    ('nsq-tail ... | head -3') exits quietly with 0: the lines written into the pipe before
+    the reader closed it were FINed, shown or not (a pipe holds many lines; use -n 3 to take
+    exactly 3), and only what was not written yet is requeued. SIGINT/SIGTERM finish what is
+    in flight and exit 130; a second signal exits at once.
     """
     console = pop_console(params, PROG)
     settings = pop_settings(params, user_agent(PROG))

@@ -21,8 +21,9 @@ from .archive_names import (
 )
 from .client_options import CONSUMER
 from .exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError
-from .options import DURATION, ClientSettings, client_options, output_options, pop_console, \
-    pop_settings, user_agent, warn_settings
+from .go_flags import tool_command
+from .options import DURATION, ClientSettings, client_options, go_log_options, output_options, \
+    pop_console, pop_settings, user_agent, warn_settings
 
 PROG = "nsq-to-file"
 logger = logging.getLogger("nsqcli.to_file")
@@ -276,10 +277,7 @@ def _add_signal(loop: asyncio.AbstractEventLoop, signum: int, handler: Any) -> b
         return False  # not the main thread: no SIGHUP support
 
 
-@click.command(
-    "to-file", epilog=EXIT_STATUS_HELP,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
+@tool_command("to-file", epilog=EXIT_STATUS_HELP)
 @click.option("--topic", "topics", multiple=True, metavar="TOPIC",
               help="Topic to archive (repeatable; one file per topic).")
 @click.option("--topic-pattern", default="", metavar="REGEX",
@@ -320,6 +318,7 @@ def _add_signal(loop: asyncio.AbstractEventLoop, signum: int, handler: Any) -> b
               help="Timeout of a lookupd /topics request.")
 @client_options(CONSUMER)
 @output_options
+@go_log_options
 def to_file(**params: Any) -> None:
     """Archive NSQ topics to files; a message is finished only once it is on disk (fsync)."""
     from .runner import run_tool

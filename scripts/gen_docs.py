@@ -41,6 +41,91 @@ EXIT_STATUS_TEXT = {
 
 MAN_ONLY = {"nsqcli-dev-server": "dev-server"}  # subcommands without a script of their own
 
+#: The EXAMPLES section of each man page: (what it does, command line). A test parses every
+#: nsqcli command line in them with the tool's own click command.
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "nsq-tail": [
+        ("Print 10 messages of topic events from channel audit, each finished (FIN) after its line "
+         "was written, then exit:", "nsq-tail --topic events --channel audit -n 10"),
+        ("Follow two topics found through nsqlookupd, each line prefixed with its topic:",
+         "nsq-tail --topic events --topic alerts --lookupd-http-address 127.0.0.1:4161 "
+         "--print-topic"),
+        ("One JSON object per message (topic, id, attempts, timestamp, body):",
+         "nsq-tail --topic events --channel audit -n 5 --format json"),
+        ("A command line written for Go's nsq_tail, unchanged but for the name:",
+         "nsq-tail -topic=events -channel=audit -n=1 -nsqd-tcp-address=127.0.0.1:4150"),
+    ],
+    "nsq-pub": [
+        ("Publish one record per line; exit 0 only when nsqd acknowledged every one:",
+         "seq 1000 | nsq-pub --topic events"),
+        ("Publish two messages given on the command line:", "nsq-pub --topic events -m hello -m world"),
+        ("NUL-delimited records, at most 100 per second, keeping what nsqd did not acknowledge:",
+         "find . -print0 | nsq-pub --topic files -0 --rate 100 --failed-file failed.bin"),
+        ("Deliver a message in five minutes (DPUB):", "nsq-pub --topic reminders --defer 5m -m 'wake up'"),
+        ("A command line written for Go's to_nsq (add --mode fan-out to send every record to each "
+         "nsqd, as to_nsq does):",
+         "printf 'a,b,' | nsq-pub -topic events -delimiter , -rate 0 -nsqd-tcp-address 127.0.0.1:4150"),
+    ],
+    "nsq-to-file": [
+        ("Archive topic events to gzip files under ./archive, finishing each message once it is "
+         "on disk (at least every second):",
+         "nsq-to-file --topic events --output-dir archive --gzip --sync-interval 1s"),
+        ("Every topic whose name starts with orders, found through nsqlookupd, one file an hour:",
+         "nsq-to-file --lookupd-http-address 127.0.0.1:4161 --topic-pattern '^orders' "
+         "--output-dir archive --rotate-interval 1h"),
+        ("Lossless records (JSON lines with timestamps) for nsq-replay --timing original:",
+         "nsq-to-file --topic events --output-dir archive --format jsonl"),
+        ("A command line written for Go's nsq_to_file:",
+         "nsq-to-file -topic=events -output-dir=archive -gzip -gzip-level=9 -sync-interval=1m0s "
+         "-log-level=warn"),
+    ],
+    "nsq-replay": [
+        ("Replay gzip archives of nsq-to-file to another topic, at most 5000 records a second:",
+         "nsq-replay 'archive/events.*.log.gz' --topic events-replayed --rate 5000"),
+        ("Keep the original gaps between jsonl records, ten times faster:",
+         "nsq-replay archive/ --timing original --speed 10"),
+        ("Resumable: a rerun with the same checkpoint sends nothing that nsqd acknowledged:",
+         "nsq-replay 'archive/*.gz' --checkpoint replay.ckpt"),
+        ("Check an archive from standard input without publishing:",
+         "zcat old.log.gz | nsq-replay - --topic events --dry-run"),
+    ],
+    "nsqcli": [
+        ("Start the embedded nsqd and nsqlookupd in the background:", "nsqcli dev-server &"),
+        ("The tools as subcommands (the same options as nsq-tail, nsq-pub, ...):",
+         "nsqcli pub --topic events -m hello && nsqcli tail --topic events -n 1"),
+    ],
+    "nsqcli-dev-server": [
+        ("nsqd on 127.0.0.1:4150 (HTTP 4151) and nsqlookupd on 4160/4161, in memory:",
+         "nsqcli dev-server"),
+        ("nsqd alone on free ports, printed at start:",
+         "nsqcli dev-server --tcp-address 127.0.0.1:0 --http-address 127.0.0.1:0 --no-lookupd"),
+        ("Small limits to test a client against:",
+         "nsqcli dev-server --max-msg-size 4096 --msg-timeout 10s --max-rdy-count 50 -v"),
+    ],
+}
+
+#: The COMPATIBILITY section: the Go app a tool stands in for, and how it differs.
+GO_APPS = {
+    "nsq-tail": "Takes every flag of Go's nsq_tail. -n is a total across topics, and a message "
+    "is finished only after its line was written.",
+    "nsq-pub": "Takes every flag of Go's to_nsq; -rate 0 means no limit, as there. With several "
+    "-nsqd-tcp-address, records are spread over them; to_nsq sends every record to each: add "
+    "--mode fan-out for that. The delimiter may be any byte string, and a last record without "
+    "one is published whole.",
+    "nsq-to-file": "Takes every flag of Go's nsq_to_file; -log-level debug, info, warn, "
+    "error and fatal are -vv, -v, the default, -q and -q.",
+}
+
+GO_SYNTAX = (
+    "Options also take Go's flag syntax, so that command lines written for the Go apps run "
+    "unchanged: one or two dashes (-topic, --topic), the value after = or as the next word "
+    "(-topic=x, -topic x), booleans as -gzip or -gzip=true|false|1|0|t|f (also T, F, TRUE, "
+    "FALSE, True, False). A single-dash word that names an option is that option (-mode is "
+    "--mode); any other is a group of short options as usual (-vv, -n5, -0q). -n=5 and -m=x "
+    "are Go's -flag=value. The go-nsq options of --consumer-opt and --producer-opt that have "
+    "no counterpart here are accepted with a warning that they change nothing."
+)
+
 
 def tools(table: dict[str, str] = SCRIPTS) -> Iterator[tuple[str, click.Command]]:
     """(program name, click command) of every available tool, the umbrella included."""
@@ -127,9 +212,16 @@ def render_man(prog: str, command: click.Command) -> str:
         out.append(".SH ENVIRONMENT")
         for env, option in envs:
             out += [".TP", f"\\fB{_roff(str(env))}\\fR", _roff(f"Default for {option.opts[-1]}.")]
+    out.append(".SH COMPATIBILITY")
+    if prog in GO_APPS:
+        out += [_roff(GO_APPS[prog]), ".PP"]
+    out.append(_roff(GO_SYNTAX))
     out.append(".SH EXIT STATUS")
     for status, text in EXIT_STATUS_TEXT.items():
         out += [".TP", f"\\fB{int(status)}\\fR", _roff(text)]
+    out.append(".SH EXAMPLES")
+    for what, line in EXAMPLES[prog]:
+        out += [".PP", _roff(what), ".PP", ".RS 4", ".nf", _roff(line), ".fi", ".RE"]
     others = [s for s in list(SCRIPTS) + ["nsqcli"] + list(MAN_ONLY) if s != prog]
     out += [".SH SEE ALSO", ", ".join(f"\\fB{_roff(s)}\\fR(1)" for s in others)]
     return "\n".join(out) + "\n"
@@ -162,10 +254,22 @@ def _is_path(option: click.Parameter) -> bool:
     return isinstance(option.type, (click.Path, click.File))
 
 
-def render_bash(prog: str, command: click.Command) -> str:
-    func = "_" + prog.replace("-", "_")
+def _subcommands(command: click.Command) -> list[tuple[str, click.Command]]:
+    """(name, command) of a group's available subcommands; [] for a plain command."""
+    if not isinstance(command, click.Group):
+        return []
+    ctx = click.Context(command)
+    subs = [(name, command.get_command(ctx, name)) for name in command.list_commands(ctx)]
+    return [(name, sub) for name, sub in subs if sub is not None]
+
+
+def _bash_options(command: click.Command, indent: str) -> list[str]:
+    """Lines completing ``command``'s options: the value of the option before the cursor (its
+    choices, file names or nothing), else the option names (or file names, for a command that
+    takes files, when the word does not start with a dash)."""
     words = sorted(name for o in _options_of(command) for name in o.opts + o.secondary_opts)
-    cases = []
+    takes_files = any(isinstance(p, click.Argument) for p in command.params)
+    lines = [f'{indent}case "$prev" in']
     for option in _options_of(command):
         if not _takes_value(option):
             continue
@@ -176,26 +280,50 @@ def render_bash(prog: str, command: click.Command) -> str:
             action = 'COMPREPLY=($(compgen -f -- "$cur"))'
         else:
             action = "COMPREPLY=()"
-        cases.append(f"        {pattern}) {action}; return ;;")
-    subcommands = ""
-    if isinstance(command, click.Group):
-        subcommands = " ".join(command.list_commands(click.Context(command)))
+        lines.append(f"{indent}    {pattern}) {action}; return ;;")
+    options = f'COMPREPLY=($(compgen -W "{" ".join(words)}" -- "$cur"))'
+    lines.append(f"{indent}esac")
+    if not takes_files:
+        return lines + [f"{indent}{options}"]
+    return lines + [f'{indent}if [[ "$cur" == -* ]]; then', f"{indent}    {options}",
+                    f"{indent}else", f'{indent}    COMPREPLY=($(compgen -f -- "$cur"))', f"{indent}fi"]
+
+
+def render_bash(prog: str, command: click.Command) -> str:
+    func = "_" + prog.replace("-", "_")
     lines = [
         f"# bash completion for {prog} (generated by scripts/gen_docs.py; do not edit)",
         f"{func}() {{",
         '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"',
-        '    case "$prev" in',
-        *cases,
-        "    esac",
-        f'    if [[ "$cur" == -* || -z "{subcommands}" && "$cur" == "" ]]; then',
-        f'        COMPREPLY=($(compgen -W "{" ".join(words)}" -- "$cur"))',
-        "    else",
-        (f'        COMPREPLY=($(compgen -W "{subcommands}" -- "$cur"))' if subcommands
-         else '        COMPREPLY=($(compgen -f -- "$cur"))'),
-        "    fi",
-        "}",
-        f"complete -F {func} {prog}",
     ]
+    subs = _subcommands(command)
+    if not subs:
+        lines += _bash_options(command, "    ")
+    else:  # the umbrella: the first subcommand word decides whose options are completed
+        names = " ".join(name for name, _ in subs)
+        group_words = " ".join(sorted(n for o in _options_of(command) for n in o.opts))
+        lines += [
+            '    local sub="" i',
+            "    for ((i = 1; i < COMP_CWORD; i++)); do",
+            '        case "${COMP_WORDS[i]}" in',
+            f'            {"|".join(name for name, _ in subs)}) sub="${{COMP_WORDS[i]}}"; break ;;',
+            "        esac",
+            "    done",
+            '    case "$sub" in',
+        ]
+        for name, sub in subs:
+            lines += [f"    {name})", *_bash_options(sub, "        "), "        ;;"]
+        lines += [
+            "    *)",
+            '        if [[ "$cur" == -* ]]; then',
+            f'            COMPREPLY=($(compgen -W "{group_words}" -- "$cur"))',
+            "        else",
+            f'            COMPREPLY=($(compgen -W "{names}" -- "$cur"))',
+            "        fi",
+            "        ;;",
+            "    esac",
+        ]
+    lines += ["}", f"complete -F {func} {prog}"]
     return "\n".join(lines) + "\n"
 
 
@@ -203,7 +331,7 @@ def _zsh_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "'\\''").replace("[", "\\[").replace("]", "\\]").replace(":", "\\:")
 
 
-def render_zsh(prog: str, command: click.Command) -> str:
+def _zsh_specs(command: click.Command) -> list[str]:
     specs = []
     for option in _options_of(command):
         help_text = _zsh_escape((option.help or "").split(". ")[0][:80])
@@ -220,27 +348,38 @@ def render_zsh(prog: str, command: click.Command) -> str:
             specs.append(f"    '{repeat}'{group}'[{help_text}]{action}'")
         else:
             specs.append(f"    '{repeat}'{group}'[{help_text}]'")
-    if isinstance(command, click.Group):
-        subs = " ".join(command.list_commands(click.Context(command)))
-        specs.append(f"    '1:command:({subs})'")
-        specs.append("    '*::arg:_files'")
-    elif any(isinstance(p, click.Argument) for p in command.params):
+    if any(isinstance(p, click.Argument) for p in command.params):
         specs.append("    '*:file:_files'")
-    body = " \\\n".join(specs)
-    return (f"#compdef {prog}\n# zsh completion for {prog} (generated by scripts/gen_docs.py; "
-            f"do not edit)\n_arguments -s \\\n{body}\n")
+    return specs
 
 
-def render_fish(prog: str, command: click.Command) -> str:
-    lines = [f"# fish completion for {prog} (generated by scripts/gen_docs.py; do not edit)"]
-    if isinstance(command, click.Group):
-        ctx = click.Context(command)
-        for name in command.list_commands(ctx):
-            sub = command.get_command(ctx, name)
-            desc = (sub.get_short_help_str(limit=60) if sub else "").replace("'", "\\'")
-            lines.append(f"complete -c {prog} -n '__fish_use_subcommand' -f -a {name} -d '{desc}'")
+def render_zsh(prog: str, command: click.Command) -> str:
+    head = (f"#compdef {prog}\n# zsh completion for {prog} (generated by scripts/gen_docs.py; "
+            "do not edit)\n")
+    subs = _subcommands(command)
+    if not subs:
+        return head + "_arguments -s \\\n" + " \\\n".join(_zsh_specs(command)) + "\n"
+    func = "_" + prog.replace("-", "_")
+    out = [head.rstrip("\n")]
+    for name, sub in subs:  # one function per subcommand, its words shifted to start at it
+        out += [f"{func}_{name.replace('-', '_')}() {{", "_arguments -s \\",
+                " \\\n".join(_zsh_specs(sub)), "}"]
+    specs = _zsh_specs(command) + [f"    '1:command:({' '.join(name for name, _ in subs)})'",
+                                   "    '*::arg:->args'"]
+    out += [f"{func}() {{", "    local curcontext=\"$curcontext\" state line",
+            "    _arguments -C -s \\", " \\\n".join(specs),
+            '    [[ $state == args ]] || return', '    case $line[1] in']
+    out += [f"        {name}) {func}_{name.replace('-', '_')} ;;" for name, _ in subs]
+    out += ["    esac", "}", f'{func} "$@"']
+    return "\n".join(out) + "\n"
+
+
+def _fish_lines(prog: str, command: click.Command, condition: str = "") -> list[str]:
+    lines = []
     for option in _options_of(command):
         parts = [f"complete -c {prog}"]
+        if condition:
+            parts.append(f"-n '{condition}'")
         for name in option.opts + option.secondary_opts:
             parts.append(f"-l {name[2:]}" if name.startswith("--") else f"-s {name[1:]}")
         if _takes_value(option):
@@ -252,6 +391,18 @@ def render_fish(prog: str, command: click.Command) -> str:
         desc = (option.help or "").split(". ")[0][:80].replace("'", "\\'")
         parts.append(f"-d '{desc}'")
         lines.append(" ".join(parts))
+    return lines
+
+
+def render_fish(prog: str, command: click.Command) -> str:
+    lines = [f"# fish completion for {prog} (generated by scripts/gen_docs.py; do not edit)"]
+    subs = _subcommands(command)
+    for name, sub in subs:
+        desc = sub.get_short_help_str(limit=60).replace("'", "\\'")
+        lines.append(f"complete -c {prog} -n '__fish_use_subcommand' -f -a {name} -d '{desc}'")
+    lines += _fish_lines(prog, command, "__fish_use_subcommand" if subs else "")
+    for name, sub in subs:
+        lines += _fish_lines(prog, sub, f"__fish_seen_subcommand_from {name}")
     return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,8 @@ _NSQD_VALUE_FLAGS = {
     "max_deflate_level": "--max-deflate-level",
     "max_channel_consumers": "--max-channel-consumers",
     "mem_queue_size": "--mem-queue-size",
+    "max_bytes_per_file": "--max-bytes-per-file",
+    "sync_every": "--sync-every",
 }
 _NSQD_DURATION_FLAGS = {
     "msg_timeout_ms": "--msg-timeout",
@@ -42,6 +44,7 @@ _NSQD_DURATION_FLAGS = {
     "max_output_buffer_timeout_ms": "--max-output-buffer-timeout",
     "min_output_buffer_timeout_ms": "--min-output-buffer-timeout",
     "output_buffer_timeout_ms": "--output-buffer-timeout",
+    "sync_timeout_ms": "--sync-timeout",
 }
 _NSQD_BOOL_FLAGS = {"snappy": "--snappy", "deflate": "--deflate"}
 _NSQD_LIST_FLAGS = {
@@ -72,6 +75,8 @@ def nsqd_flags(options: Mapping[str, Any]) -> list[str]:
     flags: list[str] = []
     for name, value in options.items():
         if value is None or name in _NSQD_EMBEDDED_ONLY:
+            continue
+        if name == "data_path":  # nsqd_process passes --data-path (its own temporary one if "")
             continue
         if name in _NSQD_VALUE_FLAGS:
             flags.append(f"{_NSQD_VALUE_FLAGS[name]}={_flag_value(value)}")
@@ -197,8 +202,10 @@ class DaemonProcess:
 
 def nsqd_process(binary: str, options: Mapping[str, Any]) -> DaemonProcess:
     extra = nsqd_flags(options)  # raises UnsupportedOption before anything starts
+    configured_data_path = os.fspath(options.get("data_path") or "")
 
-    def argv(ports: dict[str, int], data_path: str) -> list[str]:
+    def argv(ports: dict[str, int], workdir: str) -> list[str]:
+        data_path = configured_data_path or workdir
         return [
             binary,
             f"--tcp-address={LOOPBACK}:{ports['tcp']}",

@@ -40,9 +40,11 @@ class BrokerHTTPError(RuntimeError):
 class _EmbeddedBackend:
     """An embedded broker on the broker thread; a restart comes back on the same ports.
 
-    With ``keep_state`` (nsqd) a restart reuses the broker object, so topics, channels and
-    queued messages survive as they do with a real nsqd and its ``--data-path``; without it
-    (nsqlookupd, which keeps everything in memory) a restart starts from scratch.
+    With ``keep_state`` (nsqd) a restart reuses the broker object and so its data path (a
+    temporary directory unless ``data_path`` is given): stop() writes the topics, channels and
+    queued messages there and start() loads them back, as a real nsqd does with its
+    ``--data-path``; close() removes a temporary data path. Without it (nsqlookupd, which keeps
+    everything in memory) a restart starts from scratch.
     """
 
     real = False
@@ -79,7 +81,11 @@ class _EmbeddedBackend:
             self._running = False
             self._thread.call(self._broker.stop)
 
-    close = stop
+    def close(self) -> None:
+        self.stop()
+        remove_data = getattr(self._broker, "remove_data", None)
+        if remove_data is not None:
+            remove_data()
 
 
 class _RealBackend:

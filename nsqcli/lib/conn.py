@@ -29,7 +29,7 @@ from .event import EventedMixin
 from .message import Message
 from .protocol import events as ev
 from .protocol.client import ClientProtocol
-from .protocol.constants import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_RDY_COUNT
+from .protocol.constants import DEFAULT_MAX_RDY_COUNT
 from .protocol.errors import ConnectionClosedError, Error, NSQTimeoutError, ProtocolError
 from .tls import TLSHandshakeError
 
@@ -49,8 +49,9 @@ class ConnectError(Error, ConnectionError):
 class AsyncConn(CommandsMixin, EventedMixin):
     """A connection to nsqd with pynsq's constructor, attributes and events (see the module doc).
 
-    Extra keyword-only options: ``max_frame_size`` (bytes) and ``max_requeue_delay`` (seconds,
-    cap of the computed requeue delay ``requeue_delay x attempts``).
+    Extra keyword-only options: ``max_frame_size`` (bytes; default None: a message as large as
+    nsqd can send, whatever its ``--max-msg-size``, and other frames up to 16 MiB) and
+    ``max_requeue_delay`` (seconds, cap of the computed requeue delay ``requeue_delay x attempts``).
     """
 
     _mirrored_events = (event.MESSAGE, event.RESUME)  # read per message
@@ -62,7 +63,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         user_agent: str = DEFAULT_USER_AGENT, output_buffer_size: int = 16 * 1024,
         output_buffer_timeout: int = 250, sample_rate: int = 0, io_loop: Any = None,
         auth_secret: str | bytes | None = None, msg_timeout: float | None = None,
-        hostname: str | None = None, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        hostname: str | None = None, *, max_frame_size: int | None = None,
         max_requeue_delay: float = DEFAULT_MAX_REQUEUE_DELAY,
     ) -> None:
         super().__init__()
@@ -315,6 +316,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
             return
         message_seen = False
         message_class = Message  # a local: read once per message
+        generation = self._generation
         for item in events:
             try:
                 if type(item) is message_class:
@@ -322,6 +324,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
                         self.last_msg_timestamp = now
                         message_seen = True
                     item._conn = self
+                    item._generation = generation
                     self.in_flight += 1
                     # trigger(MESSAGE) inlined: the listeners are read for each message, as
                     # trigger() does, so a listener added or removed meanwhile is honoured

@@ -224,28 +224,48 @@ class CommandsMixin:
                 waiter.set_exception(closed)
 
     # ---- message answers (called by Message) ------------------------------------------------
+    #
+    # An answer reaches nsqd only on the connection that delivered the message: after a close the
+    # message is nsqd's again (it redelivers it), and after connect() a FIN on the new socket
+    # would name a message this client does not own. Such answers are logged and dropped, and
+    # fire no resume/backoff/continue event (go-nsq drains them the same way), so a REQ for a
+    # message of a lost connection never pauses the Reader's other nsqds.
 
-    def _answer(self, build: Any, what: str, message: Message) -> None:
-        protocol = self._protocol
-        try:
-            if protocol is None or self.state == DISCONNECTED:
-                raise LocalProtocolError("the connection is closed")
-            self._write(build(protocol))
-        except LocalProtocolError as exc:
-            first = self._unanswerable_warned != self._generation
-            self._unanswerable_warned = self._generation
-            (logger.warning if first else logger.debug)(
-                "[%s] cannot %s message %s: %s (nsqd will redeliver it%s)", self, what,
-                message.id.decode("ascii", "replace"), exc,
-                "; more on this connection are logged at debug level" if first else "")
+    def _unanswerable(self, message: Message) -> str | None:
+        """Why ``message`` cannot be answered here, or None."""
+        generation = message._generation
+        if generation is not None and generation != self._generation:
+            return "it was delivered before this connection reconnected"
+        if self._protocol is None or self.state != CONNECTED:
+            return "the connection that delivered it is closed"
+        return None
+
+    def _answer(self, build: Any, what: str, message: Message) -> bool:
+        """Queue ``build(protocol)``'s FIN/REQ/TOUCH for ``message``; False when it cannot be
+        answered here (logged: one warning per connection, then debug)."""
+        reason = self._unanswerable(message)
+        if reason is None:
+            try:
+                self._write(build(self._protocol))
+                return True
+            except LocalProtocolError as exc:
+                reason = str(exc)
+        generation = message._generation if message._generation is not None else self._generation
+        first = self._unanswerable_warned != generation
+        self._unanswerable_warned = generation
+        (logger.warning if first else logger.debug)(
+            "[%s] cannot %s message %s: %s (nsqd will redeliver it%s)", self, what,
+            message.id.decode("ascii", "replace"), reason,
+            "; more on this connection are logged at debug level" if first else "")
+        return False
 
     def _on_message_finish(self, message: Message) -> None:
-        if self.in_flight > 0:
-            self.in_flight -= 1
         msg_id = message.id
         # Hot path: messages only arrive while subscribed, and the protocol leaves that state
-        # only by closing (CLS keeps FIN valid), so CONNECTED + nsqd's 16-byte id is enough.
-        if self.state == CONNECTED and type(msg_id) is bytes and len(msg_id) == 16:
+        # only by closing (CLS keeps FIN valid), so this generation + CONNECTED + nsqd's 16-byte
+        # id is enough.
+        if (message._generation == self._generation and self.state == CONNECTED
+                and type(msg_id) is bytes and len(msg_id) == 16):
             # _write() inlined: the FINs of a chunk pile up and leave in one write
             self._output += (b"FIN ", msg_id, b"\n")
             self._output_size += 21
@@ -253,8 +273,10 @@ class CommandsMixin:
                 self._flush()
             elif self._flush_handle is None:
                 self._flush_handle = self._get_loop().call_soon(self._flush)
-        else:
-            self._answer(lambda p, msg_id=msg_id: p.finish(msg_id), "FIN", message)  # no cell per FIN
+        elif not self._answer(lambda p, msg_id=msg_id: p.finish(msg_id), "FIN", message):  # no cell per FIN
+            return
+        if self.in_flight > 0:
+            self.in_flight -= 1
         # trigger(RESUME) inlined; a Reader listens only while a FIN needs bookkeeping
         for callback in self._resume_listeners:
             callback(conn=self)
@@ -262,19 +284,23 @@ class CommandsMixin:
     def _on_messages_finish(self, messages: list) -> None:
         """FIN for many messages of this connection at once (``finish_all``): one piece of
         output for the whole batch instead of one per message."""
+        generation = self._generation
+        if self.state != CONNECTED or any(message._generation != generation for message in messages):
+            for message in messages:  # some cannot be answered here: each on its own
+                self._on_message_finish(message)
+            return
         ids = [message.id for message in messages]
         count = len(ids)
         self.in_flight = max(0, self.in_flight - count)
         data = None
-        if self.state == CONNECTED:
-            try:
-                data = b"FIN " + b"\nFIN ".join(ids) + b"\n"
-            except TypeError:  # an id that is not bytes: the checked path names it
-                pass
-            # every id nsqd's 16 bytes, none with a separator: exactly count FIN lines
-            if data is not None and not (len(data) == 21 * count and data.count(b"\n") == count
-                                         and data.count(b" ") == count and set(map(len, ids)) == {16}):
-                data = None
+        try:
+            data = b"FIN " + b"\nFIN ".join(ids) + b"\n"
+        except TypeError:  # an id that is not bytes: the checked path names it
+            pass
+        # every id nsqd's 16 bytes, none with a separator: exactly count FIN lines
+        if data is not None and not (len(data) == 21 * count and data.count(b"\n") == count
+                                     and data.count(b" ") == count and set(map(len, ids)) == {16}):
+            data = None
         if data is not None:
             self._write(data)
             self._flush()  # a batch is worth its own write: nsqd can refill RDY sooner
@@ -291,12 +317,11 @@ class CommandsMixin:
         if time_ms < 0:
             delay = min(self._options.requeue_delay * message.attempts, self._options.max_requeue_delay)
             time_ms = int(delay * 1000)
-        if self.in_flight > 0:
-            self.in_flight -= 1
-        self._answer(lambda p: p.requeue(message.id, time_ms), "REQ", message)
-        self.trigger(event.BACKOFF if backoff else event.CONTINUE, conn=self)
+        if self._answer(lambda p: p.requeue(message.id, time_ms), "REQ", message):
+            if self.in_flight > 0:
+                self.in_flight -= 1
+            self.trigger(event.BACKOFF if backoff else event.CONTINUE, conn=self)
         return time_ms
 
     def _on_message_touch(self, message: Message) -> None:
         self._answer(lambda p: p.touch(message.id), "TOUCH", message)
-

@@ -42,7 +42,7 @@ class ConnOptions:
     ssl_context: ssl.SSLContext | None
     identify_data: dict
     auth_secret: bytes | None
-    max_frame_size: int
+    max_frame_size: int | None  # None: any message nsqd can send
 
     def __repr__(self) -> str:  # the auth secret stays out of every repr
         return (f"ConnOptions(timeout={self.timeout}, heartbeat_interval={self.heartbeat_interval}, "
@@ -93,8 +93,9 @@ def build_options(
         elif not isinstance(auth_secret, (bytes, bytearray)):
             raise TypeError(f"auth_secret must be str or bytes, not {type(auth_secret).__name__}")
         auth_secret = bytes(auth_secret) or None
-    if isinstance(max_frame_size, bool) or not isinstance(max_frame_size, int) or max_frame_size < 64:
-        raise ValueError(f"max_frame_size must be an int >= 64, got {max_frame_size!r}")
+    if max_frame_size is not None and (isinstance(max_frame_size, bool) or not isinstance(max_frame_size, int)
+                                       or max_frame_size < 64):
+        raise ValueError(f"max_frame_size must be an int >= 64 (or None), got {max_frame_size!r}")
     tls_v1 = flag("tls_v1", tls_v1)
     ssl_context = make_ssl_context(tls_options) if (tls_v1 or tls_options is not None) else None
     identify_data = build_identify(

@@ -39,7 +39,10 @@ class Message(EventedMixin):
     backoff; ``requeue(backoff=False)`` is neutral.
     """
 
-    __slots__ = ("id", "body", "timestamp", "attempts", "_async_enabled", "_has_responded", "_conn")
+    # _generation: the connection generation that delivered it (AsyncConn refuses answers from an
+    # earlier one); None for a message built by hand
+    __slots__ = ("id", "body", "timestamp", "attempts", "_async_enabled", "_has_responded", "_conn",
+                 "_generation")
 
     def __init__(self, id: bytes, body: bytes, timestamp: int, attempts: int,  # noqa: A002
                  conn: Responder | None = None) -> None:
@@ -51,6 +54,7 @@ class Message(EventedMixin):
         self._async_enabled = False
         self._has_responded = False
         self._conn = conn
+        self._generation = None
 
     def __repr__(self) -> str:
         return (f"<Message id={self.id!r} attempts={self.attempts} body={len(self.body)} bytes"

@@ -17,8 +17,9 @@ What changed from pynsq (the API is the same):
 * Backoff is a pluggable strategy: ``exponential`` (default, as go-nsq), ``full_jitter`` or
   ``pynsq`` (its BackoffTimer curve); one result counts per backoff window.
 * Every lookupd is queried on every poll and the producers are unioned; a closed connection
-  triggers an immediate re-query; nsqds lookupd no longer lists are dropped once their in-flight
-  messages are answered; configured nsqds reconnect with exponential backoff plus jitter.
+  triggers an immediate re-query; configured nsqds, and nsqds found through lookupd, reconnect
+  with exponential backoff plus jitter; an nsqd lookupd stopped listing is dropped only after
+  several polls, once idle (see reader_discovery).
 * ``close()`` drains: RDY 0, CLS, wait for in-flight messages to be answered, then close. It
   returns an awaitable, and ``async with Reader(...)`` works.
 """
@@ -88,6 +89,8 @@ class Reader(ReaderCore):
     :param lookupd_poll_interval: seconds between lookupd polls
     :param low_rdy_idle_timeout: seconds an nsqd may keep RDY without sending a message while
         RDY is redistributed (more nsqds than ``max_in_flight``)
+    :param low_rdy_timeout: seconds an nsqd that keeps sending may hold its RDY while another
+        waits with none (redistribution only; go-nsq's ``low_rdy_timeout``)
     :param max_backoff_duration: longest backoff window in seconds (0 disables backoff)
     :param lookupd_poll_jitter: fraction of the interval by which the first poll is delayed
     :param lookupd_connect_timeout: seconds to connect to a lookupd
@@ -122,6 +125,7 @@ class Reader(ReaderCore):
         backoff_strategy: StrategySpec | None = None,
         backoff_multiplier: float = 1.0,
         rdy_redistribute_interval: float = 5.0,
+        low_rdy_timeout: float = 30.0,
         close_timeout: float = 30.0,
         reconnect_interval: float = 1.0,
         max_reconnect_interval: float = 60.0,
@@ -145,6 +149,7 @@ class Reader(ReaderCore):
         _number("lookupd_request_timeout", lookupd_request_timeout, 0, inclusive=False)
         _number("backoff_multiplier", backoff_multiplier)
         _number("rdy_redistribute_interval", rdy_redistribute_interval, 0, inclusive=False)
+        _number("low_rdy_timeout", low_rdy_timeout, 0, inclusive=False)
         _number("close_timeout", close_timeout)
         _number("reconnect_interval", reconnect_interval, 0, inclusive=False)
         _number("max_reconnect_interval", max_reconnect_interval, 0, inclusive=False)
@@ -165,6 +170,7 @@ class Reader(ReaderCore):
         self.lookupd_http_addresses = lookupd
         self.max_in_flight = max_in_flight
         self.low_rdy_idle_timeout = low_rdy_idle_timeout
+        self.low_rdy_timeout = low_rdy_timeout
         self.max_backoff_duration = max_backoff_duration
         self.lookupd_poll_interval = lookupd_poll_interval
         self.lookupd_poll_jitter = lookupd_poll_jitter
@@ -187,8 +193,9 @@ class Reader(ReaderCore):
             connect_timeout=lookupd_connect_timeout, request_timeout=lookupd_request_timeout,
             reconnect_interval=reconnect_interval, max_reconnect_interval=max_reconnect_interval,
         )  # the AUTH secret is not sent to lookupd (go-nsq does; pynsq never did)
-        self._init_core(RdyPolicy(max_in_flight, low_rdy_idle_timeout), BackoffWindow(strategy),
-                        discovery, conn_class, rdy_redistribute_interval, close_timeout)
+        policy = RdyPolicy(max_in_flight, low_rdy_idle_timeout, low_rdy_timeout=low_rdy_timeout)
+        self._init_core(policy, BackoffWindow(strategy), discovery, conn_class, rdy_redistribute_interval,
+                        close_timeout)
 
     def __repr__(self) -> str:
         return f"<Reader {self.name} conns={len(self.conns)} max_in_flight={self.max_in_flight}>"

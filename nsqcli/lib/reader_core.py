@@ -134,8 +134,11 @@ class ReaderCore:
         conn.connect()
         return conn
 
-    def _connection_addresses(self) -> list[str]:
-        return list(self.conns) + list(self._connecting)
+    def _idle_since(self, address: str, since: float) -> bool:
+        """True unless the connection to ``address`` received a message after ``since`` (wall
+        time) or has one in flight; True when there is no subscribed connection."""
+        conn = self.conns.get(address)
+        return conn is None or (conn.in_flight <= 0 and conn.last_msg_timestamp <= since)
 
     # ---- connection events ----------------------------------------------------------------
 
@@ -306,9 +309,14 @@ class ReaderCore:
         if self._closing:
             return
         conns = list(self.conns.values())
+        window = self._backoff
         if max_in_flight == 0:
             self._apply(self._policy.pause(conns))
-        elif not self._backoff.in_backoff:
+        elif window.in_backoff:
+            # a pause took the probe's RDY 1 away: test the waters again now (a round does that
+            # only when the probe is lost; pynsq redistributes on resume too)
+            self._apply(self._policy.redistribute(conns, time.time(), True, window.blocked))
+        else:
             self._apply(self._policy.rebalance(conns, time.time()))
 
     # ---- backoff --------------------------------------------------------------------------
@@ -338,7 +346,7 @@ class ReaderCore:
         if not self._closing:
             self._apply_backoff(self._backoff.window_elapsed())
 
-    # ---- retiring a connection lookupd no longer lists ------------------------------------
+    # ---- retiring a connection lookupd stopped listing (see reader_discovery) ----------------
 
     def _retire(self, address: str) -> None:
         conn = self.conns.pop(address, None)
@@ -347,8 +355,7 @@ class ReaderCore:
             if pending is not None:
                 pending.close()
             return
-        logger.info("[%s:%s] nsqd no longer listed by lookupd: closing once its messages are answered",
-                    address, self.name)
+        logger.info("[%s:%s] closing the connection once its messages are answered", address, self.name)
         self._policy.connection_removed(conn, list(self.conns.values()), self._backoff.in_backoff)
         if conn.rdy:
             conn.send_rdy(0)

@@ -96,7 +96,7 @@ def test_nsqd_stop_and_start_keep_the_ports_and_the_messages(nsqd):
     assert (nsqd.tcp_port, nsqd.http_port) == (tcp_port, http_port)
     assert nsqd.ping()
     nsqd.pub("kept", b"after")
-    # a real nsqd keeps its topics and messages in --data-path; the embedded one in memory
+    # both nsqds write their topics and messages to their data path at stop and load them back
     assert nsqd.topic_stats("kept")["depth"] == 2
 
 

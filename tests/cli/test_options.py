@@ -99,8 +99,13 @@ def test_client_options_by_role():
     assert "max_in_flight" in valid_names("consumer")
     assert "max_in_flight" not in valid_names("producer")
     assert "max_msg_size" in valid_names("producer")
-    with pytest.raises(ValueError, match="unknown producer option 'max_in_flight'"):
-        parse_client_options(["max_in_flight=3"], "producer")
+    # go-nsq's consumer options, given to a producer: checked, then ignored (as go-nsq does)
+    assert parse_client_options(["max_in_flight=3"], "producer")["ignored"] == {
+        "max_in_flight": "a consumer option, no effect on a producer (as in go-nsq)"}
+    with pytest.raises(ValueError, match="producer option 'max_in_flight': must be >= 0"):
+        parse_client_options(["max_in_flight=-3"], "producer")
+    with pytest.raises(ValueError, match="unknown producer option 'close_timeout'"):
+        parse_client_options(["close_timeout=3s"], "producer")  # nsqcli's own, not go-nsq's
     with pytest.raises(ValueError, match="deflate_level"):
         parse_client_options(["deflate_level=12"], "consumer")
     with pytest.raises(ValueError, match="sample_rate"):

@@ -253,7 +253,7 @@ def test_version(invoke):
     assert result.exit_code == 0 and re.search(r"\d+\.\d+\.\d+", result.stdout), result
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "abc"])
+@pytest.mark.parametrize("value", ["-1", "abc", "inf", "nan"])  # 0 is to_nsq's "no limit"
 def test_bad_rate(invoke, value):
     result = invoke(pub, ["--topic", "t", "--rate", value, "-m", "x"])
     assert result.exit_code == 2, result

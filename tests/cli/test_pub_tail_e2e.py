@@ -59,11 +59,14 @@ def test_tail_into_head_exits_quietly_with_zero(nsqd, run_tool):
     command = (f"'{tool('nsq-tail')}' --topic h --channel c --nsqd-tcp-address {nsqd.tcp_address} "
                "| head -3; echo \"status=${PIPESTATUS[0]}\" >&2")
     result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=30)
-    assert result.stdout.splitlines() == [b"0", b"1", b"2"]
+    shown = result.stdout.splitlines()  # nsqd does not promise order (a real one spills to disk)
+    assert len(set(shown)) == 3 and all(0 <= int(line) < 20_000 for line in shown), shown
     assert result.stderr == b"status=0\n", result.stderr
     assert wait_for(lambda: nsqd.channel_stats("h", "c")["in_flight_count"] == 0)
     channel = nsqd.channel_stats("h", "c")
-    assert 0 < channel["depth"] <= 20_000 - 3  # the unprinted rest stays queued
+    # FINed: every line written into the pipe, the 3 shown and more (tests/cli/test_tail_pipe.py);
+    # what was not written yet stays queued
+    assert 0 < channel["depth"] <= 20_000 - 3
 
 
 def test_sigterm_on_a_durable_channel_loses_nothing(nsqd, run_tool, tmp_path):

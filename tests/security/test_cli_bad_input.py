@@ -113,7 +113,8 @@ CONSUMER_OPTS = [
 ]
 PRODUCER_OPTS = [
     ("opt-max-msg-size", "max_msg_size=-1", "max_msg_size"),
-    ("opt-consumer-only", "max_in_flight=5", "unknown"),
+    ("opt-consumer-only-bad-value", "max_in_flight=-5", "max_in_flight"),  # checked, as go-nsq does
+    ("opt-nsqcli-consumer-only", "close_timeout=5s", "unknown"),
 ]
 PER_TOOL = {
     "tail": [
@@ -128,7 +129,7 @@ PER_TOOL = {
     "pub": [
         ("empty-message", ["-m", ""], "empty"),
         ("empty-delimiter", ["--delimiter", ""], "delimiter"),
-        ("rate-0", ["--rate", "0"], "rate"),
+        ("rate-infinite", ["--rate", "inf"], "rate"),  # (0 is to_nsq's "no limit")
         ("rate-negative", ["--rate", "-5"], "rate"),
         ("defer-negative", ["--defer", "-5s"], "defer"),
         ("defer-garbage", ["--defer", "later"], "defer"),
@@ -155,7 +156,7 @@ PER_TOOL = {
         ("filename-without-topic", ["--topic", "u", "--filename-format", "static.log"], "TOPIC"),
     ],
     "replay": [
-        ("rate-0", ["--rate", "0"], "rate"),
+        ("rate-negative", ["--rate", "-1"], "rate"),  # (0 means no limit, as nsq-pub's)
         ("speed-0", ["--speed", "0"], "speed"),
         ("speed-negative", ["--speed", "-2"], "speed"),
         ("since-garbage", ["--since", "yesterday-ish"], "since"),

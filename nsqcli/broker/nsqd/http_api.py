@@ -24,6 +24,7 @@ from .options import VERSION, parse_address
 from .body_commands import read_mpub
 from .protocol_v2 import ClientErr
 from .stats import stats_json, stats_text
+from .topic import PublishFailed
 
 if TYPE_CHECKING:
     from .server import NSQD
@@ -37,6 +38,13 @@ class HTTPError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _put(topic: Any, messages: list) -> None:
+    try:
+        topic.put_messages(messages)
+    except PublishFailed:
+        raise HTTPError(503, "EXITING") from None  # what nsqd answers when a put fails
 
 
 def parse_query(raw: str) -> dict[str, list[str]]:
@@ -187,7 +195,7 @@ class API:
                 raise HTTPError(400, "INVALID_DEFER") from None
             if not 0 <= deferred <= opts.max_req_timeout_ms:
                 raise HTTPError(400, "INVALID_DEFER")
-        topic.put_messages([topic.new_message(req.body, deferred)])
+        _put(topic, [topic.new_message(req.body, deferred)])
         return "OK"
 
     def mpub(self, req: Request) -> str:
@@ -214,7 +222,7 @@ class API:
                 if len(block) > opts.max_msg_size:
                     raise HTTPError(413, "MSG_TOO_BIG")
                 bodies.append(block)
-        topic.put_messages([topic.new_message(b) for b in bodies])
+        _put(topic, [topic.new_message(b) for b in bodies])
         return "OK"
 
     def stats(self, req: Request) -> Any:
@@ -354,6 +362,10 @@ def config_values(nsqd: "NSQD", log_level: str) -> dict[str, Any]:
         "nsqlookupd_tcp_addresses": list(o.lookupd_tcp_addresses),
         "auth_http_addresses": list(o.auth_http_addresses),
         "mem_queue_size": o.mem_queue_size,
+        "data_path": o.data_path,
+        "max_bytes_per_file": o.max_bytes_per_file,
+        "sync_every": o.sync_every,
+        "sync_timeout": o.sync_timeout_ms * _NS,
         "max_msg_size": o.max_msg_size,
         "max_body_size": o.max_body_size,
         "max_rdy_count": o.max_rdy_count,

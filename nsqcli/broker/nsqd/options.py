@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 #: The version the embedded nsqd reports (IDENTIFY, /info, /stats, lookupd IDENTIFY).
@@ -43,6 +44,12 @@ class NSQDOptions:
     deflate: bool = True
     max_channel_consumers: int = 0
     mem_queue_size: int = 10000
+    #: Where metadata and disk queues live; "" (unlike nsqd, whose default is the working
+    #: directory): a temporary directory of this nsqd's own, removed by NSQD.remove_data().
+    data_path: str = ""
+    max_bytes_per_file: int = 104857600
+    sync_every: int = 2500
+    sync_timeout_ms: int = 2000
     # Embedded-only knobs (no nsqd flag): how often in-flight/deferred queues and heartbeats are
     # scanned, and how often lookupd peers are pinged (nsqd: 15 s).
     queue_scan_interval_ms: int = 100
@@ -54,12 +61,19 @@ class NSQDOptions:
                      "max_heartbeat_interval_ms", "max_output_buffer_size",
                      "max_output_buffer_timeout_ms", "min_output_buffer_timeout_ms",
                      "output_buffer_timeout_ms", "max_deflate_level", "max_channel_consumers",
-                     "mem_queue_size", "queue_scan_interval_ms", "lookupd_ping_interval_ms"):
+                     "mem_queue_size", "max_bytes_per_file", "sync_every", "sync_timeout_ms",
+                     "queue_scan_interval_ms", "lookupd_ping_interval_ms"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"NSQDOptions.{name} must be a non-negative int, got {value!r}")
         if self.queue_scan_interval_ms == 0 or self.lookupd_ping_interval_ms == 0:
             raise ValueError("scan and ping intervals must be > 0 ms")
+        if self.max_bytes_per_file == 0 or self.sync_every == 0:
+            raise ValueError("max_bytes_per_file and sync_every must be > 0")
+        try:
+            self.data_path = os.fspath(self.data_path)
+        except TypeError:
+            raise ValueError(f"NSQDOptions.data_path must be a path, got {self.data_path!r}") from None
         if not 1 <= self.max_deflate_level <= 9:
             raise ValueError(f"max_deflate_level must be 1-9, got {self.max_deflate_level}")
         if self.tls_required not in (False, True, "tcp-https"):

@@ -1,4 +1,9 @@
-"""NSQD: the embedded, in-memory nsqd on the running asyncio/tornado event loop."""
+"""NSQD: the embedded nsqd on the running asyncio/tornado event loop.
+
+Messages beyond ``mem_queue_size`` go to disk queues in the data path; ``stop()`` writes what
+memory holds there and the topic/channel metadata, and ``start()`` (of this object or of a new
+one given the same ``data_path``) loads them back, as nsqd does across a restart.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,12 @@ import ssl
 import time
 from typing import Any
 
+from nsqcli.lib.protocol.names import is_ephemeral, valid_channel_name, valid_topic_name
+
 from ..listeners import stop_accepting
+from .backend import MESSAGE_OVERHEAD, DiscardQueue, MessageDiskQueue
 from .client import ClientV2
+from .datapath import ChannelMetadata, DataPath, TopicMetadata
 from .lookup_peer import LookupPeer, fetch_lookupd_channels
 from .message import GUIDFactory
 from .options import NSQDOptions, parse_address
@@ -55,6 +64,9 @@ class NSQD:
         self._ticker: asyncio.TimerHandle | None = None
         self._lookup_peers: list[LookupPeer] = []
         self._tasks: set[asyncio.Task] = set()
+        #: where metadata and disk queues live (a temporary directory unless data_path is set)
+        self.data: DataPath | None = None
+        self._persist_scheduled = False
         self.running = False
 
     # ---------------------------------------------------------------- lifecycle
@@ -66,14 +78,22 @@ class NSQD:
 
         self.loop = asyncio.get_running_loop()
         opts = self.options
-        host, port = parse_address(opts.tcp_address)
-        self._tcp_server = await self.loop.create_server(
-            lambda: V2Connection(self), host, port, reuse_address=True, backlog=1024)
-        self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
+        if self.data is None:
+            self.data = DataPath(opts.data_path)
+        self.data.lock()
         try:
-            self._http_server, self.http_port = start_http_server(self, opts.http_address)
+            self._load_metadata()
+            host, port = parse_address(opts.tcp_address)
+            self._tcp_server = await self.loop.create_server(
+                lambda: V2Connection(self), host, port, reuse_address=True, backlog=1024)
+            self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
+            try:
+                self._http_server, self.http_port = start_http_server(self, opts.http_address)
+            except BaseException:
+                self._tcp_server.close()
+                raise
         except BaseException:
-            self._tcp_server.close()
+            self._close_topics(persist=False)
             raise
         self.start_time = int(time.time())
         self.running = True
@@ -104,6 +124,71 @@ class NSQD:
         except asyncio.TimeoutError:
             pass
         await self._http_server.close_all_connections()
+        self._close_topics(persist=True)
+
+    def remove_data(self) -> None:
+        """After stop(): delete the temporary data path (a configured data_path is kept)."""
+        if self.data is not None and not self.running:
+            self.data.remove()
+            self.data = None
+
+    # ---------------------------------------------------------------- the data path
+
+    def _load_metadata(self) -> None:
+        """Topics, channels and their paused state from the data path (nsqd's LoadMetadata)."""
+        for entry in self.data.load():
+            if not valid_topic_name(entry.name):
+                log.warning("skipping creation of invalid topic %s", entry.name)
+                continue
+            topic = self.get_topic(entry.name)
+            topic.paused = entry.paused
+            for channel in entry.channels:
+                if not valid_channel_name(channel.name):
+                    log.warning("skipping creation of invalid channel %s", channel.name)
+                    continue
+                topic.get_channel(channel.name).paused = channel.paused
+
+    def _close_topics(self, persist: bool) -> None:
+        """Save the metadata, write every topic's and channel's messages to disk, unlock."""
+        try:
+            if persist:
+                self._persist_metadata()
+        finally:
+            for topic in self.topics.values():
+                topic.shutdown()
+            self.topics.clear()
+            self.data.unlock()
+
+    def open_backend(self, topic: str, channel: str | None = None) -> Any:
+        """Where a topic's (or channel's) messages beyond mem_queue_size go."""
+        if is_ephemeral(topic if channel is None else channel):
+            return DiscardQueue()
+        opts = self.options
+        return MessageDiskQueue(self.data.queue_path(topic, channel),
+                                max_bytes_per_file=opts.max_bytes_per_file,
+                                max_record_size=opts.max_msg_size + MESSAGE_OVERHEAD,
+                                sync_every=opts.sync_every,
+                                sync_timeout=opts.sync_timeout_ms / 1000.0)
+
+    def metadata_changed(self) -> None:
+        """A topic or channel came, went, paused or unpaused: save the metadata soon."""
+        if self.running and not self._persist_scheduled:
+            self._persist_scheduled = True
+            self.loop.call_soon(self._persist_soon)
+
+    def _persist_soon(self) -> None:
+        self._persist_scheduled = False
+        if self.running:  # stop() saves the metadata itself
+            self._persist_metadata()
+
+    def _persist_metadata(self) -> None:
+        topics = [TopicMetadata(t.name, t.paused, [ChannelMetadata(c.name, c.paused)
+                                                   for c in t.channels.values() if not c.ephemeral])
+                  for t in self.topics.values() if not t.ephemeral]
+        try:
+            self.data.save(topics)
+        except OSError as error:
+            log.error("failed to persist metadata - %s", error)
 
     # ---------------------------------------------------------------- helpers for the parts
 
@@ -139,6 +224,7 @@ class NSQD:
         topic = Topic(name, self)
         self.topics[name] = topic
         self.notify_lookupd(name, None, register=True)
+        self.metadata_changed()
         http_addresses = [p.http_address for p in self._lookup_peers if p.http_address]
         if http_addresses:
             # nsqd pre-creates the channels lookupd knows before the topic starts flowing
@@ -164,6 +250,7 @@ class NSQD:
             return False
         self.notify_lookupd(name, None, register=False)
         topic.close()
+        self.metadata_changed()
         return True
 
     def set_lookupd_addresses(self, addresses: list[str]) -> None:
@@ -199,8 +286,10 @@ class NSQD:
         now = self.now()
         try:
             for topic in list(self.topics.values()):
+                topic.backend.maybe_sync()
                 for channel in list(topic.channels.values()):
                     channel.scan(now)
+                    channel.backend.maybe_sync()
             for client in list(self.clients.values()):
                 interval = client.heartbeat_interval
                 if interval <= 0 or client.closed:

@@ -22,7 +22,7 @@ def channel_stats(channel: "Channel", include_clients: bool) -> dict[str, Any]:
     return {
         "channel_name": channel.name,
         "depth": channel.depth,
-        "backend_depth": 0,
+        "backend_depth": channel.backend.depth,
         "in_flight_count": len(channel.in_flight),
         "deferred_count": len(channel.deferred),
         "message_count": channel.message_count,
@@ -47,7 +47,7 @@ def topic_stats(topic: "Topic", channel_name: str, include_clients: bool) -> dic
         "topic_name": topic.name,
         "channels": [channel_stats(c, include_clients) for c in channels],
         "depth": topic.depth,
-        "backend_depth": 0,
+        "backend_depth": topic.backend.depth,
         "message_count": topic.message_count,
         "message_bytes": topic.message_bytes,
         "paused": topic.paused,

@@ -25,6 +25,7 @@ from .constants import (
     FRAME_TYPE_MESSAGE,
     HEARTBEAT,
     MAGIC_V2,
+    MAX_MESSAGE_FRAME_SIZE,
     OK,
 )
 from .errors import Error, LocalProtocolError, NSQError, ProtocolError
@@ -48,6 +49,20 @@ DECOMPRESS_PIECE_SIZE = 256 * 1024
 #: The OK answers to the publishing commands, one per PUB: records are immutable, so one shared
 #: event per command saves building one per answer.
 _OK_RESPONSES = {command: Response(OK, command) for command in (b"PUB", b"MPUB", b"DPUB")}
+
+
+#: Commands nsqd answers only when they fail. A fatal error naming one of them ("cannot FIN in
+#: current state", "RDY count 3000 out of range 0-2500") is theirs, not the reply to the oldest
+#: PUB/SUB still waiting: that one was never processed (nsqd closes after a fatal error).
+_UNANSWERED_COMMANDS = frozenset({"RDY", "FIN", "REQ", "TOUCH", "NOP"})
+
+
+def _names_unanswered_command(error: NSQError) -> bool:
+    words = error.description.split(None, 2)
+    subject = words[1] if words[:1] == ["cannot"] and len(words) > 1 else (words[0] if words else "")
+    # "invalid message ID" comes from FIN/REQ/TOUCH, "invalid command X" from an unknown one
+    return subject in _UNANSWERED_COMMANDS or error.description.startswith(("invalid message ID",
+                                                                           "invalid command"))
 
 
 def _message_frame(msg_id: bytes, body: bytes, timestamp: int, attempts: int) -> MessageFrame:
@@ -89,19 +104,25 @@ class ClientProtocol:
         self,
         identify_data: dict,
         auth_secret: bytes | str | None = None,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_frame_size: int | None = None,
         message_factory: Callable[[bytes, bytes, int, int], Any] | None = None,
     ) -> None:
         """``message_factory(id, body, timestamp, attempts)`` builds the event of each message
         frame (default: :class:`MessageFrame`); a client passes its own message class so that a
-        message costs one object."""
+        message costs one object.
+
+        ``max_frame_size`` bounds every frame; by default (None) a message frame may be as large
+        as nsqd can send (:data:`MAX_MESSAGE_FRAME_SIZE`, from SUB on) and any other frame up to
+        :data:`DEFAULT_MAX_FRAME_SIZE`, so an nsqd with a large ``--max-msg-size`` is consumed."""
         self.identify_data = identify_data
         self._make_message = message_factory or _message_frame
         self._auth_secret = auth_secret
         self.state = State.INIT
         self.identify_response: IdentifyResponse | None = None
         self.auth_response: dict | None = None
-        self._frames = FrameBuffer(max_frame_size)
+        # message frames get their own limit only once they are legal (SUB sent)
+        self._message_frame_limit = MAX_MESSAGE_FRAME_SIZE if max_frame_size is None else max_frame_size
+        self._frames = FrameBuffer(DEFAULT_MAX_FRAME_SIZE if max_frame_size is None else max_frame_size)
         self._codec: Codec | None = None
         self._upgrades: list[str] = []
         self._pending: deque[bytes] = deque()  # commands awaiting a response, in order
@@ -126,6 +147,7 @@ class ClientProtocol:
         self._require({State.READY}, "SUB")
         data = commands.subscribe(topic, channel)
         self.state = State.SUBSCRIBING
+        self._frames.max_message_frame_size = self._message_frame_limit
         self._pending.append(b"SUB")
         return data
 
@@ -243,7 +265,8 @@ class ClientProtocol:
         error = NSQError.from_frame(payload)
         command = None
         if error.fatal:
-            command = self._pending.popleft() if self._pending else None
+            if self._pending and not _names_unanswered_command(error):
+                command = self._pending.popleft()
             self.state = State.ERROR
         events.append(ErrorReceived(error, command))
 

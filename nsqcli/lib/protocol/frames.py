@@ -77,8 +77,11 @@ def unpack_response(data: bytes) -> tuple[int, bytes]:
 class FrameBuffer:
     """Feed bytes, take ``(frame_type, data)`` pairs out.
 
-    Sizes below 4 or above ``max_frame_size`` and unknown frame types raise :class:`ProtocolError`;
-    so does a peer that is evidently not nsqd (an HTTP server or a TLS endpoint).
+    Sizes below 4 or above the limit and unknown frame types raise :class:`ProtocolError` as soon
+    as the frame's 8-byte header is in (nothing is reserved for the announced size: memory grows
+    only with the bytes that really arrive); so does a peer that is evidently not nsqd (an HTTP
+    server or a TLS endpoint). The limit is ``max_message_frame_size`` for message frames
+    (default: ``max_frame_size``) and ``max_frame_size`` for every other frame.
 
     The unparsed bytes are kept as one immutable ``bytes`` object, so a frame's data is a single
     slice (one copy). A frame that arrives in many pieces is not re-joined on every piece: the
@@ -86,15 +89,18 @@ class FrameBuffer:
     times whatever the chunking.
     """
 
-    __slots__ = ("_buf", "_pos", "_pieces", "_pieces_size", "_need", "max_frame_size", "_checked_peer")
+    __slots__ = ("_buf", "_pos", "_pieces", "_pieces_size", "_need", "max_frame_size",
+                 "max_message_frame_size", "_checked_peer")
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                 max_message_frame_size: int | None = None) -> None:
         self._buf = b""
         self._pos = 0
         self._pieces: list[bytes] = []  # fed while the next frame is still incomplete
         self._pieces_size = 0
         self._need = 0  # bytes (from _pos) that complete the next frame, once its header is known
         self.max_frame_size = max_frame_size
+        self.max_message_frame_size = max_frame_size if max_message_frame_size is None else max_message_frame_size
         self._checked_peer = False
 
     def feed(self, data: bytes) -> None:
@@ -149,10 +155,9 @@ class FrameBuffer:
         if not self._checked_peer:
             self._check_peer()
         size, frame_type = _SIZE_TYPE.unpack_from(buf, pos)
-        if size < 4 or size > self.max_frame_size:
-            raise ProtocolError(
-                f"invalid frame size {size} (allowed 4..{self.max_frame_size})"
-            )
+        limit = self.max_message_frame_size if frame_type == FRAME_TYPE_MESSAGE else self.max_frame_size
+        if size < 4 or size > limit:
+            raise ProtocolError(f"invalid frame size {size} (allowed 4..{limit})")
         if frame_type > FRAME_TYPE_MESSAGE:
             raise ProtocolError(f"unknown frame type {frame_type}")
         end = pos + 4 + size
@@ -180,7 +185,7 @@ class FrameBuffer:
             append = out.append
             limit = len(buf)
             last = limit - _MESSAGE_DATA  # the last offset where a whole message header fits
-            max_size = self.max_frame_size
+            max_size = self.max_message_frame_size
             message_type, min_size, data_offset = FRAME_TYPE_MESSAGE, _MIN_MESSAGE_SIZE, _MESSAGE_DATA
             while pos <= last:
                 size, frame_type, timestamp, attempts, msg_id = unpack(buf, pos)
