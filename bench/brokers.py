@@ -197,8 +197,8 @@ def find_nsq_bin(given: str | None = None) -> Path | None:
     return None
 
 
-def _start_real(nsq_bin: Path | None) -> Broker:
-    from nsqcli.broker.daemons import nsqd_process
+def _start_real(nsq_bin: Path | None, options: dict[str, Any]) -> Broker:
+    from nsqcli.broker.daemons import UnsupportedOption, nsqd_process
 
     nsqd = nsq_bin / "nsqd" if nsq_bin else None
     if nsqd is None or not os.access(nsqd, os.X_OK):
@@ -207,7 +207,10 @@ def _start_real(nsq_bin: Path | None) -> Broker:
         raise BrokerUnavailable(where)
     version = subprocess.run([str(nsqd), "--version"], capture_output=True, text=True,
                              timeout=30).stdout.split()
-    daemon = nsqd_process(str(nsqd), {})
+    try:
+        daemon = nsqd_process(str(nsqd), options)
+    except UnsupportedOption as exc:
+        raise BrokerUnavailable(str(exc)) from None
     try:
         ports = daemon.start()
     except RuntimeError as exc:
@@ -217,13 +220,14 @@ def _start_real(nsq_bin: Path | None) -> Broker:
                   daemon=daemon, version=version[1] if len(version) > 1 else "")
 
 
-def start_broker(kind: str, nsq_bin: Path | None = None) -> Broker:
+def start_broker(kind: str, nsq_bin: Path | None = None,
+                 nsqd_options: dict[str, Any] | None = None) -> Broker:
     """Start the embedded nsqd or the peer on free ports as a child process, or the real nsqd
-    of ``nsq_bin``."""
+    of ``nsq_bin`` (with ``nsqd_options``: the fixtures' option names, e.g. mem_queue_size)."""
     if kind not in BROKER_KINDS:
         raise ValueError(f"unknown broker {kind!r}: choose from {', '.join(BROKER_KINDS)}")
     if kind == "real":
-        return _start_real(nsq_bin)
+        return _start_real(nsq_bin, nsqd_options or {})
     module = "bench.peer" if kind == "peer" else "bench.embedded"
     process, ports = _spawn([sys.executable, "-m", module], kind)
     return Broker(kind, f"127.0.0.1:{ports['tcp_port']}", f"127.0.0.1:{ports['http_port']}",

@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="directory of NSQ's binaries (nsqd and Go's apps) for --broker real "
                              "and the Go columns (default: the directory of NSQCLI_TEST_NSQD, "
                              "else ../shared/nsq/bin next to the repository)")
+    parser.add_argument("--nsqd-option", metavar="NAME=VALUE", action="append", default=[],
+                        help="--broker real: an nsqd option by the test fixtures' name, e.g. "
+                             "mem_queue_size=1000000 (--mem-queue-size); repeatable")
     parser.add_argument("--nsqd-tcp-address", help="use this external nsqd (HOST:PORT)")
     parser.add_argument("--nsqd-http-address", help="its HTTP address (required with the above)")
     parser.add_argument("--window", type=int, default=1000,
@@ -76,6 +79,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     except ValueError as exc:
         parser.error(str(exc))
     args.nsq_bin = find_nsq_bin(args.nsq_bin)
+    args.nsqd_options = {}
+    for option in args.nsqd_option:
+        name, sep, value = option.partition("=")
+        if not sep or not name:
+            parser.error(f"--nsqd-option wants NAME=VALUE, not {option!r}")
+        args.nsqd_options[name] = (int(value) if value.isdigit() else
+                                   {"true": True, "false": False}.get(value.lower(), value))
     return args
 
 
@@ -204,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for kind in args.brokers:
                 try:
-                    broker = start_broker(kind, args.nsq_bin)
+                    broker = start_broker(kind, args.nsq_bin, args.nsqd_options)
                 except BrokerUnavailable as exc:
                     log(f"broker {kind} unavailable: {exc}")
                     continue

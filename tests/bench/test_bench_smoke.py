@@ -98,6 +98,19 @@ def test_select_adds_baselines():
         catalog.select(["nope"])
 
 
+def test_nsqd_options_and_go_baselines_in_the_arguments():
+    from bench.run import parse_args
+
+    args = parse_args(["--broker", "real", "-w", "nsq-tail", "--nsqd-option",
+                       "mem_queue_size=1000000", "--nsqd-option", "snappy=false"])
+    assert args.nsqd_options == {"mem_queue_size": 1000000, "snappy": False}
+    assert [w.name for w in args.selected] == ["nsq-tail", "pynsq-reader", "go-nsq_tail"]
+    assert [w.name for w in parse_args(["--broker", "peer", "-w", "nsq-tail"]).selected] == [
+        "nsq-tail", "pynsq-reader"]  # Go's apps only where a real nsqd runs
+    with pytest.raises(SystemExit):
+        parse_args(["--nsqd-option", "mem_queue_size"])
+
+
 def test_tiny_run_of_the_harness(tmp_path, capsys):
     output = tmp_path / "report.md"
     status = main(["--broker", "peer", "-n", "300", "--repeats", "1",
