@@ -61,6 +61,8 @@ WORKLOADS = [
              tools.nsq_to_file_in_flight_1000, baseline="pynsq-reader"),
     Workload("lib-reader", "nsqcli.lib Reader, handler returning True", library.nsqcli_reader,
              baseline="pynsq-reader", target=150_000),
+    Workload("lib-reader-iter", "nsqcli.lib Reader, async for over messages(), await "
+             "message.fin()", library.nsqcli_reader_iter, baseline="pynsq-reader"),
     Workload("lib-reader-few-rdy", "nsqcli.lib Reader, max_in_flight 1 over 2 nsqds, 50 ms "
              "coroutine handler (ideal 20 msg/s)", library.nsqcli_reader_few_rdy,
              baseline="pynsq-reader-few-rdy", fixed_n=library.FEW_RDY_N),

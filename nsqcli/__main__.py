@@ -13,16 +13,16 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .exit_codes import EXIT_STATUS_HELP
-from .go_flags import GoFlagGroup
+from nsqcli import __version__
+from nsqcli.cli.exit_codes import EXIT_STATUS_HELP
+from nsqcli.cli.go_flags import GoFlagGroup
 
 # subcommand -> (module, attribute names to try for its click command)
 TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "tail": ("nsqcli.tail", ("command",)),
-    "pub": ("nsqcli.pub", ("command",)),
-    "to-file": ("nsqcli.to_file", ("command", "to_file")),
-    "replay": ("nsqcli.replay", ("command", "replay")),
+    "tail": ("nsqcli.tail.command", ("command",)),
+    "pub": ("nsqcli.pub.command", ("command",)),
+    "to-file": ("nsqcli.to_file.command", ("command", "to_file")),
+    "replay": ("nsqcli.replay.command", ("command", "replay")),
     "dev-server": ("nsqcli.dev_server", ("dev_server", "command")),
 }
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .console import DEBUG, NORMAL, QUIET, VERBOSE, Console
-from .exit_codes import ExitStatus, ToolError, error_text
-from .go_flags import tool_command
-from .options import DURATION
-from .runner import Shutdown, run_to_status
+from nsqcli import __version__
+from nsqcli.cli.console import DEBUG, NORMAL, QUIET, VERBOSE, Console
+from nsqcli.cli.exit_codes import ExitStatus, ToolError, error_text, exit_status_help
+from nsqcli.cli.go_flags import tool_command
+from nsqcli.cli.options import DURATION
+from nsqcli.cli.runner import Shutdown, run_to_status
 
 PROG = "nsqcli dev-server"
 
@@ -236,7 +236,11 @@ def _fail(console: Console, message: str, status: ExitStatus = ExitStatus.USAGE)
     sys.exit(int(status))
 
 
-@tool_command("dev-server")
+@tool_command("dev-server",
+              epilog=exit_status_help(
+                  ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.INTERRUPTED,
+                  ERROR="1 failure (an address cannot be listened on)",
+                  INTERRUPTED="130 stopped by SIGINT/SIGTERM (Ctrl-C), its normal end"))
 @click.option("--tcp-address", default="127.0.0.1:4150", show_default=True, metavar="HOST:PORT",
               help="nsqd TCP listen address (port 0: any free port).")
 @click.option("--http-address", default="127.0.0.1:4151", show_default=True, metavar="HOST:PORT",
@@ -322,9 +326,7 @@ def dev_server(**params: Any) -> None:
     async def main(shutdown: Shutdown) -> ExitStatus:
         return await serve(config, shutdown, console)
 
-    status = run_to_status(main, console)
-    # stopping a server with Ctrl-C/SIGTERM is its normal end, not an interruption
-    sys.exit(0 if status == ExitStatus.INTERRUPTED else int(status))
+    sys.exit(int(run_to_status(main, console)))  # Ctrl-C/SIGTERM: 130, as every tool
 
 
 main = command = dev_server

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from nsqcli import __version__  # noqa: E402
 from nsqcli.__main__ import TOOLS, cli, load_tool  # noqa: E402
-from nsqcli.exit_codes import ExitStatus  # noqa: E402
+from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
 
 # standalone script name -> umbrella subcommand
 SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay"}
@@ -217,8 +217,8 @@ def render_man(prog: str, command: click.Command) -> str:
         out += [_roff(GO_APPS[prog]), ".PP"]
     out.append(_roff(GO_SYNTAX))
     out.append(".SH EXIT STATUS")
-    for status, text in EXIT_STATUS_TEXT.items():
-        out += [".TP", f"\\fB{int(status)}\\fR", _roff(text)]
+    for status in statuses_listed(command.epilog) or list(EXIT_STATUS_TEXT):  # what it returns
+        out += [".TP", f"\\fB{int(status)}\\fR", _roff(EXIT_STATUS_TEXT[status])]
     out.append(".SH EXAMPLES")
     for what, line in EXAMPLES[prog]:
         out += [".PP", _roff(what), ".PP", ".RS 4", ".nf", _roff(line), ".fi", ".RE"]

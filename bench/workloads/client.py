@@ -108,6 +108,27 @@ async def run_reader(nsq, args) -> dict:
     return {"count": state["count"], "errors": 0, "elapsed": state["end"] - start}
 
 
+async def run_reader_iter(nsq, args) -> dict:
+    """The same goal as ``reader``, consumed with ``async for message in reader.messages()`` and
+    ``await message.fin()`` (nsqcli only: pynsq has no iterator)."""
+    if not hasattr(nsq.Reader, "messages"):
+        raise SystemExit(f"{nsq.__name__}.Reader has no messages()")
+    n = args.n
+    count, end = 0, 0.0
+    start = time.perf_counter()
+    reader = nsq.Reader(topic=args.topic, channel=args.channel,
+                        nsqd_tcp_addresses=args.nsqd_tcp_address.split(","),
+                        max_in_flight=args.max_in_flight)
+    async with reader:
+        async for message in reader.messages():
+            count += 1
+            await message.fin()
+            if count == n:
+                end = time.perf_counter()
+                break
+    return {"count": count, "errors": 0, "elapsed": end - start}
+
+
 async def run_reader_few_rdy(nsq, args) -> dict:
     """A Reader whose coroutine handler takes ``--handler-ms``; ``count`` is -n once -n handlers
     finished, ``handled`` every one that did (also those that finish while the Reader closes)."""
@@ -140,8 +161,8 @@ async def run_one(nsq, args) -> dict:
     return {"count": int(not isinstance(data, Exception)), "errors": 0, "elapsed": 0.0}
 
 
-ROLES = {"writer": run_writer, "reader": run_reader, "reader-few-rdy": run_reader_few_rdy,
-         "one": run_one}
+ROLES = {"writer": run_writer, "reader": run_reader, "reader-iter": run_reader_iter,
+         "reader-few-rdy": run_reader_few_rdy, "one": run_one}
 
 
 def main(argv: list[str] | None = None) -> None:

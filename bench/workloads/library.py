@@ -59,12 +59,12 @@ def _writer(impl: str, mode: str, ctx: Context, n: int, size: int) -> Sample:
     return Sample(rate(n, result["elapsed"]), run.cpu, run.peak_rss_kib)
 
 
-def _reader(impl: str, ctx: Context, n: int, size: int) -> Sample:
-    topic = ctx.topic(f"{impl}-reader")
+def _reader(impl: str, ctx: Context, n: int, size: int, role: str = "reader") -> Sample:
+    topic = ctx.topic(f"{impl}-{role}")
     try:
         ctx.broker.create_topic(topic, CHANNEL)
         ctx.broker.prefill(topic, bodies(n, size))
-        result = _client(impl, "reader", ctx, topic, n, size)
+        result = _client(impl, role, ctx, topic, n, size)
         verify_drained(ctx.broker, topic, CHANNEL, n)
     finally:
         ctx.broker.delete_topic(topic)
@@ -122,6 +122,12 @@ def nsqcli_writer_callbacks(ctx: Context, n: int, size: int) -> Sample:
 
 def nsqcli_reader(ctx: Context, n: int, size: int) -> Sample:
     return _reader("nsqcli", ctx, n, size)
+
+
+def nsqcli_reader_iter(ctx: Context, n: int, size: int) -> Sample:
+    """nsqcli.lib Reader consumed with ``async for ... in reader.messages()``, ``await
+    message.fin()`` each: the lib-reader goal through the iterator."""
+    return _reader("nsqcli", ctx, n, size, role="reader-iter")
 
 
 def pynsq_writer(ctx: Context, n: int, size: int) -> Sample:

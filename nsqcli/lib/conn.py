@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections import deque
 from typing import Any
@@ -27,7 +28,7 @@ from . import event
 from .conn_commands import CONNECTED, CONNECTING, DISCONNECTED, FLUSH_THRESHOLD, INIT, CommandsMixin
 from .conn_options import DEFAULT_MAX_REQUEUE_DELAY, DEFAULT_USER_AGENT, build_options, check_port, split_host
 from .event import EventedMixin
-from .message import Message
+from .message import ANSWERED, Message
 from .protocol import events as ev
 from .protocol.client import ClientProtocol
 from .protocol.constants import DEFAULT_MAX_RDY_COUNT
@@ -116,6 +117,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self._output_size = 0
         self._flush_handle: asyncio.Handle | None = None
         self._last_write: Any = None
+        self._answered: Any = ANSWERED  # what Message.fin()/req() return (see _flush)
         self._write_calls = 0
         self._ready_future: asyncio.Future | None = None
         self._closed_future = None
@@ -266,17 +268,26 @@ class AsyncConn(CommandsMixin, EventedMixin):
                 return
             try:
                 data = await stream.read_bytes(READ_CHUNK_SIZE, partial=True)
-            except StreamClosedError as exc:
-                cause = exc.real_error or stream.error
-                closed = ConnectionClosedError(f"nsqd at {self} closed the connection")
-                closed.__cause__ = cause
+            except (StreamClosedError, OSError) as exc:
+                # tornado re-raises what an inline read hit (an SSL alert: ssl.SSLError) as is
+                cause = exc if not isinstance(exc, StreamClosedError) else exc.real_error or stream.error
                 if generation == self._generation:
-                    self._close(None if self._half_closed else closed)
+                    self._close(None if self._half_closed else self._closed_by_peer(cause))
                 return
             self._on_data(data)
             if self._tls_pending:
                 self._tls_pending = False
                 await self._upgrade_tls()
+
+    def _closed_by_peer(self, cause: BaseException | None) -> Error:
+        if self.state == CONNECTING and isinstance(cause, ssl.SSLError):
+            # TLS 1.3: nsqd checks the client certificate after our side of the handshake is
+            # done, so its refusal (an alert) comes with the first read
+            error: Error = TLSHandshakeError(f"TLS handshake with nsqd at {self} failed: {cause}")
+        else:
+            error = ConnectionClosedError(f"nsqd at {self} closed the connection")
+        error.__cause__ = cause
+        return error
 
     async def _upgrade_tls(self) -> None:
         stream = self.stream

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tornado.iostream import StreamClosedError
 
 from . import event
+from .message import ANSWERED
 from .protocol.client import State
 from .protocol.errors import ConnectionClosedError, Error, LocalProtocolError, SendError
 
@@ -63,10 +64,23 @@ class CommandsMixin:
         if stream is None or protocol is None or stream.closed() or self._half_closed:
             return
         try:
-            self._last_write = stream.write(protocol.encode_outgoing(data))
+            last = self._last_write = stream.write(protocol.encode_outgoing(data))
             self._write_calls += 1
         except StreamClosedError as exc:
             self._close(SendError(f"could not write to nsqd at {self}", exc))
+            return
+        # what Message.fin()/req() return until the next write: done, unless this write left
+        # more than FLUSH_THRESHOLD bytes the socket has not taken (then: until it took them)
+        if last.done() or stream._total_write_index - stream._total_write_done_index <= FLUSH_THRESHOLD:  # noqa: SLF001
+            answered = self._answered
+            if answered is not ANSWERED and answered.done():
+                return  # the usual case: nothing changes
+            answered = self._get_loop().create_future()  # awaiting a done Future is the fastest
+            answered.set_result(None)
+        else:
+            answered = self._get_loop().create_future()
+            last.add_done_callback(lambda _: answered.done() or answered.set_result(None))
+        self._answered = answered
 
     async def flush(self) -> None:
         """Send what is queued now and wait until the socket took it (backpressure for producers)."""

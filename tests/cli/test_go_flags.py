@@ -13,11 +13,11 @@ import click
 import pytest
 
 from nsqcli.__main__ import cli
-from nsqcli.go_flags import GO_BOOLEANS, normalise, option_table
-from nsqcli.pub import command as pub
-from nsqcli.pub_fast import parse_simple
-from nsqcli.tail import command as tail
-from nsqcli.to_file import to_file
+from nsqcli.cli.go_flags import GO_BOOLEANS, normalise, option_table
+from nsqcli.pub.command import command as pub
+from nsqcli.pub.fast import parse_simple
+from nsqcli.tail.command import command as tail
+from nsqcli.to_file.command import to_file
 
 ADDR, LOOKUPD = "127.0.0.1:4150", "127.0.0.1:4161"
 BOOL = object()  # a Go boolean flag (no value)
@@ -246,17 +246,18 @@ def test_the_quick_path_reads_go_syntax_as_click_does(argv):
 
 
 def test_go_nsq_options_we_lack_are_accepted_with_one_warning(invoke):
-    from nsqcli.options import pop_settings
+    from nsqcli.cli.options import pop_settings
 
     params = parsed(tail, ["-topic", "t", "-consumer-opt", "read_timeout,30s",
                            "-consumer-opt", "client_id,me", "-consumer-opt", "low_rdy_timeout,5s"])
     settings = pop_settings(dict(params), "ua")
-    assert set(settings.ignored_options) == {"read_timeout", "client_id", "low_rdy_timeout"}
+    assert set(settings.ignored_options) == {"read_timeout", "client_id"}
+    assert settings.reader_kwargs["low_rdy_timeout"] == 5.0  # go-nsq's name, and it acts
     assert "read_timeout" in tail.params[[p.name for p in tail.params].index("consumer_opt")].help
 
 
 def test_go_nsq_auth_and_tls_options_set_what_the_flags_set(tmp_path):
-    from nsqcli.options import pop_settings
+    from nsqcli.cli.options import pop_settings
 
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
@@ -274,7 +275,7 @@ def test_go_nsq_auth_and_tls_options_set_what_the_flags_set(tmp_path):
 @pytest.mark.parametrize("level, verbosity", [("debug", 2), ("INFO", 1), ("warn", 0), ("error", -1),
                                               ("fatal", -1)])
 def test_go_log_level_and_prefix(level, verbosity):
-    from nsqcli.options import pop_console
+    from nsqcli.cli.options import pop_console
 
     params = parsed(to_file, ["-log-level", level, "-log-prefix=[nsq_to_file] "])
     console = pop_console(dict(params), "nsq-to-file")

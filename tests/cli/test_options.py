@@ -10,13 +10,13 @@ import signal
 import click
 import pytest
 
-from nsqcli.client_options import parse_client_options, valid_names
-from nsqcli.console import Console, QUIET, VERBOSE
-from nsqcli.exit_codes import AddressError, ExitStatus, ToolError, describe
+from nsqcli.cli.client_options import parse_client_options, valid_names
+from nsqcli.cli.console import Console, QUIET, VERBOSE
+from nsqcli.cli.exit_codes import AddressError, ExitStatus, ToolError, describe
 from nsqcli.lib.protocol.errors import ConnectionClosedError, LocalProtocolError, NSQError
-from nsqcli.options import client_options, output_options, pop_console, pop_settings
-from nsqcli.runner import run_to_status
-from nsqcli.values import (
+from nsqcli.cli.options import client_options, output_options, pop_console, pop_settings
+from nsqcli.cli.runner import run_to_status
+from nsqcli.cli.values import (
     parse_bool, parse_delimiter, parse_duration, parse_http_address, parse_key_value,
     parse_tcp_address,
 )
@@ -285,7 +285,7 @@ def test_every_reader_option_is_accepted_by_the_reader():
     """Each consumer option's keyword exists on Reader or AsyncConn (the table stays true)."""
     import inspect
 
-    from nsqcli.client_options import OPTIONS
+    from nsqcli.cli.client_options import OPTIONS
     from nsqcli.lib.conn import AsyncConn
     from nsqcli.lib.reader import Reader
 
@@ -318,7 +318,7 @@ def test_consumer_opts_build_a_working_reader():
 def test_log_forwarding_is_undone_when_the_tool_ends():
     import logging
 
-    from nsqcli.console import forward_library_logs
+    from nsqcli.cli.console import forward_library_logs
 
     logger = logging.getLogger("nsqcli.lib")
     before = (list(logger.handlers), logger.propagate, logger.level)

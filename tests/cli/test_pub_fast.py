@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from nsqcli.pub_fast import parse_simple
+from nsqcli.pub.fast import parse_simple
 
 from polling import tool
 
@@ -78,6 +78,6 @@ def test_stdin_read_by_the_fast_path_reaches_the_engine_when_nsqd_refuses(nsqd_f
     assert result.returncode == 0, result.stderr  # --skip-oversized: not a simple line, click path
     plain = run_tool([tool("nsq-pub"), "--topic", "g", "--nsqd-tcp-address", nsqd.tcp_address],
                      input=b"ok\ntoo long\nfine\n")
-    assert plain.returncode == 1, plain.stderr
+    assert plain.returncode == 3, plain.stderr
     assert b"record 2 is 8 bytes, larger than nsqd's max-msg-size 5" in plain.stderr
     assert nsqd.topic_stats("g")["message_count"] == 1  # "ok" went out; nothing read twice

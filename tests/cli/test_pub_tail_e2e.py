@@ -162,7 +162,7 @@ def test_small_input_is_published_without_the_event_loop(nsqd, run_tool):
     assert result.returncode == 0, result.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.decode().splitlines()
                 if line.startswith("import time:")}
-    assert "nsqcli.pub_quick" in imported
+    assert "nsqcli.pub.quick" in imported
     assert "asyncio" not in imported and "tornado" not in imported
     assert nsqd.topic_stats("q")["message_count"] == 2
 
@@ -171,7 +171,7 @@ def test_quick_path_hands_over_to_the_engine_on_an_nsqd_error(nsqd_factory, run_
     nsqd = nsqd_factory(max_msg_size=5)
     result = run_tool([tool("nsq-pub"), "--topic", "q", "-m", "ok", "-m", "too long",
                        "--nsqd-tcp-address", nsqd.tcp_address])
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 3, result.stderr
     assert b"record 2 is 8 bytes, larger than nsqd's max-msg-size 5" in result.stderr
     assert nsqd.topic_stats("q")["message_count"] == 1
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import nsqcli.__main__ as umbrella
-from nsqcli.pub import command as pub_command
-from nsqcli.tail import command as tail_command
+from nsqcli.pub.command import command as pub_command
+from nsqcli.tail.command import command as tail_command
 
 
 def test_mounts_the_standalone_commands():

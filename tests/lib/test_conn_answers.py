@@ -154,3 +154,39 @@ def test_a_fatal_rdy_error_fails_the_pending_publish_as_a_lost_connection(nsqd):
 async def _until(predicate):
     while not predicate():
         await asyncio.sleep(0.02)
+
+
+def test_fin_awaitable_waits_while_the_socket_holds_more_than_64_kib_unsent():
+    import socket
+
+    release = asyncio.Event()
+
+    async def stalled(peer):  # stops reading after delivering one message, until released
+        await peer.handshake()
+        await peer.expect("SUB")
+        peer.send_response(b"OK")
+        await peer.expect("RDY")
+        peer.send_message(b"m")
+        await release.wait()
+        await peer.serve()
+
+    async def main():
+        async with FakeNSQD(stalled) as fake:
+            conn = AsyncConn(fake.host, fake.port)
+            messages = collect(conn)
+            await subscribe(conn, rdy=1)
+            await fake.wait_until(lambda: messages)
+            assert conn._answered.done()  # nothing backed up: fin() has nothing to wait for
+            # more than the socket buffers hold (8 KiB sent, 128 KiB nsqd's first receive buffer)
+            conn.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            published = conn.publish("topic", b"x" * (1024 * 1024))
+            assert conn.write_buffer_size > 64 * 1024  # nsqd is not reading
+            answered = messages[0].fin()
+            assert not answered.done()
+            release.set()
+            await asyncio.wait_for(answered, 5)
+            assert await published == b"OK"
+            await fake.wait_for("FIN")
+            conn.close()
+
+    run(main())

@@ -249,10 +249,10 @@ def test_the_sentinel_sees_a_connection_at_once():
 
 def test_records_over_the_limit_nsqd_reports_are_refused_and_none_is_stored(nsqd_factory, files):
     # without --producer-opt max_msg_size the limit is learned from nsqd's refusal (IDENTIFY does
-    # not carry it): exit 1, the record named, nothing stored
+    # not carry it): exit 3 (not acknowledged), the record named, nothing stored
     nsqd = nsqd_factory(max_msg_size=10)
     result = invoke("pub", ["--topic", "big", "-m", "x" * 20, "--nsqd-tcp-address", nsqd.tcp_address])
-    assert result.exit_code == 1, describe(result)
+    assert result.exit_code == 3, describe(result)
     assert "Traceback" not in result.stderr
     assert "record 1 is 20 bytes" in result.stderr and "max-msg-size 10" in result.stderr, describe(result)
     stats = nsqd.topic_stats("big")

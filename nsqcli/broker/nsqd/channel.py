@@ -7,9 +7,9 @@ the rest in the channel's disk queue (an #ephemeral channel drops the rest, as n
 the disk queue holds anything, new messages queue behind it and memory refills from it, so
 delivery keeps queue order (nsqd takes from memory and disk at random).
 
-Timeouts live in two heaps scanned by the broker's one ticker (like nsqd's queueScanLoop) instead
-of a timer per message; stale heap entries (finished, touched, requeued messages) are skipped by
-generation and compacted when they pile up.
+Timeouts live in two heaps served by the broker's queue scan (like nsqd's queueScanLoop, see
+queue_scan.py) instead of a timer per message; stale heap entries (finished, touched, requeued
+messages) are skipped by generation and compacted when they pile up.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ class Channel:
     # ---------------------------------------------------------------- timeouts
 
     def scan(self, now: float) -> bool:
-        """Requeue timed-out in-flight messages and due deferred ones; True if work remains."""
+        """Requeue timed-out in-flight messages and due deferred ones; True if any moved."""
         if self.exiting:
             return False
         moved: list[Message] = []
@@ -233,7 +233,7 @@ class Channel:
         if moved:
             self._store(moved)
             self.wake()
-        return bool(heap or dheap)
+        return bool(moved)
 
     # ---------------------------------------------------------------- consumers and admin
 

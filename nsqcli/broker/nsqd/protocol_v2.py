@@ -68,8 +68,9 @@ def parse_base10(raw: bytes) -> int | None:
 
 
 def message_id(raw: bytes) -> bytes:
+    """nsqd's getMessageID: exactly 16 bytes, else a fatal E_INVALID (lower-case text, as nsqd)."""
     if len(raw) != 16:
-        raise ClientErr("E_INVALID", "Invalid Message ID")
+        raise ClientErr("E_INVALID", "invalid message ID")
     return raw
 
 
@@ -107,7 +108,7 @@ async def query_auth(conn: "V2Connection") -> None:
     try:
         client.auth_state = await query_any_authd(
             conn.nsqd.options.auth_http_addresses, conn.remote_ip, client.tls,
-            conn.tls_common_name(), client.auth_secret)
+            conn.tls_common_name(), client.auth_secret, conn.nsqd.options.tls_root_ca_file)
     except AuthError:
         raise ClientErr("E_AUTH_FAILED", "AUTH failed") from None
 
@@ -149,9 +150,7 @@ def cmd_fin(conn: "V2Connection", params: tuple[bytes, ...]) -> None:
         raise ClientErr("E_INVALID", "cannot FIN in current state")
     if len(params) < 2:
         raise ClientErr("E_INVALID", "FIN insufficient number of params")
-    msg_id = params[1]
-    if len(msg_id) != 16:
-        raise ClientErr("E_INVALID", "Invalid Message ID")
+    msg_id = message_id(params[1])
     error = client.channel.finish(client, msg_id)
     if error:
         raise ClientErr("E_FIN_FAILED", f"FIN {as_text(msg_id)} failed {error}")

@@ -17,11 +17,13 @@ from nsqcli.lib.protocol.names import is_ephemeral, valid_channel_name, valid_to
 
 from ..listeners import stop_accepting
 from .backend import MESSAGE_OVERHEAD, DiscardQueue, MessageDiskQueue
+from .channel import Channel
 from .client import ClientV2
 from .datapath import ChannelMetadata, DataPath, TopicMetadata
 from .lookup_peer import LookupPeer, fetch_lookupd_channels
 from .message import GUIDFactory
 from .options import NSQDOptions, parse_address
+from .queue_scan import QueueScanner
 from .tcp import V2Connection
 from .topic import Topic
 
@@ -29,18 +31,19 @@ log = logging.getLogger("nsqcli.broker.nsqd")
 
 
 def make_ssl_context(options: NSQDOptions) -> ssl.SSLContext | None:
+    """nsqd's TLS config: no client certificate is asked for unless a policy says so (a root CA
+    file alone changes nothing); the root CA file, else the system's, verifies it."""
     if not options.tls_cert:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(options.tls_cert, options.tls_key)
-    policy = options.tls_client_auth_policy
-    if options.tls_root_ca_file:
-        context.load_verify_locations(options.tls_root_ca_file)
-        # nsqd verifies a client certificate if one is given when it has a root CA
-        context.verify_mode = ssl.CERT_OPTIONAL
-    if policy in ("require", "require-verify"):
-        if not options.tls_root_ca_file:
+    if options.tls_client_auth_policy in ("require", "require-verify"):
+        if options.tls_root_ca_file:
+            context.load_verify_locations(options.tls_root_ca_file)
+        else:
             context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        # "require" (nsqd: any certificate, unverified) is verified too: Python's ssl cannot
+        # ask for a certificate without verifying it
         context.verify_mode = ssl.CERT_REQUIRED
     return context
 
@@ -56,12 +59,16 @@ class NSQD:
         self.ssl_context = make_ssl_context(self.options)
         self.tcp_port = 0
         self.http_port = 0
+        self.https_port = 0  # 0: no HTTPS listener
         self.start_time = int(time.time())
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self._client_ids = 0
         self._tcp_server: asyncio.base_events.Server | None = None
-        self._http_server: Any = None
+        self._http_servers: list[Any] = []
         self._ticker: asyncio.TimerHandle | None = None
+        self._queue_scan = QueueScanner(
+            self._all_channels, self.options.queue_scan_refresh_interval_ms / 1000.0,
+            self.options.queue_scan_selection_count)
         self._lookup_peers: list[LookupPeer] = []
         self._tasks: set[asyncio.Task] = set()
         #: where metadata and disk queues live (a temporary directory unless data_path is set)
@@ -74,7 +81,7 @@ class NSQD:
     async def start(self) -> None:
         if self.running:
             raise RuntimeError("this NSQD is already running")
-        from .http_api import start_http_server
+        from .http_api import start_http_servers
 
         self.loop = asyncio.get_running_loop()
         opts = self.options
@@ -88,15 +95,19 @@ class NSQD:
                 lambda: V2Connection(self), host, port, reuse_address=True, backlog=1024)
             self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
             try:
-                self._http_server, self.http_port = start_http_server(self, opts.http_address)
+                listeners = start_http_servers(self)
             except BaseException:
                 self._tcp_server.close()
                 raise
         except BaseException:
             self._close_topics(persist=False)
             raise
+        self._http_servers = [server for server, _ in listeners]
+        self.http_port = listeners[0][1]
+        self.https_port = listeners[1][1] if len(listeners) > 1 else 0
         self.start_time = int(time.time())
         self.running = True
+        self._queue_scan.start(self.now())  # with the channels of the metadata, as nsqd
         self._schedule_tick()
         self._lookup_peers = [LookupPeer(self, address) for address in opts.lookupd_tcp_addresses]
         for peer in self._lookup_peers:
@@ -113,7 +124,8 @@ class NSQD:
         self._lookup_peers = []
         await stop_accepting(self._tcp_server)
         self._tcp_server.close()
-        self._http_server.stop()
+        for server in self._http_servers:
+            server.stop()
         for client in list(self.clients.values()):
             client.close()
         for task in list(self._tasks):
@@ -123,7 +135,8 @@ class NSQD:
             await asyncio.wait_for(self._tcp_server.wait_closed(), 1.0)
         except asyncio.TimeoutError:
             pass
-        await self._http_server.close_all_connections()
+        for server in self._http_servers:
+            await server.close_all_connections()
         self._close_topics(persist=True)
 
     def remove_data(self) -> None:
@@ -223,7 +236,7 @@ class NSQD:
             return topic
         topic = Topic(name, self)
         self.topics[name] = topic
-        self.notify_lookupd(name, None, register=True)
+        self.notify_lookupd(topic)
         self.metadata_changed()
         http_addresses = [p.http_address for p in self._lookup_peers if p.http_address]
         if http_addresses:
@@ -248,7 +261,7 @@ class NSQD:
         topic = self.topics.pop(name, None)
         if topic is None:
             return False
-        self.notify_lookupd(name, None, register=False)
+        self.notify_lookupd(topic)
         topic.close()
         self.metadata_changed()
         return True
@@ -271,11 +284,15 @@ class NSQD:
                 known.add(address)
         self._lookup_peers = keep
 
-    def notify_lookupd(self, topic: str, channel: str | None, register: bool) -> None:
+    def notify_lookupd(self, entity: Topic | Channel) -> None:
+        """A topic or channel was created or deleted (see LookupPeer.notify)."""
         for peer in self._lookup_peers:
-            peer.notify(topic, channel, register)
+            peer.notify(entity)
 
     # ---------------------------------------------------------------- the one ticker
+
+    def _all_channels(self) -> list:
+        return [channel for topic in self.topics.values() for channel in topic.channels.values()]
 
     def _schedule_tick(self) -> None:
         self._ticker = self.loop.call_later(self.options.queue_scan_interval_ms / 1000.0, self._tick)
@@ -285,10 +302,10 @@ class NSQD:
             return
         now = self.now()
         try:
+            self._queue_scan.tick(now, self.now)
             for topic in list(self.topics.values()):
                 topic.backend.maybe_sync()
                 for channel in list(topic.channels.values()):
-                    channel.scan(now)
                     channel.backend.maybe_sync()
             for client in list(self.clients.values()):
                 interval = client.heartbeat_interval

@@ -121,7 +121,7 @@ class Topic:
         if channel is None:
             channel = Channel(self, name, self.nsqd)
             self.channels[name] = channel
-            self.nsqd.notify_lookupd(self.name, name, register=True)
+            self.nsqd.notify_lookupd(channel)
             self.nsqd.metadata_changed()
             self.pump()
         return channel
@@ -131,7 +131,7 @@ class Topic:
         if channel is None:
             return False
         channel.close()
-        self.nsqd.notify_lookupd(self.name, name, register=False)
+        self.nsqd.notify_lookupd(channel)
         self.nsqd.metadata_changed()
         if self.ephemeral and not self.channels and not self.exiting:
             self.nsqd.delete_topic(self.name)

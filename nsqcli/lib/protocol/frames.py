@@ -29,12 +29,24 @@ _MIN_MESSAGE_SIZE = 4 + MESSAGE_HEADER_SIZE  # frame size of a message with an e
 
 FRAME_TYPES = (FRAME_TYPE_RESPONSE, FRAME_TYPE_ERROR, FRAME_TYPE_MESSAGE)
 
+_ANSWERED_HTTP = ("the peer is not an nsqd: it answered HTTP (an nsqd TCP endpoint is "
+                  "required; is this an HTTP port?)")
 _NOT_NSQD_PREFIXES = (
-    (b"HTTP", "got an HTTP reply: an nsqd TCP endpoint is required (is this the HTTP port?)"),
+    (b"HTTP", _ANSWERED_HTTP),
+    (b"<", _ANSWERED_HTTP),  # an HTML page without a status line (HTTP/0.9-style error replies)
     (b"\x15\x03", "got a TLS alert: the peer speaks TLS, not the NSQ protocol"),
     (b"\x16\x03", "got a TLS handshake: the peer speaks TLS, not the NSQ protocol"),
     (b"E_BA", None),  # old nsqd sends a bare error for a bad magic; handled by the size check
 )
+
+
+def _bad_size(size: int, limit: int, head: bytes) -> str:
+    text = head.split(b"\n", 1)[0]
+    if len(text) >= 4 and all(32 <= byte < 127 for byte in text[:8]):
+        # printable text where a big-endian size should be: some other text protocol
+        return (f"the peer is not an nsqd: it answered text ({text.decode('ascii', 'replace')!r}"
+                f" where a frame size belongs)")
+    return f"invalid frame size {size} (allowed 4..{limit})"
 
 
 class MessageFrame(NamedTuple):
@@ -157,7 +169,7 @@ class FrameBuffer:
         size, frame_type = _SIZE_TYPE.unpack_from(buf, pos)
         limit = self.max_message_frame_size if frame_type == FRAME_TYPE_MESSAGE else self.max_frame_size
         if size < 4 or size > limit:
-            raise ProtocolError(f"invalid frame size {size} (allowed 4..{limit})")
+            raise ProtocolError(_bad_size(size, limit, buf[pos:pos + 32]))
         if frame_type > FRAME_TYPE_MESSAGE:
             raise ProtocolError(f"unknown frame type {frame_type}")
         end = pos + 4 + size
