@@ -1,7 +1,8 @@
 """``nsqcli`` / ``python -m nsqcli``: the umbrella command mounting every tool.
 
-``nsqcli tail|pub|to-file|replay|dev-server ...`` run exactly the commands of the standalone
-scripts (``nsq-tail``, ``nsq-pub``, ...). Subcommands are imported only when used, so that
+``nsqcli tail|pub|to-file|replay|stat|dev-server ...`` run exactly the commands of the standalone
+scripts (``nsq-tail``, ``nsq-pub``, ...); ``nsqcli topic|channel ...`` administer a cluster
+(:mod:`nsqcli.admin`). Subcommands are imported only when used, so that
 ``nsqcli pub`` starts as fast as ``nsq-pub``; a tool whose module is missing or broken does not
 break the others.
 """
@@ -24,6 +25,9 @@ TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "to-file": ("nsqcli.to_file.command", ("command", "to_file")),
     "replay": ("nsqcli.replay.command", ("command", "replay")),
     "dev-server": ("nsqcli.dev_server", ("dev_server", "command")),
+    "topic": ("nsqcli.admin.command", ("topic",)),
+    "channel": ("nsqcli.admin.command", ("channel",)),
+    "stat": ("nsqcli.stat.command", ("command",)),
 }
 
 
@@ -70,7 +74,8 @@ def _unavailable(name: str) -> click.Command:
 )
 @click.version_option(__version__, "--version", message="%(prog)s (nsqcli) %(version)s")
 def cli() -> None:
-    """NSQ command-line tools: tail, pub, to-file, replay and an embedded dev-server."""
+    """NSQ command-line tools: tail, pub, to-file, replay, stat (a live view of a cluster), an
+    embedded dev-server, and topic and channel administration."""
 
 
 def main() -> None:

@@ -162,7 +162,8 @@ def print_banner(console: Console, config: DevServerConfig, nsqd: Any, lookupd: 
     table.add_row("  nsqd TCP", nsqd_tcp)
     table.add_row("  nsqd HTTP", "http://" + address(config.http_address, nsqd.http_port))
     hint = f"--nsqd-tcp-address {nsqd_tcp}"
-    if lookupd is not None:
+    # (lookupd runs only when both its addresses are configured)
+    if lookupd is not None and config.lookupd_tcp_address and config.lookupd_http_address:
         lookupd_http = address(config.lookupd_http_address, lookupd.http_port)
         table.add_row("  nsqlookupd TCP", address(config.lookupd_tcp_address, lookupd.tcp_port))
         table.add_row("  nsqlookupd HTTP", "http://" + lookupd_http)

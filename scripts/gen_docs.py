@@ -27,7 +27,8 @@ from nsqcli.__main__ import TOOLS, cli, load_tool  # noqa: E402
 from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
 
 # standalone script name -> umbrella subcommand
-SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay"}
+SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay",
+           "nsq-stat": "stat"}
 
 EXIT_STATUS_TEXT = {
     ExitStatus.SUCCESS: "success (nsq-pub/nsq-replay: every record was acknowledged by nsqd)",
@@ -38,8 +39,31 @@ EXIT_STATUS_TEXT = {
     ExitStatus.INTERRUPTED: "interrupted by SIGINT or SIGTERM (after a graceful drain)",
 }
 
+_ADMIN_EXIT_STATUS = {
+    ExitStatus.SUCCESS: "success: every nsqd and nsqlookupd asked did it",
+    ExitStatus.ERROR: "failure: an nsqd or nsqlookupd failed or answered an error (each is "
+    "named with its HTTP status), no nsqd had the topic or channel, or the confirmation was "
+    "declined",
+    ExitStatus.USAGE: "usage error: bad flags or names, or delete or empty without a terminal "
+    "and without --yes",
+}
+#: Pages whose statuses mean more than the generic texts say.
+EXIT_STATUS_TEXT_OF = {
+    "nsqcli-topic": _ADMIN_EXIT_STATUS,
+    "nsqcli-channel": _ADMIN_EXIT_STATUS,
+    "nsq-stat": {
+        ExitStatus.SUCCESS: "success, also when stopped by SIGINT (Ctrl-C) or SIGTERM: stopping is "
+        "how a live view ends",
+        ExitStatus.ERROR: "with --count, no poll got an answer from any nsqd (or every nsqlookupd "
+        "failed); or writing to stdout failed",
+    },
+}
 
-MAN_ONLY = {"nsqcli-dev-server": "dev-server"}  # subcommands without a script of their own
+MAN_ONLY = {  # subcommands without a script of their own
+    "nsqcli-dev-server": "dev-server",
+    "nsqcli-topic": "topic",
+    "nsqcli-channel": "channel",
+}
 
 #: The EXAMPLES section of each man page: (what it does, command line). A test parses every
 #: nsqcli command line in them with the tool's own click command.
@@ -89,10 +113,46 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ("Check an archive from standard input without publishing:",
          "zcat old.log.gz | nsq-replay - --topic events --dry-run"),
     ],
+    "nsq-stat": [
+        ("Watch every topic and channel of the nsqds that nsqlookupd knows, redrawn every 2 "
+         "seconds (Ctrl-C exits 0):", "nsq-stat --lookupd-http-address 127.0.0.1:4161"),
+        ("Five plain rows for one channel, a second apart:",
+         "nsq-stat --topic events --channel audit --count 5 --interval 1s"),
+        ("The depth of every channel, from one poll in JSON:",
+         "nsq-stat --json --count 1 | jq -r '.rows[] | select(.channel) | "
+         "\"\\(.topic)/\\(.channel) \\(.depth)\"'"),
+        ("A command line written for Go's nsq_stat:",
+         "nsq-stat -topic=events -channel=audit -nsqd-http-address=127.0.0.1:4151 -interval=5s "
+         "-count=3"),
+    ],
     "nsqcli": [
         ("Start the embedded nsqd and nsqlookupd in the background:", "nsqcli dev-server &"),
         ("The tools as subcommands (the same options as nsq-tail, nsq-pub, ...):",
          "nsqcli pub --topic events -m hello && nsqcli tail --topic events -n 1"),
+    ],
+    "nsqcli-topic": [
+        ("Every topic nsqlookupd knows, one per line:",
+         "nsqcli topic list --lookupd-http-address 127.0.0.1:4161"),
+        ("Pause topic events on every nsqd that has it (one line per nsqd), and unpause it:",
+         "nsqcli topic pause events --lookupd-http-address 127.0.0.1:4161 && "
+         "nsqcli topic unpause events --lookupd-http-address 127.0.0.1:4161"),
+        ("Delete topic events from every nsqd and nsqlookupd without asking (a script):",
+         "nsqcli topic delete events --yes --lookupd-http-address 127.0.0.1:4161"),
+        ("What a delete would ask of which daemon, without doing it:",
+         "nsqcli topic delete events --dry-run --lookupd-http-address 127.0.0.1:4161"),
+        ("Create topic orders on two nsqds, in Go's flag syntax:",
+         "nsqcli topic create orders -nsqd-http-address=127.0.0.1:4151 "
+         "-nsqd-http-address=127.0.0.1:4251"),
+    ],
+    "nsqcli-channel": [
+        ("The channels of topic events, one per line:",
+         "nsqcli channel list --topic events --lookupd-http-address 127.0.0.1:4161"),
+        ("Create channel audit before anything is published, so that it gets every message:",
+         "nsqcli channel create --topic events audit"),
+        ("Stop delivery to the consumers of channel audit, then resume it:",
+         "nsqcli channel pause --topic events audit && nsqcli channel unpause --topic events audit"),
+        ("Drop every message queued, in flight or deferred on channel audit, without asking:",
+         "nsqcli channel empty --topic events audit -y"),
     ],
     "nsqcli-dev-server": [
         ("nsqd on 127.0.0.1:4150 (HTTP 4151) and nsqlookupd on 4160/4161, in memory:",
@@ -104,6 +164,13 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     ],
 }
 
+NSQADMIN = ("Does what nsqadmin's topic and channel pages do, with the same calls to nsqd's and "
+            "nsqlookupd's HTTP API, and takes nsqadmin's --nsqd-http-address, "
+            "--lookupd-http-address, --http-client-connect-timeout and "
+            "--http-client-request-timeout. An nsqd without the topic or channel is reported and "
+            "skipped, where nsqadmin leaves it out silently; a delete keeps nsqlookupd's "
+            "registrations when an nsqd failed, where nsqadmin removes them anyway.")
+
 #: The COMPATIBILITY section: the Go app a tool stands in for, and how it differs.
 GO_APPS = {
     "nsq-tail": "Takes every flag of Go's nsq_tail. -n is a total across topics, and a message "
@@ -114,6 +181,13 @@ GO_APPS = {
     "one is published whole.",
     "nsq-to-file": "Takes every flag of Go's nsq_to_file; -log-level debug, info, warn, "
     "error and fatal are -vv, -v, the default, -q and -q.",
+    "nsq-stat": "Takes every flag of Go's nsq_stat. -topic and -channel are optional (without "
+    "them, the whole cluster); -nsqd-http-address and -lookupd-http-address may be given "
+    "together, and as URLs. -count N polls N times and prints each poll, the first without "
+    "rates (nsq_stat polls N+1 times and prints N). The out rate counts messages finished; "
+    "nsq_stat's egress also counts those delivered and still in flight.",
+    "nsqcli-topic": NSQADMIN,
+    "nsqcli-channel": NSQADMIN,
 }
 
 GO_SYNTAX = (
@@ -185,20 +259,24 @@ def render_man(prog: str, command: click.Command) -> str:
         ".SH NAME",
         f"{_roff(prog)} \\- {_roff(summary)}",
         ".SH SYNOPSIS",
-        f".B {_roff(prog)}",
+        f".B {_roff(prog.replace('-', ' ', 1) if prog in MAN_ONLY else prog)}",
         _roff(usage),
         ".SH DESCRIPTION",
         _paragraphs(command.help or ""),
     ]
-    if isinstance(command, click.Group):
+    options = [p for p in command.get_params(ctx) if isinstance(p, click.Option)]
+    used_by: dict[str, list[str]] = {}  # option -> the subcommands taking it (nested groups)
+    if isinstance(command, click.Group) and prog in MAN_ONLY:
+        out += _subcommand_sections(prog, command, ctx)
+        options, used_by = _subcommand_options(command, ctx)
+    elif isinstance(command, click.Group):
         out.append(".SH COMMANDS")
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             out += [".TP", f"\\fB{_roff(name)}\\fR", _roff(sub.get_short_help_str(limit=200) if sub else "")]
             if name in TOOLS and sub is not None:
                 out.append(f"See \\fB{_roff(_script_for(name))}\\fR(1) for its options.")
-    options = [p for p in command.get_params(ctx) if isinstance(p, click.Option)]
-    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    arguments = [p for p in command.params if isinstance(p, click.Argument) and _is_path(p)]
     if arguments:
         out.append(".SH ARGUMENTS")
         for argument in arguments:
@@ -206,7 +284,9 @@ def render_man(prog: str, command: click.Command) -> str:
                     _roff("Input files; - is standard input.")]
     out.append(".SH OPTIONS")
     for option in options:
-        out += [".TP", _option_heading(option), _roff(_option_help(option))]
+        subs = used_by.get(option.name or "")
+        only = f" (only {', '.join(subs)})" if subs else ""
+        out += [".TP", _option_heading(option), _roff(_option_help(option) + only)]
     envs = [(o.envvar, o) for o in options if o.envvar]
     if envs:
         out.append(".SH ENVIRONMENT")
@@ -217,14 +297,41 @@ def render_man(prog: str, command: click.Command) -> str:
         out += [_roff(GO_APPS[prog]), ".PP"]
     out.append(_roff(GO_SYNTAX))
     out.append(".SH EXIT STATUS")
+    texts = {**EXIT_STATUS_TEXT, **EXIT_STATUS_TEXT_OF.get(prog, {})}
     for status in statuses_listed(command.epilog) or list(EXIT_STATUS_TEXT):  # what it returns
-        out += [".TP", f"\\fB{int(status)}\\fR", _roff(EXIT_STATUS_TEXT[status])]
+        out += [".TP", f"\\fB{int(status)}\\fR", _roff(texts[status])]
     out.append(".SH EXAMPLES")
     for what, line in EXAMPLES[prog]:
         out += [".PP", _roff(what), ".PP", ".RS 4", ".nf", _roff(line), ".fi", ".RE"]
     others = [s for s in list(SCRIPTS) + ["nsqcli"] + list(MAN_ONLY) if s != prog]
     out += [".SH SEE ALSO", ", ".join(f"\\fB{_roff(s)}\\fR(1)" for s in others)]
     return "\n".join(out) + "\n"
+
+
+def _subcommand_sections(prog: str, group: click.Group, ctx: click.Context) -> list[str]:
+    """COMMANDS of a page for a group of subcommands (nsqcli topic): each one's synopsis and
+    description."""
+    out = [".SH COMMANDS"]
+    for name, sub in _subcommands(group):
+        sub_ctx = click.Context(sub, info_name=name, parent=ctx)
+        usage = " ".join(sub.collect_usage_pieces(sub_ctx))
+        out += [f".SS {_roff(name)}", f".B {_roff(prog.replace('-', ' '))} {_roff(name)}",
+                _roff(usage), ".PP", _paragraphs(sub.help or "")]
+    return out
+
+
+def _subcommand_options(group: click.Group, ctx: click.Context
+                        ) -> tuple[list[click.Option], dict[str, list[str]]]:
+    """Every subcommand's options, once each, and the subcommands of those not all take."""
+    options: dict[str, click.Option] = {}
+    users: dict[str, list[str]] = {}
+    subs = _subcommands(group)
+    for name, sub in subs:
+        for option in _options_of(sub):
+            options.setdefault(option.name or "", option)
+            users.setdefault(option.name or "", []).append(name)
+    partial = {key: names for key, names in users.items() if len(names) < len(subs)}
+    return list(options.values()), partial
 
 
 def _script_for(sub: str) -> str:
@@ -268,7 +375,7 @@ def _bash_options(command: click.Command, indent: str) -> list[str]:
     choices, file names or nothing), else the option names (or file names, for a command that
     takes files, when the word does not start with a dash)."""
     words = sorted(name for o in _options_of(command) for name in o.opts + o.secondary_opts)
-    takes_files = any(isinstance(p, click.Argument) for p in command.params)
+    takes_files = any(isinstance(p, click.Argument) and _is_path(p) for p in command.params)
     lines = [f'{indent}case "$prev" in']
     for option in _options_of(command):
         if not _takes_value(option):
@@ -287,6 +394,39 @@ def _bash_options(command: click.Command, indent: str) -> list[str]:
         return lines + [f"{indent}{options}"]
     return lines + [f'{indent}if [[ "$cur" == -* ]]; then', f"{indent}    {options}",
                     f"{indent}else", f'{indent}    COMPREPLY=($(compgen -f -- "$cur"))', f"{indent}fi"]
+
+
+def _bash_command(command: click.Command, indent: str, parent_index: str, level: int = 2) -> list[str]:
+    """Completion of a subcommand: its options, or for a group (nsqcli topic) its own
+    subcommand found after the word at ``parent_index``, then that one's options."""
+    subs = _subcommands(command)
+    if not subs:
+        return _bash_options(command, indent)
+    sub, index = f"sub{level}", f"i{level}"
+    group_words = " ".join(sorted(n for o in _options_of(command) for n in o.opts))
+    lines = [
+        f'{indent}local {sub}="" {index}',
+        f"{indent}for (({index} = {parent_index} + 1; {index} < COMP_CWORD; {index}++)); do",
+        f'{indent}    case "${{COMP_WORDS[{index}]}}" in',
+        f'{indent}        {"|".join(name for name, _ in subs)}) {sub}="${{COMP_WORDS[{index}]}}"; break ;;',
+        f"{indent}    esac",
+        f"{indent}done",
+        f'{indent}case "${sub}" in',
+    ]
+    for name, child in subs:
+        lines += [f"{indent}{name})", *_bash_command(child, indent + "    ", index, level + 1),
+                  f"{indent}    ;;"]
+    lines += [
+        f"{indent}*)",
+        f'{indent}    if [[ "$cur" == -* ]]; then',
+        f'{indent}        COMPREPLY=($(compgen -W "{group_words}" -- "$cur"))',
+        f"{indent}    else",
+        f'{indent}        COMPREPLY=($(compgen -W "{" ".join(name for name, _ in subs)}" -- "$cur"))',
+        f"{indent}    fi",
+        f"{indent}    ;;",
+        f"{indent}esac",
+    ]
+    return lines
 
 
 def render_bash(prog: str, command: click.Command) -> str:
@@ -312,7 +452,7 @@ def render_bash(prog: str, command: click.Command) -> str:
             '    case "$sub" in',
         ]
         for name, sub in subs:
-            lines += [f"    {name})", *_bash_options(sub, "        "), "        ;;"]
+            lines += [f"    {name})", *_bash_command(sub, "        ", "i"), "        ;;"]
         lines += [
             "    *)",
             '        if [[ "$cur" == -* ]]; then',
@@ -348,29 +488,36 @@ def _zsh_specs(command: click.Command) -> list[str]:
             specs.append(f"    '{repeat}'{group}'[{help_text}]{action}'")
         else:
             specs.append(f"    '{repeat}'{group}'[{help_text}]'")
-    if any(isinstance(p, click.Argument) for p in command.params):
+    if any(isinstance(p, click.Argument) and _is_path(p) for p in command.params):
         specs.append("    '*:file:_files'")
     return specs
 
 
-def render_zsh(prog: str, command: click.Command) -> str:
-    head = (f"#compdef {prog}\n# zsh completion for {prog} (generated by scripts/gen_docs.py; "
-            "do not edit)\n")
+def _zsh_function(func: str, command: click.Command) -> list[str]:
+    """``func`` completing ``command``; a group dispatches to one function per subcommand."""
     subs = _subcommands(command)
     if not subs:
-        return head + "_arguments -s \\\n" + " \\\n".join(_zsh_specs(command)) + "\n"
-    func = "_" + prog.replace("-", "_")
-    out = [head.rstrip("\n")]
-    for name, sub in subs:  # one function per subcommand, its words shifted to start at it
-        out += [f"{func}_{name.replace('-', '_')}() {{", "_arguments -s \\",
-                " \\\n".join(_zsh_specs(sub)), "}"]
+        return [f"{func}() {{", "_arguments -s \\", " \\\n".join(_zsh_specs(command)), "}"]
+    out: list[str] = []
+    for name, sub in subs:
+        out += _zsh_function(f"{func}_{name.replace('-', '_')}", sub)
     specs = _zsh_specs(command) + [f"    '1:command:({' '.join(name for name, _ in subs)})'",
                                    "    '*::arg:->args'"]
     out += [f"{func}() {{", "    local curcontext=\"$curcontext\" state line",
             "    _arguments -C -s \\", " \\\n".join(specs),
             '    [[ $state == args ]] || return', '    case $line[1] in']
     out += [f"        {name}) {func}_{name.replace('-', '_')} ;;" for name, _ in subs]
-    out += ["    esac", "}", f'{func} "$@"']
+    out += ["    esac", "}"]
+    return out
+
+
+def render_zsh(prog: str, command: click.Command) -> str:
+    head = (f"#compdef {prog}\n# zsh completion for {prog} (generated by scripts/gen_docs.py; "
+            "do not edit)\n")
+    if not _subcommands(command):
+        return head + "_arguments -s \\\n" + " \\\n".join(_zsh_specs(command)) + "\n"
+    func = "_" + prog.replace("-", "_")
+    out = [head.rstrip("\n"), *_zsh_function(func, command), f'{func} "$@"']
     return "\n".join(out) + "\n"
 
 
@@ -402,8 +549,23 @@ def render_fish(prog: str, command: click.Command) -> str:
         lines.append(f"complete -c {prog} -n '__fish_use_subcommand' -f -a {name} -d '{desc}'")
     lines += _fish_lines(prog, command, "__fish_use_subcommand" if subs else "")
     for name, sub in subs:
-        lines += _fish_lines(prog, sub, f"__fish_seen_subcommand_from {name}")
+        lines += _fish_nested(prog, sub, f"__fish_seen_subcommand_from {name}")
     return "\n".join(lines) + "\n"
+
+
+def _fish_nested(prog: str, command: click.Command, condition: str) -> list[str]:
+    """``command``'s options under ``condition``; for a group (nsqcli topic), its subcommands
+    until one is given, then that one's options."""
+    lines = _fish_lines(prog, command, condition)
+    subs = _subcommands(command)
+    names = " ".join(name for name, _ in subs)
+    for name, sub in subs:
+        desc = sub.get_short_help_str(limit=60).replace("'", "\\'")
+        lines.append(f"complete -c {prog} -n '{condition}; and not __fish_seen_subcommand_from "
+                     f"{names}' -f -a {name} -d '{desc}'")
+    for name, sub in subs:
+        lines += _fish_nested(prog, sub, f"{condition}; and __fish_seen_subcommand_from {name}")
+    return lines
 
 
 # ---- driver ------------------------------------------------------------------------------------

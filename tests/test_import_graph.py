@@ -127,11 +127,14 @@ def test_runtime_imports_have_no_cycle():
 
 @pytest.mark.parametrize("layer, forbidden", [
     ("nsqcli.lib", ("nsqcli.cli", "nsqcli.publisher", "nsqcli.broker", "nsqcli.tail", "nsqcli.pub", "nsqcli.to_file",
-                    "nsqcli.replay", "nsqcli.archive", "nsqcli.dev_server", "nsqcli.testing")),
+                    "nsqcli.replay", "nsqcli.archive", "nsqcli.dev_server", "nsqcli.testing",
+                    "nsqcli.admin")),
     ("nsqcli.archive", ("nsqcli.broker", "nsqcli.tail", "nsqcli.pub", "nsqcli.to_file",
-                        "nsqcli.replay")),
+                        "nsqcli.replay", "nsqcli.admin")),
     ("nsqcli.cli", ("nsqcli.broker", "nsqcli.tail", "nsqcli.pub", "nsqcli.to_file",
-                    "nsqcli.replay")),
+                    "nsqcli.replay", "nsqcli.admin")),
+    ("nsqcli.admin", ("nsqcli.broker", "nsqcli.tail", "nsqcli.pub", "nsqcli.to_file",
+                      "nsqcli.replay", "nsqcli.archive", "nsqcli.publisher")),
 ])
 def test_layers_point_one_way(layer, forbidden):
     wrong = sorted(f"{name} -> {target}" for name, targets in import_graph().items()

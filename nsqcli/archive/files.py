@@ -172,14 +172,14 @@ class ArchiveFile:
         self._rotate_due = 0.0  # write(): monotonic time the rotate_interval is up (0: never)
         self._fd: int | None = None
         self.path: str | None = None  # current file in the work dir
-        self.name: str | None = None  # current name with <REV> still a token
+        self.name = ""  # current name with <REV> still a token ("" before the first file)
         self.rev = 0
         self.size = 0  # bytes accepted into this file (uncompressed, as the Go tool counts)
         self._opened_at = 0.0
         self._pending: list[bytes] = []
         self._pending_bytes = 0
-        self._compressor = None  # the open gzip member, if any
-        self._background: Future | None = None  # the fdatasync running on an executor, if any
+        self._compressor: zlib._Compress | None = None  # the open gzip member, if any
+        self._background: Future[float] | None = None  # the fdatasync running on an executor, if any
         self._background_end = 0  # the file offset that background fdatasync makes durable
         self._disk_end = 0  # bytes of the current file handed to the kernel
         self._synced_end = 0  # ... of which durable (the last complete record at a sync point)
@@ -189,6 +189,13 @@ class ArchiveFile:
     @property
     def is_open(self) -> bool:
         return self._fd is not None
+
+    def _current(self) -> tuple[int, str]:
+        """The open file's descriptor and path (opened together by rotate())."""
+        fd, path = self._fd, self.path
+        if fd is None or path is None:
+            raise ArchiveError(errno.EBADF, "no archive file is open")
+        return fd, path
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -226,14 +233,15 @@ class ArchiveFile:
         self._write_all(data)
 
     def _write_all(self, data: bytes) -> None:
+        fd, path = self._current()
         view = memoryview(data)
         try:
             while view:
-                written = os.write(self._fd, view)
+                written = os.write(fd, view)
                 self._disk_end += written
                 view = view[written:]
         except OSError as exc:
-            raise _fail("writing to", self.path, exc) from None
+            raise _fail("writing to", path, exc) from None
 
     def sync(self) -> None:
         """Make everything accepted so far durable: write, end the gzip member, fsync."""
@@ -241,13 +249,14 @@ class ArchiveFile:
         if self._fd is None:
             return
         self._write_accepted()
+        fd, path = self._current()
         try:
-            _data_sync(self._fd)
+            _data_sync(fd)
         except OSError as exc:
-            raise _fail("syncing", self.path, exc) from None
+            raise _fail("syncing", path, exc) from None
         self._synced_end = self._disk_end
 
-    def sync_in_background(self, executor: Executor) -> Future | None:
+    def sync_in_background(self, executor: Executor) -> Future[float] | None:
         """Like :meth:`sync`, but the fdatasync runs on ``executor`` (it releases the GIL, so the
         caller keeps receiving and writing meanwhile). Everything accepted *before* this call is
         durable once the returned Future completes (with the fdatasync's seconds); it raises
@@ -258,7 +267,7 @@ class ArchiveFile:
             return None
         self._write_accepted()
         self._background_end = self._disk_end
-        self._background = future = executor.submit(_sync_fd, self._fd, self.path)
+        self._background = future = executor.submit(_sync_fd, *self._current())
         return future
 
     def wait_background(self) -> None:
@@ -386,15 +395,16 @@ class ArchiveFile:
         if self._fd is None:
             return
         self.sync()
-        fd, self._fd = self._fd, None
+        fd, path = self._current()
+        self._fd = None
         self._name_checked_until = 0.0  # the next write() opens a file
         try:
             os.close(fd)
         except OSError as exc:
-            raise _fail("closing", self.path, exc) from None
-        final = self.path
+            raise _fail("closing", path, exc) from None
+        final = path
         if self.settings.work_dir != self.settings.output_dir:
-            final = self._move_to_output(self.path)
+            final = self._move_to_output(path)
         self.closed_paths.append(final)
 
     def _move_to_output(self, src: str) -> str:

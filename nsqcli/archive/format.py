@@ -144,7 +144,7 @@ def decode_jsonl_many(lines: list[bytes]) -> list[Record] | None:
         return None
     if len(objs) != len(lines):
         return None  # a line held two values ("{...},{...}"): decode line by line
-    records = []
+    records: list[Record] = []
     append = records.append
     for obj in objs:
         if type(obj) is not dict:

@@ -204,10 +204,10 @@ class ArchiveReader:
 
     def _jsonl_chunk(self, lines: list[bytes], start: int, line_no: int) -> Chunk:
         if not any(not line.strip() for line in lines):
-            records = decode_jsonl_many(lines)
-            if records is not None:
-                if all(r.body for r in records):
-                    return Chunk(start, len(lines), [r.body for r in records], records,
+            decoded = decode_jsonl_many(lines)
+            if decoded is not None:
+                if all(r.body for r in decoded):
+                    return Chunk(start, len(lines), [r.body for r in decoded], decoded,
                                  list(range(start, start + len(lines))))
         bodies: list[bytes] = []
         records: list[Record] = []

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .daemons import LOOPBACK, direct_opener, lookupd_process, nsqd_process
@@ -163,7 +163,7 @@ class BrokerHandle:
         self,
         method: str,
         path: str,
-        params: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,  # as urlencode takes
         body: bytes | str | None = None,
         timeout: float = 10.0,
     ) -> tuple[int, bytes]:
@@ -316,7 +316,7 @@ def make_nsqd(options: dict[str, Any] | None = None, thread: BrokerThread | None
     if binary:
         return NSQDHandle(_RealBackend(nsqd_process(binary, options)))
 
-    def build(**addresses: str) -> Any:
+    def build(**addresses: Any) -> Any:
         from nsqcli.broker.nsqd import NSQD, NSQDOptions  # imported late: a sibling package
 
         return NSQD(NSQDOptions(broadcast_address=LOOPBACK, **addresses, **options))
@@ -333,7 +333,7 @@ def make_nsqlookupd(options: dict[str, Any] | None = None, thread: BrokerThread 
     if binary:
         return LookupdHandle(_RealBackend(lookupd_process(binary, options)))
 
-    def build(**addresses: str) -> Any:
+    def build(**addresses: Any) -> Any:
         from nsqcli.broker.nsqlookupd import NSQLookupd, NSQLookupdOptions
 
         return NSQLookupd(NSQLookupdOptions(broadcast_address=LOOPBACK, **addresses, **options))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, cast
 
 # verbosity levels: -q -> QUIET, default -> NORMAL, -v -> VERBOSE, -vv -> DEBUG
 QUIET, NORMAL, VERBOSE, DEBUG = -1, 0, 1, 2
@@ -73,7 +73,8 @@ class Console:
                 from nsqcli.cli.exit_codes import ToolError
 
                 raise ToolError("cannot write to stdout: it is closed")
-            self._out = getattr(stdout, "buffer", stdout)
+            # a stand-in stdout without a binary buffer (a test's) is used as it is
+            self._out = cast("IO[bytes]", getattr(stdout, "buffer", stdout))
         return self._out
 
     @property

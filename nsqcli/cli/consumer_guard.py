@@ -79,7 +79,7 @@ class FatalConnectionGuard:
         bad = self._bad_nsqds.setdefault(reader, set())
         first = address not in bad
         bad.add(address)
-        known = getattr(reader, "known_nsqds", set)()
+        known: set[str] = getattr(reader, "known_nsqds", set)()
         label = f"[{reader.topic}/{reader.channel}]"
         if known <= bad:  # nothing left to consume from
             self.error, self.label, self.address = error, label, address

@@ -206,7 +206,9 @@ def name_typed_flags(exc: click.UsageError, typed: dict[str, str],
         for param in params:
             if param.name in typed:
                 for name in param.opts:
-                    exc.message = exc.message.replace(f"'{name}'", f"'{typed[param.name]}'")
+                    # click types message Final, yet reads it only when the error is shown
+                    exc.message = exc.message.replace(  # type: ignore[misc]
+                        f"'{name}'", f"'{typed[param.name]}'")
     return exc
 
 

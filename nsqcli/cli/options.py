@@ -4,6 +4,8 @@ Decorators (apply to a click command; each adds its options to the command's key
 
 * :func:`connection_options` — ``--nsqd-tcp-address`` / ``--lookupd-http-address`` (repeatable;
   env ``NSQD_TCP_ADDRESS`` / ``NSQLOOKUPD_HTTP_ADDRESS``, comma-separated)
+* :func:`http_client_options` — ``--nsqd-http-address`` / ``--lookupd-http-address`` and the
+  HTTP timeouts, for the tools that use nsqd's and nsqlookupd's HTTP API
 * :func:`tls_options` — ``--tls --tls-ca-file --tls-cert --tls-key --tls-insecure-skip-verify``
 * :func:`compression_options` — ``--snappy --deflate --deflate-level``
 * :func:`auth_options` — ``--auth-secret`` (env ``NSQ_AUTH_SECRET``) / ``--auth-secret-file``
@@ -28,7 +30,8 @@ from nsqcli import __version__
 from nsqcli.cli.client_options import CONSUMER, IGNORED, PRODUCER, empty_result, ignored_names
 from nsqcli.cli.client_options import parse_client_options, valid_names
 from nsqcli.cli.console import DEBUG, NORMAL, QUIET, VERBOSE, Console
-from nsqcli.cli.values import DEFAULT_NSQD_TCP_ADDRESS, parse_delimiter, parse_duration, parse_http_address
+from nsqcli.cli.values import DEFAULT_NSQD_HTTP_ADDRESS, DEFAULT_NSQD_TCP_ADDRESS, parse_delimiter
+from nsqcli.cli.values import parse_duration, parse_http_address
 from nsqcli.cli.values import parse_tcp_address, user_agent  # noqa: F401 - user_agent: the tools import it here
 F = Callable[..., Any]
 
@@ -115,19 +118,51 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
+lookupd_http_address_option = click.option(
+    "--lookupd-http-address", multiple=True, metavar="HOST:PORT", envvar="NSQLOOKUPD_HTTP_ADDRESS",
+    type=AddressList("host:port", str), callback=_addresses(parse_http_address),
+    help="nsqlookupd HTTP address (repeatable; env NSQLOOKUPD_HTTP_ADDRESS, comma-separated).",
+)
+
+
+def _nsqd_address_option(kind: str, default: str, parse: Callable[[str, str], str]) -> Callable[[F], F]:
+    """``--nsqd-tcp-address`` or ``--nsqd-http-address`` (``kind``)."""
+    env, what = f"NSQD_{kind.upper()}_ADDRESS", f"nsqd {kind.upper()} address"
+    return click.option(
+        f"--nsqd-{kind}-address", multiple=True, metavar="HOST:PORT", envvar=env,
+        type=AddressList("host:port", str), callback=_addresses(lambda v: parse(v, what)),
+        help=f"{what} (repeatable; env {env}, comma-separated). Default {default} when no "
+        "lookupd is given.",
+    )
+
+
 connection_options = _stack(
-    click.option(
-        "--nsqd-tcp-address", multiple=True, metavar="HOST:PORT", envvar="NSQD_TCP_ADDRESS",
-        type=AddressList("host:port", str),
-        callback=_addresses(lambda v: parse_tcp_address(v, "nsqd TCP address")),
-        help="nsqd TCP address (repeatable; env NSQD_TCP_ADDRESS, comma-separated). "
-        f"Default {DEFAULT_NSQD_TCP_ADDRESS} when no lookupd is given.",
-    ),
-    click.option(
-        "--lookupd-http-address", multiple=True, metavar="HOST:PORT", envvar="NSQLOOKUPD_HTTP_ADDRESS",
-        type=AddressList("host:port", str), callback=_addresses(parse_http_address),
-        help="nsqlookupd HTTP address (repeatable; env NSQLOOKUPD_HTTP_ADDRESS, comma-separated).",
-    ),
+    _nsqd_address_option("tcp", DEFAULT_NSQD_TCP_ADDRESS, parse_tcp_address),
+    lookupd_http_address_option,
+)
+
+
+def _positive_duration(text: str) -> float:
+    seconds = _duration_flag(text)
+    if seconds <= 0:
+        raise ValueError(f"invalid duration {text!r}: must be positive")
+    return seconds
+
+
+#: a timeout or a period (nsq-stat's --interval): zero would mean no time at all
+POSITIVE_DURATION = _ValueType("duration", _positive_duration)
+
+
+#: The tools that speak nsqd's and nsqlookupd's HTTP API (``nsqcli topic|channel``, ``nsq-stat``):
+#: ``--nsqd-http-address`` and the HTTP client timeouts of nsqadmin and nsq_stat.
+http_client_options = _stack(
+    _nsqd_address_option("http", DEFAULT_NSQD_HTTP_ADDRESS, parse_http_address),
+    lookupd_http_address_option,
+    click.option("--http-client-connect-timeout", type=POSITIVE_DURATION,
+                 default="2s", show_default=True, help="Timeout connecting to nsqd or nsqlookupd."),
+    click.option("--http-client-request-timeout", type=POSITIVE_DURATION,
+                 default="5s", show_default=True,
+                 help="Timeout of one HTTP request to nsqd or nsqlookupd."),
 )
 
 tls_options = _stack(
@@ -275,6 +310,29 @@ def pop_settings(params: dict[str, Any], user_agent: str, default_nsqd: bool = T
         conn["auth_secret"] = secret
     return ClientSettings(nsqd, lookupd, conn, dict(opts["reader"]), dict(opts["publisher"]), insecure,
                           dict(opts[IGNORED]))
+
+
+@dataclass
+class HttpSettings:
+    """What :func:`http_client_options` say: the nsqds and nsqlookupds, and the timeouts."""
+
+    nsqd_http_addresses: list[str]
+    lookupd_http_addresses: list[str]
+    timeouts: Any  # nsqcli.cli.nsq_http.Timeouts
+
+
+def pop_http_settings(params: dict[str, Any]) -> HttpSettings:
+    """Remove :func:`http_client_options` from a command's keyword arguments; the nsqd on
+    127.0.0.1:4151 when neither an nsqd nor an nsqlookupd is given."""
+    from nsqcli.cli.nsq_http import Timeouts
+
+    nsqds = list(params.pop("nsqd_http_address", None) or ())
+    lookupds = list(params.pop("lookupd_http_address", None) or ())
+    if not nsqds and not lookupds:
+        nsqds = [DEFAULT_NSQD_HTTP_ADDRESS]
+    timeouts = Timeouts(params.pop("http_client_connect_timeout"),
+                        params.pop("http_client_request_timeout"))
+    return HttpSettings(nsqds, lookupds, timeouts)
 
 
 def tls_options_dict(ca_file: str | None, cert: str | None, key: str | None, insecure: bool) -> dict:

@@ -5,7 +5,8 @@
 * Exceptions are mapped to an exit status and a one-line message by
   :func:`nsqcli.cli.exit_codes.describe`; only unexpected exceptions (bugs) print a traceback.
 * A tool returns an :class:`~nsqcli.cli.exit_codes.ExitStatus` (None means success); when it was
-  interrupted and otherwise succeeded, the status is 130.
+  interrupted and otherwise succeeded, the status is 130 (``stop_status``: a tool whose normal
+  end is a signal, such as the live view of ``nsq-stat``, makes that 0).
 
 Usage from a click command::
 
@@ -113,9 +114,10 @@ def silence_stdout() -> None:
         pass  # stdout is not a real file (tests): nothing will be flushed to a pipe anyway
 
 
-def run_tool(main: ToolMain, console: Console) -> NoReturn:
+def run_tool(main: ToolMain, console: Console,
+             stop_status: ExitStatus = ExitStatus.INTERRUPTED) -> NoReturn:
     """Run ``main(shutdown)`` to completion and exit with its status (see the module docstring)."""
-    exit_with(run_to_status(main, console))
+    exit_with(run_to_status(main, console, stop_status))
 
 
 def exit_with(status: ExitStatus) -> NoReturn:
@@ -123,8 +125,12 @@ def exit_with(status: ExitStatus) -> NoReturn:
     sys.exit(int(status))
 
 
-def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
-    """Like :func:`run_tool` but returns the status instead of exiting (for embedding/tests)."""
+def run_to_status(main: ToolMain, console: Console,
+                  stop_status: ExitStatus = ExitStatus.INTERRUPTED) -> ExitStatus:
+    """Like :func:`run_tool` but returns the status instead of exiting (for embedding/tests).
+
+    ``stop_status`` is the status of a run that a signal stopped and that otherwise succeeded.
+    """
     import asyncio
 
     loop = asyncio.new_event_loop()
@@ -137,7 +143,7 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
 
     def exit_now(name: str) -> None:
         console.error(f"{name} again: exiting at once")
-        os._exit(int(ExitStatus.INTERRUPTED))
+        os._exit(int(stop_status))
 
     def announce(name: str) -> None:
         """Once, at the first signal: what the stop waits for, and how not to wait."""
@@ -183,13 +189,13 @@ def run_to_status(main: ToolMain, console: Console) -> ExitStatus:
         result = await main(shutdown)
         status = ExitStatus.SUCCESS if result is None else ExitStatus(int(result))
         if shutdown.interrupted and status == ExitStatus.SUCCESS:
-            return ExitStatus.INTERRUPTED
+            return stop_status
         return status
 
     try:
         status = loop.run_until_complete(wrapper())
     except KeyboardInterrupt:
-        status = ExitStatus.INTERRUPTED
+        status = stop_status
     except BaseException as exc:  # noqa: BLE001 - this is the one place errors become statuses
         if isinstance(exc, SystemExit):
             raise

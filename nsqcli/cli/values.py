@@ -11,6 +11,7 @@ import re
 from nsqcli import __version__
 
 DEFAULT_NSQD_TCP_ADDRESS = "127.0.0.1:4150"  # the tools' nsqd when no address or lookupd is given
+DEFAULT_NSQD_HTTP_ADDRESS = "127.0.0.1:4151"  # the same nsqd, for the tools of its HTTP API
 
 
 def user_agent(prog: str) -> str:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Final, Sequence, Union
 
 from tornado.iostream import StreamClosedError
 
@@ -21,22 +21,67 @@ from .protocol.client import State
 from .protocol.errors import ConnectionClosedError, Error, LocalProtocolError, SendError
 
 if TYPE_CHECKING:
-    from .message import Message
+    from tornado.iostream import IOStream
+
+    from .conn_options import ConnOptions
+    from .message import Message, _Answered
+    from .protocol.client import ClientProtocol
+    from .protocol.commands import Body
+
+    #: builds one command from the connection's protocol state
+    Build = Callable[[ClientProtocol[Message]], bytes]
+    #: what awaits nsqd's reply to a command: a publish/SUB Future, CLS's, or None (send())
+    Waiter = Union["asyncio.Future[bytes]", "asyncio.Future[bytes | None]", None]
 
 logger = logging.getLogger("nsqcli.lib.conn")
 
-INIT = "INIT"
-CONNECTING = "CONNECTING"  # TCP connect and handshake
-CONNECTED = "CONNECTED"  # handshake complete: SUB/PUB allowed
-DISCONNECTED = "DISCONNECTED"
+INIT: Final = "INIT"
+CONNECTING: Final = "CONNECTING"  # TCP connect and handshake
+CONNECTED: Final = "CONNECTED"  # handshake complete: SUB/PUB allowed
+DISCONNECTED: Final = "DISCONNECTED"
 
 FLUSH_THRESHOLD = 64 * 1024
 _PUBLISH_KINDS = frozenset({b"PUB", b"MPUB", b"DPUB"})
 _PUBLISHING_STATES = frozenset({State.READY, State.SUBSCRIBING, State.SUBSCRIBED, State.CLOSING})
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class CommandsMixin:
     """Mixed into AsyncConn; uses its ``_protocol``, ``stream``, ``state`` and ``_close``."""
+
+    if TYPE_CHECKING:  # what AsyncConn provides
+        state: str  # INIT, CONNECTING, CONNECTED or DISCONNECTED
+        stream: IOStream | None
+        close_error: BaseException | None
+        in_flight: int
+        rdy: int
+        last_rdy: int
+        max_rdy_count: int
+        _options: ConnOptions
+        _protocol: ClientProtocol[Message] | None
+        _generation: int
+        _waiters: deque[Waiter]
+        _output: list[bytes]
+        _output_size: int
+        _flush_handle: asyncio.Handle | None
+        _last_write: asyncio.Future[None] | None
+        _answered: asyncio.Future[None] | _Answered
+        _write_calls: int
+        _ready_future: asyncio.Future[None] | None
+        _close_wait: asyncio.Future[bytes | None] | None
+        _half_closed: bool
+        _resume_listeners: tuple[Callable[..., object], ...]
+
+        @property
+        def closed_future(self) -> asyncio.Future[None]: ...
+        def _get_loop(self) -> asyncio.AbstractEventLoop: ...
+        def _close(self, error: BaseException | None) -> None: ...
+        def close(self) -> None: ...
+        def trigger(self, name: str, *args: Any, **kwargs: Any) -> None: ...
 
     # the connection generation whose unanswerable messages were already warned about: a lost
     # connection with max_in_flight messages in flight logs one warning, not one per message
@@ -79,7 +124,7 @@ class CommandsMixin:
             answered.set_result(None)
         else:
             answered = self._get_loop().create_future()
-            last.add_done_callback(lambda _: answered.done() or answered.set_result(None))
+            last.add_done_callback(lambda _: _resolve(answered))
         self._answered = answered
 
     async def flush(self) -> None:
@@ -159,20 +204,21 @@ class CommandsMixin:
         self.rdy = self.last_rdy = value
         return True
 
-    def subscribe(self, topic: str, channel: str) -> asyncio.Future:
+    def subscribe(self, topic: str, channel: str) -> asyncio.Future[bytes]:
         """SUB; the Future resolves with b"OK" (or fails with nsqd's NSQError)."""
         return self._request(lambda p: p.subscribe(topic, channel))
 
-    def publish(self, topic: str, body: bytes) -> asyncio.Future:
+    def publish(self, topic: str, body: Body) -> asyncio.Future[bytes]:
         return self._request(lambda p: p.publish(topic, body))
 
-    def multi_publish(self, topic: str, bodies: list[bytes]) -> asyncio.Future:
+    def multi_publish(self, topic: str, bodies: Sequence[Body]) -> asyncio.Future[bytes]:
         return self._request(lambda p: p.multi_publish(topic, bodies))
 
-    def deferred_publish(self, topic: str, delay_ms: int, body: bytes) -> asyncio.Future:
+    def deferred_publish(self, topic: str, delay_ms: int, body: Body) -> asyncio.Future[bytes]:
         return self._request(lambda p: p.deferred_publish(topic, delay_ms, body))
 
-    def publish_raw(self, command: bytes, kind: bytes = b"MPUB") -> asyncio.Future:
+    def publish_raw(self, command: bytes | bytearray | memoryview,
+                    kind: bytes = b"MPUB") -> asyncio.Future[bytes]:
         """Send a pre-encoded PUB/MPUB/DPUB command; the Future resolves like ``publish``."""
         if kind not in _PUBLISH_KINDS:
             raise ValueError(f"kind must be one of {sorted(_PUBLISH_KINDS)}, got {kind!r}")
@@ -184,14 +230,14 @@ class CommandsMixin:
         if protocol.state not in _PUBLISHING_STATES:
             raise LocalProtocolError(f"cannot {kind.decode()} while the connection is {protocol.state.value}")
         # the hot path of nsq-pub and the Writer: no closure, no copy of bytes already immutable
-        future = self._get_loop().create_future()
+        future: asyncio.Future[bytes] = self._get_loop().create_future()
         protocol.expect_response(kind)
         self._waiters.append(future)
         self._write(command if type(command) is bytes else bytes(command))
         return future
 
-    def _request(self, build: Any) -> asyncio.Future:
-        future = self._get_loop().create_future()
+    def _request(self, build: Build | None) -> asyncio.Future[bytes]:
+        future: asyncio.Future[bytes] = self._get_loop().create_future()
         protocol = self._protocol
         if protocol is None or self.state != CONNECTED or build is None:
             error = SendError(f"connection to nsqd at {self} is not ready ({self.state})")
@@ -203,12 +249,12 @@ class CommandsMixin:
         self._write(data)
         return future
 
-    def start_close(self) -> asyncio.Future:
+    def start_close(self) -> asyncio.Future[bytes | None]:
         """Send CLS; the Future resolves with b"CLOSE_WAIT" once nsqd stopped sending messages
         (FIN/REQ still work until ``close()``). Resolves at once when not subscribed."""
         if self._close_wait is not None:
             return self._close_wait
-        future = self._get_loop().create_future()
+        future: asyncio.Future[bytes | None] = self._get_loop().create_future()
         protocol = self._protocol
         if protocol is None or self.state != CONNECTED or protocol.state not in (
                 State.SUBSCRIBING, State.SUBSCRIBED):
@@ -228,6 +274,7 @@ class CommandsMixin:
                 f"connection to {self} was closed before it was ready")
             ready.set_exception(failure)
             ready.exception()  # retrieved: wait_ready re-raises it; nobody waiting is fine
+        waiters: deque[Waiter]
         waiters, self._waiters = self._waiters, deque()
         for waiter in waiters:
             if waiter is not None and not waiter.done():
@@ -254,13 +301,14 @@ class CommandsMixin:
             return "the connection that delivered it is closed"
         return None
 
-    def _answer(self, build: Any, what: str, message: Message) -> bool:
+    def _answer(self, build: Build, what: str, message: Message) -> bool:
         """Queue ``build(protocol)``'s FIN/REQ/TOUCH for ``message``; False when it cannot be
         answered here (logged: one warning per connection, then debug)."""
         reason = self._unanswerable(message)
-        if reason is None:
+        protocol = self._protocol
+        if reason is None and protocol is not None:  # (no reason implies a protocol)
             try:
-                self._write(build(self._protocol))
+                self._write(build(protocol))
                 return True
             except LocalProtocolError as exc:
                 reason = str(exc)
@@ -287,7 +335,7 @@ class CommandsMixin:
                 self._flush()
             elif self._flush_handle is None:
                 self._flush_handle = self._get_loop().call_soon(self._flush)
-        elif not self._answer(lambda p, msg_id=msg_id: p.finish(msg_id), "FIN", message):  # no cell per FIN
+        elif not self._answer(lambda p: p.finish(msg_id), "FIN", message):
             return
         if self.in_flight > 0:
             self.in_flight -= 1
@@ -295,7 +343,7 @@ class CommandsMixin:
         for callback in self._resume_listeners:
             callback(conn=self)
 
-    def _on_messages_finish(self, messages: list) -> None:
+    def _on_messages_finish(self, messages: list[Message]) -> None:
         """FIN for many messages of this connection at once (``finish_all``): one piece of
         output for the whole batch instead of one per message."""
         generation = self._generation
@@ -320,7 +368,7 @@ class CommandsMixin:
             self._flush()  # a batch is worth its own write: nsqd can refill RDY sooner
         else:
             for message in messages:
-                self._answer(lambda p, msg_id=message.id: p.finish(msg_id), "FIN", message)
+                self._answer(lambda p: p.finish(message.id), "FIN", message)  # called at once
         callbacks = self._resume_listeners
         if callbacks:
             for _ in range(count):

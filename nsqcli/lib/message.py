@@ -22,13 +22,15 @@ class MessageAnsweredError(IntegrityError):
 
 
 class Responder(Protocol):  # what AsyncConn provides to its messages
-    id: str
+    @property
+    def id(self) -> str: ...
 
     def _on_message_finish(self, message: "Message") -> None: ...
     def _on_messages_finish(self, messages: "list[Message]") -> None: ...  # finish_all
     def _on_message_requeue(self, message: "Message", time_ms: int, backoff: bool) -> int: ...
     def _on_message_touch(self, message: "Message") -> None: ...
-    _answered: "Awaitable[None]"  # what fin()/req() return for its messages
+    @property
+    def _answered(self) -> "Awaitable[None]": ...  # what fin()/req() return for its messages
 
 
 class _Answered:
@@ -38,6 +40,7 @@ class _Answered:
     __slots__ = ()
 
     def __await__(self) -> Generator[Any, None, None]:
+        # any iterator serves await; typeshed's Awaitable asks for a Generator
         return iter(())  # type: ignore[return-value]
 
     def done(self) -> bool:
@@ -72,7 +75,7 @@ class Message(EventedMixin):
         self._async_enabled = False
         self._has_responded = False
         self._conn = conn
-        self._generation = None
+        self._generation: int | None = None
 
     def __repr__(self) -> str:
         return (f"<Message id={self.id!r} attempts={self.attempts} body={len(self.body)} bytes"

@@ -46,16 +46,25 @@ from .reader_core import ReaderCore
 from .reader_discovery import Discovery
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .conn import AsyncConn
+    from .conn_options import ConnKwargs
+    from .message import Message
     from .reader_iter import Inbox, MessageStream
 
 __all__ = ["Reader"]
 
 logger = logging.getLogger("nsqcli.lib.reader")
 
-MessageHandler = Callable[[Any], Union[bool, None, Awaitable[Any]]]
+#: what a message handler returns: True (FIN), False (REQ), None (answered by the handler, or
+#: after ``message.enable_async()``), or an awaitable of one of those (a coroutine handler)
+HandlerResult = Union[bool, None, Awaitable[Union[bool, None]]]
+#: ``handler(message)``: see :class:`Reader`
+MessageHandler = Callable[["Message"], HandlerResult]
 
 
-def _number(name: str, value: Any, minimum: float = 0.0, *, inclusive: bool = True,
+def _number(name: str, value: object, minimum: float = 0.0, *, inclusive: bool = True,
             maximum: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
@@ -66,7 +75,7 @@ def _number(name: str, value: Any, minimum: float = 0.0, *, inclusive: bool = Tr
     return value
 
 
-def _int(name: str, value: Any, minimum: int = 0) -> int:
+def _int(name: str, value: object, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < minimum:
@@ -74,7 +83,7 @@ def _int(name: str, value: Any, minimum: int = 0) -> int:
     return value
 
 
-def _conn_class() -> Any:
+def _conn_class() -> type[AsyncConn]:
     from .conn import AsyncConn
 
     return AsyncConn
@@ -137,7 +146,7 @@ class Reader(ReaderCore):
         close_timeout: float = 30.0,
         reconnect_interval: float = 1.0,
         max_reconnect_interval: float = 60.0,
-        **kwargs: Any,
+        **kwargs: Unpack[ConnKwargs],
     ) -> None:
         check_topic(topic)
         check_channel(channel)
@@ -193,6 +202,7 @@ class Reader(ReaderCore):
                              and cls.validate_message is Reader.validate_message)
         self._plain_process = cls.process_message is Reader.process_message
         disabled = getattr(cls.disabled, "__func__", cls.disabled)
+        # a classmethod read from the class is a bound method: its __func__ is the function
         self._disabled_hook = disabled is not Reader.disabled.__func__  # type: ignore[attr-defined]
         if self._disabled_hook:
             warnings.warn("Reader.disabled() is deprecated; use set_max_in_flight(0) instead",
@@ -265,7 +275,7 @@ class Reader(ReaderCore):
         """Change max_in_flight at run time; 0 pauses the Reader (RDY 0 everywhere)."""
         self._set_max_in_flight(_int("max_in_flight", max_in_flight))
 
-    def connect_to_nsqd(self, host: str, port: int) -> Any:
+    def connect_to_nsqd(self, host: str, port: int) -> AsyncConn | None:
         """Connect to one more nsqd (kept connected like the configured ones); returns the new
         connection, or None when one to that address already exists."""
         if not isinstance(host, str) or not host:
@@ -284,22 +294,22 @@ class Reader(ReaderCore):
 
     # ---- hooks to override (pynsq) ------------------------------------------------------
 
-    def process_message(self, message: Any) -> Any:
+    def process_message(self, message: Message) -> HandlerResult:
         """Call the message handler; override to change how handlers are called."""
         handler = self.message_handler
         if handler is None:
             raise TypeError(f"Reader {self.name} has no message_handler (set_message_handler())")
         return handler(message)
 
-    def giving_up(self, message: Any) -> None:
+    def giving_up(self, message: Message) -> None:
         """Called for a message with more than ``max_tries`` attempts, before it is FINed."""
         logger.warning("[%s] giving up on message %s after %d tries (max:%d) %r", self.name,
                        message.id, message.attempts, self.max_tries, message.body)
 
-    def heartbeat(self, conn: Any) -> None:
+    def heartbeat(self, conn: AsyncConn) -> None:
         """Called for every heartbeat nsqd sends; override to monitor liveness."""
 
-    def preprocess_message(self, message: Any) -> Any:
+    def preprocess_message(self, message: Message) -> Any:
         """Return what :meth:`validate_message` checks (the message itself by default)."""
         return message
 
@@ -326,14 +336,14 @@ class Reader(ReaderCore):
             self._apply(self._policy.pause(list(self.conns.values())))  # RDY 0 before the REQs
             inbox.close()
 
-    def _on_conn_close(self, conn: Any, **kwargs: Any) -> None:
+    def _on_conn_close(self, conn: AsyncConn, **kwargs: object) -> None:
         super()._on_conn_close(conn, **kwargs)
         if self._inbox is not None:
             self._inbox.forget(conn)
 
     # ---- message handling (the hot path) ------------------------------------------------
 
-    def _on_conn_message(self, conn: Any, message: Any) -> None:
+    def _on_conn_message(self, conn: AsyncConn, message: Message) -> None:
         # called by AsyncConn as conn=..., message=... (no catch-all: no dict per message)
         share = self._ramp_share
         if share and conn.rdy != share and conn.rdy != conn.max_rdy_count:
@@ -379,14 +389,14 @@ class Reader(ReaderCore):
         elif not message.has_responded() and not message.is_async():
             (message.finish if result else message.requeue)()
 
-    def _await_handler(self, message: Any, result: Any) -> None:
+    def _await_handler(self, message: Message, result: Awaitable[object]) -> None:
         # its own method: a closure in _on_conn_message would cost two cells per message
         message.enable_async()
         task = asyncio.ensure_future(result)
         self._tasks.add(task)
         task.add_done_callback(lambda done: self._on_handler_done(message, done))
 
-    def _on_handler_done(self, message: Any, task: "asyncio.Future[Any]") -> None:
+    def _on_handler_done(self, message: Message, task: "asyncio.Future[object]") -> None:
         self._tasks.discard(task)
         if message.has_responded():
             if not task.cancelled() and task.exception() is not None:
@@ -407,7 +417,7 @@ class Reader(ReaderCore):
         except Exception:
             logger.exception("[%s] could not answer message %s", self.name, message.id)
 
-    def _give_up(self, message: Any) -> None:
+    def _give_up(self, message: Message) -> None:
         try:
             self.giving_up(message)
         except Exception:

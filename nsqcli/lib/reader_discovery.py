@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .addresses import format_address
 from .backoff import ReconnectBackoff
@@ -55,7 +55,7 @@ class Discovery:
         request_timeout: float,
         reconnect_interval: float,
         max_reconnect_interval: float,
-        auth_secret: Any = None,
+        auth_secret: str | bytes | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.reader = reader
@@ -79,7 +79,7 @@ class Discovery:
         self._not_before: dict[str, float] = {}  # address -> loop time of the next allowed attempt
         self.failure_text: dict[str, str] = {}  # address -> its last failure, until it connects
         self._timers: set[asyncio.TimerHandle] = set()
-        self._query_task: asyncio.Task | None = None
+        self._query_task: asyncio.Task[None] | None = None
         self._poll_timer: asyncio.TimerHandle | None = None
         self.stopped = False
 
@@ -108,7 +108,7 @@ class Discovery:
     def _loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
 
-    def _later(self, delay: float, callback: Any, *args: Any) -> None:
+    def _later(self, delay: float, callback: Callable[..., object], *args: Any) -> None:
         def fire() -> None:
             self._timers.discard(handle)
             if not self.stopped:

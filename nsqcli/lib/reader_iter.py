@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, AsyncIterator
 from .message import Message
 
 if TYPE_CHECKING:
+    from .conn import AsyncConn
     from .reader import Reader
 
 __all__ = ["Inbox", "MessageStream"]
@@ -67,7 +68,7 @@ class Inbox:
         self.buffer: deque[Message] = deque()
         self.streams = 0  # open streams; the Reader sends RDY only while there is one
         self.closed = bool(reader._closing)
-        self._waiters: deque[asyncio.Future] = deque()
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self._reader = reader
 
     # ---- the Reader's side ------------------------------------------------------------------
@@ -82,7 +83,7 @@ class Inbox:
         else:
             _give_back(message)
 
-    def forget(self, conn: Any) -> None:
+    def forget(self, conn: AsyncConn) -> None:
         """``conn`` closed: its buffered messages are nsqd's again (it redelivers them), and an
         answer could not reach it any more, so they are not handed out."""
         buffer = self.buffer
@@ -129,7 +130,7 @@ class Inbox:
                 return buffer.popleft()
             if not ticket.open or self.closed:
                 raise StopAsyncIteration
-            waiter = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
                 await waiter

@@ -57,7 +57,7 @@ class _Shutdown:
         self.io_loop = io_loop
         self.drain_timeout = drain_timeout
         self.signals_seen = 0
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
     def on_signal(self, signum: int) -> None:
         self.signals_seen += 1

@@ -9,7 +9,7 @@ code in the wild passes ``cert_reqs``, ``ca_certs``, ``certfile``, ``keyfile``, 
 from __future__ import annotations
 
 import ssl
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import re
 
@@ -48,7 +48,10 @@ def _ssl_reason(exc: BaseException) -> str:
     return text
 
 
-def _load(what: str, path: str | None, load: Any) -> Any:
+T = TypeVar("T")
+
+
+def _load(what: str, path: str | None, load: Callable[[], T]) -> T:
     try:
         return load()
     except (ssl.SSLError, OSError) as exc:

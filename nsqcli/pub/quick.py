@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from nsqcli.cli.values import split_host_port, user_agent
 
@@ -241,4 +241,5 @@ def _connect(host: str, port: int, timeout: float) -> socket.socket:
 
 
 def stdin_stream() -> IO[bytes]:
-    return getattr(sys.stdin, "buffer", sys.stdin)
+    # a stand-in stdin without a binary buffer (a test's) is used as it is
+    return cast("IO[bytes]", getattr(sys.stdin, "buffer", sys.stdin))

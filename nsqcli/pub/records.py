@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from typing import IO, Any, AsyncIterator, Callable
+from typing import IO, Any, AsyncIterator, Callable, cast
 
 CHUNK_SIZE = 128 * 1024
 QUEUE_CHUNKS = 2
@@ -24,8 +24,8 @@ class SourceError(OSError):
 
 def open_source(path: str) -> IO[bytes]:
     if path == "-":
-        stdin = sys.stdin
-        return getattr(stdin, "buffer", stdin)
+        stdin = sys.stdin  # a stand-in stdin without a binary buffer (a test's) is used as it is
+        return cast("IO[bytes]", getattr(stdin, "buffer", stdin))
     try:
         return open(path, "rb")
     except OSError as exc:
@@ -147,8 +147,12 @@ async def records_from(
     def stop() -> bool:
         return bool(shutdown is not None and shutdown.requested)
 
+    def stop_current() -> None:
+        if current:
+            current[-1].stop()
+
     if shutdown is not None:
-        shutdown.add_callback(lambda: current and current[-1].stop())
+        shutdown.add_callback(stop_current)
     for path in paths:
         stream = open_source(path)
         reader = ChunkReader(stream, "stdin" if path == "-" else path)

@@ -64,9 +64,10 @@ class RangeSet:
         stops[i:j] = [stop]
 
     def add_numbers(self, numbers: Iterable[int]) -> None:
-        run_start = run_stop = None
+        run_start: int | None = None  # the run being collected, [run_start, run_stop)
+        run_stop = 0
         for n in numbers:
-            if run_stop == n:
+            if run_start is not None and run_stop == n:
                 run_stop += 1
                 continue
             if run_start is not None:

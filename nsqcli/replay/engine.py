@@ -87,9 +87,10 @@ class TopicSink:
         if numbers.listed is None:
             self._ack_run(numbers.first, numbers.first + count)
             return
-        run_start = prev = None
+        run_start: int | None = None  # the run being collected, run_start .. prev
+        prev = 0
         for n in numbers.listed:
-            if prev is not None and n == prev + 1:
+            if run_start is not None and n == prev + 1:
                 prev = n
                 continue
             if run_start is not None:
@@ -194,6 +195,7 @@ class Replay:
         sink = self.sinks.get(topic)
         if sink is None:
             sink = TopicSink(topic, None, self._acknowledged)
+            assert self.make_publisher is not None, "a dry run publishes nothing"
             sink.publisher = self.make_publisher(topic, sink.acknowledged)
             self.sinks[topic] = sink
             await sink.publisher.start()
@@ -300,9 +302,10 @@ class Replay:
         resolver = c.resolver
         since, until, timing = c.since_ns, c.until_ns, c.timing
         check_done = bool(done) and done.overlaps(chunk.start, chunk.start + chunk.count)
-        group_topic: str | None = None
+        group_topic = ""  # the topic of the bodies collected (none yet)
         bodies: list[bytes] = []
         numbers: list[int] = []
+        assert chunk.records is not None and chunk.numbers is not None  # as every jsonl chunk
         for body, record, number in zip(chunk.bodies, chunk.records, chunk.numbers):
             if check_done and number in done:
                 self.totals.resumed += 1

@@ -8,6 +8,7 @@ adds a lossless record format that carries what ``nsq-replay`` needs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -137,8 +138,8 @@ class ToFile:
         archiver = TopicArchiver(topic, file, fmt=c.format,
                                  max_in_flight=c.max_in_flight, skip_empty_files=c.skip_empty_files,
                                  sync_in_background=True)
-        archiver.on_error = lambda exc, t=topic: self._on_error(t, exc)
-        reader_kwargs = {"max_tries": 0}  # never drop a message (go-nsq gives up after 5)
+        archiver.on_error = functools.partial(self._on_error, topic)
+        reader_kwargs: dict[str, Any] = {"max_tries": 0}  # never drop a message (go-nsq gives up after 5)
         reader_kwargs.update(self.settings.reader_kwargs)
         reader_kwargs["max_in_flight"] = c.max_in_flight
         make_reader = Reader if self.guard is None else self.guard.reader

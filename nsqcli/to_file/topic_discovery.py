@@ -7,10 +7,10 @@ skipped (an incomplete list must not look like "no new topics"); topics are neve
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import Iterable
 
+from nsqcli.cli.nsq_http import parse_names
 from nsqcli.lib.lookupd import ACCEPT_HEADER, LookupdError, lookup_url
 
 
@@ -23,16 +23,7 @@ def topics_url(address: str) -> str:
 
 def parse_topics(body: bytes | str) -> list[str]:
     """Topic names from a ``/topics`` answer (v1 ``{"topics": [...]}`` or pre-1.0 wrapped)."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):  # Recursion: "[[[[..." too deep
-        raise LookupdError(f"/topics response is not JSON: {body[:100]!r}") from None
-    if isinstance(data, dict) and "topics" not in data and isinstance(data.get("data"), dict):
-        data = data["data"]
-    topics = data.get("topics") if isinstance(data, dict) else None
-    if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
-        raise LookupdError(f"/topics response has no topic list: {str(data)[:100]}")
-    return topics
+    return parse_names(body, "topics")
 
 
 async def query_topics(addresses: Iterable[str], connect_timeout: float = 2.0,

@@ -15,7 +15,7 @@ def test_mounts_the_standalone_commands():
 def test_help_lists_every_tool(invoke):
     result = invoke(umbrella.cli, ["--help"])
     assert result.exit_code == 0, result
-    for name in ("tail", "pub", "to-file", "replay", "dev-server"):
+    for name in ("tail", "pub", "to-file", "replay", "dev-server", "topic", "channel"):
         assert f"  {name}" in result.stdout
 
 

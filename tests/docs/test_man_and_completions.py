@@ -43,11 +43,11 @@ def _invocations(line: str):
 
 
 def _parse(program: str, args: list[str]) -> None:
-    if program == "nsqcli":
-        sub = GEN_DOCS.cli.get_command(click.Context(GEN_DOCS.cli), args[0])
-        program, args, command = f"nsqcli {args[0]}", args[1:], sub
-    else:
-        command = GEN_DOCS.load_tool(GEN_DOCS.SCRIPTS[program])
+    command = GEN_DOCS.cli if program == "nsqcli" else GEN_DOCS.load_tool(GEN_DOCS.SCRIPTS[program])
+    while isinstance(command, click.Group):  # down to the subcommand that takes the options
+        sub = command.get_command(click.Context(command), args[0])
+        assert sub is not None, (program, args)
+        program, args, command = f"{program} {args[0]}", args[1:], sub
     command.make_context(program, list(args)).close()
 
 
@@ -65,13 +65,21 @@ def test_every_page_has_examples_that_parse():
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 @pytest.mark.parametrize("words, expected", [
-    (["nsqcli", ""], {"tail", "pub", "to-file", "replay", "dev-server"}),
+    (["nsqcli", ""], {"tail", "pub", "to-file", "replay", "dev-server", "topic", "channel",
+                      "stat"}),
     (["nsqcli", "tail", "--to"], {"--topic"}),
     (["nsqcli", "to-file", "--gz"], {"--gzip", "--gzip-level"}),
     (["nsqcli", "tail", "--format", ""], {"raw", "json"}),
     (["nsqcli", "-v", "pub", "-0", "--ra"], {"--rate"}),
     (["nsqcli", "dev-server", "--no-l"], {"--no-lookupd"}),
     (["nsqcli", "--ver"], {"--version"}),
+    (["nsqcli", "topic", ""], {"create", "delete", "empty", "pause", "unpause", "list"}),
+    (["nsqcli", "-v", "channel", "--he"], {"--help"}),
+    (["nsqcli", "topic", "delete", "--y"], {"--yes"}),
+    (["nsqcli", "topic", "create", "--all"], {"--all-nodes"}),
+    (["nsqcli", "channel", "create", "--to"], {"--topic"}),
+    (["nsqcli", "channel", "pause", "--topic", "events", "--dry"], {"--dry-run"}),
+    (["nsqcli", "topic", "pause", "ev"], set()),  # a name: no file names offered
 ])
 def test_the_umbrella_bash_completion_completes_subcommand_options(words, expected):
     script = (f"source {shlex.quote(str(ROOT / 'completions' / 'bash' / 'nsqcli'))}\n"
@@ -87,7 +95,12 @@ def test_the_umbrella_bash_completion_completes_subcommand_options(words, expect
     ("nsqcli tail --to", {"--topic"}),
     ("nsqcli to-file --gz", {"--gzip", "--gzip-level"}),
     ("nsqcli tail --format ", {"raw", "json"}),
-    ("nsqcli ", {"tail", "pub", "to-file", "replay", "dev-server"}),
+    ("nsqcli ", {"tail", "pub", "to-file", "replay", "dev-server", "topic", "channel",
+                 "stat"}),
+    ("nsqcli topic ", {"create", "delete", "empty", "pause", "unpause", "list"}),
+    ("nsqcli topic delete --y", {"--yes"}),
+    ("nsqcli channel create --to", {"--topic"}),
+    ("nsqcli channel create --topic events --all", {"--all-nodes"}),
 ])
 def test_the_umbrella_fish_completion_completes_subcommand_options(line, expected):
     path = ROOT / "completions" / "fish" / "nsqcli.fish"
@@ -99,7 +112,7 @@ def test_the_umbrella_fish_completion_completes_subcommand_options(line, expecte
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="no zsh")
-@pytest.mark.parametrize("sub", ["tail", "pub", "to-file", "replay", "dev-server"])
+@pytest.mark.parametrize("sub", ["tail", "pub", "to-file", "replay", "dev-server", "stat"])
 def test_the_umbrella_zsh_completion_hands_each_subcommand_its_options(sub):
     """zsh's _arguments replaced by a stand-in that names the subcommand (as _arguments -C does
     for '1:command:...') and prints the option specs the subcommand's function passes."""
@@ -113,6 +126,26 @@ def test_the_umbrella_zsh_completion_hands_each_subcommand_its_options(sub):
     names = {name for option in GEN_DOCS._options_of(command) for name in option.opts}
     assert all(any(name in spec for spec in specs) for name in names), (sub, specs)
     assert subprocess.run(["zsh", "-n", str(path)]).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="no zsh")
+@pytest.mark.parametrize("group, sub", [("topic", "delete"), ("channel", "create")])
+def test_the_umbrella_zsh_completion_hands_nested_subcommands_their_options(group, sub):
+    """As above, one level down: the stand-in names the group at the first _arguments -C, the
+    subcommand at the second."""
+    path = ROOT / "completions" / "zsh" / "_nsqcli"
+    script = (f"words=({group} {sub}); n=0\n"
+              "_arguments() { if [[ $1 == -C ]]; then n=$((n + 1)); state=args; "
+              "line=(${words[$n]}); return 0; fi; print -rl -- \"$@\"; }\n"
+              f"source {shlex.quote(str(path))}\n")
+    result = subprocess.run(["zsh", "-f", "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    specs = "\n".join(result.stdout.splitlines())
+    command = GEN_DOCS.cli.get_command(click.Context(GEN_DOCS.cli), group)
+    options = GEN_DOCS._options_of(command.get_command(click.Context(command), sub))
+    assert all(name in specs for option in options for name in option.opts), (sub, specs)
+    other = "--all-nodes" if sub == "delete" else "--yes"
+    assert other not in specs, specs  # another subcommand's option
 
 
 @pytest.mark.slow

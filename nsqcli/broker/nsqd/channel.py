@@ -46,8 +46,8 @@ class Channel:
         self._memory_limit = nsqd.options.mem_queue_size
         self.in_flight: dict[bytes, Message] = {}
         self.deferred: dict[bytes, Message] = {}
-        self._in_flight_heap: list = []
-        self._deferred_heap: list = []
+        self._in_flight_heap: list[tuple[float, int, Message]] = []
+        self._deferred_heap: list[tuple[float, int, Message]] = []
         self._generations = itertools.count(1)
         self.clients: dict[int, "ClientV2"] = {}
         self.paused = False

@@ -131,6 +131,7 @@ class DiskQueue:
     def _write(self, parts: list[bytes], count: int) -> None:
         data = b"".join(parts)
         fd = self._write_fd
+        assert fd is not None  # put() opened the segment
         written = 0
         try:
             while written < len(data):
@@ -354,6 +355,7 @@ class DiskQueue:
             added, valid_end, size = self._scan_segment(number, start)
             if valid_end is None:  # shorter than the state says: count it all again
                 added, valid_end, size = self._scan_segment(number, 0)
+                assert valid_end is not None  # a scan from 0 always ends somewhere
                 counts[number] = 0
                 if number == numbers[0]:
                     read_offset = consumed = 0

@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote_to_bytes
 
@@ -320,9 +321,9 @@ class API:
         """(status, headers, body) for one request."""
         v1_headers = {"X-NSQ-Content-Type": "nsq; version=1.0"}
         if self.nsqd.options.tls_required_http and not req.over_tls:
-            body = json.dumps({"message": "TLS_REQUIRED", "https_port": self.nsqd.https_port})
+            refusal = json.dumps({"message": "TLS_REQUIRED", "https_port": self.nsqd.https_port})
             return 403, {**v1_headers, "Content-Type": "application/json; charset=utf-8"}, \
-                body.encode()
+                refusal.encode()
         methods, req.opt = self._route(req.path)
         if methods is None:
             return _error(404, "NOT_FOUND")
@@ -440,7 +441,7 @@ def start_http_servers(nsqd: "NSQD") -> list[tuple[tornado.httpserver.HTTPServer
     app = tornado.web.Application([(r".*", _Handler, {"api": API(nsqd)})],
                                   log_function=lambda handler: None)
     max_body = max(100 * 1024 * 1024, 2 * nsqd.options.max_body_size)
-    listeners = [(nsqd.options.http_address, None)]
+    listeners: list[tuple[str, ssl.SSLContext | None]] = [(nsqd.options.http_address, None)]
     if nsqd.ssl_context is not None and nsqd.options.https_address:
         listeners.append((nsqd.options.https_address, nsqd.ssl_context))
     started: list[tuple[tornado.httpserver.HTTPServer, int]] = []

@@ -123,9 +123,9 @@ class LookupPeer:
 
     async def _connect(self) -> None:
         host, port = parse_address(self.address)
-        self._reader, self._writer = await asyncio.wait_for(
+        self._reader, self._writer = reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port), DIAL_TIMEOUT)
-        self._writer.write(MAGIC_V1)
+        writer.write(MAGIC_V1)
         identity = {
             "broadcast_address": self.nsqd.options.broadcast_address,
             "hostname": socket.gethostname(),

@@ -61,7 +61,7 @@ class NSQD:
         self.http_port = 0
         self.https_port = 0  # 0: no HTTPS listener
         self.start_time = int(time.time())
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._client_ids = 0
         self._tcp_server: asyncio.base_events.Server | None = None
         self._http_servers: list[Any] = []
@@ -122,6 +122,7 @@ class NSQD:
         for peer in self._lookup_peers:
             await peer.stop()
         self._lookup_peers = []
+        assert self._tcp_server is not None  # started: running
         await stop_accepting(self._tcp_server)
         self._tcp_server.close()
         for server in self._http_servers:
@@ -147,9 +148,15 @@ class NSQD:
 
     # ---------------------------------------------------------------- the data path
 
+    def _datapath(self) -> DataPath:
+        """The data path, locked by start() (its users all run after start())."""
+        if self.data is None:
+            raise RuntimeError("nsqd has no data path before start()")
+        return self.data
+
     def _load_metadata(self) -> None:
         """Topics, channels and their paused state from the data path (nsqd's LoadMetadata)."""
-        for entry in self.data.load():
+        for entry in self._datapath().load():
             if not valid_topic_name(entry.name):
                 log.warning("skipping creation of invalid topic %s", entry.name)
                 continue
@@ -170,14 +177,14 @@ class NSQD:
             for topic in self.topics.values():
                 topic.shutdown()
             self.topics.clear()
-            self.data.unlock()
+            self._datapath().unlock()
 
     def open_backend(self, topic: str, channel: str | None = None) -> Any:
         """Where a topic's (or channel's) messages beyond mem_queue_size go."""
         if is_ephemeral(topic if channel is None else channel):
             return DiscardQueue()
         opts = self.options
-        return MessageDiskQueue(self.data.queue_path(topic, channel),
+        return MessageDiskQueue(self._datapath().queue_path(topic, channel),
                                 max_bytes_per_file=opts.max_bytes_per_file,
                                 max_record_size=opts.max_msg_size + MESSAGE_OVERHEAD,
                                 sync_every=opts.sync_every,
@@ -199,7 +206,7 @@ class NSQD:
                                                    for c in t.channels.values() if not c.ephemeral])
                   for t in self.topics.values() if not t.ephemeral]
         try:
-            self.data.save(topics)
+            self._datapath().save(topics)
         except OSError as error:
             log.error("failed to persist metadata - %s", error)
 

@@ -9,7 +9,7 @@ Frame layout::
 from __future__ import annotations
 
 from struct import Struct
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 
 from .constants import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -26,6 +26,8 @@ _MESSAGE_HEADER = Struct(">qH16s")
 _MESSAGE_FRAME_HEADER = Struct(">lLqH16s")  # size, frame type, then the message header
 _MESSAGE_DATA = 8 + MESSAGE_HEADER_SIZE  # offset of a message body from the frame start
 _MIN_MESSAGE_SIZE = 4 + MESSAGE_HEADER_SIZE  # frame size of a message with an empty body
+
+T = TypeVar("T")
 
 FRAME_TYPES = (FRAME_TYPE_RESPONSE, FRAME_TYPE_ERROR, FRAME_TYPE_MESSAGE)
 
@@ -182,7 +184,7 @@ class FrameBuffer:
         self._pos = end
         return frame_type, buf[pos + 8:end]
 
-    def next_messages(self, make: Callable[[bytes, bytes, int, int], Any], out: list) -> tuple[int, bytes] | None:
+    def next_messages(self, make: Callable[[bytes, bytes, int, int], T], out: list[T]) -> tuple[int, bytes] | None:
         """The fast path while subscribed: decode every message frame at the front of the buffer
         into ``out`` as ``make(id, body, timestamp, attempts)``, then return the next other frame
         like :meth:`next_frame` (None when no complete frame is left)."""
@@ -212,7 +214,7 @@ class FrameBuffer:
 
     def frames(self) -> list[tuple[int, bytes]]:
         """Every complete frame buffered now."""
-        out = []
+        out: list[tuple[int, bytes]] = []
         nxt = self.next_frame
         while True:
             frame = nxt()
