@@ -1,13 +1,16 @@
-"""The broker a benchmark runs against: an external nsqd, the embedded nsqd or the lean peer.
+"""The broker a benchmark runs against: an external nsqd, a real nsqd binary the harness
+starts, the embedded nsqd or the lean peer.
 
 The embedded nsqd and the peer run as their own processes (so the measured client has a core to
 itself on a 2-core machine); both print one JSON line with their ports when they are listening.
+The real nsqd is started like the test fixtures start it (free ports, a temporary --data-path).
 Every broker is driven through nsqd's HTTP API, which the peer imitates for the calls used here.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -18,9 +21,11 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from struct import Struct
+from typing import Any
 
 _INT32 = Struct(">l")
-BROKER_KINDS = ("embedded", "peer")
+BROKER_KINDS = ("embedded", "peer", "real")
+REPO = Path(__file__).resolve().parent.parent
 
 
 class BrokerUnavailable(RuntimeError):
@@ -29,15 +34,22 @@ class BrokerUnavailable(RuntimeError):
 
 @dataclass
 class Broker:
-    kind: str  # "external", "embedded" or "peer"
+    kind: str  # "external", "real", "embedded" or "peer"
     tcp_address: str
     http_address: str
     process: subprocess.Popen | None = field(default=None, repr=False)
+    daemon: Any = field(default=None, repr=False)  # the real nsqd (nsqcli.broker.daemons)
+    version: str = ""  # the real nsqd's, e.g. "v1.3.0"
 
     @property
     def label(self) -> str:
-        return {"external": f"nsqd {self.tcp_address}", "embedded": "embedded nsqd",
-                "peer": "bench peer"}[self.kind]
+        return {"external": f"nsqd {self.tcp_address}", "real": f"real nsqd {self.version}",
+                "embedded": "embedded nsqd", "peer": "bench peer"}[self.kind]
+
+    @property
+    def is_nsqd(self) -> bool:
+        """A real nsqd (started here or external): where Go's apps are measured."""
+        return self.kind in ("external", "real")
 
     # -- HTTP API ------------------------------------------------------------------------
     def http(self, method: str, path: str, **params: str) -> bytes:
@@ -113,6 +125,8 @@ class Broker:
         return published
 
     def stop(self) -> None:
+        if self.daemon is not None:
+            self.daemon.cleanup()  # stops it and removes its --data-path
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -153,7 +167,7 @@ def _spawn(argv: list[str], what: str) -> tuple[subprocess.Popen, dict]:
     # the broker's diagnostics go to a temporary file: a pipe nobody reads could fill up
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log,
-                               cwd=Path(__file__).resolve().parent.parent)
+                               cwd=REPO)
     line = process.stdout.readline()
     try:
         ports = json.loads(line)
@@ -169,10 +183,51 @@ def _spawn(argv: list[str], what: str) -> tuple[subprocess.Popen, dict]:
     return process, ports
 
 
-def start_broker(kind: str) -> Broker:
-    """Start the embedded nsqd or the peer on free ports as a child process."""
+def find_nsq_bin(given: str | None = None) -> Path | None:
+    """The directory of NSQ's binaries (nsqd and Go's apps): ``given`` (``--nsq-bin``), else
+    that of NSQCLI_TEST_NSQD, else ../shared/nsq/bin next to the repository; None if none has
+    an nsqd."""
+    if given:
+        return Path(given)
+    test_nsqd = os.environ.get("NSQCLI_TEST_NSQD")
+    for candidate in ([Path(test_nsqd).parent] if test_nsqd else []) + [
+            REPO.parent / "shared" / "nsq" / "bin"]:
+        if os.access(candidate / "nsqd", os.X_OK):
+            return candidate
+    return None
+
+
+def _start_real(nsq_bin: Path | None, options: dict[str, Any]) -> Broker:
+    from nsqcli.broker.daemons import UnsupportedOption, nsqd_process
+
+    nsqd = nsq_bin / "nsqd" if nsq_bin else None
+    if nsqd is None or not os.access(nsqd, os.X_OK):
+        where = f"no nsqd in {nsq_bin}" if nsq_bin else (
+            "no --nsq-bin, NSQCLI_TEST_NSQD or ../shared/nsq/bin/nsqd")
+        raise BrokerUnavailable(where)
+    version = subprocess.run([str(nsqd), "--version"], capture_output=True, text=True,
+                             timeout=30).stdout.split()
+    try:
+        daemon = nsqd_process(str(nsqd), options)
+    except UnsupportedOption as exc:
+        raise BrokerUnavailable(str(exc)) from None
+    try:
+        ports = daemon.start()
+    except RuntimeError as exc:
+        daemon.cleanup()
+        raise BrokerUnavailable(str(exc).splitlines()[0]) from None
+    return Broker("real", f"127.0.0.1:{ports['tcp']}", f"127.0.0.1:{ports['http']}",
+                  daemon=daemon, version=version[1] if len(version) > 1 else "")
+
+
+def start_broker(kind: str, nsq_bin: Path | None = None,
+                 nsqd_options: dict[str, Any] | None = None) -> Broker:
+    """Start the embedded nsqd or the peer on free ports as a child process, or the real nsqd
+    of ``nsq_bin`` (with ``nsqd_options``: the fixtures' option names, e.g. mem_queue_size)."""
     if kind not in BROKER_KINDS:
         raise ValueError(f"unknown broker {kind!r}: choose from {', '.join(BROKER_KINDS)}")
+    if kind == "real":
+        return _start_real(nsq_bin, nsqd_options or {})
     module = "bench.peer" if kind == "peer" else "bench.embedded"
     process, ports = _spawn([sys.executable, "-m", module], kind)
     return Broker(kind, f"127.0.0.1:{ports['tcp_port']}", f"127.0.0.1:{ports['http_port']}",

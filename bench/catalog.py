@@ -1,4 +1,5 @@
-"""Every workload the harness knows: what it measures, its pynsq baseline and issue 7's target."""
+"""Every workload the harness knows: what it measures, its pynsq and Go baselines and issue 7's
+target."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ class Workload:
     target: float | None = None  # issue 7's target, in ``unit``
     is_baseline: bool = False
     fixed_n: int | None = None  # workloads that ignore -n (one message)
+    go_baseline: str | None = None  # the Go app's workload this one is compared with
+    is_go: bool = False  # one of Go's apps: measured on a real nsqd only
 
     @property
     def higher_is_better(self) -> bool:
@@ -46,11 +49,12 @@ def _rss(tool: Callable[[Context, int, int], Sample]) -> Callable[[Context, int,
 
 WORKLOADS = [
     Workload("nsq-pub", "stdin lines -> topic, all acknowledged (nsq-pub)", tools.nsq_pub,
-             baseline="pynsq-writer", target=650_000),
+             baseline="pynsq-writer", target=650_000, go_baseline="go-to_nsq"),
     Workload("nsq-tail", "topic -> /dev/null (nsq-tail -n N)", tools.nsq_tail,
-             baseline="pynsq-reader", target=245_000),
+             baseline="pynsq-reader", target=245_000, go_baseline="go-nsq_tail"),
     Workload("nsq-to-file", "topic -> file, FIN after fsync, --sync-interval 1s (nsq-to-file)",
-             tools.nsq_to_file, baseline="pynsq-reader", target=125_000),
+             tools.nsq_to_file, baseline="pynsq-reader", target=125_000,
+             go_baseline="go-nsq_to_file"),
     Workload("nsq-to-file-30s", "nsq-to-file with --sync-interval 30s (drain must stay < 1 s)",
              tools.nsq_to_file_sync_30s, baseline="pynsq-reader"),
     Workload("nsq-to-file-mif1000", "nsq-to-file with --max-in-flight 1000 (fdatasync per <= 1000)",
@@ -91,6 +95,12 @@ WORKLOADS = [
              fixed_n=library.FEW_RDY_N),
     Workload("pynsq-one", "pynsq 0.9.1: one message published, process start to exit",
              library.pynsq_one_message, unit="ms", is_baseline=True, fixed_n=1),
+    Workload("go-to_nsq", "Go's to_nsq: stdin lines -> topic, one PUB at a time, each awaited "
+             "(its only mode)", tools.go_to_nsq, is_baseline=True, is_go=True),
+    Workload("go-nsq_tail", "Go's nsq_tail -n N -> /dev/null (exits before FINing its last "
+             "in-flight messages)", tools.go_nsq_tail, is_baseline=True, is_go=True),
+    Workload("go-nsq_to_file", "Go's nsq_to_file --sync-interval 1s (FIN after sync)",
+             tools.go_nsq_to_file, is_baseline=True, is_go=True),
 ]
 
 BY_NAME = {w.name: w for w in WORKLOADS}
@@ -98,8 +108,9 @@ BY_NAME = {w.name: w for w in WORKLOADS}
 DEFAULT = [w.name for w in WORKLOADS if not w.name.startswith("rss-") and w.name != "lib-reader-few-rdy"]
 
 
-def select(names: list[str], with_baselines: bool = True) -> list[Workload]:
-    """The named workloads in catalogue order, plus the baselines they are compared with."""
+def select(names: list[str], with_baselines: bool = True, with_go: bool = False) -> list[Workload]:
+    """The named workloads in catalogue order, plus the pynsq baselines they are compared with
+    and, ``with_go``, Go's apps."""
     if "all" in names:
         names = [w.name for w in WORKLOADS if not w.is_baseline]
     unknown = [n for n in names if n not in BY_NAME]
@@ -109,4 +120,6 @@ def select(names: list[str], with_baselines: bool = True) -> list[Workload]:
     wanted = set(names)
     if with_baselines:
         wanted |= {BY_NAME[n].baseline for n in names if BY_NAME[n].baseline}
+    if with_baselines and with_go:
+        wanted |= {BY_NAME[n].go_baseline for n in names if BY_NAME[n].go_baseline}
     return [w for w in WORKLOADS if w.name in wanted]

@@ -1,4 +1,5 @@
-"""The results table (markdown): medians with min-max, CPU, peak RSS, ratio against pynsq."""
+"""The results table (markdown): medians with min-max, CPU, peak RSS, ratios against pynsq and
+against Go's apps."""
 
 from __future__ import annotations
 
@@ -84,8 +85,8 @@ def table(results: list[Result]) -> str:
     by_key = {(r.broker, r.workload.name): r for r in results}
     lines = [
         "| broker | workload | N x size | result: median (min-max) | CPU s | peak RSS | vs pynsq "
-        "| target |",
-        "|---|---|---|---|---|---|---|---|",
+        "| vs Go | target |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         workload = result.workload
@@ -94,7 +95,7 @@ def table(results: list[Result]) -> str:
             size = f"{result.size} B"
         if not result.ok:
             lines.append(f"| {result.broker} | {workload.name} | {size} | {result.status} "
-                         f"| | | | |")
+                         f"| | | | | |")
             continue
         cpu = statistics.median(s.cpu for s in result.samples)
         cpu_cell = f"{cpu:.2f}"
@@ -102,9 +103,11 @@ def table(results: list[Result]) -> str:
             cpu_cell += f" ({cpu * 1e6 / result.n:.1f} µs/msg)"
         rss = max(s.peak_rss_kib for s in result.samples) / 1024
         baseline = by_key.get((result.broker, workload.baseline)) if workload.baseline else None
+        go = by_key.get((result.broker, workload.go_baseline)) if workload.go_baseline else None
         lines.append(
             f"| {result.broker} | {workload.name} | {size} | {_value_cell(result)} | {cpu_cell} "
-            f"| {rss:.1f} MiB | {_ratio_cell(result, baseline)} | {_target_cell(result)} |"
+            f"| {rss:.1f} MiB | {_ratio_cell(result, baseline)} | {_ratio_cell(result, go)} "
+            f"| {_target_cell(result)} |"
         )
     return "\n".join(lines)
 
@@ -117,6 +120,7 @@ def as_json(results: list[Result]) -> list[dict]:
         row = {"broker": result.broker, "workload": workload.name, "n": result.n,
                "size": result.size, "unit": workload.unit, "status": result.status,
                "target": workload.target, "baseline": workload.baseline,
+               "go_baseline": workload.go_baseline,
                "samples": [{"value": s.value, "cpu_s": s.cpu, "peak_rss_kib": s.peak_rss_kib,
                             **{k: v for k, v in s.extra.items() if k != "rss_by_n"},
                             **({"rss_by_n": {str(k): v for k, v in s.extra["rss_by_n"].items()}}

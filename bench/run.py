@@ -14,7 +14,9 @@ import traceback
 from pathlib import Path
 
 from . import catalog, measure
-from .brokers import BROKER_KINDS, Broker, BrokerUnavailable, external_broker, start_broker
+from .brokers import (
+    BROKER_KINDS, Broker, BrokerUnavailable, external_broker, find_nsq_bin, start_broker,
+)
 from .report import Result, as_json, legend, table
 from .workloads import Context, Unavailable, VerificationFailed
 
@@ -23,7 +25,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Throughput, CPU and memory of nsqcli's tools and library, side by side with "
-                    "pynsq 0.9.1 measured in the same run on the same broker.")
+                    "pynsq 0.9.1 (and, on a real nsqd, Go's to_nsq, nsq_tail and nsq_to_file) "
+                    "measured in the same run on the same broker.")
     parser.add_argument("-w", "--workloads", default=",".join(catalog.DEFAULT),
                         help="comma-separated workloads, or 'all' (default: all but rss-* and "
                              "lib-reader-few-rdy); "
@@ -33,7 +36,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3, help="runs per workload (default 3)")
     parser.add_argument("--broker", default="embedded",
                         help=f"comma-separated brokers to start: {', '.join(BROKER_KINDS)} "
-                             "(default embedded; ignored with --nsqd-tcp-address)")
+                             "(default embedded; real: the nsqd binary of --nsq-bin; ignored "
+                             "with --nsqd-tcp-address)")
+    parser.add_argument("--nsq-bin", metavar="DIR",
+                        help="directory of NSQ's binaries (nsqd and Go's apps) for --broker real "
+                             "and the Go columns (default: the directory of NSQCLI_TEST_NSQD, "
+                             "else ../shared/nsq/bin next to the repository)")
+    parser.add_argument("--nsqd-option", metavar="NAME=VALUE", action="append", default=[],
+                        help="--broker real: an nsqd option by the test fixtures' name, e.g. "
+                             "mem_queue_size=1000000 (--mem-queue-size); repeatable")
     parser.add_argument("--nsqd-tcp-address", help="use this external nsqd (HOST:PORT)")
     parser.add_argument("--nsqd-http-address", help="its HTTP address (required with the above)")
     parser.add_argument("--window", type=int, default=1000,
@@ -43,7 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rss-counts", default="100000,1000000",
                         help="rss-* workloads: message counts (default 100000,1000000)")
     parser.add_argument("--no-baselines", action="store_true",
-                        help="do not add the pynsq baselines of the selected workloads")
+                        help="do not add the pynsq and Go baselines of the selected workloads")
     parser.add_argument("--output", help="also write the report (markdown) to this file")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--profile", metavar="DIR",
@@ -56,16 +67,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("n", "size", "repeats", "window", "max_in_flight"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    try:
-        args.selected = catalog.select([w for w in args.workloads.split(",") if w],
-                                       with_baselines=not args.no_baselines)
-        args.rss_counts = tuple(int(c) for c in args.rss_counts.split(","))
-    except ValueError as exc:
-        parser.error(str(exc))
     args.brokers = [b for b in args.broker.split(",") if b]
     unknown = [b for b in args.brokers if b not in BROKER_KINDS]
     if unknown:
         parser.error(f"unknown broker {', '.join(unknown)}: choose from {', '.join(BROKER_KINDS)}")
+    on_nsqd = bool(args.nsqd_tcp_address) or "real" in args.brokers  # where Go's apps run
+    try:
+        args.selected = catalog.select([w for w in args.workloads.split(",") if w],
+                                       with_baselines=not args.no_baselines, with_go=on_nsqd)
+        args.rss_counts = tuple(int(c) for c in args.rss_counts.split(","))
+    except ValueError as exc:
+        parser.error(str(exc))
+    args.nsq_bin = find_nsq_bin(args.nsq_bin)
+    args.nsqd_options = {}
+    for option in args.nsqd_option:
+        name, sep, value = option.partition("=")
+        if not sep or not name:
+            parser.error(f"--nsqd-option wants NAME=VALUE, not {option!r}")
+        args.nsqd_options[name] = (int(value) if value.isdigit() else
+                                   {"true": True, "false": False}.get(value.lower(), value))
     return args
 
 
@@ -97,9 +117,12 @@ def run_workload(ctx: Context, result: Result, repeats: int) -> None:
 
 def run_on_broker(broker: Broker, args: argparse.Namespace, workdir: Path) -> list[Result]:
     ctx = Context(broker, workdir, window=args.window, max_in_flight=args.max_in_flight,
-                  rss_counts=args.rss_counts)
+                  rss_counts=args.rss_counts, nsq_bin=args.nsq_bin)
     results = []
     for workload in args.selected:
+        if workload.is_go and not broker.is_nsqd:
+            log(f"[{broker.label}] {workload.name}: skipped (Go's apps run on a real nsqd only)")
+            continue
         n = workload.fixed_n or args.n
         result = Result(workload, broker.label, n, args.size)
         log(f"[{broker.label}] {workload.name} ({workload.title})")
@@ -126,8 +149,10 @@ PREAMBLE = """# nsqcli benchmark results (issue 7)
 Produced by `python -m bench` (see bench/README.md). Every figure names its broker: the lean
 measurement peer (`bench peer`: acknowledges at once and streams pre-encoded messages, so the
 client's own cost is what is measured), the embedded nsqd (a Python broker sharing the machine's
-cores, which bounds several rows) or an external nsqd. Every run verified its counts (all
-published messages acknowledged; every consumed message FINed exactly once)."""
+cores, which bounds several rows), a real nsqd binary started by the harness (`real nsqd`) or an
+external nsqd; on a real nsqd Go's apps are measured too ("vs Go": ours / Go's). Every run
+verified its counts (all published messages acknowledged; every consumed message FINed exactly
+once, but for Go's nsq_tail, see bench/README.md)."""
 
 
 def header(args: argparse.Namespace, revision: str, load_before: tuple,
@@ -189,11 +214,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for kind in args.brokers:
                 try:
-                    broker = start_broker(kind)
+                    broker = start_broker(kind, args.nsq_bin, args.nsqd_options)
                 except BrokerUnavailable as exc:
                     log(f"broker {kind} unavailable: {exc}")
                     continue
-                measure.profile_process(broker.process.pid, f"broker-{kind}")
+                if broker.process is not None:  # py-spy samples Python, not the Go nsqd
+                    measure.profile_process(broker.process.pid, f"broker-{kind}")
                 try:
                     results += run_on_broker(broker, args, workdir)
                 finally:

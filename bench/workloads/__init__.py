@@ -44,6 +44,7 @@ class Context:
     window: int = 1000
     max_in_flight: int = 2500
     rss_counts: tuple[int, ...] = (100_000, 1_000_000)
+    nsq_bin: Path | None = None  # where Go's apps are (next to the real nsqd)
     counter: int = 0
     _tool_checks: dict = field(default_factory=dict)
 
@@ -61,6 +62,15 @@ class Context:
         if reason:
             raise Unavailable(reason)
         return list(argv)
+
+    def go_app(self, name: str) -> list[str]:
+        """Go's app ``name`` (nsq_tail, to_nsq, nsq_to_file) from ``nsq_bin``, or Unavailable."""
+        if self.nsq_bin is None:
+            raise Unavailable(f"Go's {name}: no NSQ binaries (give --nsq-bin DIR)")
+        path = self.nsq_bin / name
+        if not os.access(path, os.X_OK):
+            raise Unavailable(f"Go's {name} is not in {self.nsq_bin}")
+        return [str(path)]
 
 
 def _check_tool(name: str, flags: tuple[str, ...]) -> tuple[list[str], str]:

@@ -1,10 +1,15 @@
-"""The command-line tools, each run as users run them (console script, whole process timed)."""
+"""The command-line tools, each run as users run them (console script, whole process timed),
+and Go's apps that do the same jobs (to_nsq, nsq_tail, nsq_to_file), run the same way with the
+same flags on the same broker."""
 
 from __future__ import annotations
 
 import shutil
 import statistics
 
+from typing import Callable
+
+from ..brokers import Broker
 from ..measure import run_process
 from . import (
     Context, Sample, VerificationFailed, check_exit, rate, timeout_for, verify_drained,
@@ -14,6 +19,7 @@ from .data import bodies, count_lines, gzip_archive, lines_file, newest_mtime
 
 CHANNEL = "bench"
 ONE_MESSAGE_RUNS = 10
+GO_TAIL_IN_FLIGHT = 200  # nsq_tail's default --max-in-flight
 
 
 def _prefill(ctx: Context, topic: str, n: int, size: int) -> None:
@@ -21,21 +27,30 @@ def _prefill(ctx: Context, topic: str, n: int, size: int) -> None:
     ctx.broker.prefill(topic, bodies(n, size))
 
 
-def nsq_pub(ctx: Context, n: int, size: int) -> Sample:
+def _publish_stdin(ctx: Context, n: int, size: int, argv: list[str], name: str) -> Sample:
     """stdin lines -> topic: msgs/s over the whole process (start to exit, all acknowledged)."""
-    argv = ctx.tool("nsq-pub", "--topic", "--nsqd-tcp-address")
     path = lines_file(ctx.workdir, n, size)
-    topic = ctx.topic("nsq-pub")
+    topic = ctx.topic(name)
     try:
         with open(path, "rb") as stdin:
             run = run_process(argv + ["--topic", topic, "--nsqd-tcp-address",
                                       ctx.broker.tcp_address], stdin=stdin,
                               timeout=timeout_for(n))
-        check_exit(run, "nsq-pub")
+        check_exit(run, name)
         verify_published(ctx.broker, topic, n)
     finally:
         ctx.broker.delete_topic(topic)
     return Sample(rate(n, run.wall), run.cpu, run.peak_rss_kib)
+
+
+def nsq_pub(ctx: Context, n: int, size: int) -> Sample:
+    return _publish_stdin(ctx, n, size, ctx.tool("nsq-pub", "--topic", "--nsqd-tcp-address"),
+                          "nsq-pub")
+
+
+def go_to_nsq(ctx: Context, n: int, size: int) -> Sample:
+    """Go's to_nsq: one PUB per line, each acknowledged before the next (its only mode)."""
+    return _publish_stdin(ctx, n, size, ctx.go_app("to_nsq"), "to_nsq")
 
 
 def nsq_replay(ctx: Context, n: int, size: int) -> Sample:
@@ -53,32 +68,66 @@ def nsq_replay(ctx: Context, n: int, size: int) -> Sample:
     return Sample(rate(n, run.wall), run.cpu, run.peak_rss_kib)
 
 
-def nsq_tail(ctx: Context, n: int, size: int) -> Sample:
-    """topic -> /dev/null with ``-n N``: msgs/s over the whole process; every message FINed once."""
-    argv = ctx.tool("nsq-tail", "--topic", "--channel", "-n")
-    topic = ctx.topic("nsq-tail")
+def _tail(ctx: Context, n: int, size: int, argv: list[str], name: str,
+          verify: Callable[[Broker, str, str, int], None]) -> Sample:
+    """topic -> /dev/null with ``-n N``: msgs/s over the whole process."""
+    topic = ctx.topic(name)
     try:
         _prefill(ctx, topic, n, size)
         run = run_process(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
                                   ctx.broker.tcp_address, "-n", str(n)], stdout_to="/dev/null",
                           timeout=timeout_for(n))
-        check_exit(run, "nsq-tail")
-        verify_drained(ctx.broker, topic, CHANNEL, n)
+        check_exit(run, name)
+        verify(ctx.broker, topic, CHANNEL, n)
     finally:
         ctx.broker.delete_topic(topic)
     return Sample(rate(n, run.wall), run.cpu, run.peak_rss_kib)
 
 
+def nsq_tail(ctx: Context, n: int, size: int) -> Sample:
+    """Every message FINed exactly once."""
+    return _tail(ctx, n, size, ctx.tool("nsq-tail", "--topic", "--channel", "-n"), "nsq-tail",
+                 verify_drained)
+
+
+def go_nsq_tail(ctx: Context, n: int, size: int) -> Sample:
+    """Go's nsq_tail -n exits inside the handler of the N-th message, so what is in flight then
+    (at most its --max-in-flight, 200) is never FINed: it must have exited 0 (N handled) with
+    every message delivered and none delivered twice."""
+    return _tail(ctx, n, size, ctx.go_app("nsq_tail"), "nsq_tail", _verify_go_tail)
+
+
+def _verify_go_tail(broker: Broker, topic: str, channel: str, n: int) -> None:
+    chan = broker.channel_stats(topic, channel) or {}
+    problems = [f"{key}={chan.get(key)} (want {want})" for key, want in
+                (("message_count", n), ("depth", 0), ("requeue_count", 0), ("timeout_count", 0))
+                if chan.get(key) != want]
+    if chan.get("in_flight_count", 0) > GO_TAIL_IN_FLIGHT:
+        problems.append(f"in_flight_count={chan.get('in_flight_count')} "
+                        f"(want <= {GO_TAIL_IN_FLIGHT})")
+    if problems:
+        raise VerificationFailed(f"{topic}/{channel}: " + ", ".join(problems))
+
+
 def nsq_to_file(ctx: Context, n: int, size: int, sync_interval: str = "1s",
                 extra: tuple[str, ...] = ()) -> Sample:
-    """topic -> file with ``--sync-interval 1s`` (FIN after fsync).
-
-    msgs/s runs from the process start until the broker shows the channel fully acknowledged; the
-    tool is then stopped with SIGTERM and its files must hold exactly N lines. ``drain_s`` is the
-    time from the last write to a file (its mtime) to that moment (bounded by the 20 ms poll).
-    """
+    """topic -> file with ``--sync-interval 1s`` (FIN after fsync)."""
     argv = ctx.tool("nsq-to-file", "--topic", "--channel", "--output-dir", "--sync-interval")
-    topic = ctx.topic("nsq-to-file")
+    return _to_file(ctx, n, size, argv, "nsq-to-file", sync_interval, extra)
+
+
+def go_nsq_to_file(ctx: Context, n: int, size: int) -> Sample:
+    """Go's nsq_to_file with the same flags (it too FINs only after a sync)."""
+    return _to_file(ctx, n, size, ctx.go_app("nsq_to_file"), "nsq_to_file", "1s", ())
+
+
+def _to_file(ctx: Context, n: int, size: int, argv: list[str], name: str, sync_interval: str,
+             extra: tuple[str, ...]) -> Sample:
+    """msgs/s runs from the process start until the broker shows the channel fully acknowledged;
+    the tool is then stopped with SIGTERM and its files must hold exactly N lines. ``drain_s`` is
+    the time from the last write to a file (its mtime) to that moment (bounded by the 20 ms poll).
+    """
+    topic = ctx.topic(name)
     out_dir = ctx.workdir / f"to_file_{topic}"
     out_dir.mkdir()
     broker = ctx.broker
@@ -94,13 +143,13 @@ def nsq_to_file(ctx: Context, n: int, size: int, sync_interval: str = "1s",
                                   "--sync-interval", sync_interval, *extra], until=acknowledged,
                           timeout=timeout_for(n))
         if run.done_after is None:
-            check_exit(run, "nsq-to-file")
-            raise VerificationFailed("nsq-to-file exited before the channel was acknowledged")
-        check_exit(run, "nsq-to-file (after SIGTERM)", ok_codes=(0, 130, 143))
+            check_exit(run, name)
+            raise VerificationFailed(f"{name} exited before the channel was acknowledged")
+        check_exit(run, f"{name} (after SIGTERM)", ok_codes=(0, 130, 143))
         verify_drained(broker, topic, CHANNEL, n)
         lines = count_lines(out_dir)
         if lines != n:
-            raise VerificationFailed(f"nsq-to-file wrote {lines} lines, expected {n}")
+            raise VerificationFailed(f"{name} wrote {lines} lines, expected {n}")
         drain = run.done_at - newest_mtime(out_dir)
     finally:
         broker.delete_topic(topic)

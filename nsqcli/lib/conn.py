@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
+from tornado.util import TimeoutError as TornadoTimeoutError
 
 from . import event
 from .conn_commands import CONNECTED, CONNECTING, DISCONNECTED, FLUSH_THRESHOLD, INIT, CommandsMixin
@@ -242,9 +243,10 @@ class AsyncConn(CommandsMixin, EventedMixin):
         family = socket.AF_INET6 if ":" in self.host else socket.AF_UNSPEC
         timeout = self._options.timeout
         try:
-            stream = await asyncio.wait_for(
-                TCPClient().connect(self.host, self.port, af=family), timeout)
-        except asyncio.TimeoutError:
+            # tornado's own timeout closes the attempt's socket; cancelling the connect from
+            # outside (asyncio.wait_for) left it half-open for the garbage collector (3.10)
+            stream = await TCPClient().connect(self.host, self.port, af=family, timeout=timeout)
+        except (asyncio.TimeoutError, TornadoTimeoutError):
             raise NSQTimeoutError("while connecting", timeout, self.id) from None
         except (OSError, StreamClosedError) as exc:
             cause = getattr(exc, "real_error", None) or exc

@@ -8,6 +8,8 @@ Usage stays pynsq's::
     frame_type, data = nsq.unpack_response(conn.read_response())
 
 ``read_response()`` returns one frame without its size prefix (``[int32 type][data]``), as pynsq.
+An error that leaves the stream unusable (a malformed frame, nsqd gone, a failed or timed-out
+send) closes the socket before it is raised; a read timeout keeps it (read again, or close).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 import struct
 
 from .protocol.constants import DEFAULT_MAX_FRAME_SIZE, MAGIC_V2
-from .protocol.errors import ConnectionClosedError, NSQTimeoutError, SendError
+from .protocol.errors import ConnectionClosedError, NSQTimeoutError, ProtocolError, SendError
 from .protocol.frames import FrameBuffer
 
 _TYPE = struct.Struct(">l")
@@ -65,17 +67,27 @@ class SyncConn:
         try:
             sock.sendall(data)
         except socket.timeout:
+            self.close()  # part of a command may have gone out: the stream is out of step
             raise NSQTimeoutError("while sending", self.timeout, self.address) from None
         except OSError as exc:
+            self.close()
             raise SendError(f"failed to send to {self.address}", exc) from exc
 
     def read_response(self) -> bytes:
         """Block until one whole frame arrived; return it without its size: ``[int32 type][data]``.
 
-        Raises ProtocolError for a malformed frame or a peer that is not nsqd,
-        ConnectionClosedError when nsqd closes mid-way and NSQTimeoutError after ``timeout``.
+        Raises ProtocolError for a malformed frame or a peer that is not nsqd and
+        ConnectionClosedError when nsqd closes mid-way (both close the socket first), and
+        NSQTimeoutError after ``timeout`` (the connection stays open).
         """
         sock = self._socket()
+        try:
+            return self._read_frame(sock)
+        except (ProtocolError, ConnectionClosedError):
+            self.close()
+            raise
+
+    def _read_frame(self, sock: socket.socket) -> bytes:
         frames = self._frames
         while True:
             frame = frames.next_frame()

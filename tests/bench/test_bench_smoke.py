@@ -89,10 +89,26 @@ def test_missing_tool_is_unavailable(peer, tmp_path):
 def test_select_adds_baselines():
     names = [w.name for w in catalog.select(["nsq-tail", "lib-writer"])]
     assert names == ["nsq-tail", "lib-writer", "pynsq-writer", "pynsq-reader"]
-    everything = {w.name for w in catalog.select(["all"])}
+    everything = {w.name for w in catalog.select(["all"], with_go=True)}
     assert everything == set(catalog.BY_NAME)  # every tool workload and every baseline
+    with_go = [w.name for w in catalog.select(["nsq-pub", "nsq-to-file"], with_go=True)]
+    assert with_go == ["nsq-pub", "nsq-to-file", "pynsq-writer", "pynsq-reader", "go-to_nsq",
+                       "go-nsq_to_file"]
     with pytest.raises(ValueError, match="unknown workload"):
         catalog.select(["nope"])
+
+
+def test_nsqd_options_and_go_baselines_in_the_arguments():
+    from bench.run import parse_args
+
+    args = parse_args(["--broker", "real", "-w", "nsq-tail", "--nsqd-option",
+                       "mem_queue_size=1000000", "--nsqd-option", "snappy=false"])
+    assert args.nsqd_options == {"mem_queue_size": 1000000, "snappy": False}
+    assert [w.name for w in args.selected] == ["nsq-tail", "pynsq-reader", "go-nsq_tail"]
+    assert [w.name for w in parse_args(["--broker", "peer", "-w", "nsq-tail"]).selected] == [
+        "nsq-tail", "pynsq-reader"]  # Go's apps only where a real nsqd runs
+    with pytest.raises(SystemExit):
+        parse_args(["--nsqd-option", "mem_queue_size"])
 
 
 def test_tiny_run_of_the_harness(tmp_path, capsys):
@@ -136,3 +152,27 @@ def test_a_hanging_client_is_killed_and_fails_the_run():
     assert run.timed_out and run.wall < 10
     with pytest.raises(VerificationFailed, match="timed out"):
         check_exit(run, "sleeper")
+
+
+@pytest.mark.real_only  # starts the real nsqd and Go's apps next to NSQCLI_TEST_NSQD
+def test_tiny_run_on_the_real_nsqd_with_go_s_apps(tmp_path, capsys):
+    from bench.brokers import find_nsq_bin
+
+    nsq_bin = find_nsq_bin()
+    missing = [app for app in ("to_nsq", "nsq_tail", "nsq_to_file") if not (nsq_bin / app).exists()]
+    if missing:
+        pytest.skip(f"Go's {', '.join(missing)} not in {nsq_bin}")
+    output = tmp_path / "report.md"
+    status = main(["--broker", "real", "-n", "300", "--repeats", "1",
+                   "-w", "nsq-pub,nsq-tail,nsq-to-file", "--output", str(output)])
+    report = output.read_text()
+    capsys.readouterr()
+    assert status == 0, report
+    rows = {row.split("|")[2].strip(): row.split("|") for row in report.splitlines()
+            if row.startswith("| real nsqd v")}
+    assert list(rows) == ["nsq-pub", "nsq-tail", "nsq-to-file", "pynsq-writer", "pynsq-reader",
+                          "go-to_nsq", "go-nsq_tail", "go-nsq_to_file"]
+    for name, cells in rows.items():
+        assert "msg/s" in cells[4], (name, cells)  # measured and verified, not unavailable
+    for name in ("nsq-pub", "nsq-tail", "nsq-to-file"):
+        assert rows[name][8].strip().endswith("x"), rows[name]  # the "vs Go" ratio

@@ -80,6 +80,8 @@ def running():
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait()
+        server.process.stdout.close()  # not left to the GC (ResourceWarning)
+        server.process.stderr.close()
 
 
 def _wait_for(predicate, timeout: float = 5.0):

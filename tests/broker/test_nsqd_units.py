@@ -144,6 +144,9 @@ def test_restart_on_the_same_ports():
     run(scenario())
 
 
+# tornado.netutil.bind_sockets leaves the socket whose bind failed to the garbage collector
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_http_port_in_use_fails_start_and_frees_tcp():
     async def scenario():
         blocker = socket.socket()

@@ -65,6 +65,7 @@ class TLSConn:
         self.reply = self.raw.identify(feature_negotiation=True, tls_v1=True, **identify)
         context = ssl.create_default_context(cafile=certs["ca"])
         self.sock = context.wrap_socket(self.raw.sock, server_hostname="127.0.0.1")
+        self.raw.sock = self.sock  # closed with the RawNSQ connections when the test ends
         self.frames = FrameBuffer()
         self.codec = None
 

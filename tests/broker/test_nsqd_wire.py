@@ -22,10 +22,14 @@ HEARTBEAT = b"_heartbeat_"
 
 
 class RawNSQ:
-    """One TCP connection to nsqd; reads frames with a deadline, can check that nsqd closed it."""
+    """One TCP connection to nsqd; reads frames with a deadline, can check that nsqd closed it.
+    Every one is closed when its test ends (tests/broker/conftest.py)."""
+
+    opened: list["RawNSQ"] = []
 
     def __init__(self, nsqd, magic: bytes | None = b"  V2", timeout: float = 5.0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", nsqd.tcp_port), timeout=timeout)
+        RawNSQ.opened.append(self)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.frames = FrameBuffer()
         self.codec = None

@@ -5,6 +5,7 @@ import os
 import resource
 import zlib
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -188,7 +189,7 @@ def test_truncated_gzip_member_detected_by_zlib(tmp_path):
     f.write(b"a\n")
     f.sync()
     f.write(b"b" * 300_000 + b"\n")  # written, member not ended (as after kill -9)
-    data = open(f.path, "rb").read()
+    data = Path(f.path).read_bytes()
     f.abandon()
     d = zlib.decompressobj(31)
     assert d.decompress(data) == b"a\n" and d.eof
@@ -227,11 +228,11 @@ def test_abandon_after_a_failed_write_cuts_the_partial_record(tmp_path):
     _fill_until_write_fails(f, 64 * 1024 + 3)  # no record boundary falls on the limit
     assert os.path.getsize(path) == 64 * 1024 + 3
     f.abandon()
-    assert open(path, "rb").read() == b"synced\n"
+    assert Path(path).read_bytes() == b"synced\n"
     f2 = make(tmp_path, clock)
     f2.write(b"next\n")
     f2.close()
-    assert open(path, "rb").read() == b"synced\nnext\n"
+    assert Path(path).read_bytes() == b"synced\nnext\n"
 
 
 def test_abandon_keeps_what_a_background_sync_made_durable(tmp_path):
@@ -246,7 +247,7 @@ def test_abandon_keeps_what_a_background_sync_made_durable(tmp_path):
     f._write_pending()  # handed to the kernel, never synced
     path = f.path
     f.abandon()
-    assert open(path, "rb").read() == b"first\n"
+    assert Path(path).read_bytes() == b"first\n"
 
 
 @pytest.mark.parametrize("left, kept, cut", [
@@ -268,5 +269,5 @@ def test_reopening_a_file_with_a_partial_last_record_cuts_it(tmp_path, left, kep
     f2.on_warning = warnings.append
     f2.write(b"two\n")
     f2.close()
-    assert open(path, "rb").read() == kept + b"two\n"
+    assert Path(path).read_bytes() == kept + b"two\n"
     assert len(warnings) == 1 and f"partial record ({cut} bytes" in warnings[0], warnings

@@ -3,6 +3,7 @@
 import gzip
 import os
 import resource
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +58,7 @@ def test_fin_only_after_sync_at_max_in_flight(setup):
     assert msgs[6].answer is None and archiver.unacknowledged == 1
     archiver.close()
     assert all(m.answer == "FIN" for m in msgs)
-    data = open(archiver.file.closed_paths[0], "rb").read()
+    data = Path(archiver.file.closed_paths[0]).read_bytes()
     assert data == b"".join(b"msg-%d\n" % i for i in range(7))
 
 
@@ -136,7 +137,7 @@ def test_jsonl_gzip_records(setup):
     for m in msgs:
         archiver.handle(m)
     archiver.close()
-    lines = gzip.decompress(open(archiver.file.closed_paths[0], "rb").read()).splitlines()
+    lines = gzip.decompress(Path(archiver.file.closed_paths[0]).read_bytes()).splitlines()
     records = [decode_jsonl(line) for line in lines]
     assert [r.body for r in records] == bodies
     assert [r.id for r in records] == [m.id.decode() for m in msgs]

@@ -5,6 +5,7 @@ import asyncio
 import os
 import time
 from concurrent.futures import Executor, Future
+from pathlib import Path
 
 import pytest
 
@@ -80,7 +81,7 @@ def test_batch_finished_only_when_its_sync_is_over_while_writing_goes_on(tmp_pat
         assert archiver.unacknowledged == 1
         archiver.close()  # the final sync is synchronous
         assert msgs[5].answer == "FIN" and archiver.finished == 6
-        data = open(archiver.file.closed_paths[0], "rb").read()
+        data = Path(archiver.file.closed_paths[0]).read_bytes()
         assert data == b"".join(m.body + b"\n" for m in msgs)
 
     asyncio.run(main())
@@ -176,7 +177,7 @@ def test_many_messages_through_the_worker_thread(tmp_path, gzip_):
             await asyncio.sleep(0.01)
         assert all(m.answer == "FIN" for m in msgs) and archiver.syncs > 1
         archiver.close()
-        data = open(archiver.file.closed_paths[0], "rb").read()
+        data = Path(archiver.file.closed_paths[0]).read_bytes()
         if gzip_:
             import gzip
             data = gzip.decompress(data)  # a valid multi-member gzip: one member per sync

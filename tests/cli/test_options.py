@@ -254,6 +254,18 @@ def test_runner_keeps_a_failure_status_when_interrupted():
     assert run_to_status(main, console) == ExitStatus.NOT_ACKNOWLEDGED
 
 
+def test_runner_gives_130_for_a_signal_that_comes_as_the_tool_finishes():
+    """The signal is received (its Python-level handler ran) but the loop's callback for it has
+    not run when the tool returns: still an interrupted run."""
+    console, _ = console_pair()
+
+    async def main(shutdown):
+        os.kill(os.getpid(), signal.SIGTERM)  # handled before the next bytecode, not by the loop
+        return None
+
+    assert run_to_status(main, console) == ExitStatus.INTERRUPTED
+
+
 def test_console_levels():
     err = io.StringIO()
     console = Console("p", verbosity=QUIET, err=err, color=False)

@@ -112,6 +112,7 @@ def test_nsqd_stopped_mid_publish_exact_unacknowledged_count(nsqd, tmp_path):
         process.stdin.close()
         process.wait(timeout=20)
         stderr = process.stderr.read()
+        process.stderr.close()
     finally:
         nsqd.start()
     assert process.returncode == 3, stderr
@@ -128,9 +129,10 @@ def test_pub_exits_130_on_sigint_after_publishing_what_it_read(nsqd):
     process.stdin.flush()
     assert wait_for(lambda: (nsqd.topic_stats("i") or {}).get("message_count") == 2)
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=10)
+    process.wait(timeout=10)  # with stdin still open: the signal, not an EOF, ends it
     stderr = process.stderr.read()
     process.stdin.close()
+    process.stderr.close()
     assert process.returncode == 130, stderr
     assert b"Traceback" not in stderr
 
@@ -196,5 +198,7 @@ def test_second_signal_exits_at_once(nsqd):
     finally:
         nsqd.start()
         process.stdin.close()
+    stderr = process.stderr.read()
+    process.stderr.close()
     assert process.returncode == 130
-    assert b"exiting at once" in process.stderr.read()
+    assert b"exiting at once" in stderr

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -82,8 +83,8 @@ def test_files_replay_in_name_order_and_stdin(nsqd, tmp_path):
     assert got == ["t.h-000000.2024-01-01_00.log", "t.h-000001.2024-01-01_00.log",
                    "t.h-000000.2024-01-01_01.log"]
     piped = gzip.compress(b"".join(encode_jsonl("from_stdin", b"0" * 16, 1, 1, b) for b in NEWLINES))
-    rc, _, err = run_tool("replay", "--nsqd-tcp-address", nsqd.tcp_address, "-",
-                          stdin=open(_write(tmp_path / "in.gz", piped), "rb"))
+    with open(_write(tmp_path / "in.gz", piped), "rb") as stdin:
+        rc, _, err = run_tool("replay", "--nsqd-tcp-address", nsqd.tcp_address, "-", stdin=stdin)
     assert rc == 0, err
     assert sorted(json_body(r) for r in tail_json(nsqd, "from_stdin", 2)) == sorted(NEWLINES)
 
@@ -107,7 +108,7 @@ def test_checkpoint_resume_sends_nothing_twice(nsqd, tmp_path):
     assert first.returncode == 130, err.decode()
     sent = topic_count(nsqd, "resume")
     assert 300 < sent < n
-    saved = json.load(open(checkpoint))
+    saved = json.loads(Path(checkpoint).read_text())
     (entry,) = saved["files"].values()
     assert entry["acked"] == [[0, sent]] and entry["complete"] is False
     rc, _, err = run_tool("replay", *args, "-v")
@@ -116,7 +117,7 @@ def test_checkpoint_resume_sends_nothing_twice(nsqd, tmp_path):
     assert topic_count(nsqd, "resume") == n  # exactly n: nothing was sent twice
     received = tail_json(nsqd, "resume", n)
     assert sorted(json_body(r) for r in received) == [b"r-%05d" % i for i in range(n)]
-    assert json.load(open(checkpoint))["files"][str(src.resolve())]["complete"] is True
+    assert json.loads(Path(checkpoint).read_text())["files"][str(src.resolve())]["complete"] is True
     rc, _, err = run_tool("replay", *args, "-v")  # a third run: the file is done
     assert rc == 0 and "already replayed (checkpoint)" in err
     assert topic_count(nsqd, "resume") == n
@@ -143,7 +144,8 @@ def test_timing_original_keeps_scaled_gaps(nsqd, tmp_path):
     from nsqcli.archive.reader import ArchiveReader
 
     (path,) = [os.path.join(out, f) for f in os.listdir(out)]
-    records = [r for chunk in ArchiveReader(path).chunks() for r in chunk.records]
+    with ArchiveReader(path) as reader:
+        records = [r for chunk in reader.chunks() for r in chunk.records]
     stamps = {r.body: r.timestamp for r in records}  # nsqd's publish times
     got = [(stamps[b"t%d" % i] - stamps[b"t0"]) / 1e6 for i in range(len(gaps_ms))]
     for want, seen in zip([g / 2 for g in gaps_ms], got):

@@ -4,6 +4,7 @@ import json
 import os
 import random
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given, strategies as st
@@ -48,7 +49,7 @@ def test_checkpoint_round_trip_atomic(tmp_path):
     ck.mark_complete(key)
     ck.save()
     assert not any(name.startswith("ck.json.tmp") for name in os.listdir(tmp_path))
-    data = json.load(open(path))
+    data = json.loads(Path(path).read_text())
     assert data == {"version": 1, "files": {"-": {"acked": [[4, 6], [7, 8]], "complete": False},
                                             key: {"acked": [[0, 2000]], "complete": True}}}
     again = Checkpoint.load(path)

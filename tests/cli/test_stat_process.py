@@ -59,6 +59,9 @@ class Running:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._reader.join(5)  # at the end of stdout once the process is gone
+        self.process.stdout.close()  # not left to the GC (ResourceWarning)
+        self.process.stderr.close()
 
 
 @pytest.fixture
@@ -230,3 +233,4 @@ def test_a_closed_pipe_ends_it_quietly_with_0(nsqd):
     finally:
         process.kill()
         process.wait()
+        process.stderr.close()

@@ -43,9 +43,13 @@ def stop_with(process: subprocess.Popen, signum: int = signal.SIGTERM,
 
 
 def kill_quietly(process: subprocess.Popen) -> None:
+    """Kill the process if it still runs, and close its pipes (not left to the GC)."""
     if process.poll() is None:
         process.kill()
         process.wait(timeout=10)
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 def lines_of(path: Path) -> list[bytes]:
@@ -126,6 +130,8 @@ class ChaosProxy:
             self._call(shutdown())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()  # its self-pipe sockets, not left to the GC
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
@@ -235,6 +241,8 @@ class ThreadedFake:
             asyncio.run_coroutine_threadsafe(self.fake.stop(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 # ---- a durable channel: fill it, read back what it holds ---------------------------------------

@@ -366,17 +366,45 @@ def test_identify_timeout_names_the_stage():
 
 def test_connect_timeout_names_the_stage(monkeypatch):
     from tornado.tcpclient import TCPClient
+    from tornado.util import TimeoutError as TornadoTimeoutError
 
-    async def never(self, *args, **kwargs):
-        await asyncio.sleep(10)
+    async def times_out(self, *args, timeout=None, **kwargs):
+        assert timeout == 0.1  # the connect stage's timeout is tornado's, which cleans up
+        await asyncio.sleep(timeout)
+        raise TornadoTimeoutError("Timeout while connecting")
 
-    monkeypatch.setattr(TCPClient, "connect", never)
+    monkeypatch.setattr(TCPClient, "connect", times_out)
 
     async def main():
         conn = AsyncConn("127.0.0.1", 4150, timeout=0.1)
         with pytest.raises(NSQTimeoutError, match="while connecting"):
             await conn.wait_ready(2)
     run(main())
+
+
+def _half_open_to(port: int) -> int:
+    """Sockets of this machine still trying to connect (SYN_SENT) to 127.0.0.1:``port``."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return sum(1 for row in rows if row[2] == f"0100007F:{port:04X}" and row[3] == "02")
+
+
+def test_connect_timeout_closes_the_attempt():
+    """A listener whose accept queue is full drops the SYN: after the connect stage timed out
+    no socket keeps trying (the cancelled attempt's socket was left for the GC on 3.10)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    with listener, socket.create_connection(("127.0.0.1", port)):  # fills the accept queue
+        async def main():
+            conn = AsyncConn("127.0.0.1", port, timeout=0.3)
+            with pytest.raises(NSQTimeoutError, match="while connecting"):
+                await conn.wait_ready(2)
+            return _half_open_to(port)
+        assert run(main()) == 0
 
 
 def test_ipv6():

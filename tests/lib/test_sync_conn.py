@@ -85,8 +85,10 @@ def test_peer_closing_mid_frame_raises_connection_closed():
     server = OneShotServer(struct.pack(">l", 100) + b"\x00\x00\x00\x00partial")
     conn = SyncConn()
     conn.connect("127.0.0.1", server.port)
+    sock = conn.s
     with pytest.raises(ConnectionClosedError, match="closed the connection"):
         conn.read_response()
+    assert conn.s is None and sock.fileno() == -1  # closed, not left to the garbage collector
     server.join()
 
 
@@ -94,8 +96,10 @@ def test_http_server_on_the_tcp_port_is_a_protocol_error():
     server = OneShotServer(b"HTTP/1.1 400 Bad Request\r\n\r\n")
     conn = SyncConn()
     conn.connect("127.0.0.1", server.port)
+    sock = conn.s
     with pytest.raises(ProtocolError, match="nsqd TCP endpoint is required"):
         conn.read_response()
+    assert conn.s is None and sock.fileno() == -1
     server.join()
 
 
@@ -103,7 +107,11 @@ def test_oversized_frame_is_a_protocol_error():
     server = OneShotServer(struct.pack(">ll", 2**30, 0))
     conn = SyncConn()
     conn.connect("127.0.0.1", server.port)
+    sock = conn.s
     with pytest.raises(ProtocolError, match="invalid frame size"):
+        conn.read_response()
+    assert conn.s is None and sock.fileno() == -1
+    with pytest.raises(ConnectionClosedError, match="not connected"):
         conn.read_response()
     server.join()
 
@@ -115,6 +123,7 @@ def test_read_timeout_names_the_stage():
     with pytest.raises(NSQTimeoutError, match="while reading a response") as info:
         conn.read_response()
     assert isinstance(info.value, TimeoutError)
+    assert conn.s is not None  # a timeout leaves the stream in step: the caller may read again
     conn.close()
     server.join()
 

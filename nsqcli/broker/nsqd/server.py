@@ -15,6 +15,7 @@ from typing import Any
 
 from nsqcli.lib.protocol.names import is_ephemeral, valid_channel_name, valid_topic_name
 
+from ..listeners import stop_accepting
 from .backend import MESSAGE_OVERHEAD, DiscardQueue, MessageDiskQueue
 from .channel import Channel
 from .client import ClientV2
@@ -122,6 +123,7 @@ class NSQD:
             await peer.stop()
         self._lookup_peers = []
         assert self._tcp_server is not None  # started: running
+        await stop_accepting(self._tcp_server)
         self._tcp_server.close()
         for server in self._http_servers:
             server.stop()

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import tornado.httpserver
 import tornado.netutil
 
+from ..listeners import stop_accepting
 from .http_api import LookupdAPI, make_application
 from .options import VERSION, NSQLookupdOptions, parse_address
 from .protocol_v1 import LookupSessionV1
@@ -96,6 +97,7 @@ class NSQLookupd:
         server, self._tcp_server = self._tcp_server, None
         if server is None:
             return
+        await stop_accepting(server)
         server.close()
         for writer in list(self._peers):
             writer.close()
