@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .http_get import HTTPGetError, http_get
 from .protocol.errors import Error
 
 logger = logging.getLogger(__name__)
@@ -137,19 +138,12 @@ class LookupdPoller:
 
     async def query_one(self, url: str) -> list[tuple[str, int]]:
         """The producers one lookupd lists; raises :class:`LookupdError` on any failure."""
-        from tornado.httpclient import AsyncHTTPClient, HTTPRequest
-
-        request = HTTPRequest(
-            url, method="GET", headers=self._headers,
-            connect_timeout=self.connect_timeout, request_timeout=self.request_timeout,
-        )
         try:
-            response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        except Exception as exc:  # DNS, refused, timeout: one failure kind for the caller
-            raise LookupdError(f"{type(exc).__name__}: {exc}") from exc
-        if response.code == 599:
-            raise LookupdError(str(response.error or "request failed"))
-        return parse_producers(response.body or b"", response.code)
+            status, body = await http_get(url, self._headers, self.connect_timeout,
+                                          self.request_timeout)
+        except HTTPGetError as exc:  # DNS, refused, timeout: one failure kind for the caller
+            raise LookupdError(str(exc)) from exc
+        return parse_producers(body, status)
 
     async def query_all(
         self, on_answer: Callable[[list[tuple[str, int]]], None] | None = None

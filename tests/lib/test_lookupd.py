@@ -189,3 +189,44 @@ def test_poller_topic_not_found_is_an_empty_answer():
         server.server.stop()
 
     asyncio.run(main())
+
+
+def test_a_cancelled_query_closes_its_socket_at_once():
+    # Reader.close() cancels a lookupd query in flight: its connection must end then, not when
+    # the lookupd answers or the garbage collector finds the socket (a ResourceWarning)
+    from nsqcli.lib.lookupd import LookupdPoller
+
+    async def main() -> bool:
+        accepted, ended = asyncio.Event(), asyncio.Event()
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.set()
+            await reader.read()  # b"" once the client's socket is closed
+            ended.set()
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        poller = LookupdPoller([f"127.0.0.1:{port}"], "t", request_timeout=60)
+        query = asyncio.ensure_future(poller.query_one(poller.urls[0]))
+        await asyncio.wait_for(accepted.wait(), 5)
+        query.cancel()
+        try:
+            await asyncio.wait_for(ended.wait(), 2)
+        finally:
+            server.close()
+            await server.wait_closed()
+        return query.cancelled()
+
+    assert asyncio.run(main())
+
+
+def test_http_answers_are_read_whole_or_refused():
+    from nsqcli.lib.http_get import HTTPGetError, parse_answer
+
+    assert parse_answer(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}") == (200, b"{}")
+    assert parse_answer(b"HTTP/1.1 404 Not Found\r\n\r\n{\"message\":\"TOPIC_NOT_FOUND\"}")[0] == 404
+    for answer, text in ((b"", "closed without an answer"), (b"<html>hi</html>", "not HTTP"),
+                         (b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\n\r\n{}", "cut short")):
+        with pytest.raises(HTTPGetError, match=text):
+            parse_answer(answer)
