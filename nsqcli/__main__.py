@@ -28,6 +28,7 @@ TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "topic": ("nsqcli.admin.command", ("topic",)),
     "channel": ("nsqcli.admin.command", ("channel",)),
     "stat": ("nsqcli.stat.command", ("command",)),
+    "to-nsq": ("nsqcli.to_nsq.command", ("command",)),
 }
 
 
