@@ -39,6 +39,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .tally import Tally
 
 
+#: after a failed attempt, messages are requeued without trying again for this long (the
+#: Reader's backoff paces the attempts after that)
+REOPEN_INTERVAL = 1.0
+
+
 class Held:
     """The source messages handed to one Publisher, by its record numbers."""
 
@@ -67,6 +72,7 @@ class DestinationTopic:
         self._retiring: dict[Held, asyncio.Task[Any]] = {}
         self._opening: asyncio.Task[Held | None] | None = None
         self._down = False  # the outage was reported (once)
+        self._next_attempt = 0.0  # loop time before which no publisher is opened
         self._oversized_warned = False
         self.closing = False  # draining: open no publisher any more
 
@@ -98,10 +104,11 @@ class DestinationTopic:
         current = self.current
         if current is not None and current.publisher.stopped:
             self._retire(current)
-        if self.closing:
+        loop = asyncio.get_running_loop()
+        if self.closing or (self._opening is None and loop.time() < self._next_attempt):
             return None
         if self._opening is None:
-            self._opening = asyncio.get_running_loop().create_task(self._open())
+            self._opening = loop.create_task(self._open())
         opening = self._opening
         return await asyncio.shield(opening)
 
@@ -112,6 +119,7 @@ class DestinationTopic:
                 self.topic, partial(self._acknowledged, held), partial(self._given_up, held),
                 partial(self._skipped, held))
         except DestinationDown as exc:
+            self._next_attempt = asyncio.get_running_loop().time() + REOPEN_INTERVAL
             if not self._down:
                 self._down = True
                 self._warn(f"destination {self.topic}: {exc}; messages are requeued on the "

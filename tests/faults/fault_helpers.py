@@ -63,7 +63,8 @@ class ChaosProxy:
     """A TCP proxy on 127.0.0.1 (free port) in front of ``target`` ("host:port"), run on a
     background thread. ``cut_all()`` resets every proxied connection (both sides get an RST);
     ``start_chaos(min_gap, max_gap)`` does it at random intervals until ``stop_chaos()``.
-    ``faults`` counts the connections reset."""
+    ``faults`` counts the connections reset. ``stall()`` stops forwarding in both directions
+    (the connections stay open, the bytes wait), as a peer that hangs."""
 
     def __init__(self, target: str, seed: int = 0) -> None:
         host, _, port = target.rpartition(":")
@@ -78,6 +79,7 @@ class ChaosProxy:
                                         daemon=True)
         self._server: asyncio.AbstractServer | None = None
         self._chaos: asyncio.Task | None = None
+        self._flowing: asyncio.Event | None = None  # cleared by stall()
 
     @property
     def address(self) -> str:
@@ -101,6 +103,8 @@ class ChaosProxy:
         self._thread.start()
 
         async def listen() -> None:
+            self._flowing = asyncio.Event()
+            self._flowing.set()
             self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
             self.port = self._server.sockets[0].getsockname()[1]
 
@@ -111,6 +115,8 @@ class ChaosProxy:
         async def shutdown() -> None:
             if self._chaos is not None:
                 self._chaos.cancel()
+            if self._flowing is not None:
+                self._flowing.set()  # stalled pumps go on, to find their connections aborted
             if self._server is not None:
                 self._server.close()
             for pair in list(self._pairs):
@@ -142,9 +148,14 @@ class ChaosProxy:
                 writer.transport.abort()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._flowing is not None
         try:
             while True:
+                await self._flowing.wait()
                 data = await reader.read(256 * 1024)
+                await self._flowing.wait()  # what came in while stalled stays here
+                if writer.transport.is_closing():
+                    break
                 if not data:
                     break
                 writer.write(data)
@@ -172,6 +183,14 @@ class ChaosProxy:
             return len(pairs)
 
         return self._call(cut())
+
+    def stall(self) -> None:
+        """Forward nothing more, either way, until the proxy closes."""
+        async def stall() -> None:
+            assert self._flowing is not None
+            self._flowing.clear()
+
+        self._call(stall())
 
     def start_chaos(self, min_gap: float, max_gap: float) -> None:
         async def chaos() -> None:
