@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .publishers import DestinationNsqds
 
 PROGRESS_INTERVAL = 0.5
-DEFAULT_MSG_TIMEOUT = 60.0  # nsqd's default --msg-timeout, until a connection states its own
+UNKNOWN_TIMEOUT_CHECK = 1.0  # how soon to look again while no source nsqd stated its msg_timeout
 #: the relay's defaults for consumer options (each may be set with --consumer-opt): never drop a
 #: message; requeue after 1 s x attempts (go-nsq: 90 s); back off at most 16 s, so that
 #: consumption resumes within half a minute of the destination's return
@@ -91,7 +91,7 @@ class Relay:
             self.console.info(f"relaying {', '.join(self.config.topics)} (channel "
                               f"{self.config.channel}) to {', '.join(self.lanes)}")
             shutdown.describe_wait(self._waiting)
-            self._every(self._touch_interval(), self._touch, adaptive=True)
+            self._every(UNKNOWN_TIMEOUT_CHECK, self._touch, adaptive=True)
             if self.config.progress:
                 self._every(PROGRESS_INTERVAL, lambda: self._show_progress(meter))
             try:
@@ -188,12 +188,12 @@ class Relay:
         self._timers.append(loop.call_later(interval, fire))
 
     def _touch_interval(self) -> float:
-        """A quarter of the shortest msg_timeout the source nsqds stated (nsqd's default
-        until one did): every held message is touched within half of it."""
+        """A quarter of the shortest msg_timeout the source nsqds stated: every held message
+        is touched within half of it (a second, until a connection stated one)."""
         timeouts = [conn.identify_response.msg_timeout / 1000 for reader in self.readers
                     for conn in list(reader.conns.values())
                     if conn.identify_response is not None and conn.identify_response.msg_timeout]
-        return min(timeouts, default=DEFAULT_MSG_TIMEOUT) / 4
+        return min(timeouts) / 4 if timeouts else UNKNOWN_TIMEOUT_CHECK
 
     def _touch(self) -> None:
         touched = sum(lane.touch_held() for lane in self.lanes.values())

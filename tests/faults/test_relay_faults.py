@@ -59,13 +59,14 @@ def test_sigkill_mid_stream_loses_nothing(nsqd_factory, tmp_path):
 
 def test_sigkill_while_the_destination_hangs_loses_nothing(nsqd_factory, tmp_path):
     """The destination stops answering: what the relay takes meanwhile must stay in flight on
-    the source (a relay that FINs before the destination's OK would lose it when killed)."""
+    the source (a relay that FINs before the destination's OK would lose it when killed), and
+    be TOUCHed so that nsqd's msg_timeout does not deliver it to someone else meanwhile."""
     source = nsqd_factory(msg_timeout_ms=2000)
     destination = nsqd_factory()
     bodies = [b"sh-%d" % i for i in range(20_000)]
     fill(source, "sh", bodies)
     watch(destination, "sh")
-    in_flight = lambda: source.channel_stats("sh", SOURCE_CHANNEL)["in_flight_count"]  # noqa: E731
+    stats = lambda: source.channel_stats("sh", SOURCE_CHANNEL)  # noqa: E731
     with ChaosProxy(destination.tcp_address) as proxy, \
             RelayProcess(tmp_path, "--topic", "sh", "--max-in-flight", 500,
                          "--nsqd-tcp-address", source.tcp_address,
@@ -73,7 +74,10 @@ def test_sigkill_while_the_destination_hangs_loses_nothing(nsqd_factory, tmp_pat
         assert wait_for(lambda: received(destination, "sh") >= 2000, timeout=60), relay.stderr
         proxy.stall()
         # it takes what it may and holds it, unanswered, for as long as the destination hangs
-        assert wait_for(lambda: in_flight() == 500, timeout=30), in_flight()
+        assert wait_for(lambda: stats()["in_flight_count"] == 500, timeout=30), stats()
+        timeouts = stats()["timeout_count"]
+        time.sleep(3 * 2.0 + 5)  # 3 msg_timeouts, and the 5 s nsqd's queue scan may add
+        assert (stats()["in_flight_count"], stats()["timeout_count"]) == (500, timeouts), stats()
         relay.stop(signal.SIGKILL)
     _nothing_lost(source, destination, "sh", bodies)
 
