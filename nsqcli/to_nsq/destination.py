@@ -90,8 +90,8 @@ class DestinationTopic:
     async def relay(self, message: Message, body: bytes) -> None:
         """Hand ``body`` to the publisher; ``message`` is answered when the destination answers
         (or requeued now, with backoff, when no publisher can be opened)."""
-        held = self.current
-        if held is None or held.publisher.stopped:
+        held = self.current  # None once its publisher stopped (_given_up retires it)
+        if held is None:
             held = await self._reopen()
             if held is None:
                 self._requeue([message], backoff=True)
@@ -101,9 +101,6 @@ class DestinationTopic:
         await held.publisher.publish(body)
 
     async def _reopen(self) -> Held | None:
-        current = self.current
-        if current is not None and current.publisher.stopped:
-            self._retire(current)
         loop = asyncio.get_running_loop()
         if self.closing or (self._opening is None and loop.time() < self._next_attempt):
             return None
