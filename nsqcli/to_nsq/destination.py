@@ -93,7 +93,7 @@ class DestinationTopic:
         held = self.current  # None once its publisher stopped (_given_up retires it)
         if held is None:
             held = await self._reopen()
-            if held is None:
+            if held is None or held is not self.current:  # none, or stopped meanwhile
                 self._requeue([message], backoff=True)
                 return
         held.count += 1

@@ -240,6 +240,31 @@ def test_a_stopped_publisher_is_closed_and_the_next_message_opens_another():
     run(main())
 
 
+def test_a_publisher_that_stops_as_it_opens_takes_nothing():
+    class StoppingAtOnce(FakeNsqds):
+        async def open(self, topic, *callbacks):
+            publisher = await super().open(topic, *callbacks)
+
+            def stop():  # before the message that opened it gets to it
+                publisher.stopped = True
+                publisher.on_given_up([])
+
+            asyncio.get_running_loop().call_soon(stop)
+            return publisher
+
+    async def main():
+        nsqds = StoppingAtOnce()
+        lane, fatal, _ = make_lane(nsqds)
+        message = FakeMessage(1)
+        await lane.relay(message, message.body)
+        await asyncio.sleep(0)
+        publisher = nsqds.publishers[0]
+        assert message.answer == ("REQ", -1, True) and publisher.bodies == []
+        assert publisher.closed and lane.current is None and fatal == []
+
+    run(main())
+
+
 def test_while_the_destination_is_down_messages_are_requeued_with_backoff(monkeypatch):
     async def main():
         nsqds = FakeNsqds(DestinationDown("connection refused"))
