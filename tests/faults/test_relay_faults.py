@@ -125,6 +125,26 @@ def test_destination_lost_mid_stream_then_back(nsqd_factory, tmp_path):
     assert set(collected(destination, "dl")) == set(bodies)  # duplicates allowed, none lost
 
 
+def test_sigterm_while_the_destination_is_down_requeues_what_it_held(nsqd_factory, tmp_path):
+    source, destination = nsqd_factory(), nsqd_factory()
+    bodies = [b"sd-%d" % i for i in range(30_000)]
+    fill(source, "sd", bodies)
+    watch(destination, "sd")
+    with RelayProcess(tmp_path, "--topic", "sd", "--retry-timeout", "2s", "--max-in-flight", 1000,
+                      *relay_args(source, destination)) as relay:
+        assert wait_for(lambda: received(destination, "sd") >= 3000, timeout=60), relay.stderr
+        destination.stop()
+        started = time.monotonic()
+        stderr = relay.stop(signal.SIGTERM)
+    # the drain waited for the destination up to --retry-timeout, then requeued what it held
+    assert relay.returncode == 130 and time.monotonic() - started < 20, stderr
+    counts = final_counts(stderr)
+    assert counts["requeued"] > 0, counts
+    destination.start()
+    left, arrived = _nothing_lost(source, destination, "sd", bodies)
+    assert counts["relayed"] == len(bodies) - len(left) <= len(arrived)  # every FIN counted
+
+
 def test_connections_reset_on_both_sides(nsqd_factory, tmp_path):
     source = nsqd_factory(msg_timeout_ms=2000)
     destination = nsqd_factory()
