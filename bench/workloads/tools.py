@@ -10,7 +10,7 @@ import statistics
 from typing import Callable
 
 from ..brokers import Broker, BrokerUnavailable, start_broker
-from ..measure import run_process
+from ..measure import ProcessRun, run_process
 from . import (
     Context, Sample, Unavailable, VerificationFailed, check_exit, rate, timeout_for,
     verify_drained, verify_published,
@@ -138,14 +138,10 @@ def _to_file(ctx: Context, n: int, size: int, argv: list[str], name: str, sync_i
 
     try:
         _prefill(ctx, topic, n, size)
-        run = run_process(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
-                                  broker.tcp_address, "--output-dir", str(out_dir),
-                                  "--sync-interval", sync_interval, *extra], until=acknowledged,
-                          timeout=timeout_for(n))
-        if run.done_after is None:
-            check_exit(run, name)
-            raise VerificationFailed(f"{name} exited before the channel was acknowledged")
-        check_exit(run, f"{name} (after SIGTERM)", ok_codes=(0, 130, 143))
+        run = _run_until(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
+                                 broker.tcp_address, "--output-dir", str(out_dir),
+                                 "--sync-interval", sync_interval, *extra], acknowledged, n, name,
+                         "the channel was acknowledged")
         verify_drained(broker, topic, CHANNEL, n)
         lines = count_lines(out_dir)
         if lines != n:
@@ -155,6 +151,18 @@ def _to_file(ctx: Context, n: int, size: int, argv: list[str], name: str, sync_i
         broker.delete_topic(topic)
         shutil.rmtree(out_dir, ignore_errors=True)
     return Sample(rate(n, run.done_after), run.cpu, run.peak_rss_kib, {"drain_s": drain})
+
+
+def _run_until(argv: list[str], done: Callable[[], bool], n: int, name: str,
+               what: str) -> ProcessRun:
+    """Run a tool that runs until told to stop: SIGTERM once ``done()``, which must come first;
+    then it must exit 0 (or 130/143, as interrupted)."""
+    run = run_process(argv, until=done, timeout=timeout_for(n))
+    if run.done_after is None:
+        check_exit(run, name)
+        raise VerificationFailed(f"{name} exited before {what}")
+    check_exit(run, f"{name} (after SIGTERM)", ok_codes=(0, 130, 143))
+    return run
 
 
 def nsq_to_file_sync_30s(ctx: Context, n: int, size: int) -> Sample:
@@ -191,7 +199,8 @@ def _relay(ctx: Context, n: int, size: int, argv: list[str], name: str) -> Sampl
     has all N; then SIGTERM. Every message FINed once, and published once."""
     source = ctx.broker
     if source.kind == "external":
-        raise Unavailable("needs a second nsqd the harness starts (--broker real, embedded or peer)")
+        raise Unavailable("needs a second nsqd the harness starts (--broker real, embedded or "
+                          "peer)")
     try:
         destination = start_broker(source.kind, ctx.nsq_bin)
     except BrokerUnavailable as exc:
@@ -206,14 +215,10 @@ def _relay(ctx: Context, n: int, size: int, argv: list[str], name: str) -> Sampl
     try:
         _prefill(ctx, topic, n, size)
         destination.create_topic(topic, "check")
-        run = run_process(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
-                                  source.tcp_address, "--destination-nsqd-tcp-address",
-                                  destination.tcp_address], until=relayed,
-                          timeout=timeout_for(n))
-        if run.done_after is None:
-            check_exit(run, name)
-            raise VerificationFailed(f"{name} exited before every message was relayed")
-        check_exit(run, f"{name} (after SIGTERM)", ok_codes=(0, 130, 143))
+        run = _run_until(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
+                                 source.tcp_address, "--destination-nsqd-tcp-address",
+                                 destination.tcp_address], relayed, n, name,
+                         "every message was relayed")
         verify_drained(source, topic, CHANNEL, n)
         verify_published(destination, topic, n)
     finally:
