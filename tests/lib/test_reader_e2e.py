@@ -173,9 +173,11 @@ def test_is_starved_batching_pattern_from_pynsq_docs(nsqd):
 
     async def main():
         buffered = []
+        received = []
 
         def handler(message, reader):
             message.enable_async()
+            received.append(message)
             buffered.append(message)
             if reader.is_starved():
                 batches.append(len(buffered))
@@ -185,10 +187,11 @@ def test_is_starved_batching_pattern_from_pynsq_docs(nsqd):
 
         reader = nsq.Reader("batch", "c", nsqd_tcp_addresses=nsqd.tcp_address, max_in_flight=10, **FAST)
         reader.set_message_handler(functools.partial(handler, reader=reader))
-        await until(lambda: sum(batches) >= 90)
-        await asyncio.sleep(0.2)
+        # the last few come when nsqd flushes its output buffer (output_buffer_timeout, 250 ms)
+        await until(lambda: len(received) == 95)
         for msg in buffered:  # the tail that never filled a batch
             msg.finish()
+        buffered.clear()
         await reader.close()
 
     run(main())
