@@ -297,3 +297,39 @@ def test_nsq_replay_from_an_idle_stdin_pipe_replays_what_came_and_stops_on_sigte
     assert b"500 of 500 records acknowledged" in stderr, stderr
     stored = consume_channel(nsqd, "idle", count=500)
     assert sorted(stored) == sorted(b"idle-%d" % i for i in range(500))
+
+
+# ---- a Ctrl-C while a tool is still loading ---------------------------------------------------
+
+# Runs a console script as its installed entry point does, with a SIGINT arriving while the tool
+# imports click (before nsqcli.runner could install its handlers)
+INTERRUPTED_WHILE_LOADING = """
+import builtins, os, signal, sys
+from importlib.metadata import entry_points
+
+(script,) = [ep for ep in entry_points(group="console_scripts") if ep.name == sys.argv[1]]
+real_import = builtins.__import__
+
+def importing(name, *args, **kwargs):
+    if name == "click":
+        builtins.__import__ = real_import
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = importing
+sys.argv = sys.argv[1:]
+sys.exit(script.load()())
+"""
+
+
+@pytest.mark.parametrize("name", ["nsqcli", "nsq-tail", "nsq-pub", "nsq-to-file", "nsq-replay"])
+def test_ctrl_c_while_a_tool_loads_exits_130_without_a_traceback(name):
+    import sys
+
+    process = spawn([sys.executable, "-c", INTERRUPTED_WHILE_LOADING, name, "--help"],
+                    stdout=subprocess.PIPE)
+    try:
+        stdout, stderr = process.communicate(timeout=20)
+    finally:
+        kill_quietly(process)
+    assert (process.returncode, stderr, stdout) == (130, b"", b"")
