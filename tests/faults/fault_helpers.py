@@ -274,11 +274,13 @@ def channel_snapshot(nsqd: Any, topic: str, channel: str = "c") -> tuple[dict, d
     raise AssertionError(f"nsqd has no channel {topic!r}/{channel!r}")
 
 
-def settled_depth(nsqd: Any, topic: str, channel: str = "c", timeout: float = 30.0) -> int:
-    """The depth of ``channel`` once it is settled: the topic has handed every message published
-    to it on to the channel (the channel must exist before the first publish: its message_count
-    then catches up with the topic's), nothing is in flight or deferred, and two /stats answers
-    in a row agree (a message nsqd is moving between two queues shows in neither)."""
+def settled_depth(nsqd: Any, topic: str, channel: str = "c", timeout: float = 30.0,
+                  expected: int | None = None) -> int:
+    """The depth of ``channel`` once it is settled (at ``expected``, when given, with a consumer
+    still working on it): the topic has handed every message published to it on to the channel
+    (the channel must exist before the first publish: its message_count then catches up with the
+    topic's), nothing is in flight or deferred, and two /stats answers in a row agree (a message
+    nsqd is moving between two queues shows in neither)."""
     previous: tuple | None = None
     last: tuple[dict, dict] | None = None
 
@@ -287,7 +289,8 @@ def settled_depth(nsqd: Any, topic: str, channel: str = "c", timeout: float = 30
         last = topic_entry, chan = channel_snapshot(nsqd, topic, channel)
         quiet = (topic_entry["depth"] == 0 and chan["in_flight_count"] == 0
                  and chan["deferred_count"] == 0
-                 and chan["message_count"] >= topic_entry["message_count"])
+                 and chan["message_count"] >= topic_entry["message_count"]
+                 and expected in (None, chan["depth"]))
         state = (chan["depth"], chan["message_count"], chan["requeue_count"],
                  chan["timeout_count"], topic_entry["message_count"]) if quiet else None
         agreed = state is not None and state == previous
@@ -307,7 +310,7 @@ def queue_messages(nsqd: Any, topic: str, total: int, channel: str = "c") -> set
     bodies = [b"%s-%d" % (topic.encode(), i) for i in range(total)]
     for start in range(0, total, 5000):
         nsqd.mpub(topic, bodies[start:start + 5000])
-    assert settled_depth(nsqd, topic, channel) == total
+    settled_depth(nsqd, topic, channel, expected=total)
     return set(bodies)
 
 

@@ -42,7 +42,7 @@ def test_nsq_to_file_through_random_resets_archives_everything(nsqd_factory, tmp
             assert wait_for(lambda: proxy.faults >= 5, timeout=20)
             # everything FINed (so archived first); a message whose FIN a reset lost is in
             # flight until nsqd's timeout, then queued again, so a settled 0 means all done
-            assert settled_depth(nsqd, "ct", "c", timeout=30) == 0
+            settled_depth(nsqd, "ct", "c", timeout=30, expected=0)
             proxy.stop_chaos()
             faults = proxy.faults
             elapsed, _ = stop_with(process, signal.SIGTERM)
