@@ -326,8 +326,10 @@ sys.exit(script.load()())
 def test_ctrl_c_while_a_tool_loads_exits_130_without_a_traceback(name):
     import sys
 
+    # SIGINT as in a terminal: a background job (``pytest &``) would pass it on ignored
     process = spawn([sys.executable, "-c", INTERRUPTED_WHILE_LOADING, name, "--help"],
-                    stdout=subprocess.PIPE)
+                    stdout=subprocess.PIPE,
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         stdout, stderr = process.communicate(timeout=20)
     finally:
