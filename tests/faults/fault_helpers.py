@@ -264,6 +264,12 @@ class ThreadedFake:
 # are moving. These helpers wait until a channel is settled instead.
 
 
+#: msg_timeout for tests that stop a consumer, then read its channel back: nsqd v1.3.0 may
+#: deliver one more message after CLOSE_WAIT, which the consumer can no longer answer (see
+#: AsyncConn.close_gracefully); it stays in flight until msg_timeout (60 s by default)
+CONSUMER_STOP_MSG_TIMEOUT_MS = 5000
+
+
 def channel_snapshot(nsqd: Any, topic: str, channel: str = "c") -> tuple[dict, dict]:
     """``(topic entry, channel entry)`` of one /stats answer (one moment of nsqd's state)."""
     entry = nsqd.topic_stats(topic)

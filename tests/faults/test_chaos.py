@@ -61,10 +61,13 @@ def test_nsq_replay_through_random_resets_acknowledges_everything(nsqd, tmp_path
     nsqd.create_topic("cr")
     nsqd.create_channel("cr", "c")
     with ChaosProxy(nsqd.tcp_address, seed=4) as proxy:
-        proxy.start_chaos(0.02, 0.1)
         process = spawn([tool("nsq-replay"), "-v", str(source), "--rate", "50000",
                          "--nsqd-tcp-address", proxy.address])
         try:
+            # once it published (a publisher that cannot make its first connection exits 1,
+            # as for an unreachable nsqd: a reset during that handshake is not this test's)
+            assert wait_for(lambda: nsqd.channel_stats("cr", "c")["message_count"] > 0)
+            proxy.start_chaos(0.02, 0.1)
             _, stderr = process.communicate(timeout=60)
         finally:
             kill_quietly(process)

@@ -11,8 +11,8 @@ import signal
 import time
 
 from fault_helpers import (
-    consume_channel, kill_quietly, lines_of, queue_messages, settled_depth, spawn, tool,
-    wait_for,
+    CONSUMER_STOP_MSG_TIMEOUT_MS, consume_channel, kill_quietly, lines_of, queue_messages,
+    settled_depth, spawn, tool, wait_for,
 )
 
 
@@ -23,7 +23,8 @@ def _one_error_line(stderr: bytes) -> bytes:
     return errors[0]
 
 
-def test_to_file_disk_full_exits_1_and_unsynced_messages_stay_queued(nsqd, tmp_path):
+def test_to_file_disk_full_exits_1_and_unsynced_messages_stay_queued(nsqd_factory, tmp_path):
+    nsqd = nsqd_factory(msg_timeout_ms=CONSUMER_STOP_MSG_TIMEOUT_MS)
     everything = queue_messages(nsqd, "full", 20_000)
     out_dir = tmp_path / "out"
     limit = 64 * 1024  # about 4,500 records fit
@@ -133,7 +134,8 @@ def test_nsq_pub_failed_file_on_a_full_disk_still_reports_the_counts(nsqd, tmp_p
             "record(s) are in it)").encode() in stderr, stderr
 
 
-def test_nsq_tail_stdout_on_a_full_disk_exits_1_and_loses_nothing(nsqd, tmp_path):
+def test_nsq_tail_stdout_on_a_full_disk_exits_1_and_loses_nothing(nsqd_factory, tmp_path):
+    nsqd = nsqd_factory(msg_timeout_ms=CONSUMER_STOP_MSG_TIMEOUT_MS)
     everything = queue_messages(nsqd, "tfull", 20_000)
     out = tmp_path / "out"
     limit = 32 * 1024
