@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .workloads import Context, Sample
-from .workloads import library, tools
+from .workloads import library, server, tools
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,11 @@ WORKLOADS = [
              tools.nsq_to_file_in_flight_1000, baseline="pynsq-reader"),
     Workload("lib-reader", "nsqcli.lib Reader, handler returning True", library.nsqcli_reader,
              baseline="pynsq-reader", target=150_000),
+    Workload("lib-reader-iter", "nsqcli.lib Reader, async for over messages(), await "
+             "message.fin()", library.nsqcli_reader_iter, baseline="pynsq-reader"),
+    Workload("lib-reader-few-rdy", "nsqcli.lib Reader, max_in_flight 1 over 2 nsqds, 50 ms "
+             "coroutine handler (ideal 20 msg/s)", library.nsqcli_reader_few_rdy,
+             baseline="pynsq-reader-few-rdy", fixed_n=library.FEW_RDY_N),
     Workload("lib-writer", "nsqcli.lib Writer, one pub per message, awaited acks, pipelined",
              library.nsqcli_writer, baseline="pynsq-writer", target=110_000),
     Workload("lib-writer-cb", "nsqcli.lib Writer driven like the pynsq baseline (callbacks)",
@@ -71,16 +76,22 @@ WORKLOADS = [
              target=30),
     Workload("rss-nsq-replay", "peak RSS of nsq-replay", _rss(tools.nsq_replay), unit="MiB",
              target=30),
+    Workload("rss-dev-server", "peak RSS of nsqcli dev-server holding N queued messages "
+             "(beyond --mem-queue-size on disk)", server.dev_server_rss, unit="MiB", target=300),
     Workload("pynsq-writer", "pynsq 0.9.1 Writer.pub per message, callbacks awaited",
              library.pynsq_writer, is_baseline=True),
     Workload("pynsq-reader", "pynsq 0.9.1 Reader, handler returning True", library.pynsq_reader,
              is_baseline=True),
+    Workload("pynsq-reader-few-rdy", "pynsq 0.9.1 Reader, max_in_flight 1 over 2 nsqds, 50 ms "
+             "coroutine handler", library.pynsq_reader_few_rdy, is_baseline=True,
+             fixed_n=library.FEW_RDY_N),
     Workload("pynsq-one", "pynsq 0.9.1: one message published, process start to exit",
              library.pynsq_one_message, unit="ms", is_baseline=True, fixed_n=1),
 ]
 
 BY_NAME = {w.name: w for w in WORKLOADS}
-DEFAULT = [w.name for w in WORKLOADS if not w.name.startswith("rss-")]
+# rss-* and the few-RDY row (minutes at 20 msg/s) run when named, or with "all"
+DEFAULT = [w.name for w in WORKLOADS if not w.name.startswith("rss-") and w.name != "lib-reader-few-rdy"]
 
 
 def select(names: list[str], with_baselines: bool = True) -> list[Workload]:

@@ -29,6 +29,8 @@ class Result:
 
 def _fmt(value: float, unit: str) -> str:
     if unit == "msg/s":
+        if value < 1000:  # the few-RDY row: tens of msg/s
+            return f"{value:.1f}"
         return f"{value / 1000:,.1f}k" if value < 10_000_000 else f"{value:,.0f}"
     if unit == "ms":
         return f"{value:.1f} ms"
@@ -87,7 +89,7 @@ def table(results: list[Result]) -> str:
     ]
     for result in results:
         workload = result.workload
-        size = f"{result.n:,} x {result.size} B" if workload.fixed_n is None else "1 msg (x10)"
+        size = "1 msg (x10)" if workload.unit == "ms" else f"{result.n:,} x {result.size} B"
         if workload.unit == "MiB":
             size = f"{result.size} B"
         if not result.ok:

@@ -25,7 +25,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Throughput, CPU and memory of nsqcli's tools and library, side by side with "
                     "pynsq 0.9.1 measured in the same run on the same broker.")
     parser.add_argument("-w", "--workloads", default=",".join(catalog.DEFAULT),
-                        help="comma-separated workloads, or 'all' (default: all but rss-*); "
+                        help="comma-separated workloads, or 'all' (default: all but rss-* and "
+                             "lib-reader-few-rdy); "
                              f"known: {', '.join(catalog.BY_NAME)}")
     parser.add_argument("-n", type=int, default=500_000, help="messages per run (default 500000)")
     parser.add_argument("--size", type=int, default=100, help="message size in bytes (default 100)")

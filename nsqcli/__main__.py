@@ -1,7 +1,8 @@
 """``nsqcli`` / ``python -m nsqcli``: the umbrella command mounting every tool.
 
-``nsqcli tail|pub|to-file|replay|dev-server ...`` run exactly the commands of the standalone
-scripts (``nsq-tail``, ``nsq-pub``, ...). Subcommands are imported only when used, so that
+``nsqcli tail|pub|to-file|replay|stat|dev-server ...`` run exactly the commands of the standalone
+scripts (``nsq-tail``, ``nsq-pub``, ...); ``nsqcli topic|channel ...`` administer a cluster
+(:mod:`nsqcli.admin`). Subcommands are imported only when used, so that
 ``nsqcli pub`` starts as fast as ``nsq-pub``; a tool whose module is missing or broken does not
 break the others.
 """
@@ -13,16 +14,20 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .exit_codes import EXIT_STATUS_HELP
+from nsqcli import __version__
+from nsqcli.cli.exit_codes import EXIT_STATUS_HELP
+from nsqcli.cli.go_flags import GoFlagGroup
 
 # subcommand -> (module, attribute names to try for its click command)
 TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "tail": ("nsqcli.tail", ("command",)),
-    "pub": ("nsqcli.pub", ("command",)),
-    "to-file": ("nsqcli.to_file", ("command", "to_file")),
-    "replay": ("nsqcli.replay", ("command", "replay")),
+    "tail": ("nsqcli.tail.command", ("command",)),
+    "pub": ("nsqcli.pub.command", ("command",)),
+    "to-file": ("nsqcli.to_file.command", ("command", "to_file")),
+    "replay": ("nsqcli.replay.command", ("command", "replay")),
     "dev-server": ("nsqcli.dev_server", ("dev_server", "command")),
+    "topic": ("nsqcli.admin.command", ("topic",)),
+    "channel": ("nsqcli.admin.command", ("channel",)),
+    "stat": ("nsqcli.stat.command", ("command",)),
 }
 
 
@@ -40,7 +45,7 @@ def load_tool(name: str) -> click.Command | None:
     return None
 
 
-class LazyGroup(click.Group):
+class LazyGroup(GoFlagGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(TOOLS)
 
@@ -69,7 +74,8 @@ def _unavailable(name: str) -> click.Command:
 )
 @click.version_option(__version__, "--version", message="%(prog)s (nsqcli) %(version)s")
 def cli() -> None:
-    """NSQ command-line tools: tail, pub, to-file, replay and an embedded dev-server."""
+    """NSQ command-line tools: tail, pub, to-file, replay, stat (a live view of a cluster), an
+    embedded dev-server, and topic and channel administration."""
 
 
 def main() -> None:

@@ -15,11 +15,12 @@ from typing import Any
 
 import click
 
-from . import __version__
-from .console import DEBUG, NORMAL, QUIET, VERBOSE, Console
-from .exit_codes import ExitStatus, ToolError, error_text
-from .options import DURATION
-from .runner import Shutdown, run_to_status
+from nsqcli import __version__
+from nsqcli.cli.console import DEBUG, NORMAL, QUIET, VERBOSE, Console
+from nsqcli.cli.exit_codes import ExitStatus, ToolError, error_text, exit_status_help
+from nsqcli.cli.go_flags import tool_command
+from nsqcli.cli.options import DURATION
+from nsqcli.cli.runner import Shutdown, run_to_status
 
 PROG = "nsqcli dev-server"
 
@@ -32,6 +33,8 @@ _INT_LIMITS = (
     ("max_channel_consumers", "max_channel_consumers"),
     ("max_deflate_level", "max_deflate_level"),
     ("max_output_buffer_size", "max_output_buffer_size"),
+    ("max_bytes_per_file", "max_bytes_per_file"),
+    ("sync_every", "sync_every"),
 )
 _DURATION_LIMITS = (
     ("msg_timeout", "msg_timeout_ms"),
@@ -41,6 +44,7 @@ _DURATION_LIMITS = (
     ("max_output_buffer_timeout", "max_output_buffer_timeout_ms"),
     ("min_output_buffer_timeout", "min_output_buffer_timeout_ms"),
     ("output_buffer_timeout", "output_buffer_timeout_ms"),
+    ("sync_timeout", "sync_timeout_ms"),
 )
 
 
@@ -122,15 +126,18 @@ async def serve(config: DevServerConfig, shutdown: Shutdown, console: Console,
         console.info("stopping")
     finally:
         await nsqd.stop()
+        nsqd.remove_data()
         if lookupd is not None:
             await lookupd.stop()
     return ExitStatus.SUCCESS
 
 
 async def _start(broker: Any, name: str, tcp_address: str, http_address: str) -> None:
+    from nsqcli.broker.nsqd.datapath import DataPathError
+
     try:
         await broker.start()
-    except OSError as error:
+    except (OSError, DataPathError) as error:
         raise ToolError(f"cannot start {name} on {tcp_address} / {http_address}: "
                         f"{error_text(error)}") from error
 
@@ -149,17 +156,21 @@ def print_banner(console: Console, config: DevServerConfig, nsqd: Any, lookupd: 
 
     rich = RichConsole(file=console.err, highlight=False, soft_wrap=True)
     rich.print(f"[bold]{PROG}[/bold] {__version__}: embedded nsqd"
-               + (" + nsqlookupd" if lookupd else "") + " (in memory, for development)")
+               + (" + nsqlookupd" if lookupd else "") + " (for development)")
     nsqd_tcp = address(config.tcp_address, nsqd.tcp_port)
     table = Table.grid(padding=(0, 2))
     table.add_row("  nsqd TCP", nsqd_tcp)
     table.add_row("  nsqd HTTP", "http://" + address(config.http_address, nsqd.http_port))
     hint = f"--nsqd-tcp-address {nsqd_tcp}"
-    if lookupd is not None:
+    # (lookupd runs only when both its addresses are configured)
+    if lookupd is not None and config.lookupd_tcp_address and config.lookupd_http_address:
         lookupd_http = address(config.lookupd_http_address, lookupd.http_port)
         table.add_row("  nsqlookupd TCP", address(config.lookupd_tcp_address, lookupd.tcp_port))
         table.add_row("  nsqlookupd HTTP", "http://" + lookupd_http)
         hint += f" or --lookupd-http-address {lookupd_http}"
+    data = nsqd.data
+    table.add_row("  data path", data.path + (" (temporary: removed at exit)"
+                                               if data.temporary else ""))
     rich.print(table)
     if nsqd.options.tls_cert:
         required = nsqd.options.tls_required
@@ -191,6 +202,8 @@ def build_config(params: dict[str, Any]) -> DevServerConfig:
             False if tls_required == "false" else tls_required)
     if params.get("auth_http_address"):
         nsqd["auth_http_addresses"] = list(params["auth_http_address"])
+    if params.get("data_path"):
+        nsqd["data_path"] = params["data_path"]
     lookupd: dict[str, Any] = {}
     if params.get("inactive_producer_timeout") is not None:
         lookupd["inactive_producer_timeout_ms"] = _ms(params["inactive_producer_timeout"])
@@ -224,7 +237,11 @@ def _fail(console: Console, message: str, status: ExitStatus = ExitStatus.USAGE)
     sys.exit(int(status))
 
 
-@click.command("dev-server", context_settings={"help_option_names": ["-h", "--help"]})
+@tool_command("dev-server",
+              epilog=exit_status_help(
+                  ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.INTERRUPTED,
+                  ERROR="1 failure (an address cannot be listened on)",
+                  INTERRUPTED="130 stopped by SIGINT/SIGTERM (Ctrl-C), its normal end"))
 @click.option("--tcp-address", default="127.0.0.1:4150", show_default=True, metavar="HOST:PORT",
               help="nsqd TCP listen address (port 0: any free port).")
 @click.option("--http-address", default="127.0.0.1:4151", show_default=True, metavar="HOST:PORT",
@@ -253,8 +270,18 @@ def _fail(console: Console, message: str, status: ExitStatus = ExitStatus.USAGE)
 @click.option("--max-output-buffer-timeout", type=DURATION, help="(default 30s)")
 @click.option("--min-output-buffer-timeout", type=DURATION, help="(default 25ms)")
 @click.option("--output-buffer-timeout", type=DURATION, help="(default 250ms)")
-@click.option("--mem-queue-size", type=click.IntRange(min=0), help="Messages kept per "
-              "topic/channel (default 10000; in memory only, the overflow is dropped).")
+@click.option("--mem-queue-size", type=click.IntRange(min=0), help="Messages kept in memory "
+              "per topic/channel (default 10000); the rest go to the disk queue (#ephemeral "
+              "topics/channels drop them).")
+@click.option("--data-path", type=click.Path(exists=True, file_okay=False), help="Directory for "
+              "the disk queues and metadata, kept across restarts (default: a temporary one, "
+              "removed at exit).")
+@click.option("--max-bytes-per-file", type=click.IntRange(min=1), help="Disk queue segment size "
+              "in bytes (default 104857600).")
+@click.option("--sync-every", type=click.IntRange(min=1), help="Disk queue messages written or "
+              "read between fsyncs (default 2500).")
+@click.option("--sync-timeout", type=DURATION, help="Longest time between disk queue fsyncs "
+              "(default 2s).")
 @click.option("--max-channel-consumers", type=click.IntRange(min=0),
               help="Consumers per channel (default 0: unlimited).")
 @click.option("--snappy/--no-snappy", default=None, help="Offer snappy (default on).")
@@ -279,7 +306,7 @@ def _fail(console: Console, message: str, status: ExitStatus = ExitStatus.USAGE)
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.version_option(__version__, "--version", message="%(prog)s (nsqcli) %(version)s")
 def dev_server(**params: Any) -> None:
-    """Run an embedded nsqd + nsqlookupd for development (in memory; Ctrl-C stops)."""
+    """Run an embedded nsqd + nsqlookupd for development (Ctrl-C stops)."""
     verbosity = QUIET if params.pop("quiet") else min(NORMAL + params.pop("verbose"), DEBUG)
     console = Console(PROG, verbosity)
     if verbosity >= VERBOSE:
@@ -300,9 +327,7 @@ def dev_server(**params: Any) -> None:
     async def main(shutdown: Shutdown) -> ExitStatus:
         return await serve(config, shutdown, console)
 
-    status = run_to_status(main, console)
-    # stopping a server with Ctrl-C/SIGTERM is its normal end, not an interruption
-    sys.exit(0 if status == ExitStatus.INTERRUPTED else int(status))
+    sys.exit(int(run_to_status(main, console)))  # Ctrl-C/SIGTERM: 130, as every tool
 
 
 main = command = dev_server

@@ -17,6 +17,10 @@ binary) the real daemons are started instead, with a temporary ``--data-path``.
 
 ``NSQDHandle.stop()``/``start()`` restart on the same ports and keep topics, channels and
 queued messages (a real nsqd keeps them in its ``--data-path``); an nsqlookupd restarts empty.
+An nsqd with a TLS certificate also listens for HTTPS (``handle.https_port``), as a real one
+does. ``handle.started_at`` is the ``time.monotonic()`` of the last start: nsqd's own intervals
+(its queue scan refreshes its channel list every 5 s, it pings nsqlookupd every 15 s) count
+from no earlier than that.
 
 Markers: ``embedded_only`` tests are skipped against the real binaries, ``real_only`` tests
 without them.

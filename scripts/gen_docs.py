@@ -24,10 +24,11 @@ sys.path.insert(0, str(ROOT))
 
 from nsqcli import __version__  # noqa: E402
 from nsqcli.__main__ import TOOLS, cli, load_tool  # noqa: E402
-from nsqcli.exit_codes import ExitStatus  # noqa: E402
+from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
 
 # standalone script name -> umbrella subcommand
-SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay"}
+SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay",
+           "nsq-stat": "stat"}
 
 EXIT_STATUS_TEXT = {
     ExitStatus.SUCCESS: "success (nsq-pub/nsq-replay: every record was acknowledged by nsqd)",
@@ -38,8 +39,166 @@ EXIT_STATUS_TEXT = {
     ExitStatus.INTERRUPTED: "interrupted by SIGINT or SIGTERM (after a graceful drain)",
 }
 
+_ADMIN_EXIT_STATUS = {
+    ExitStatus.SUCCESS: "success: every nsqd and nsqlookupd asked did it",
+    ExitStatus.ERROR: "failure: an nsqd or nsqlookupd failed or answered an error (each is "
+    "named with its HTTP status), no nsqd had the topic or channel, or the confirmation was "
+    "declined",
+    ExitStatus.USAGE: "usage error: bad flags or names, or delete or empty without a terminal "
+    "and without --yes",
+}
+#: Pages whose statuses mean more than the generic texts say.
+EXIT_STATUS_TEXT_OF = {
+    "nsqcli-topic": _ADMIN_EXIT_STATUS,
+    "nsqcli-channel": _ADMIN_EXIT_STATUS,
+    "nsq-stat": {
+        ExitStatus.SUCCESS: "success, also when stopped by SIGINT (Ctrl-C) or SIGTERM: stopping is "
+        "how a live view ends",
+        ExitStatus.ERROR: "with --count, no poll got an answer from any nsqd (or every nsqlookupd "
+        "failed); or writing to stdout failed",
+    },
+}
 
-MAN_ONLY = {"nsqcli-dev-server": "dev-server"}  # subcommands without a script of their own
+MAN_ONLY = {  # subcommands without a script of their own
+    "nsqcli-dev-server": "dev-server",
+    "nsqcli-topic": "topic",
+    "nsqcli-channel": "channel",
+}
+
+#: The EXAMPLES section of each man page: (what it does, command line). A test parses every
+#: nsqcli command line in them with the tool's own click command.
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "nsq-tail": [
+        ("Print 10 messages of topic events from channel audit, each finished (FIN) after its line "
+         "was written, then exit:", "nsq-tail --topic events --channel audit -n 10"),
+        ("Follow two topics found through nsqlookupd, each line prefixed with its topic:",
+         "nsq-tail --topic events --topic alerts --lookupd-http-address 127.0.0.1:4161 "
+         "--print-topic"),
+        ("One JSON object per message (topic, id, attempts, timestamp, body):",
+         "nsq-tail --topic events --channel audit -n 5 --format json"),
+        ("A command line written for Go's nsq_tail, unchanged but for the name:",
+         "nsq-tail -topic=events -channel=audit -n=1 -nsqd-tcp-address=127.0.0.1:4150"),
+    ],
+    "nsq-pub": [
+        ("Publish one record per line; exit 0 only when nsqd acknowledged every one:",
+         "seq 1000 | nsq-pub --topic events"),
+        ("Publish two messages given on the command line:", "nsq-pub --topic events -m hello -m world"),
+        ("NUL-delimited records, at most 100 per second, keeping what nsqd did not acknowledge:",
+         "find . -print0 | nsq-pub --topic files -0 --rate 100 --failed-file failed.bin"),
+        ("Deliver a message in five minutes (DPUB):", "nsq-pub --topic reminders --defer 5m -m 'wake up'"),
+        ("A command line written for Go's to_nsq (add --mode fan-out to send every record to each "
+         "nsqd, as to_nsq does):",
+         "printf 'a,b,' | nsq-pub -topic events -delimiter , -rate 0 -nsqd-tcp-address 127.0.0.1:4150"),
+    ],
+    "nsq-to-file": [
+        ("Archive topic events to gzip files under ./archive, finishing each message once it is "
+         "on disk (at least every second):",
+         "nsq-to-file --topic events --output-dir archive --gzip --sync-interval 1s"),
+        ("Every topic whose name starts with orders, found through nsqlookupd, one file an hour:",
+         "nsq-to-file --lookupd-http-address 127.0.0.1:4161 --topic-pattern '^orders' "
+         "--output-dir archive --rotate-interval 1h"),
+        ("Lossless records (JSON lines with timestamps) for nsq-replay --timing original:",
+         "nsq-to-file --topic events --output-dir archive --format jsonl"),
+        ("A command line written for Go's nsq_to_file:",
+         "nsq-to-file -topic=events -output-dir=archive -gzip -gzip-level=9 -sync-interval=1m0s "
+         "-log-level=warn"),
+    ],
+    "nsq-replay": [
+        ("Replay gzip archives of nsq-to-file to another topic, at most 5000 records a second:",
+         "nsq-replay 'archive/events.*.log.gz' --topic events-replayed --rate 5000"),
+        ("Keep the original gaps between jsonl records, ten times faster:",
+         "nsq-replay archive/ --timing original --speed 10"),
+        ("Resumable: a rerun with the same checkpoint sends nothing that nsqd acknowledged:",
+         "nsq-replay 'archive/*.gz' --checkpoint replay.ckpt"),
+        ("Check an archive from standard input without publishing:",
+         "zcat old.log.gz | nsq-replay - --topic events --dry-run"),
+    ],
+    "nsq-stat": [
+        ("Watch every topic and channel of the nsqds that nsqlookupd knows, redrawn every 2 "
+         "seconds (Ctrl-C exits 0):", "nsq-stat --lookupd-http-address 127.0.0.1:4161"),
+        ("Five plain rows for one channel, a second apart:",
+         "nsq-stat --topic events --channel audit --count 5 --interval 1s"),
+        ("The depth of every channel, from one poll in JSON:",
+         "nsq-stat --json --count 1 | jq -r '.rows[] | select(.channel) | "
+         "\"\\(.topic)/\\(.channel) \\(.depth)\"'"),
+        ("A command line written for Go's nsq_stat:",
+         "nsq-stat -topic=events -channel=audit -nsqd-http-address=127.0.0.1:4151 -interval=5s "
+         "-count=3"),
+    ],
+    "nsqcli": [
+        ("Start the embedded nsqd and nsqlookupd in the background:", "nsqcli dev-server &"),
+        ("The tools as subcommands (the same options as nsq-tail, nsq-pub, ...):",
+         "nsqcli pub --topic events -m hello && nsqcli tail --topic events -n 1"),
+    ],
+    "nsqcli-topic": [
+        ("Every topic nsqlookupd knows, one per line:",
+         "nsqcli topic list --lookupd-http-address 127.0.0.1:4161"),
+        ("Pause topic events on every nsqd that has it (one line per nsqd), and unpause it:",
+         "nsqcli topic pause events --lookupd-http-address 127.0.0.1:4161 && "
+         "nsqcli topic unpause events --lookupd-http-address 127.0.0.1:4161"),
+        ("Delete topic events from every nsqd and nsqlookupd without asking (a script):",
+         "nsqcli topic delete events --yes --lookupd-http-address 127.0.0.1:4161"),
+        ("What a delete would ask of which daemon, without doing it:",
+         "nsqcli topic delete events --dry-run --lookupd-http-address 127.0.0.1:4161"),
+        ("Create topic orders on two nsqds, in Go's flag syntax:",
+         "nsqcli topic create orders -nsqd-http-address=127.0.0.1:4151 "
+         "-nsqd-http-address=127.0.0.1:4251"),
+    ],
+    "nsqcli-channel": [
+        ("The channels of topic events, one per line:",
+         "nsqcli channel list --topic events --lookupd-http-address 127.0.0.1:4161"),
+        ("Create channel audit before anything is published, so that it gets every message:",
+         "nsqcli channel create --topic events audit"),
+        ("Stop delivery to the consumers of channel audit, then resume it:",
+         "nsqcli channel pause --topic events audit && nsqcli channel unpause --topic events audit"),
+        ("Drop every message queued, in flight or deferred on channel audit, without asking:",
+         "nsqcli channel empty --topic events audit -y"),
+    ],
+    "nsqcli-dev-server": [
+        ("nsqd on 127.0.0.1:4150 (HTTP 4151) and nsqlookupd on 4160/4161, in memory:",
+         "nsqcli dev-server"),
+        ("nsqd alone on free ports, printed at start:",
+         "nsqcli dev-server --tcp-address 127.0.0.1:0 --http-address 127.0.0.1:0 --no-lookupd"),
+        ("Small limits to test a client against:",
+         "nsqcli dev-server --max-msg-size 4096 --msg-timeout 10s --max-rdy-count 50 -v"),
+    ],
+}
+
+NSQADMIN = ("Does what nsqadmin's topic and channel pages do, with the same calls to nsqd's and "
+            "nsqlookupd's HTTP API, and takes nsqadmin's --nsqd-http-address, "
+            "--lookupd-http-address, --http-client-connect-timeout and "
+            "--http-client-request-timeout. An nsqd without the topic or channel is reported and "
+            "skipped, where nsqadmin leaves it out silently; a delete keeps nsqlookupd's "
+            "registrations when an nsqd failed, where nsqadmin removes them anyway.")
+
+#: The COMPATIBILITY section: the Go app a tool stands in for, and how it differs.
+GO_APPS = {
+    "nsq-tail": "Takes every flag of Go's nsq_tail. -n is a total across topics, and a message "
+    "is finished only after its line was written.",
+    "nsq-pub": "Takes every flag of Go's to_nsq; -rate 0 means no limit, as there. With several "
+    "-nsqd-tcp-address, records are spread over them; to_nsq sends every record to each: add "
+    "--mode fan-out for that. The delimiter may be any byte string, and a last record without "
+    "one is published whole.",
+    "nsq-to-file": "Takes every flag of Go's nsq_to_file; -log-level debug, info, warn, "
+    "error and fatal are -vv, -v, the default, -q and -q.",
+    "nsq-stat": "Takes every flag of Go's nsq_stat. -topic and -channel are optional (without "
+    "them, the whole cluster); -nsqd-http-address and -lookupd-http-address may be given "
+    "together, and as URLs. -count N polls N times and prints each poll, the first without "
+    "rates (nsq_stat polls N+1 times and prints N). The out rate counts messages finished; "
+    "nsq_stat's egress also counts those delivered and still in flight.",
+    "nsqcli-topic": NSQADMIN,
+    "nsqcli-channel": NSQADMIN,
+}
+
+GO_SYNTAX = (
+    "Options also take Go's flag syntax, so that command lines written for the Go apps run "
+    "unchanged: one or two dashes (-topic, --topic), the value after = or as the next word "
+    "(-topic=x, -topic x), booleans as -gzip or -gzip=true|false|1|0|t|f (also T, F, TRUE, "
+    "FALSE, True, False). A single-dash word that names an option is that option (-mode is "
+    "--mode); any other is a group of short options as usual (-vv, -n5, -0q). -n=5 and -m=x "
+    "are Go's -flag=value. The go-nsq options of --consumer-opt and --producer-opt that have "
+    "no counterpart here are accepted with a warning that they change nothing."
+)
 
 
 def tools(table: dict[str, str] = SCRIPTS) -> Iterator[tuple[str, click.Command]]:
@@ -100,20 +259,24 @@ def render_man(prog: str, command: click.Command) -> str:
         ".SH NAME",
         f"{_roff(prog)} \\- {_roff(summary)}",
         ".SH SYNOPSIS",
-        f".B {_roff(prog)}",
+        f".B {_roff(prog.replace('-', ' ', 1) if prog in MAN_ONLY else prog)}",
         _roff(usage),
         ".SH DESCRIPTION",
         _paragraphs(command.help or ""),
     ]
-    if isinstance(command, click.Group):
+    options = [p for p in command.get_params(ctx) if isinstance(p, click.Option)]
+    used_by: dict[str, list[str]] = {}  # option -> the subcommands taking it (nested groups)
+    if isinstance(command, click.Group) and prog in MAN_ONLY:
+        out += _subcommand_sections(prog, command, ctx)
+        options, used_by = _subcommand_options(command, ctx)
+    elif isinstance(command, click.Group):
         out.append(".SH COMMANDS")
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             out += [".TP", f"\\fB{_roff(name)}\\fR", _roff(sub.get_short_help_str(limit=200) if sub else "")]
             if name in TOOLS and sub is not None:
                 out.append(f"See \\fB{_roff(_script_for(name))}\\fR(1) for its options.")
-    options = [p for p in command.get_params(ctx) if isinstance(p, click.Option)]
-    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    arguments = [p for p in command.params if isinstance(p, click.Argument) and _is_path(p)]
     if arguments:
         out.append(".SH ARGUMENTS")
         for argument in arguments:
@@ -121,18 +284,54 @@ def render_man(prog: str, command: click.Command) -> str:
                     _roff("Input files; - is standard input.")]
     out.append(".SH OPTIONS")
     for option in options:
-        out += [".TP", _option_heading(option), _roff(_option_help(option))]
+        subs = used_by.get(option.name or "")
+        only = f" (only {', '.join(subs)})" if subs else ""
+        out += [".TP", _option_heading(option), _roff(_option_help(option) + only)]
     envs = [(o.envvar, o) for o in options if o.envvar]
     if envs:
         out.append(".SH ENVIRONMENT")
         for env, option in envs:
             out += [".TP", f"\\fB{_roff(str(env))}\\fR", _roff(f"Default for {option.opts[-1]}.")]
+    out.append(".SH COMPATIBILITY")
+    if prog in GO_APPS:
+        out += [_roff(GO_APPS[prog]), ".PP"]
+    out.append(_roff(GO_SYNTAX))
     out.append(".SH EXIT STATUS")
-    for status, text in EXIT_STATUS_TEXT.items():
-        out += [".TP", f"\\fB{int(status)}\\fR", _roff(text)]
+    texts = {**EXIT_STATUS_TEXT, **EXIT_STATUS_TEXT_OF.get(prog, {})}
+    for status in statuses_listed(command.epilog) or list(EXIT_STATUS_TEXT):  # what it returns
+        out += [".TP", f"\\fB{int(status)}\\fR", _roff(texts[status])]
+    out.append(".SH EXAMPLES")
+    for what, line in EXAMPLES[prog]:
+        out += [".PP", _roff(what), ".PP", ".RS 4", ".nf", _roff(line), ".fi", ".RE"]
     others = [s for s in list(SCRIPTS) + ["nsqcli"] + list(MAN_ONLY) if s != prog]
     out += [".SH SEE ALSO", ", ".join(f"\\fB{_roff(s)}\\fR(1)" for s in others)]
     return "\n".join(out) + "\n"
+
+
+def _subcommand_sections(prog: str, group: click.Group, ctx: click.Context) -> list[str]:
+    """COMMANDS of a page for a group of subcommands (nsqcli topic): each one's synopsis and
+    description."""
+    out = [".SH COMMANDS"]
+    for name, sub in _subcommands(group):
+        sub_ctx = click.Context(sub, info_name=name, parent=ctx)
+        usage = " ".join(sub.collect_usage_pieces(sub_ctx))
+        out += [f".SS {_roff(name)}", f".B {_roff(prog.replace('-', ' '))} {_roff(name)}",
+                _roff(usage), ".PP", _paragraphs(sub.help or "")]
+    return out
+
+
+def _subcommand_options(group: click.Group, ctx: click.Context
+                        ) -> tuple[list[click.Option], dict[str, list[str]]]:
+    """Every subcommand's options, once each, and the subcommands of those not all take."""
+    options: dict[str, click.Option] = {}
+    users: dict[str, list[str]] = {}
+    subs = _subcommands(group)
+    for name, sub in subs:
+        for option in _options_of(sub):
+            options.setdefault(option.name or "", option)
+            users.setdefault(option.name or "", []).append(name)
+    partial = {key: names for key, names in users.items() if len(names) < len(subs)}
+    return list(options.values()), partial
 
 
 def _script_for(sub: str) -> str:
@@ -162,10 +361,22 @@ def _is_path(option: click.Parameter) -> bool:
     return isinstance(option.type, (click.Path, click.File))
 
 
-def render_bash(prog: str, command: click.Command) -> str:
-    func = "_" + prog.replace("-", "_")
+def _subcommands(command: click.Command) -> list[tuple[str, click.Command]]:
+    """(name, command) of a group's available subcommands; [] for a plain command."""
+    if not isinstance(command, click.Group):
+        return []
+    ctx = click.Context(command)
+    subs = [(name, command.get_command(ctx, name)) for name in command.list_commands(ctx)]
+    return [(name, sub) for name, sub in subs if sub is not None]
+
+
+def _bash_options(command: click.Command, indent: str) -> list[str]:
+    """Lines completing ``command``'s options: the value of the option before the cursor (its
+    choices, file names or nothing), else the option names (or file names, for a command that
+    takes files, when the word does not start with a dash)."""
     words = sorted(name for o in _options_of(command) for name in o.opts + o.secondary_opts)
-    cases = []
+    takes_files = any(isinstance(p, click.Argument) and _is_path(p) for p in command.params)
+    lines = [f'{indent}case "$prev" in']
     for option in _options_of(command):
         if not _takes_value(option):
             continue
@@ -176,26 +387,83 @@ def render_bash(prog: str, command: click.Command) -> str:
             action = 'COMPREPLY=($(compgen -f -- "$cur"))'
         else:
             action = "COMPREPLY=()"
-        cases.append(f"        {pattern}) {action}; return ;;")
-    subcommands = ""
-    if isinstance(command, click.Group):
-        subcommands = " ".join(command.list_commands(click.Context(command)))
+        lines.append(f"{indent}    {pattern}) {action}; return ;;")
+    options = f'COMPREPLY=($(compgen -W "{" ".join(words)}" -- "$cur"))'
+    lines.append(f"{indent}esac")
+    if not takes_files:
+        return lines + [f"{indent}{options}"]
+    return lines + [f'{indent}if [[ "$cur" == -* ]]; then', f"{indent}    {options}",
+                    f"{indent}else", f'{indent}    COMPREPLY=($(compgen -f -- "$cur"))', f"{indent}fi"]
+
+
+def _bash_command(command: click.Command, indent: str, parent_index: str, level: int = 2) -> list[str]:
+    """Completion of a subcommand: its options, or for a group (nsqcli topic) its own
+    subcommand found after the word at ``parent_index``, then that one's options."""
+    subs = _subcommands(command)
+    if not subs:
+        return _bash_options(command, indent)
+    sub, index = f"sub{level}", f"i{level}"
+    group_words = " ".join(sorted(n for o in _options_of(command) for n in o.opts))
+    lines = [
+        f'{indent}local {sub}="" {index}',
+        f"{indent}for (({index} = {parent_index} + 1; {index} < COMP_CWORD; {index}++)); do",
+        f'{indent}    case "${{COMP_WORDS[{index}]}}" in',
+        f'{indent}        {"|".join(name for name, _ in subs)}) {sub}="${{COMP_WORDS[{index}]}}"; break ;;',
+        f"{indent}    esac",
+        f"{indent}done",
+        f'{indent}case "${sub}" in',
+    ]
+    for name, child in subs:
+        lines += [f"{indent}{name})", *_bash_command(child, indent + "    ", index, level + 1),
+                  f"{indent}    ;;"]
+    lines += [
+        f"{indent}*)",
+        f'{indent}    if [[ "$cur" == -* ]]; then',
+        f'{indent}        COMPREPLY=($(compgen -W "{group_words}" -- "$cur"))',
+        f"{indent}    else",
+        f'{indent}        COMPREPLY=($(compgen -W "{" ".join(name for name, _ in subs)}" -- "$cur"))',
+        f"{indent}    fi",
+        f"{indent}    ;;",
+        f"{indent}esac",
+    ]
+    return lines
+
+
+def render_bash(prog: str, command: click.Command) -> str:
+    func = "_" + prog.replace("-", "_")
     lines = [
         f"# bash completion for {prog} (generated by scripts/gen_docs.py; do not edit)",
         f"{func}() {{",
         '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"',
-        '    case "$prev" in',
-        *cases,
-        "    esac",
-        f'    if [[ "$cur" == -* || -z "{subcommands}" && "$cur" == "" ]]; then',
-        f'        COMPREPLY=($(compgen -W "{" ".join(words)}" -- "$cur"))',
-        "    else",
-        (f'        COMPREPLY=($(compgen -W "{subcommands}" -- "$cur"))' if subcommands
-         else '        COMPREPLY=($(compgen -f -- "$cur"))'),
-        "    fi",
-        "}",
-        f"complete -F {func} {prog}",
     ]
+    subs = _subcommands(command)
+    if not subs:
+        lines += _bash_options(command, "    ")
+    else:  # the umbrella: the first subcommand word decides whose options are completed
+        names = " ".join(name for name, _ in subs)
+        group_words = " ".join(sorted(n for o in _options_of(command) for n in o.opts))
+        lines += [
+            '    local sub="" i',
+            "    for ((i = 1; i < COMP_CWORD; i++)); do",
+            '        case "${COMP_WORDS[i]}" in',
+            f'            {"|".join(name for name, _ in subs)}) sub="${{COMP_WORDS[i]}}"; break ;;',
+            "        esac",
+            "    done",
+            '    case "$sub" in',
+        ]
+        for name, sub in subs:
+            lines += [f"    {name})", *_bash_command(sub, "        ", "i"), "        ;;"]
+        lines += [
+            "    *)",
+            '        if [[ "$cur" == -* ]]; then',
+            f'            COMPREPLY=($(compgen -W "{group_words}" -- "$cur"))',
+            "        else",
+            f'            COMPREPLY=($(compgen -W "{names}" -- "$cur"))',
+            "        fi",
+            "        ;;",
+            "    esac",
+        ]
+    lines += ["}", f"complete -F {func} {prog}"]
     return "\n".join(lines) + "\n"
 
 
@@ -203,7 +471,7 @@ def _zsh_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("'", "'\\''").replace("[", "\\[").replace("]", "\\]").replace(":", "\\:")
 
 
-def render_zsh(prog: str, command: click.Command) -> str:
+def _zsh_specs(command: click.Command) -> list[str]:
     specs = []
     for option in _options_of(command):
         help_text = _zsh_escape((option.help or "").split(". ")[0][:80])
@@ -220,27 +488,45 @@ def render_zsh(prog: str, command: click.Command) -> str:
             specs.append(f"    '{repeat}'{group}'[{help_text}]{action}'")
         else:
             specs.append(f"    '{repeat}'{group}'[{help_text}]'")
-    if isinstance(command, click.Group):
-        subs = " ".join(command.list_commands(click.Context(command)))
-        specs.append(f"    '1:command:({subs})'")
-        specs.append("    '*::arg:_files'")
-    elif any(isinstance(p, click.Argument) for p in command.params):
+    if any(isinstance(p, click.Argument) and _is_path(p) for p in command.params):
         specs.append("    '*:file:_files'")
-    body = " \\\n".join(specs)
-    return (f"#compdef {prog}\n# zsh completion for {prog} (generated by scripts/gen_docs.py; "
-            f"do not edit)\n_arguments -s \\\n{body}\n")
+    return specs
 
 
-def render_fish(prog: str, command: click.Command) -> str:
-    lines = [f"# fish completion for {prog} (generated by scripts/gen_docs.py; do not edit)"]
-    if isinstance(command, click.Group):
-        ctx = click.Context(command)
-        for name in command.list_commands(ctx):
-            sub = command.get_command(ctx, name)
-            desc = (sub.get_short_help_str(limit=60) if sub else "").replace("'", "\\'")
-            lines.append(f"complete -c {prog} -n '__fish_use_subcommand' -f -a {name} -d '{desc}'")
+def _zsh_function(func: str, command: click.Command) -> list[str]:
+    """``func`` completing ``command``; a group dispatches to one function per subcommand."""
+    subs = _subcommands(command)
+    if not subs:
+        return [f"{func}() {{", "_arguments -s \\", " \\\n".join(_zsh_specs(command)), "}"]
+    out: list[str] = []
+    for name, sub in subs:
+        out += _zsh_function(f"{func}_{name.replace('-', '_')}", sub)
+    specs = _zsh_specs(command) + [f"    '1:command:({' '.join(name for name, _ in subs)})'",
+                                   "    '*::arg:->args'"]
+    out += [f"{func}() {{", "    local curcontext=\"$curcontext\" state line",
+            "    _arguments -C -s \\", " \\\n".join(specs),
+            '    [[ $state == args ]] || return', '    case $line[1] in']
+    out += [f"        {name}) {func}_{name.replace('-', '_')} ;;" for name, _ in subs]
+    out += ["    esac", "}"]
+    return out
+
+
+def render_zsh(prog: str, command: click.Command) -> str:
+    head = (f"#compdef {prog}\n# zsh completion for {prog} (generated by scripts/gen_docs.py; "
+            "do not edit)\n")
+    if not _subcommands(command):
+        return head + "_arguments -s \\\n" + " \\\n".join(_zsh_specs(command)) + "\n"
+    func = "_" + prog.replace("-", "_")
+    out = [head.rstrip("\n"), *_zsh_function(func, command), f'{func} "$@"']
+    return "\n".join(out) + "\n"
+
+
+def _fish_lines(prog: str, command: click.Command, condition: str = "") -> list[str]:
+    lines = []
     for option in _options_of(command):
         parts = [f"complete -c {prog}"]
+        if condition:
+            parts.append(f"-n '{condition}'")
         for name in option.opts + option.secondary_opts:
             parts.append(f"-l {name[2:]}" if name.startswith("--") else f"-s {name[1:]}")
         if _takes_value(option):
@@ -252,7 +538,34 @@ def render_fish(prog: str, command: click.Command) -> str:
         desc = (option.help or "").split(". ")[0][:80].replace("'", "\\'")
         parts.append(f"-d '{desc}'")
         lines.append(" ".join(parts))
+    return lines
+
+
+def render_fish(prog: str, command: click.Command) -> str:
+    lines = [f"# fish completion for {prog} (generated by scripts/gen_docs.py; do not edit)"]
+    subs = _subcommands(command)
+    for name, sub in subs:
+        desc = sub.get_short_help_str(limit=60).replace("'", "\\'")
+        lines.append(f"complete -c {prog} -n '__fish_use_subcommand' -f -a {name} -d '{desc}'")
+    lines += _fish_lines(prog, command, "__fish_use_subcommand" if subs else "")
+    for name, sub in subs:
+        lines += _fish_nested(prog, sub, f"__fish_seen_subcommand_from {name}")
     return "\n".join(lines) + "\n"
+
+
+def _fish_nested(prog: str, command: click.Command, condition: str) -> list[str]:
+    """``command``'s options under ``condition``; for a group (nsqcli topic), its subcommands
+    until one is given, then that one's options."""
+    lines = _fish_lines(prog, command, condition)
+    subs = _subcommands(command)
+    names = " ".join(name for name, _ in subs)
+    for name, sub in subs:
+        desc = sub.get_short_help_str(limit=60).replace("'", "\\'")
+        lines.append(f"complete -c {prog} -n '{condition}; and not __fish_seen_subcommand_from "
+                     f"{names}' -f -a {name} -d '{desc}'")
+    for name, sub in subs:
+        lines += _fish_nested(prog, sub, f"{condition}; and __fish_seen_subcommand_from {name}")
+    return lines
 
 
 # ---- driver ------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ def allow_all(topic_pattern: str = ".*", identity: str = "tester") -> dict[str, 
 
 
 class AuthServer:
+    #: each query: its path, its parameters and the request's Accept header (``accept_header``)
+
     def __init__(self, secret: str | None = None, topic_pattern: str = ".*",
                  reply: dict[str, Any] | None = None) -> None:
         self.secret = secret
@@ -34,7 +36,8 @@ class AuthServer:
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
-                server.queries.append({"path": url.path, **query})
+                server.queries.append({"path": url.path, **query,
+                                       "accept_header": self.headers.get("Accept", "")})
                 status, reply = server.answer(query.get("secret", ""))
                 body = json.dumps(reply).encode()
                 self.send_response(status)

@@ -26,12 +26,13 @@ The transcript holds each command as its line (``"SUB t c"``, ``"PUB t"``, ``"ID
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import ssl
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterator
 
 from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpserver import TCPServer
@@ -429,3 +430,32 @@ def write_ca(ca: Any, directory: str) -> str:
 def run(coro: Awaitable[Any], timeout: float = 10.0) -> Any:
     """Run a test coroutine on a fresh event loop, bounded by ``timeout`` seconds."""
     return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[str]:
+    """A port on 127.0.0.1 that accepts connections and never says a word (a service that is
+    not nsqd, or a hung one); yields ``"host:port"``. A thread accepts, so it works without a
+    running event loop."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        try:
+            while True:
+                accepted.append(listener.accept()[0])
+        except OSError:
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        listener.close()
+        for sock in accepted:
+            sock.close()

@@ -139,5 +139,23 @@ def verify_drained(broker: Broker, topic: str, channel: str, n: int, timeout: fl
         raise VerificationFailed(f"{topic}/{channel}: " + ", ".join(problems))
 
 
+def verify_acknowledged(brokers: list[Broker], topic: str, channel: str, least: int, total: int,
+                        most: int) -> None:
+    """The channel of ``topic`` on ``brokers`` held ``total`` messages; between ``least`` and
+    ``most`` of them were FINed (``most``: what the client handled; a client that closes without
+    draining may leave its last one in flight), none requeued or timed out."""
+    stats = [broker.channel_stats(topic, channel) or {} for broker in brokers]
+    received = sum(chan.get("message_count", 0) for chan in stats)
+    left = sum(chan.get("depth", 0) + chan.get("in_flight_count", 0) for chan in stats)
+    problems = [] if received == total else [f"message_count={received} (want {total})"]
+    if not least <= total - left <= most:
+        problems.append(f"{total - left} acknowledged (want {least}..{most})")
+    for key in ("requeue_count", "timeout_count", "fin_failed_count"):
+        if any(chan.get(key, 0) for chan in stats):
+            problems.append(f"{key}={[chan.get(key) for chan in stats]} (want 0)")
+    if problems:
+        raise VerificationFailed(f"{topic}/{channel} on {len(brokers)} brokers: " + ", ".join(problems))
+
+
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")

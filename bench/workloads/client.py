@@ -76,6 +76,18 @@ async def run_writer(nsq, args) -> dict:
             "elapsed": elapsed}
 
 
+async def _consume(nsq, args, handler, done: asyncio.Future) -> None:
+    """Run a Reader over every ``--nsqd-tcp-address`` (comma-separated) until ``done``, then let
+    the last FINs reach the sockets and close it."""
+    reader = nsq.Reader(topic=args.topic, channel=args.channel, message_handler=handler,
+                        nsqd_tcp_addresses=args.nsqd_tcp_address.split(","),
+                        max_in_flight=args.max_in_flight)
+    await done
+    await asyncio.sleep(0.05)
+    await _maybe_await(reader.close())
+    await asyncio.sleep(0.1)
+
+
 async def run_reader(nsq, args) -> dict:
     """A Reader whose handler returns True; stops after ``-n`` messages were handled."""
     loop = asyncio.get_running_loop()
@@ -92,14 +104,51 @@ async def run_reader(nsq, args) -> dict:
         return True
 
     start = time.perf_counter()
-    reader = nsq.Reader(topic=args.topic, channel=args.channel, message_handler=handler,
-                        nsqd_tcp_addresses=[args.nsqd_tcp_address],
-                        max_in_flight=args.max_in_flight)
-    await done
-    await asyncio.sleep(0.05)  # let the last FINs reach the socket
-    await _maybe_await(reader.close())
-    await asyncio.sleep(0.05)
+    await _consume(nsq, args, handler, done)
     return {"count": state["count"], "errors": 0, "elapsed": state["end"] - start}
+
+
+async def run_reader_iter(nsq, args) -> dict:
+    """The same goal as ``reader``, consumed with ``async for message in reader.messages()`` and
+    ``await message.fin()`` (nsqcli only: pynsq has no iterator)."""
+    if not hasattr(nsq.Reader, "messages"):
+        raise SystemExit(f"{nsq.__name__}.Reader has no messages()")
+    n = args.n
+    count, end = 0, 0.0
+    start = time.perf_counter()
+    reader = nsq.Reader(topic=args.topic, channel=args.channel,
+                        nsqd_tcp_addresses=args.nsqd_tcp_address.split(","),
+                        max_in_flight=args.max_in_flight)
+    async with reader:
+        async for message in reader.messages():
+            count += 1
+            await message.fin()
+            if count == n:
+                end = time.perf_counter()
+                break
+    return {"count": count, "errors": 0, "elapsed": end - start}
+
+
+async def run_reader_few_rdy(nsq, args) -> dict:
+    """A Reader whose coroutine handler takes ``--handler-ms``; ``count`` is -n once -n handlers
+    finished, ``handled`` every one that did (also those that finish while the Reader closes)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    state = {"handled": 0, "end": 0.0}
+    n, pause = args.n, args.handler_ms / 1000
+
+    async def handler(message):
+        await asyncio.sleep(pause)
+        state["handled"] += 1
+        if state["handled"] == n:
+            state["end"] = time.perf_counter()
+            loop.call_soon(lambda: done.done() or done.set_result(None))
+        return True
+
+    start = time.perf_counter()
+    await _consume(nsq, args, handler, done)
+    return {"count": min(state["handled"], n), "handled": state["handled"], "errors": 0,
+            "elapsed": state["end"] - start}
 
 
 async def run_one(nsq, args) -> dict:
@@ -112,7 +161,8 @@ async def run_one(nsq, args) -> dict:
     return {"count": int(not isinstance(data, Exception)), "errors": 0, "elapsed": 0.0}
 
 
-ROLES = {"writer": run_writer, "reader": run_reader, "one": run_one}
+ROLES = {"writer": run_writer, "reader": run_reader, "reader-iter": run_reader_iter,
+         "reader-few-rdy": run_reader_few_rdy, "one": run_one}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--window", type=int, default=1000)
     parser.add_argument("--mode", choices=("callback", "gather"), default="callback")
     parser.add_argument("--max-in-flight", type=int, default=2500)
+    parser.add_argument("--handler-ms", type=float, default=50.0)
     args = parser.parse_args(argv)
     nsq = importlib.import_module(IMPLS[args.impl])
     result = asyncio.run(ROLES[args.role](nsq, args))

@@ -13,9 +13,10 @@ import statistics
 import sys
 from pathlib import Path
 
+from ..brokers import start_broker
 from ..measure import run_process
 from . import Context, Sample, Unavailable, VerificationFailed, check_exit, rate, timeout_for
-from . import verify_drained, verify_published
+from . import verify_acknowledged, verify_drained, verify_published
 from .data import bodies
 
 CHANNEL = "bench"
@@ -24,14 +25,15 @@ _MODULES = {"pynsq": ("nsq",), "nsqcli": ("nsqcli.lib.reader", "nsqcli.lib.write
 
 
 def _client(impl: str, role: str, ctx: Context, topic: str, n: int, size: int,
-            mode: str = "callback") -> dict:
+            mode: str = "callback", addresses: list[str] | None = None,
+            max_in_flight: int | None = None) -> dict:
     for module in _MODULES[impl]:
         if importlib.util.find_spec(module) is None:
             raise Unavailable(f"{module} is not importable")
     argv = [sys.executable, "-m", "bench.workloads.client", role, "--impl", impl,
-            "--nsqd-tcp-address", ctx.broker.tcp_address, "--topic", topic, "--channel", CHANNEL,
-            "-n", str(n), "--size", str(size), "--window", str(ctx.window), "--mode", mode,
-            "--max-in-flight", str(ctx.max_in_flight)]
+            "--nsqd-tcp-address", ",".join(addresses or [ctx.broker.tcp_address]), "--topic", topic,
+            "--channel", CHANNEL, "-n", str(n), "--size", str(size), "--window", str(ctx.window),
+            "--mode", mode, "--max-in-flight", str(max_in_flight or ctx.max_in_flight)]
     run = run_process(argv, cwd=str(REPO_ROOT), timeout=timeout_for(n))
     check_exit(run, f"{impl} {role}")
     try:
@@ -57,17 +59,55 @@ def _writer(impl: str, mode: str, ctx: Context, n: int, size: int) -> Sample:
     return Sample(rate(n, result["elapsed"]), run.cpu, run.peak_rss_kib)
 
 
-def _reader(impl: str, ctx: Context, n: int, size: int) -> Sample:
-    topic = ctx.topic(f"{impl}-reader")
+def _reader(impl: str, ctx: Context, n: int, size: int, role: str = "reader") -> Sample:
+    topic = ctx.topic(f"{impl}-{role}")
     try:
         ctx.broker.create_topic(topic, CHANNEL)
         ctx.broker.prefill(topic, bodies(n, size))
-        result = _client(impl, "reader", ctx, topic, n, size)
+        result = _client(impl, role, ctx, topic, n, size)
         verify_drained(ctx.broker, topic, CHANNEL, n)
     finally:
         ctx.broker.delete_topic(topic)
     run = result["run"]
     return Sample(rate(n, result["elapsed"]), run.cpu, run.peak_rss_kib)
+
+
+#: lib-reader-few-rdy: messages handled per run, and its handler's time per message
+FEW_RDY_N = 300
+FEW_RDY_HANDLER_MS = 50
+
+
+def _reader_few_rdy(impl: str, ctx: Context, n: int, size: int) -> Sample:
+    """max_in_flight 1 across two nsqds that each hold ``n`` messages, a coroutine handler of
+    FEW_RDY_HANDLER_MS: the rate of the first ``n`` handled. One message at a time is the
+    ideal, 1000 / FEW_RDY_HANDLER_MS msg/s; time with no RDY anywhere shows as less."""
+    if ctx.broker.kind == "external":
+        raise Unavailable("needs two nsqds: run it with --broker embedded or peer")
+    second = start_broker(ctx.broker.kind)
+    brokers = [ctx.broker, second]
+    topic = ctx.topic(f"{impl}-few-rdy")
+    try:
+        for broker in brokers:
+            broker.create_topic(topic, CHANNEL)
+            broker.prefill(topic, bodies(n, size))
+        result = _client(impl, "reader-few-rdy", ctx, topic, n, size, max_in_flight=1,
+                         addresses=[broker.tcp_address for broker in brokers])
+        verify_acknowledged(brokers, topic, CHANNEL, n, 2 * n, result["handled"])
+    finally:
+        for broker in brokers:
+            broker.delete_topic(topic)
+        second.stop()
+    run = result["run"]
+    return Sample(rate(n, result["elapsed"]), run.cpu, run.peak_rss_kib,
+                  {"ideal": 1000 / FEW_RDY_HANDLER_MS})
+
+
+def nsqcli_reader_few_rdy(ctx: Context, n: int, size: int) -> Sample:
+    return _reader_few_rdy("nsqcli", ctx, n, size)
+
+
+def pynsq_reader_few_rdy(ctx: Context, n: int, size: int) -> Sample:
+    return _reader_few_rdy("pynsq", ctx, n, size)
 
 
 def nsqcli_writer(ctx: Context, n: int, size: int) -> Sample:
@@ -82,6 +122,12 @@ def nsqcli_writer_callbacks(ctx: Context, n: int, size: int) -> Sample:
 
 def nsqcli_reader(ctx: Context, n: int, size: int) -> Sample:
     return _reader("nsqcli", ctx, n, size)
+
+
+def nsqcli_reader_iter(ctx: Context, n: int, size: int) -> Sample:
+    """nsqcli.lib Reader consumed with ``async for ... in reader.messages()``, ``await
+    message.fin()`` each: the lib-reader goal through the iterator."""
+    return _reader("nsqcli", ctx, n, size, role="reader-iter")
 
 
 def pynsq_writer(ctx: Context, n: int, size: int) -> Sample:

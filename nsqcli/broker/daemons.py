@@ -33,6 +33,9 @@ _NSQD_VALUE_FLAGS = {
     "max_deflate_level": "--max-deflate-level",
     "max_channel_consumers": "--max-channel-consumers",
     "mem_queue_size": "--mem-queue-size",
+    "max_bytes_per_file": "--max-bytes-per-file",
+    "sync_every": "--sync-every",
+    "queue_scan_selection_count": "--queue-scan-selection-count",
 }
 _NSQD_DURATION_FLAGS = {
     "msg_timeout_ms": "--msg-timeout",
@@ -42,6 +45,7 @@ _NSQD_DURATION_FLAGS = {
     "max_output_buffer_timeout_ms": "--max-output-buffer-timeout",
     "min_output_buffer_timeout_ms": "--min-output-buffer-timeout",
     "output_buffer_timeout_ms": "--output-buffer-timeout",
+    "sync_timeout_ms": "--sync-timeout",
 }
 _NSQD_BOOL_FLAGS = {"snappy": "--snappy", "deflate": "--deflate"}
 _NSQD_LIST_FLAGS = {
@@ -49,12 +53,21 @@ _NSQD_LIST_FLAGS = {
     "lookupd_tcp_addresses": "--lookupd-tcp-address",
 }
 # Embedded-only tuning knobs: they change timing, not behaviour, so real mode leaves them out.
-_NSQD_EMBEDDED_ONLY = frozenset({"queue_scan_interval_ms", "lookupd_ping_interval_ms"})
+_NSQD_EMBEDDED_ONLY = frozenset({"queue_scan_interval_ms", "queue_scan_refresh_interval_ms",
+                                 "lookupd_ping_interval_ms"})
 _LOOKUPD_EMBEDDED_ONLY = frozenset({"max_identify_body_size"})
 _LOOKUPD_DURATION_FLAGS = {
     "inactive_producer_timeout_ms": "--inactive-producer-timeout",
     "tombstone_lifetime_ms": "--tombstone-lifetime",
 }
+
+
+#: fresh ports tried when a daemon finds one of them taken before it could bind it
+PORT_ATTEMPTS = 3
+
+
+class PortTaken(RuntimeError):
+    """The daemon exited because a port chosen for it was taken in the meantime."""
 
 
 class UnsupportedOption(ValueError):
@@ -72,6 +85,8 @@ def nsqd_flags(options: Mapping[str, Any]) -> list[str]:
     flags: list[str] = []
     for name, value in options.items():
         if value is None or name in _NSQD_EMBEDDED_ONLY:
+            continue
+        if name == "data_path":  # nsqd_process passes --data-path (its own temporary one if "")
             continue
         if name in _NSQD_VALUE_FLAGS:
             flags.append(f"{_NSQD_VALUE_FLAGS[name]}={_flag_value(value)}")
@@ -113,9 +128,17 @@ direct_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def http_ping(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when the daemon's HTTP port answers ``/ping``.
+
+    Under ``--tls-required=true`` nsqd's plain HTTP port refuses every request, ``/ping``
+    included, with ``403 {"message": "TLS_REQUIRED", ...}``: that answer means it is up too.
+    """
     try:
         with direct_opener.open(f"http://{host}:{port}/ping", timeout=timeout) as reply:
             return reply.status == 200
+    except urllib.error.HTTPError as error:  # before OSError: it is one
+        with error:
+            return error.code == 403 and b'"TLS_REQUIRED"' in error.read()
     except (OSError, urllib.error.URLError):
         return False
 
@@ -154,22 +177,44 @@ class DaemonProcess:
     def start(self) -> dict[str, int]:
         if self.running:
             return self.ports
-        if not all(self.ports.values()):
+        if all(self.ports.values()):  # a restart: the same ports, whatever happens
+            return self._launch()
+        for attempt in range(PORT_ATTEMPTS):
             self.ports = {port_name: free_port() for port_name in self.ports}
+            try:
+                return self._launch()
+            except PortTaken:
+                # another process took a port between free_port() and the daemon's bind
+                if attempt == PORT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _launch(self) -> dict[str, int]:
         argv = self._build_argv(self.ports, self._workdir)
+        log_start = os.path.getsize(self._log_path) if os.path.exists(self._log_path) else 0
         with open(self._log_path, "ab") as log:
             self._process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self._startup_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self._process.returncode}:\n"
-                                   f"{self.log_tail()}")
+                error = PortTaken if b"address already in use" in self._log_since(log_start) \
+                    else RuntimeError
+                raise error(f"{self.name} exited with {self._process.returncode}:\n"
+                            f"{self.log_tail()}")
             if http_ping(LOOPBACK, self.ports["http"], timeout=0.5):
                 return self.ports
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"{self.name} did not answer /ping within {self._startup_timeout} s:\n"
                            f"{self.log_tail()}")
+
+    def _log_since(self, offset: int) -> bytes:
+        try:
+            with open(self._log_path, "rb") as log:
+                log.seek(offset)
+                return log.read()
+        except OSError:
+            return b""
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
@@ -197,19 +242,22 @@ class DaemonProcess:
 
 def nsqd_process(binary: str, options: Mapping[str, Any]) -> DaemonProcess:
     extra = nsqd_flags(options)  # raises UnsupportedOption before anything starts
+    configured_data_path = os.fspath(options.get("data_path") or "")
 
-    def argv(ports: dict[str, int], data_path: str) -> list[str]:
+    # nsqd listens for HTTPS only with a TLS certificate (else it ignores --https-address)
+    port_names = ("tcp", "http", "https") if options.get("tls_cert") else ("tcp", "http")
+
+    def argv(ports: dict[str, int], workdir: str) -> list[str]:
+        data_path = configured_data_path or workdir
         return [
             binary,
-            f"--tcp-address={LOOPBACK}:{ports['tcp']}",
-            f"--http-address={LOOPBACK}:{ports['http']}",
-            f"--https-address={LOOPBACK}:{ports['https']}",
+            *(f"--{name}-address={LOOPBACK}:{port}" for name, port in ports.items()),
             f"--broadcast-address={LOOPBACK}",
             f"--data-path={data_path}",
             *extra,
         ]
 
-    return DaemonProcess("nsqd", ("tcp", "http", "https"), argv)
+    return DaemonProcess("nsqd", port_names, argv)
 
 
 def lookupd_process(binary: str, options: Mapping[str, Any]) -> DaemonProcess:

@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .daemons import LOOPBACK, direct_opener, lookupd_process, nsqd_process
@@ -40,19 +40,21 @@ class BrokerHTTPError(RuntimeError):
 class _EmbeddedBackend:
     """An embedded broker on the broker thread; a restart comes back on the same ports.
 
-    With ``keep_state`` (nsqd) a restart reuses the broker object, so topics, channels and
-    queued messages survive as they do with a real nsqd and its ``--data-path``; without it
-    (nsqlookupd, which keeps everything in memory) a restart starts from scratch.
+    With ``keep_state`` (nsqd) a restart reuses the broker object and so its data path (a
+    temporary directory unless ``data_path`` is given): stop() writes the topics, channels and
+    queued messages there and start() loads them back, as a real nsqd does with its
+    ``--data-path``; close() removes a temporary data path. Without it (nsqlookupd, which keeps
+    everything in memory) a restart starts from scratch.
     """
 
     real = False
 
-    def __init__(self, thread: BrokerThread, build: Callable[[str, str], Any],
-                 keep_state: bool) -> None:
+    def __init__(self, thread: BrokerThread, build: Callable[..., Any], keep_state: bool,
+                 port_names: tuple[str, ...] = ("tcp", "http")) -> None:
         self._thread = thread
-        self._build = build
+        self._build = build  # build(tcp_address=..., http_address=..., ...) for port_names
         self._keep_state = keep_state
-        self._ports = (0, 0)
+        self._ports = dict.fromkeys(port_names, 0)
         self._broker: Any = None
         self._running = False
 
@@ -60,26 +62,29 @@ class _EmbeddedBackend:
     def broker(self) -> Any:
         return self._broker if self._running else None
 
-    def start(self) -> tuple[int, int]:
-        tcp_address, http_address = (f"{LOOPBACK}:{port}" for port in self._ports)
+    def start(self) -> dict[str, int]:
+        addresses = {f"{name}_address": f"{LOOPBACK}:{port}" for name, port in self._ports.items()}
         broker = self._broker
         if broker is None or not self._keep_state:
-            broker = self._build(tcp_address, http_address)
+            broker = self._build(**addresses)
         else:
             # first started on port 0: pin the ports it got
-            broker.options = dataclasses.replace(broker.options, tcp_address=tcp_address,
-                                                 http_address=http_address)
+            broker.options = dataclasses.replace(broker.options, **addresses)
         self._thread.call(broker.start)
         self._broker, self._running = broker, True
-        self._ports = (broker.tcp_port, broker.http_port)
-        return self._ports
+        self._ports = {name: getattr(broker, f"{name}_port") for name in self._ports}
+        return dict(self._ports)
 
     def stop(self) -> None:
         if self._running:
             self._running = False
             self._thread.call(self._broker.stop)
 
-    close = stop
+    def close(self) -> None:
+        self.stop()
+        remove_data = getattr(self._broker, "remove_data", None)
+        if remove_data is not None:
+            remove_data()
 
 
 class _RealBackend:
@@ -89,9 +94,8 @@ class _RealBackend:
     def __init__(self, process: Any) -> None:
         self.process = process
 
-    def start(self) -> tuple[int, int]:
-        ports = self.process.start()
-        return ports["tcp"], ports["http"]
+    def start(self) -> dict[str, int]:
+        return dict(self.process.start())
 
     def stop(self) -> None:
         self.process.stop()
@@ -113,7 +117,11 @@ class BrokerHandle:
         self._backend = backend
         self.tcp_port = 0
         self.http_port = 0
+        self.https_port = 0  # nsqd with a TLS certificate: its HTTPS listener
         self.running = False
+        #: time.monotonic() just before the last start: the broker's own clocks (nsqd's queue
+        #: scan refresh, its lookupd pings) started no earlier
+        self.started_at = 0.0
 
     @property
     def real(self) -> bool:
@@ -135,7 +143,10 @@ class BrokerHandle:
     def start(self) -> "BrokerHandle":
         """Start (or restart after stop()) the broker; after the first start the ports stay."""
         if not self.running:
-            self.tcp_port, self.http_port = self._backend.start()
+            self.started_at = time.monotonic()
+            ports = self._backend.start()
+            self.tcp_port, self.http_port = ports["tcp"], ports["http"]
+            self.https_port = ports.get("https", 0)
             self.running = True
         return self
 
@@ -152,7 +163,7 @@ class BrokerHandle:
         self,
         method: str,
         path: str,
-        params: dict[str, Any] | Iterable[tuple[str, Any]] | None = None,
+        params: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,  # as urlencode takes
         body: bytes | str | None = None,
         timeout: float = 10.0,
     ) -> tuple[int, bytes]:
@@ -305,13 +316,15 @@ def make_nsqd(options: dict[str, Any] | None = None, thread: BrokerThread | None
     if binary:
         return NSQDHandle(_RealBackend(nsqd_process(binary, options)))
 
-    def build(tcp_address: str, http_address: str) -> Any:
+    def build(**addresses: Any) -> Any:
         from nsqcli.broker.nsqd import NSQD, NSQDOptions  # imported late: a sibling package
 
-        return NSQD(NSQDOptions(tcp_address=tcp_address, http_address=http_address,
-                                broadcast_address=LOOPBACK, **options))
+        return NSQD(NSQDOptions(broadcast_address=LOOPBACK, **addresses, **options))
 
-    return NSQDHandle(_EmbeddedBackend(thread or shared_broker_thread(), build, keep_state=True))
+    # like a real nsqd, one with a TLS certificate serves HTTPS too
+    ports = ("tcp", "http", "https") if options.get("tls_cert") else ("tcp", "http")
+    return NSQDHandle(_EmbeddedBackend(thread or shared_broker_thread(), build, keep_state=True,
+                                       port_names=ports))
 
 
 def make_nsqlookupd(options: dict[str, Any] | None = None, thread: BrokerThread | None = None,
@@ -320,11 +333,10 @@ def make_nsqlookupd(options: dict[str, Any] | None = None, thread: BrokerThread 
     if binary:
         return LookupdHandle(_RealBackend(lookupd_process(binary, options)))
 
-    def build(tcp_address: str, http_address: str) -> Any:
+    def build(**addresses: Any) -> Any:
         from nsqcli.broker.nsqlookupd import NSQLookupd, NSQLookupdOptions
 
-        return NSQLookupd(NSQLookupdOptions(tcp_address=tcp_address, http_address=http_address,
-                                            broadcast_address=LOOPBACK, **options))
+        return NSQLookupd(NSQLookupdOptions(broadcast_address=LOOPBACK, **addresses, **options))
 
     return LookupdHandle(_EmbeddedBackend(thread or shared_broker_thread(), build,
                                           keep_state=False))

@@ -57,32 +57,54 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'nsqcli.lib' has no attribute {name!r}")
-    module = importlib.import_module(f"{__name__}.{module_name}")
-    value = getattr(module, name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # type checkers read the imports below: a typo is an error, not an Any
+
+    def __getattr__(name: str) -> Any:
+        module_name = _EXPORTS.get(name)
+        if module_name is None:
+            raise AttributeError(f"module 'nsqcli.lib' has no attribute {name!r}")
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
 
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .backoff import BackoffTimer
-    from .conn import AsyncConn
-    from .errors import ConnectionClosedError, Error, IntegrityError, NSQError, ProtocolError, SendError
-    from .legacy_reader import LegacyReader
-    from .message import Message, decode_message
-    from .protocol import (
-        FRAME_TYPE_ERROR, FRAME_TYPE_MESSAGE, FRAME_TYPE_RESPONSE, auth, cls, dpub, finish,
-        identify, mpub, nop, pub, ready, requeue, subscribe, touch, unpack_response,
-        valid_channel_name, valid_topic_name,
-    )
-    from .reader import Reader
-    from .run_loop import close_all, run
-    from .sync_conn import SyncConn
-    from .writer import Writer
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only ("X as X": re-exported)
+    from .backoff import BackoffTimer as BackoffTimer
+    from .conn import AsyncConn as AsyncConn
+    from .errors import ConnectionClosedError as ConnectionClosedError
+    from .errors import Error as Error
+    from .errors import IntegrityError as IntegrityError
+    from .errors import NSQError as NSQError
+    from .errors import ProtocolError as ProtocolError
+    from .errors import SendError as SendError
+    from .legacy_reader import LegacyReader as LegacyReader
+    from .message import Message as Message
+    from .message import decode_message as decode_message
+    from .protocol import FRAME_TYPE_ERROR as FRAME_TYPE_ERROR
+    from .protocol import FRAME_TYPE_MESSAGE as FRAME_TYPE_MESSAGE
+    from .protocol import FRAME_TYPE_RESPONSE as FRAME_TYPE_RESPONSE
+    from .protocol import auth as auth
+    from .protocol import cls as cls
+    from .protocol import dpub as dpub
+    from .protocol import finish as finish
+    from .protocol import identify as identify
+    from .protocol import mpub as mpub
+    from .protocol import nop as nop
+    from .protocol import pub as pub
+    from .protocol import ready as ready
+    from .protocol import requeue as requeue
+    from .protocol import subscribe as subscribe
+    from .protocol import touch as touch
+    from .protocol import unpack_response as unpack_response
+    from .protocol import valid_channel_name as valid_channel_name
+    from .protocol import valid_topic_name as valid_topic_name
+    from .reader import Reader as Reader
+    from .run_loop import close_all as close_all
+    from .run_loop import run as run
+    from .sync_conn import SyncConn as SyncConn
+    from .writer import Writer as Writer

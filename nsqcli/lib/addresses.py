@@ -9,6 +9,10 @@ Address = Union[str, "tuple[str, int]"]
 
 def parse_address(address: Address) -> tuple[str, int]:
     """``"host:port"`` / ``"[v6]:port"`` / ``(host, port)`` -> ``(host, port)``; ValueError if malformed."""
+    return _parse(address)
+
+
+def _parse(address: object) -> tuple[str, int]:  # anything at run time: TypeError names it
     if isinstance(address, tuple) and len(address) == 2:
         host, port = address
         return _checked(host, port, address)
@@ -35,13 +39,12 @@ def _checked(host: object, port: object, original: object) -> tuple[str, int]:
 def parse_addresses(addresses: Address | Iterable[Address], what: str = "nsqd_tcp_addresses") -> list[tuple[str, int]]:
     """A single address or a sequence of them -> a de-duplicated list of ``(host, port)``."""
     single_pair = isinstance(addresses, tuple) and len(addresses) == 2 and isinstance(addresses[1], int)
-    if isinstance(addresses, str) or single_pair:
-        addresses = [addresses]  # type: ignore[list-item]
-    if isinstance(addresses, (bytes, dict)) or not hasattr(addresses, "__iter__"):
-        raise TypeError(f"{what} must be an address or a list of addresses, not {type(addresses).__name__}")
+    items: Iterable[object] = [addresses] if isinstance(addresses, str) or single_pair else addresses
+    if isinstance(items, (bytes, dict)) or not hasattr(items, "__iter__"):
+        raise TypeError(f"{what} must be an address or a list of addresses, not {type(items).__name__}")
     parsed: list[tuple[str, int]] = []
-    for address in addresses:
-        hp = parse_address(address)
+    for address in items:
+        hp = _parse(address)
         if hp not in parsed:
             parsed.append(hp)
     if not parsed:

@@ -108,9 +108,10 @@ class BackoffStrategy(Protocol):
 
 
 class ExponentialBackoff:
-    """go-nsq's exponential strategy: level n waits ``multiplier * 2**n`` seconds (capped at
-    ``max_duration``). A failure raises the level until the cap is reached; a success lowers it.
-    ``max_duration=0`` disables backoff."""
+    """go-nsq's exponential strategy: level n waits ``multiplier * 2**n`` seconds. A failure raises
+    the level only when the next level's window still fits under ``max_duration`` (as go-nsq: a
+    100 s cap stops at 64 s windows, and a cap below ``2 * multiplier`` never backs off); a
+    success lowers it. ``max_duration=0`` disables backoff."""
 
     def __init__(self, multiplier: float = 1.0, max_duration: float = 128.0) -> None:
         self.multiplier = _number(multiplier, "backoff multiplier")
@@ -132,7 +133,7 @@ class ExponentialBackoff:
     def failure(self) -> None:
         if self.max_duration <= 0 or self.multiplier <= 0:
             return
-        if self.level == 0 or self.multiplier * 2.0 ** self.level < self.max_duration:
+        if self.multiplier * 2.0 ** (self.level + 1) <= self.max_duration:
             self.level += 1
 
     def success(self) -> None:

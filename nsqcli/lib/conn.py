@@ -14,24 +14,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from tornado.ioloop import IOLoop
-from tornado.iostream import IOStream, StreamClosedError
+from tornado.iostream import IOStream, SSLIOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
 
 from . import event
 from .conn_commands import CONNECTED, CONNECTING, DISCONNECTED, FLUSH_THRESHOLD, INIT, CommandsMixin
 from .conn_options import DEFAULT_MAX_REQUEUE_DELAY, DEFAULT_USER_AGENT, build_options, check_port, split_host
 from .event import EventedMixin
-from .message import Message
+from .message import ANSWERED, Message, _Answered
 from .protocol import events as ev
 from .protocol.client import ClientProtocol
-from .protocol.constants import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_RDY_COUNT
+from .protocol.constants import DEFAULT_MAX_RDY_COUNT
 from .protocol.errors import ConnectionClosedError, Error, NSQTimeoutError, ProtocolError
+from .protocol.identify import IdentifyResponse
 from .tls import TLSHandshakeError
+
+if TYPE_CHECKING:
+    from .conn_commands import Waiter
 
 __all__ = ["AsyncConn", "ConnectError", "DEFAULT_USER_AGENT", "TLSHandshakeError",
            "INIT", "CONNECTING", "CONNECTED", "DISCONNECTED", "FLUSH_THRESHOLD"]
@@ -49,24 +54,28 @@ class ConnectError(Error, ConnectionError):
 class AsyncConn(CommandsMixin, EventedMixin):
     """A connection to nsqd with pynsq's constructor, attributes and events (see the module doc).
 
-    Extra keyword-only options: ``max_frame_size`` (bytes) and ``max_requeue_delay`` (seconds,
-    cap of the computed requeue delay ``requeue_delay x attempts``).
+    Extra keyword-only options: ``max_frame_size`` (bytes; default None: a message as large as
+    nsqd can send, whatever its ``--max-msg-size``, and other frames up to 16 MiB) and
+    ``max_requeue_delay`` (seconds, cap of the computed requeue delay ``requeue_delay x attempts``).
     """
 
     _mirrored_events = (event.MESSAGE, event.RESUME)  # read per message
 
     def __init__(
         self, host: str, port: int, timeout: float = 1.0, heartbeat_interval: float = 30,
-        requeue_delay: float = 90, tls_v1: bool = False, tls_options: Any = None,
+        requeue_delay: float = 90, tls_v1: bool = False,
+        tls_options: ssl.SSLContext | Mapping[str, Any] | None = None,
         snappy: bool = False, deflate: bool = False, deflate_level: int = 6,
         user_agent: str = DEFAULT_USER_AGENT, output_buffer_size: int = 16 * 1024,
-        output_buffer_timeout: int = 250, sample_rate: int = 0, io_loop: Any = None,
+        output_buffer_timeout: int = 250, sample_rate: int = 0, io_loop: IOLoop | None = None,
         auth_secret: str | bytes | None = None, msg_timeout: float | None = None,
-        hostname: str | None = None, *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        hostname: str | None = None, *, max_frame_size: int | None = None,
         max_requeue_delay: float = DEFAULT_MAX_REQUEUE_DELAY,
     ) -> None:
         super().__init__()
-        self._message_listeners = self._resume_listeners = ()  # see _mirrored_events
+        # see _mirrored_events
+        self._message_listeners: tuple[Callable[..., object], ...] = ()
+        self._resume_listeners: tuple[Callable[..., object], ...] = ()
         self.host = split_host(host)
         self.port = check_port(port)
         self._options = build_options(
@@ -84,8 +93,8 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self.max_requeue_delay = self._options.max_requeue_delay
         self.tls_v1, self.tls_options = tls_v1, tls_options
         self.snappy, self.deflate, self.deflate_level = snappy, deflate, deflate_level
-        self.hostname = self._options.identify_data["hostname"]
-        self.short_hostname = self._options.identify_data["client_id"]
+        self.hostname: str = self._options.identify_data["hostname"]
+        self.short_hostname: str = self._options.identify_data["client_id"]
         self.user_agent, self.sample_rate, self.msg_timeout = user_agent, sample_rate, msg_timeout
         self.output_buffer_size, self.output_buffer_timeout = output_buffer_size, output_buffer_timeout
         self.state = INIT
@@ -93,37 +102,39 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self.rdy = self.last_rdy = 0
         self.in_flight = 0
         self.max_rdy_count = DEFAULT_MAX_RDY_COUNT
-        self.rdy_timeout = None
-        self.callback_queue: list = []
-        self.identify_response = None
-        self.auth_response: dict | None = None
+        self.rdy_timeout: object = None  # pynsq's attribute, unused
+        self.callback_queue: list[Any] = []  # pynsq's attribute, unused
+        self.identify_response: IdentifyResponse | None = None
+        self.auth_response: dict[str, Any] | None = None
         self.close_error: BaseException | None = None  # root cause of the last close
         # Set by a Reader/Writer retrying this nsqd: a failure with the same text as the last
         # one was reported already, so it is logged at debug (no warning per retry).
         self.repeated_failure_text: str | None = None
         self.last_recv_timestamp = self.last_msg_timestamp = time.time()
         self._generation = 0
-        self._closed_future: asyncio.Future | None = None
+        self._closed_future: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._protocol: ClientProtocol | None = None
+        self._protocol: ClientProtocol[Message] | None = None
         self._reset()
 
     def _reset(self) -> None:
-        self._waiters: deque = deque()  # one entry (Future or None) per command awaiting a reply
+        self._waiters: deque[Waiter] = deque()  # one entry per command awaiting a reply
         self._output: list[bytes] = []
         self._output_size = 0
         self._flush_handle: asyncio.Handle | None = None
-        self._last_write: Any = None
+        self._last_write: asyncio.Future[None] | None = None
+        # what Message.fin()/req() return (see _flush)
+        self._answered: asyncio.Future[None] | _Answered = ANSWERED
         self._write_calls = 0
-        self._ready_future: asyncio.Future | None = None
+        self._ready_future: asyncio.Future[None] | None = None
         self._closed_future = None
-        self._close_wait: asyncio.Future | None = None
+        self._close_wait: asyncio.Future[bytes | None] | None = None
         self._stage_timer: asyncio.TimerHandle | None = None
         self._stale_timer: asyncio.TimerHandle | None = None
         self._tls_pending = False
         self._half_closed = False  # close_gracefully() shut our side: nsqd's EOF is expected
         self._closing_gracefully = False  # messages arriving now could not be answered
-        self._tls_future: asyncio.Future | None = None
+        self._tls_future: asyncio.Future[SSLIOStream] | None = None
         self._recv_mark = 0.0
 
     # ---- identity and state (pynsq) ---------------------------------------------------------
@@ -152,11 +163,12 @@ class AsyncConn(CommandsMixin, EventedMixin):
             try:
                 self._loop = asyncio.get_running_loop()
             except RuntimeError:
+                # tornado types asyncio_loop on BaseAsyncIOLoop, which every tornado 6 IOLoop is
                 self._loop = IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
         return self._loop
 
     @property
-    def closed_future(self) -> asyncio.Future:
+    def closed_future(self) -> asyncio.Future[None]:
         """Resolves (with None) when this connection has closed; see ``close_error`` for why."""
         if self._closed_future is None:
             self._closed_future = self._get_loop().create_future()
@@ -166,7 +178,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
 
     # ---- connecting and the handshake ---------------------------------------------------------
 
-    def connect(self) -> asyncio.Future:
+    def connect(self) -> asyncio.Future[None]:
         """Start connecting (no-op when already connecting or connected); returns the Future
         that ``wait_ready`` waits on."""
         if not self.closed() and self._ready_future is not None:
@@ -191,8 +203,9 @@ class AsyncConn(CommandsMixin, EventedMixin):
             self.connect()
         elif self.state == DISCONNECTED:
             ready = self._ready_future
-            if ready is not None and ready.done() and ready.exception() is not None:
-                raise ready.exception()  # type: ignore[misc]
+            failure = ready.exception() if ready is not None and ready.done() else None
+            if failure is not None:
+                raise failure
             raise ConnectionClosedError(f"connection to {self} is closed") from self.close_error
         future = self._ready_future
         if future is None:
@@ -264,17 +277,26 @@ class AsyncConn(CommandsMixin, EventedMixin):
                 return
             try:
                 data = await stream.read_bytes(READ_CHUNK_SIZE, partial=True)
-            except StreamClosedError as exc:
-                cause = exc.real_error or stream.error
-                closed = ConnectionClosedError(f"nsqd at {self} closed the connection")
-                closed.__cause__ = cause
+            except (StreamClosedError, OSError) as exc:
+                # tornado re-raises what an inline read hit (an SSL alert: ssl.SSLError) as is
+                cause = exc if not isinstance(exc, StreamClosedError) else exc.real_error or stream.error
                 if generation == self._generation:
-                    self._close(None if self._half_closed else closed)
+                    self._close(None if self._half_closed else self._closed_by_peer(cause))
                 return
             self._on_data(data)
             if self._tls_pending:
                 self._tls_pending = False
                 await self._upgrade_tls()
+
+    def _closed_by_peer(self, cause: BaseException | None) -> Error:
+        if self.state == CONNECTING and isinstance(cause, ssl.SSLError):
+            # TLS 1.3: nsqd checks the client certificate after our side of the handshake is
+            # done, so its refusal (an alert) comes with the first read
+            error: Error = TLSHandshakeError(f"TLS handshake with nsqd at {self} failed: {cause}")
+        else:
+            error = ConnectionClosedError(f"nsqd at {self} closed the connection")
+        error.__cause__ = cause
+        return error
 
     async def _upgrade_tls(self) -> None:
         stream = self.stream
@@ -304,7 +326,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
 
     def _on_data(self, data: bytes) -> None:
         self.last_recv_timestamp = now = time.time()
-        self._recv_mark = self._loop.time()  # type: ignore[union-attr]
+        self._recv_mark = self._loop.time()  # type: ignore[union-attr]  # set once connect() ran
         protocol = self._protocol
         assert protocol is not None
         if self.state == CONNECTING and self._output:
@@ -317,6 +339,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         message_seen = False
         message_class = Message  # a local: read once per message
         refusing = self._closing_gracefully
+        generation = self._generation
         for item in events:
             try:
                 if type(item) is message_class:
@@ -327,6 +350,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
                         self.last_msg_timestamp = now
                         message_seen = True
                     item._conn = self
+                    item._generation = generation
                     self.in_flight += 1
                     # trigger(MESSAGE) inlined: the listeners are read for each message, as
                     # trigger() does, so a listener added or removed meanwhile is honoured
@@ -349,7 +373,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         if kind is ev.Response:  # the most frequent: one per publish
             self._on_response(item)
         elif kind is ev.Heartbeat:
-            self._write(self._protocol.nop())  # type: ignore[union-attr]
+            self._write(self._protocol.nop())  # type: ignore[union-attr]  # events come from it
             self.trigger(event.HEARTBEAT, conn=self)
         elif kind is ev.ErrorReceived:
             self._on_error(item)
@@ -365,7 +389,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
             self._set_stage(f"during {item.kind} upgrade")
         elif kind is ev.AuthRequested:
             self._set_stage("during AUTH")
-            self._write(self._protocol.auth_command())  # type: ignore[union-attr]
+            self._write(self._protocol.auth_command())  # type: ignore[union-attr]  # as above
             self._flush()
             self.trigger(event.AUTH, conn=self, data=_REDACTED)  # pynsq passed the secret here
         elif kind is ev.AuthResponseReceived:

@@ -11,31 +11,77 @@ import asyncio
 import logging
 import socket
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Final, Sequence, Union
 
 from tornado.iostream import StreamClosedError
 
 from . import event
+from .message import ANSWERED
 from .protocol.client import State
 from .protocol.errors import ConnectionClosedError, Error, LocalProtocolError, SendError
 
 if TYPE_CHECKING:
-    from .message import Message
+    from tornado.iostream import IOStream
+
+    from .conn_options import ConnOptions
+    from .message import Message, _Answered
+    from .protocol.client import ClientProtocol
+    from .protocol.commands import Body
+
+    #: builds one command from the connection's protocol state
+    Build = Callable[[ClientProtocol[Message]], bytes]
+    #: what awaits nsqd's reply to a command: a publish/SUB Future, CLS's, or None (send())
+    Waiter = Union["asyncio.Future[bytes]", "asyncio.Future[bytes | None]", None]
 
 logger = logging.getLogger("nsqcli.lib.conn")
 
-INIT = "INIT"
-CONNECTING = "CONNECTING"  # TCP connect and handshake
-CONNECTED = "CONNECTED"  # handshake complete: SUB/PUB allowed
-DISCONNECTED = "DISCONNECTED"
+INIT: Final = "INIT"
+CONNECTING: Final = "CONNECTING"  # TCP connect and handshake
+CONNECTED: Final = "CONNECTED"  # handshake complete: SUB/PUB allowed
+DISCONNECTED: Final = "DISCONNECTED"
 
 FLUSH_THRESHOLD = 64 * 1024
 _PUBLISH_KINDS = frozenset({b"PUB", b"MPUB", b"DPUB"})
 _PUBLISHING_STATES = frozenset({State.READY, State.SUBSCRIBING, State.SUBSCRIBED, State.CLOSING})
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class CommandsMixin:
     """Mixed into AsyncConn; uses its ``_protocol``, ``stream``, ``state`` and ``_close``."""
+
+    if TYPE_CHECKING:  # what AsyncConn provides
+        state: str  # INIT, CONNECTING, CONNECTED or DISCONNECTED
+        stream: IOStream | None
+        close_error: BaseException | None
+        in_flight: int
+        rdy: int
+        last_rdy: int
+        max_rdy_count: int
+        _options: ConnOptions
+        _protocol: ClientProtocol[Message] | None
+        _generation: int
+        _waiters: deque[Waiter]
+        _output: list[bytes]
+        _output_size: int
+        _flush_handle: asyncio.Handle | None
+        _last_write: asyncio.Future[None] | None
+        _answered: asyncio.Future[None] | _Answered
+        _write_calls: int
+        _ready_future: asyncio.Future[None] | None
+        _close_wait: asyncio.Future[bytes | None] | None
+        _half_closed: bool
+        _resume_listeners: tuple[Callable[..., object], ...]
+
+        @property
+        def closed_future(self) -> asyncio.Future[None]: ...
+        def _get_loop(self) -> asyncio.AbstractEventLoop: ...
+        def _close(self, error: BaseException | None) -> None: ...
+        def close(self) -> None: ...
+        def trigger(self, name: str, *args: Any, **kwargs: Any) -> None: ...
 
     # the connection generation whose unanswerable messages were already warned about: a lost
     # connection with max_in_flight messages in flight logs one warning, not one per message
@@ -63,10 +109,23 @@ class CommandsMixin:
         if stream is None or protocol is None or stream.closed() or self._half_closed:
             return
         try:
-            self._last_write = stream.write(protocol.encode_outgoing(data))
+            last = self._last_write = stream.write(protocol.encode_outgoing(data))
             self._write_calls += 1
         except StreamClosedError as exc:
             self._close(SendError(f"could not write to nsqd at {self}", exc))
+            return
+        # what Message.fin()/req() return until the next write: done, unless this write left
+        # more than FLUSH_THRESHOLD bytes the socket has not taken (then: until it took them)
+        if last.done() or stream._total_write_index - stream._total_write_done_index <= FLUSH_THRESHOLD:  # noqa: SLF001
+            answered = self._answered
+            if answered is not ANSWERED and answered.done():
+                return  # the usual case: nothing changes
+            answered = self._get_loop().create_future()  # awaiting a done Future is the fastest
+            answered.set_result(None)
+        else:
+            answered = self._get_loop().create_future()
+            last.add_done_callback(lambda _: _resolve(answered))
+        self._answered = answered
 
     async def flush(self) -> None:
         """Send what is queued now and wait until the socket took it (backpressure for producers)."""
@@ -151,20 +210,21 @@ class CommandsMixin:
         self.rdy = self.last_rdy = value
         return True
 
-    def subscribe(self, topic: str, channel: str) -> asyncio.Future:
+    def subscribe(self, topic: str, channel: str) -> asyncio.Future[bytes]:
         """SUB; the Future resolves with b"OK" (or fails with nsqd's NSQError)."""
         return self._request(lambda p: p.subscribe(topic, channel))
 
-    def publish(self, topic: str, body: bytes) -> asyncio.Future:
+    def publish(self, topic: str, body: Body) -> asyncio.Future[bytes]:
         return self._request(lambda p: p.publish(topic, body))
 
-    def multi_publish(self, topic: str, bodies: list[bytes]) -> asyncio.Future:
+    def multi_publish(self, topic: str, bodies: Sequence[Body]) -> asyncio.Future[bytes]:
         return self._request(lambda p: p.multi_publish(topic, bodies))
 
-    def deferred_publish(self, topic: str, delay_ms: int, body: bytes) -> asyncio.Future:
+    def deferred_publish(self, topic: str, delay_ms: int, body: Body) -> asyncio.Future[bytes]:
         return self._request(lambda p: p.deferred_publish(topic, delay_ms, body))
 
-    def publish_raw(self, command: bytes, kind: bytes = b"MPUB") -> asyncio.Future:
+    def publish_raw(self, command: bytes | bytearray | memoryview,
+                    kind: bytes = b"MPUB") -> asyncio.Future[bytes]:
         """Send a pre-encoded PUB/MPUB/DPUB command; the Future resolves like ``publish``."""
         if kind not in _PUBLISH_KINDS:
             raise ValueError(f"kind must be one of {sorted(_PUBLISH_KINDS)}, got {kind!r}")
@@ -176,14 +236,14 @@ class CommandsMixin:
         if protocol.state not in _PUBLISHING_STATES:
             raise LocalProtocolError(f"cannot {kind.decode()} while the connection is {protocol.state.value}")
         # the hot path of nsq-pub and the Writer: no closure, no copy of bytes already immutable
-        future = self._get_loop().create_future()
+        future: asyncio.Future[bytes] = self._get_loop().create_future()
         protocol.expect_response(kind)
         self._waiters.append(future)
         self._write(command if type(command) is bytes else bytes(command))
         return future
 
-    def _request(self, build: Any) -> asyncio.Future:
-        future = self._get_loop().create_future()
+    def _request(self, build: Build | None) -> asyncio.Future[bytes]:
+        future: asyncio.Future[bytes] = self._get_loop().create_future()
         protocol = self._protocol
         if protocol is None or self.state != CONNECTED or build is None:
             error = SendError(f"connection to nsqd at {self} is not ready ({self.state})")
@@ -195,12 +255,12 @@ class CommandsMixin:
         self._write(data)
         return future
 
-    def start_close(self) -> asyncio.Future:
+    def start_close(self) -> asyncio.Future[bytes | None]:
         """Send CLS; the Future resolves with b"CLOSE_WAIT" once nsqd stopped sending messages
         (FIN/REQ still work until ``close()``). Resolves at once when not subscribed."""
         if self._close_wait is not None:
             return self._close_wait
-        future = self._get_loop().create_future()
+        future: asyncio.Future[bytes | None] = self._get_loop().create_future()
         protocol = self._protocol
         if protocol is None or self.state != CONNECTED or protocol.state not in (
                 State.SUBSCRIBING, State.SUBSCRIBED):
@@ -220,6 +280,7 @@ class CommandsMixin:
                 f"connection to {self} was closed before it was ready")
             ready.set_exception(failure)
             ready.exception()  # retrieved: wait_ready re-raises it; nobody waiting is fine
+        waiters: deque[Waiter]
         waiters, self._waiters = self._waiters, deque()
         for waiter in waiters:
             if waiter is not None and not waiter.done():
@@ -230,28 +291,49 @@ class CommandsMixin:
                 waiter.set_exception(closed)
 
     # ---- message answers (called by Message) ------------------------------------------------
+    #
+    # An answer reaches nsqd only on the connection that delivered the message: after a close the
+    # message is nsqd's again (it redelivers it), and after connect() a FIN on the new socket
+    # would name a message this client does not own. Such answers are logged and dropped, and
+    # fire no resume/backoff/continue event (go-nsq drains them the same way), so a REQ for a
+    # message of a lost connection never pauses the Reader's other nsqds.
 
-    def _answer(self, build: Any, what: str, message: Message) -> None:
+    def _unanswerable(self, message: Message) -> str | None:
+        """Why ``message`` cannot be answered here, or None."""
+        generation = message._generation
+        if generation is not None and generation != self._generation:
+            return "it was delivered before this connection reconnected"
+        if self._protocol is None or self.state != CONNECTED:
+            return "the connection that delivered it is closed"
+        return None
+
+    def _answer(self, build: Build, what: str, message: Message) -> bool:
+        """Queue ``build(protocol)``'s FIN/REQ/TOUCH for ``message``; False when it cannot be
+        answered here (logged: one warning per connection, then debug)."""
+        reason = self._unanswerable(message)
         protocol = self._protocol
-        try:
-            if protocol is None or self.state == DISCONNECTED:
-                raise LocalProtocolError("the connection is closed")
-            self._write(build(protocol))
-        except LocalProtocolError as exc:
-            first = self._unanswerable_warned != self._generation
-            self._unanswerable_warned = self._generation
-            (logger.warning if first else logger.debug)(
-                "[%s] cannot %s message %s: %s (nsqd will redeliver it%s)", self, what,
-                message.id.decode("ascii", "replace"), exc,
-                "; more on this connection are logged at debug level" if first else "")
+        if reason is None and protocol is not None:  # (no reason implies a protocol)
+            try:
+                self._write(build(protocol))
+                return True
+            except LocalProtocolError as exc:
+                reason = str(exc)
+        generation = message._generation if message._generation is not None else self._generation
+        first = self._unanswerable_warned != generation
+        self._unanswerable_warned = generation
+        (logger.warning if first else logger.debug)(
+            "[%s] cannot %s message %s: %s (nsqd will redeliver it%s)", self, what,
+            message.id.decode("ascii", "replace"), reason,
+            "; more on this connection are logged at debug level" if first else "")
+        return False
 
     def _on_message_finish(self, message: Message) -> None:
-        if self.in_flight > 0:
-            self.in_flight -= 1
         msg_id = message.id
         # Hot path: messages only arrive while subscribed, and the protocol leaves that state
-        # only by closing (CLS keeps FIN valid), so CONNECTED + nsqd's 16-byte id is enough.
-        if self.state == CONNECTED and type(msg_id) is bytes and len(msg_id) == 16:
+        # only by closing (CLS keeps FIN valid), so this generation + CONNECTED + nsqd's 16-byte
+        # id is enough.
+        if (message._generation == self._generation and self.state == CONNECTED
+                and type(msg_id) is bytes and len(msg_id) == 16):
             # _write() inlined: the FINs of a chunk pile up and leave in one write
             self._output += (b"FIN ", msg_id, b"\n")
             self._output_size += 21
@@ -259,34 +341,40 @@ class CommandsMixin:
                 self._flush()
             elif self._flush_handle is None:
                 self._flush_handle = self._get_loop().call_soon(self._flush)
-        else:
-            self._answer(lambda p, msg_id=msg_id: p.finish(msg_id), "FIN", message)  # no cell per FIN
+        elif not self._answer(lambda p: p.finish(msg_id), "FIN", message):
+            return
+        if self.in_flight > 0:
+            self.in_flight -= 1
         # trigger(RESUME) inlined; a Reader listens only while a FIN needs bookkeeping
         for callback in self._resume_listeners:
             callback(conn=self)
 
-    def _on_messages_finish(self, messages: list) -> None:
+    def _on_messages_finish(self, messages: list[Message]) -> None:
         """FIN for many messages of this connection at once (``finish_all``): one piece of
         output for the whole batch instead of one per message."""
+        generation = self._generation
+        if self.state != CONNECTED or any(message._generation != generation for message in messages):
+            for message in messages:  # some cannot be answered here: each on its own
+                self._on_message_finish(message)
+            return
         ids = [message.id for message in messages]
         count = len(ids)
         self.in_flight = max(0, self.in_flight - count)
         data = None
-        if self.state == CONNECTED:
-            try:
-                data = b"FIN " + b"\nFIN ".join(ids) + b"\n"
-            except TypeError:  # an id that is not bytes: the checked path names it
-                pass
-            # every id nsqd's 16 bytes, none with a separator: exactly count FIN lines
-            if data is not None and not (len(data) == 21 * count and data.count(b"\n") == count
-                                         and data.count(b" ") == count and set(map(len, ids)) == {16}):
-                data = None
+        try:
+            data = b"FIN " + b"\nFIN ".join(ids) + b"\n"
+        except TypeError:  # an id that is not bytes: the checked path names it
+            pass
+        # every id nsqd's 16 bytes, none with a separator: exactly count FIN lines
+        if data is not None and not (len(data) == 21 * count and data.count(b"\n") == count
+                                     and data.count(b" ") == count and set(map(len, ids)) == {16}):
+            data = None
         if data is not None:
             self._write(data)
             self._flush()  # a batch is worth its own write: nsqd can refill RDY sooner
         else:
             for message in messages:
-                self._answer(lambda p, msg_id=message.id: p.finish(msg_id), "FIN", message)
+                self._answer(lambda p: p.finish(message.id), "FIN", message)  # called at once
         callbacks = self._resume_listeners
         if callbacks:
             for _ in range(count):
@@ -297,12 +385,11 @@ class CommandsMixin:
         if time_ms < 0:
             delay = min(self._options.requeue_delay * message.attempts, self._options.max_requeue_delay)
             time_ms = int(delay * 1000)
-        if self.in_flight > 0:
-            self.in_flight -= 1
-        self._answer(lambda p: p.requeue(message.id, time_ms), "REQ", message)
-        self.trigger(event.BACKOFF if backoff else event.CONTINUE, conn=self)
+        if self._answer(lambda p: p.requeue(message.id, time_ms), "REQ", message):
+            if self.in_flight > 0:
+                self.in_flight -= 1
+            self.trigger(event.BACKOFF if backoff else event.CONTINUE, conn=self)
         return time_ms
 
     def _on_message_touch(self, message: Message) -> None:
         self._answer(lambda p: p.touch(message.id), "TOUCH", message)
-

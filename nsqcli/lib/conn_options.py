@@ -5,18 +5,45 @@ from __future__ import annotations
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, TypedDict
 
 from . import __version__
 from .protocol.identify import build_identify
 from .tls import make_ssl_context
+
+if TYPE_CHECKING:
+    from tornado.ioloop import IOLoop
 
 DEFAULT_USER_AGENT = f"nsqcli/{__version__}"
 #: go-nsq's cap on the computed requeue delay (MaxRequeueDelay), in seconds.
 DEFAULT_MAX_REQUEUE_DELAY = 900
 
 
-def number(name: str, value: Any, minimum: float = 0.0, *, allow_equal: bool = True) -> float:
+class ConnKwargs(TypedDict, total=False):
+    """AsyncConn's options by keyword: what ``Reader(**kwargs)`` and ``Writer(**kwargs)`` pass to
+    each of their connections (tests/test_types.py keeps it equal to AsyncConn's parameters)."""
+
+    timeout: float
+    heartbeat_interval: float
+    requeue_delay: float
+    tls_v1: bool
+    tls_options: ssl.SSLContext | Mapping[str, Any] | None
+    snappy: bool
+    deflate: bool
+    deflate_level: int
+    user_agent: str
+    output_buffer_size: int
+    output_buffer_timeout: int
+    sample_rate: int
+    io_loop: IOLoop | None
+    auth_secret: str | bytes | None
+    msg_timeout: float | None
+    hostname: str | None
+    max_frame_size: int | None
+    max_requeue_delay: float
+
+
+def number(name: str, value: object, minimum: float = 0.0, *, allow_equal: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number, not {type(value).__name__}")
     if value < minimum or (not allow_equal and value == minimum):
@@ -24,7 +51,7 @@ def number(name: str, value: Any, minimum: float = 0.0, *, allow_equal: bool = T
     return value
 
 
-def flag(name: str, value: Any) -> bool:
+def flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, not {value!r}")
     return value
@@ -40,16 +67,16 @@ class ConnOptions:
     max_requeue_delay: float
     tls_v1: bool
     ssl_context: ssl.SSLContext | None
-    identify_data: dict
+    identify_data: dict[str, Any]
     auth_secret: bytes | None
-    max_frame_size: int
+    max_frame_size: int | None  # None: any message nsqd can send
 
     def __repr__(self) -> str:  # the auth secret stays out of every repr
         return (f"ConnOptions(timeout={self.timeout}, heartbeat_interval={self.heartbeat_interval}, "
                 f"tls_v1={self.tls_v1}, auth={'set' if self.auth_secret else 'none'})")
 
 
-def split_host(host: Any) -> str:
+def split_host(host: object) -> str:
     """``"[::1]"`` -> ``"::1"``; rejects empty and non-str hosts."""
     if not isinstance(host, str):
         raise TypeError(f"host must be a str, not {type(host).__name__}")
@@ -60,7 +87,7 @@ def split_host(host: Any) -> str:
     return host
 
 
-def check_port(port: Any) -> int:
+def check_port(port: object) -> int:
     if isinstance(port, bool) or not isinstance(port, int):
         raise TypeError(f"port must be an int, not {type(port).__name__}")
     if not 0 < port < 65536:
@@ -93,8 +120,9 @@ def build_options(
         elif not isinstance(auth_secret, (bytes, bytearray)):
             raise TypeError(f"auth_secret must be str or bytes, not {type(auth_secret).__name__}")
         auth_secret = bytes(auth_secret) or None
-    if isinstance(max_frame_size, bool) or not isinstance(max_frame_size, int) or max_frame_size < 64:
-        raise ValueError(f"max_frame_size must be an int >= 64, got {max_frame_size!r}")
+    if max_frame_size is not None and (isinstance(max_frame_size, bool) or not isinstance(max_frame_size, int)
+                                       or max_frame_size < 64):
+        raise ValueError(f"max_frame_size must be an int >= 64 (or None), got {max_frame_size!r}")
     tls_v1 = flag("tls_v1", tls_v1)
     ssl_context = make_ssl_context(tls_options) if (tls_v1 or tls_options is not None) else None
     identify_data = build_identify(

@@ -37,6 +37,10 @@ __all__ = [
 ]
 
 
+#: a listener table: event name -> callbacks, in registration order
+Listeners = dict[str, tuple[Callable[..., Any], ...]]
+
+
 class DuplicateListenerError(Error, ValueError):
     """The callback is already registered for this event."""
 
@@ -60,13 +64,13 @@ class EventedMixin:
     _mirrored_events: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        self._listeners: dict[str, tuple[Callable[..., Any], ...]] | None = None
+        self._listeners: Listeners | None = None
 
     def on(self, name: str, callback: Callable[..., Any]) -> None:
         """Call ``callback(**payload)`` every time the event ``name`` is triggered."""
         if not callable(callback):
             raise TypeError(f"callback for event {name!r} is not callable: {callback!r}")
-        listeners = getattr(self, "_listeners", None)
+        listeners: Listeners | None = getattr(self, "_listeners", None)
         if listeners is None:
             listeners = self._listeners = {}
         registered = listeners.get(name, ())
@@ -79,22 +83,22 @@ class EventedMixin:
 
     def off(self, name: str, callback: Callable[..., Any]) -> None:
         """Stop calling ``callback`` for ``name``."""
-        listeners = getattr(self, "_listeners", None)
+        listeners: Listeners | None = getattr(self, "_listeners", None)
         registered = listeners.get(name) if listeners else None
-        if not registered or callback not in registered:
+        if listeners is None or not registered or callback not in registered:
             raise InvalidListenerError(f"{callback!r} is not listening for {name!r}")
         index = registered.index(callback)
-        listeners[name] = registered[:index] + registered[index + 1:]  # type: ignore[index]
+        listeners[name] = registered[:index] + registered[index + 1:]
         if name in self._mirrored_events:
             setattr(self, f"_{name}_listeners", listeners[name])
 
     def trigger(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Call every listener of ``name`` in registration order with the given arguments."""
-        listeners = getattr(self, "_listeners", None)
+        listeners: Listeners | None = getattr(self, "_listeners", None)
         if listeners:
             for callback in listeners.get(name, ()):
                 callback(*args, **kwargs)
 
     def has_listeners(self, name: str) -> bool:
-        listeners = getattr(self, "_listeners", None)
+        listeners: Listeners | None = getattr(self, "_listeners", None)
         return bool(listeners and listeners.get(name))

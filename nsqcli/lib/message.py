@@ -7,14 +7,14 @@ That keeps the per-message cost to one small object with no listener table.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Awaitable, Generator, Protocol
 
 from . import event
 from .event import EventedMixin
 from .protocol.errors import IntegrityError
 from .protocol.frames import decode_message as _decode_frame
 
-__all__ = ["Message", "MessageAnsweredError", "decode_message", "finish_all"]
+__all__ = ["ANSWERED", "Message", "MessageAnsweredError", "decode_message", "finish_all"]
 
 
 class MessageAnsweredError(IntegrityError):
@@ -22,12 +22,32 @@ class MessageAnsweredError(IntegrityError):
 
 
 class Responder(Protocol):  # what AsyncConn provides to its messages
-    id: str
+    @property
+    def id(self) -> str: ...
 
     def _on_message_finish(self, message: "Message") -> None: ...
     def _on_messages_finish(self, messages: "list[Message]") -> None: ...  # finish_all
     def _on_message_requeue(self, message: "Message", time_ms: int, backoff: bool) -> int: ...
     def _on_message_touch(self, message: "Message") -> None: ...
+    @property
+    def _answered(self) -> "Awaitable[None]": ...  # what fin()/req() return for its messages
+
+
+class _Answered:
+    """An awaitable with nothing to wait for: what fin()/req() return for a message built by
+    hand, and a connection's ``_answered`` before its first write."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        # any iterator serves await; typeshed's Awaitable asks for a Generator
+        return iter(())  # type: ignore[return-value]
+
+    def done(self) -> bool:
+        return True
+
+
+ANSWERED = _Answered()
 
 
 class Message(EventedMixin):
@@ -36,10 +56,14 @@ class Message(EventedMixin):
     ``touch(message)``.
 
     ``finish()`` and ``requeue()`` (with backoff) count as success and failure for the Reader's
-    backoff; ``requeue(backoff=False)`` is neutral.
+    backoff; ``requeue(backoff=False)`` is neutral. ``fin()`` and ``req()`` do the same and
+    return an awaitable (for ``async for message in reader.messages()`` code).
     """
 
-    __slots__ = ("id", "body", "timestamp", "attempts", "_async_enabled", "_has_responded", "_conn")
+    # _generation: the connection generation that delivered it (AsyncConn refuses answers from an
+    # earlier one); None for a message built by hand
+    __slots__ = ("id", "body", "timestamp", "attempts", "_async_enabled", "_has_responded", "_conn",
+                 "_generation")
 
     def __init__(self, id: bytes, body: bytes, timestamp: int, attempts: int,  # noqa: A002
                  conn: Responder | None = None) -> None:
@@ -51,6 +75,7 @@ class Message(EventedMixin):
         self._async_enabled = False
         self._has_responded = False
         self._conn = conn
+        self._generation: int | None = None
 
     def __repr__(self) -> str:
         return (f"<Message id={self.id!r} attempts={self.attempts} body={len(self.body)} bytes"
@@ -114,6 +139,28 @@ class Message(EventedMixin):
         if self._listeners:
             self.trigger(event.REQUEUE, message=self, delay=delay, backoff=backoff,
                          time_ms=time_ms, **kwargs)
+
+    def fin(self) -> Awaitable[None]:
+        """``finish()`` now, returning an awaitable; see :meth:`req` for what awaiting it means."""
+        self.finish()
+        conn = self._conn
+        return ANSWERED if conn is None else conn._answered
+
+    def req(self, delay: float | None = -1, backoff: bool = True,
+            time_ms: int | None = None) -> Awaitable[None]:
+        """``requeue(delay, backoff, time_ms)`` now, returning an awaitable.
+
+        The command is queued at once on the connection that delivered the message, and leaves
+        with the others of this loop iteration in one write (awaiting is optional: forgetting
+        ``await`` loses nothing). nsqd sends no reply to FIN or REQ, so awaiting does not wait
+        for nsqd: it returns at once, unless the connection's last write left more than 64 KiB
+        the socket has not taken, and then waits until it has (``StreamWriter.drain()``'s rule).
+        An answer that cannot reach nsqd (its connection closed) is logged, not raised: nsqd
+        redelivers that message.
+        """
+        self.requeue(delay, backoff, time_ms)
+        conn = self._conn
+        return ANSWERED if conn is None else conn._answered
 
     def touch(self) -> None:
         """Ask nsqd for more time before the message times out (TOUCH)."""

@@ -6,12 +6,24 @@ lowering RDY before raising it so that the sum announced to the nsqds never exce
 ``max_in_flight`` on the wire. It never returns a change whose value equals the connection's
 current RDY (so no RDY is re-sent unchanged), and never exceeds a connection's ``max_rdy_count``.
 
-Rules (go-nsq's, with pynsq's redistribution):
+The rules, and whose they are:
+
 * each connection's share is ``max_in_flight // connections`` (at least 1), sent right after SUB
-  within what the other connections leave of the budget;
+  within what the other connections leave of the budget (go-nsq sends the share after SUB too;
+  pynsq sent RDY 1 and ramped up);
 * when connections outnumber ``max_in_flight`` (or while backing off with several connections),
-  :meth:`redistribute` runs periodically: RDY moves away from connections idle longer than
-  ``low_rdy_idle_timeout`` to connections that have nothing, one at a time;
+  :meth:`redistribute` runs every ``rdy_redistribute_interval``, as in go-nsq and pynsq. In one
+  round: a connection that received no message for ``low_rdy_idle_timeout`` gives its RDY up
+  (go-nsq's test, on the last message only); the freed budget goes at once to connections
+  waiting with RDY 0 and nothing in flight, picked at random but never one that was found idle
+  in this same round; connections with messages in flight count against the budget (pynsq's
+  rule, so a slow handler does not take more than ``max_in_flight`` messages). When nothing is
+  left to hand out and a connection waits, a connection that has held its RDY for longer than
+  ``low_rdy_timeout`` hands it over to a waiting one in the same round (go-nsq gives RDY up after
+  ``low_rdy_timeout`` too; pynsq took RDY from a busy connection every round and gave it to
+  nobody before the next round, which left RDY 0 half the time);
+* while backing off, one connection tests the waters with RDY 1; if that probe is lost (the
+  Reader was paused and resumed, or the probing connection closed) a round gives RDY 1 again;
 * ``max_in_flight == 0`` pauses: every RDY goes to 0 and nothing is raised.
 """
 
@@ -59,13 +71,15 @@ class RdyPolicy:
         max_in_flight: int,
         low_rdy_idle_timeout: float = 10.0,
         rng: random.Random | None = None,
+        low_rdy_timeout: float = 30.0,
     ) -> None:
         self.max_in_flight = max_in_flight
         self.low_rdy_idle_timeout = low_rdy_idle_timeout
+        self.low_rdy_timeout = low_rdy_timeout
         self.need_redistribute = False
         self._rng = rng or random.Random()
-        # when redistribution last granted RDY to a connection: idleness counts from then too
-        self._granted_at: dict[int, float] = {}
+        # since when each connection holds RDY, as redistribution rounds saw it (id(conn) -> now)
+        self._held_since: dict[int, float] = {}
 
     # ---- queries ------------------------------------------------------------------------
 
@@ -122,9 +136,11 @@ class RdyPolicy:
 
     def connection_removed(self, conn: RdyConn, remaining: Sequence[RdyConn], in_backoff: bool) -> None:
         """A connection closed: if it held RDY that others cannot take by ramping, redistribute."""
-        self._granted_at.pop(id(conn), None)
+        self._held_since.pop(id(conn), None)
         if conn.rdy and (in_backoff or len(remaining) >= self.max_in_flight):
             self.need_redistribute = True
+        elif in_backoff and (conn.in_flight or conn.rdy):
+            self.need_redistribute = True  # it may have been testing the waters
 
     def ramp(self, conn: C, conns: Sequence[C]) -> int | None:
         """After a message on ``conn`` (not in backoff): its new RDY if it is below or above its
@@ -173,41 +189,53 @@ class RdyPolicy:
     def redistribute(
         self, conns: Sequence[C], now: float, in_backoff: bool = False, blocked: bool = False
     ) -> list[tuple[C, int]]:
-        """One periodic redistribution round (pynsq's algorithm). Runs when connections
-        outnumber max_in_flight, when backing off with several connections, or when flagged."""
+        """One periodic redistribution round (see the module docstring). Runs when connections
+        outnumber max_in_flight, when backing off with several connections or with the probe
+        lost, or when flagged."""
         if not conns or self.max_in_flight <= 0 or blocked:
             return []
-        if self.redistributing(len(conns)) or (in_backoff and len(conns) > 1):
+        probe_lost = in_backoff and not any(c.rdy or c.in_flight for c in conns)
+        if self.redistributing(len(conns)) or (in_backoff and len(conns) > 1) or probe_lost:
             self.need_redistribute = True
         if not self.need_redistribute:
             return []
         self.need_redistribute = False
         rng = self._rng
         rdy = {id(c): c.rdy for c in conns}
-        pool = list(conns)
-        if sum(rdy.values()) > self.max_in_flight:
+        if sum(rdy.values()) > self.max_in_flight:  # max_in_flight was lowered: RDY 1 at most
+            pool = list(conns)
             rng.shuffle(pool)
             for index, conn in enumerate(pool):
                 rdy[id(conn)] = min(1, conn.max_rdy_count) if index < self.max_in_flight else 0
-        granted = self._granted_at
-        for conn in conns:  # take RDY from connections that stayed idle with it
-            last_active = max(conn.last_msg_timestamp, granted.get(id(conn), 0.0))
-            if rdy[id(conn)] > 0 and now - last_active > self.low_rdy_idle_timeout:
+        held = self._held_since
+        idle = set()
+        for conn in conns:
+            key = id(conn)
+            if not rdy[key]:
+                held.pop(key, None)
+            elif now - conn.last_msg_timestamp > self.low_rdy_idle_timeout:
+                rdy[key] = 0  # idle with RDY: give it up
+                idle.add(key)
+                held.pop(key, None)
+            else:
+                held.setdefault(key, now)
+        budget = (1 if in_backoff else self.max_in_flight) - sum(
+            1 for c in conns if rdy[id(c)] or c.in_flight)
+        waiting = [c for c in conns if not rdy[id(c)] and not c.in_flight and id(c) not in idle]
+        if budget <= 0 and waiting:
+            # nothing to hand out: RDY held too long moves to a waiting connection, now
+            overdue = [c for c in conns if rdy[id(c)] and now - held[id(c)] > self.low_rdy_timeout]
+            rng.shuffle(overdue)
+            for conn in overdue[:len(waiting)]:
                 rdy[id(conn)] = 0
-        busy = sum(1 for c in conns if c.in_flight or rdy[id(c)])
-        budget = (1 if in_backoff else self.max_in_flight) - busy
-        in_flight = [c for c in conns if c.in_flight and rdy[id(c)]]
-        if in_flight and budget <= 0:
-            # nothing left to hand out: free one busy connection's RDY so the next round can
-            # move it, instead of staying pinned to the same connections
-            rdy[id(rng.choice(in_flight))] = 0
-        candidates = [c for c in conns if not c.in_flight and not rdy[id(c)]]
-        while candidates and budget > 0:
-            conn = candidates.pop(rng.randrange(len(candidates)))
+                held.pop(id(conn), None)
+                budget = max(budget, 0) + 1
+        while waiting and budget > 0:
+            conn = waiting.pop(rng.randrange(len(waiting)))
             rdy[id(conn)] = min(1, conn.max_rdy_count)
-            granted[id(conn)] = now
+            held[id(conn)] = now
             budget -= 1
         return _ordered(conns, rdy)
 
     def forget(self, conn: RdyConn) -> None:
-        self._granted_at.pop(id(conn), None)
+        self._held_since.pop(id(conn), None)

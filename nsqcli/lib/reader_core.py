@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Generator, Iterable, TypeVar
 
 from tornado.ioloop import IOLoop, PeriodicCallback
 
@@ -24,6 +24,11 @@ from .backoff import BackoffAction, BackoffWindow
 from .protocol.errors import ConnectionClosedError
 from .rdy import RdyPolicy
 from .reader_discovery import Discovery
+
+if TYPE_CHECKING:
+    from .conn import AsyncConn
+    from .conn_options import ConnKwargs
+    from .message import Message
 
 logger = logging.getLogger("nsqcli.lib.reader")
 
@@ -36,7 +41,7 @@ _CONN_EVENTS = ("ready", "message", "backoff", "continue", "close", "error", "he
 class _Done:
     """An already-finished awaitable (close() called with no event loop running)."""
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, None]:
         return None
         yield  # pragma: no cover - makes this a generator
 
@@ -53,16 +58,17 @@ class ReaderCore:
     topic: str
     channel: str
     name: str
-    conn_kwargs: dict
+    conn_kwargs: ConnKwargs
     max_in_flight: int
 
     def _init_core(self, policy: RdyPolicy, backoff: BackoffWindow, discovery: Discovery,
-                   conn_class: Any, redistribute_interval: float, close_timeout: float) -> None:
+                   conn_class: type[AsyncConn], redistribute_interval: float,
+                   close_timeout: float) -> None:
         #: subscribed connections by id (``host:port``), as pynsq's ``Reader.conns``
-        self.conns: dict[str, Any] = {}
-        self._connecting: dict[str, Any] = {}
+        self.conns: dict[str, AsyncConn] = {}
+        self._connecting: dict[str, AsyncConn] = {}
         # dropped by lookupd -> their CLS acknowledgement; closed once their messages are answered
-        self._retiring: dict[Any, asyncio.Future] = {}
+        self._retiring: dict[AsyncConn, asyncio.Future[bytes | None]] = {}
         self._policy = policy
         self._backoff = backoff
         self._discovery = discovery
@@ -70,10 +76,13 @@ class ReaderCore:
         self._redistribute_interval = redistribute_interval
         self.close_timeout = close_timeout
         self._ramp_share = 0  # RDY a connection ramps to on a message; 0 = do not ramp
+        #: optional ``rdy_cap(conn, value) -> int``: the most RDY ``conn`` may get when the
+        #: policy wants ``value`` (nsq-tail -n keeps nsqd from sending more than it needs)
+        self.rdy_cap: Callable[[AsyncConn, int], int] | None = None
         self._quiet = True  # no backoff, no drain: a FIN needs no bookkeeping
         self._tick_timer: PeriodicCallback | None = None
         self._window_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Future] = set()  # running coroutine handlers
+        self._tasks: set[asyncio.Future[Any]] = set()  # running coroutine handlers
         self._started = False
         self._closing = False
         self._closed = False
@@ -115,7 +124,7 @@ class ReaderCore:
         self._tick_timer.start()
         self._discovery.start()
 
-    def _connect(self, host: str, port: int) -> Any:
+    def _connect(self, host: str, port: int) -> AsyncConn | None:
         """Open a connection to nsqd unless one exists or is being made; returns it or None."""
         if self._closing:
             return None
@@ -134,12 +143,15 @@ class ReaderCore:
         conn.connect()
         return conn
 
-    def _connection_addresses(self) -> list[str]:
-        return list(self.conns) + list(self._connecting)
+    def _idle_since(self, address: str, since: float) -> bool:
+        """True unless the connection to ``address`` received a message after ``since`` (wall
+        time) or has one in flight; True when there is no subscribed connection."""
+        conn = self.conns.get(address)
+        return conn is None or (conn.in_flight <= 0 and conn.last_msg_timestamp <= since)
 
     # ---- connection events ----------------------------------------------------------------
 
-    def _on_conn_ready(self, conn: Any, **_: Any) -> None:
+    def _on_conn_ready(self, conn: AsyncConn, **_: object) -> None:
         if self._connecting.get(conn.id) is conn:
             del self._connecting[conn.id]
         if self._closing:
@@ -161,7 +173,7 @@ class ReaderCore:
         self._apply(self._policy.connection_added(
             list(self.conns.values()), conn, window.in_backoff, window.blocked))
 
-    def _on_subscribed(self, conn: Any, future: asyncio.Future) -> None:
+    def _on_subscribed(self, conn: AsyncConn, future: asyncio.Future[bytes]) -> None:
         if future.cancelled():
             return
         error = future.exception()
@@ -173,7 +185,7 @@ class ReaderCore:
             log = logger.debug if isinstance(error, ConnectionClosedError) else logger.error
             log("[%s:%s] SUB %s %s failed: %s", conn.id, self.name, self.topic, self.channel, error)
 
-    def _on_conn_close(self, conn: Any, **_: Any) -> None:
+    def _on_conn_close(self, conn: AsyncConn, **_: object) -> None:
         if self._connecting.get(conn.id) is conn:
             del self._connecting[conn.id]
         active = self.conns.get(conn.id) is conn
@@ -198,24 +210,24 @@ class ReaderCore:
         if active and not self._backoff.in_backoff:
             self._apply(self._policy.rebalance(list(self.conns.values()), time.time()))
 
-    def _on_conn_error(self, conn: Any, error: Any = None, **_: Any) -> None:
+    def _on_conn_error(self, conn: AsyncConn, error: BaseException | None = None, **_: object) -> None:
         logger.debug("[%s:%s] error: %s", conn.id, self.name, error)
 
-    def _on_conn_heartbeat(self, conn: Any, **_: Any) -> None:
+    def _on_conn_heartbeat(self, conn: AsyncConn, **_: object) -> None:
         try:
             self.heartbeat(conn)
         except Exception:
             logger.exception("[%s:%s] heartbeat() hook failed", conn.id, self.name)
 
-    def heartbeat(self, conn: Any) -> None:  # overridden by Reader
+    def heartbeat(self, conn: AsyncConn) -> None:  # overridden by Reader
         pass
 
-    def _on_conn_message(self, conn: Any, message: Any) -> None:
+    def _on_conn_message(self, conn: AsyncConn, message: Message) -> None:
         """Dispatch one message to the handler: the Reader defines it."""
         raise TypeError(f"{type(self).__name__} must define _on_conn_message")
 
     # the answers to messages: FIN = success, REQ = failure, REQ(backoff=False) = neutral
-    def _on_conn_resume(self, conn: Any, **_: Any) -> None:
+    def _on_conn_resume(self, conn: AsyncConn, **_: object) -> None:
         if self._quiet:
             return
         if self._closing or self._retiring:
@@ -224,10 +236,10 @@ class ReaderCore:
         if action is not None and not self._closing:
             self._apply_backoff(action)
 
-    def _on_conn_backoff(self, conn: Any, **_: Any) -> None:
+    def _on_conn_backoff(self, conn: AsyncConn, **_: object) -> None:
         self._on_result(False)
 
-    def _on_conn_continue(self, conn: Any, **_: Any) -> None:
+    def _on_conn_continue(self, conn: AsyncConn, **_: object) -> None:
         self._on_result(None)
 
     def _on_result(self, success: bool | None) -> None:
@@ -244,7 +256,7 @@ class ReaderCore:
     def _rdy_allowed(self) -> bool:
         return True  # Reader consults the deprecated disabled() hook here
 
-    def _apply(self, changes: Iterable[tuple[Any, int]]) -> None:
+    def _apply(self, changes: Iterable[tuple[AsyncConn, int]]) -> None:
         allowed = None
         for conn, value in changes:
             if value:
@@ -252,6 +264,8 @@ class ReaderCore:
                     allowed = self._rdy_allowed()
                 if not allowed:
                     continue
+                if self.rdy_cap is not None:
+                    value = self.rdy_cap(conn, value)
             if conn.rdy != value:
                 try:
                     conn.send_rdy(value)
@@ -276,11 +290,13 @@ class ReaderCore:
         else:
             self._ramp_share = policy.share(n)
 
-    def _ramp(self, conn: Any) -> None:
+    def _ramp(self, conn: AsyncConn) -> None:
         if self.conns.get(conn.id) is not conn or not self._rdy_allowed():
             return
         value = self._policy.ramp(conn, list(self.conns.values()))
-        if value is not None:
+        if value and self.rdy_cap is not None:
+            value = self.rdy_cap(conn, value)
+        if value is not None and value != conn.rdy:
             conn.send_rdy(value)
 
     def _tick(self) -> None:
@@ -303,12 +319,22 @@ class ReaderCore:
         self.max_in_flight = max_in_flight
         self._policy.max_in_flight = max_in_flight
         self._refresh_fast_path()
+        self._reapply_rdy()
+
+    def _reapply_rdy(self) -> None:
+        """Send now the RDY that max_in_flight, backoff and :meth:`_rdy_allowed` call for (after
+        one of them changed; the periodic check would take up to ``rdy_redistribute_interval``)."""
         if self._closing:
             return
         conns = list(self.conns.values())
-        if max_in_flight == 0:
+        window = self._backoff
+        if self.max_in_flight == 0 or not self._rdy_allowed():
             self._apply(self._policy.pause(conns))
-        elif not self._backoff.in_backoff:
+        elif window.in_backoff:
+            # a pause took the probe's RDY 1 away: test the waters again now (a round does that
+            # only when the probe is lost; pynsq redistributes on resume too)
+            self._apply(self._policy.redistribute(conns, time.time(), True, window.blocked))
+        else:
             self._apply(self._policy.rebalance(conns, time.time()))
 
     # ---- backoff --------------------------------------------------------------------------
@@ -338,7 +364,7 @@ class ReaderCore:
         if not self._closing:
             self._apply_backoff(self._backoff.window_elapsed())
 
-    # ---- retiring a connection lookupd no longer lists ------------------------------------
+    # ---- retiring a connection lookupd stopped listing (see reader_discovery) ----------------
 
     def _retire(self, address: str) -> None:
         conn = self.conns.pop(address, None)
@@ -347,8 +373,7 @@ class ReaderCore:
             if pending is not None:
                 pending.close()
             return
-        logger.info("[%s:%s] nsqd no longer listed by lookupd: closing once its messages are answered",
-                    address, self.name)
+        logger.info("[%s:%s] closing the connection once its messages are answered", address, self.name)
         self._policy.connection_removed(conn, list(self.conns.values()), self._backoff.in_backoff)
         if conn.rdy:
             conn.send_rdy(0)
@@ -382,6 +407,7 @@ class ReaderCore:
         registry.unregister(self)
         self._stop_timers()
         self._refresh_fast_path()
+        self._on_closing()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop running: nothing can be drained any more
@@ -391,6 +417,10 @@ class ReaderCore:
             return self._close_future
         self._close_future = loop.create_task(self._drain_and_close())
         return self._close_future
+
+    def _on_closing(self) -> None:
+        """Called once when close() starts, before anything is drained (the Reader ends its
+        message streams here)."""
 
     def _stop_timers(self) -> None:
         if self._tick_timer is not None:
@@ -430,7 +460,7 @@ class ReaderCore:
         if conns:
             await asyncio.gather(*(c.close_gracefully() for c in conns), return_exceptions=True)
 
-    async def _wait_drained(self, acks: list) -> None:
+    async def _wait_drained(self, acks: list[asyncio.Future[bytes | None]]) -> None:
         if acks:
             await asyncio.gather(*acks, return_exceptions=True)  # CLOSE_WAIT: no more deliveries
         # only now: nsqd still delivers what it had buffered until CLOSE_WAIT, so an answer

@@ -57,7 +57,7 @@ class _Shutdown:
         self.io_loop = io_loop
         self.drain_timeout = drain_timeout
         self.signals_seen = 0
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
 
     def on_signal(self, signum: int) -> None:
         self.signals_seen += 1
@@ -66,8 +66,25 @@ class _Shutdown:
             logger.warning("%s again: stopping now without waiting for the drain", name)
             self.io_loop.stop()
             return
-        logger.info("%s received: closing readers and writers (send it again to stop now)", name)
+        again = "press Ctrl-C again" if signum == signal.SIGINT else f"send {name} again"
+        waiting = self.waiting_for()
+        if waiting:  # said at once (a warning reaches stderr even without logging set up)
+            logger.warning("%s received: closing readers and writers, %s; %s to stop now",
+                           name, waiting, again)
+        else:
+            logger.info("%s received: closing readers and writers (%s to stop now)", name, again)
         self.task = asyncio.ensure_future(self._drain_then_stop())
+
+    def waiting_for(self) -> str | None:
+        """The unanswered messages the drain will wait for, and for how long at most."""
+        readers = [c for c in registry.live_clients() if hasattr(c, "_unanswered")]
+        count = sum(reader._unanswered() for reader in readers)
+        if not count:
+            return None
+        bound = max(getattr(reader, "close_timeout", 0.0) for reader in readers)
+        if self.drain_timeout is not None:
+            bound = min(bound, self.drain_timeout)
+        return f"waiting up to {bound:g}s for {count} unanswered message(s) to be answered"
 
     async def _drain_then_stop(self) -> None:
         try:

@@ -9,11 +9,13 @@ code in the wild passes ``cert_reqs``, ``ca_certs``, ``certfile``, ``keyfile``, 
 from __future__ import annotations
 
 import ssl
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
-from .protocol.errors import Error
+import re
 
-__all__ = ["TLS_OPTION_KEYS", "TLSHandshakeError", "make_ssl_context"]
+from .protocol.errors import Error, LocalProtocolError
+
+__all__ = ["TLS_OPTION_KEYS", "TLSFileError", "TLSHandshakeError", "make_ssl_context"]
 
 TLS_OPTION_KEYS = frozenset(
     {"cert_reqs", "ca_certs", "certfile", "keyfile", "ssl_version", "ciphers", "check_hostname"}
@@ -32,6 +34,30 @@ class TLSHandshakeError(Error):
     """The TLS handshake with nsqd failed (certificate not trusted, wrong host name, ...)."""
 
 
+class TLSFileError(LocalProtocolError):
+    """A CA, certificate or key file could not be loaded; the message names the file."""
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    """OpenSSL's words without the C source position ("[SSL] PEM lib (_ssl.c:3905)")."""
+    if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError) and exc.strerror:
+        return exc.strerror
+    text = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc))
+    if getattr(exc, "library", None) == "SSL" and "PEM lib" in text:
+        return "not a PEM file of the expected kind"
+    return text
+
+
+T = TypeVar("T")
+
+
+def _load(what: str, path: str | None, load: Callable[[], T]) -> T:
+    try:
+        return load()
+    except (ssl.SSLError, OSError) as exc:
+        raise TLSFileError(f"cannot load the TLS {what} {path}: {_ssl_reason(exc)}") from exc
+
+
 def make_ssl_context(tls_options: ssl.SSLContext | Mapping[str, Any] | None) -> ssl.SSLContext:
     """A client SSLContext for ``tls_options`` (None -> system CAs, certificate + host checked)."""
     if isinstance(tls_options, ssl.SSLContext):
@@ -48,7 +74,9 @@ def make_ssl_context(tls_options: ssl.SSLContext | Mapping[str, Any] | None) -> 
             f"unknown tls_options key(s) {sorted(unknown)}; known: {sorted(TLS_OPTION_KEYS)}"
         )
     ca_certs = tls_options.get("ca_certs")
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_certs)
+    # with a CA file only that CA is trusted (else the system's)
+    context = _load("CA file", ca_certs, lambda: ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=ca_certs))
     cert_reqs = tls_options.get("cert_reqs", ssl.CERT_REQUIRED)
     if cert_reqs not in (ssl.CERT_NONE, ssl.CERT_OPTIONAL, ssl.CERT_REQUIRED):
         raise ValueError(f"tls_options cert_reqs must be an ssl.CERT_* constant, got {cert_reqs!r}")
@@ -60,7 +88,9 @@ def make_ssl_context(tls_options: ssl.SSLContext | Mapping[str, Any] | None) -> 
     context.verify_mode = ssl.VerifyMode(cert_reqs)
     certfile = tls_options.get("certfile")
     if certfile:
-        context.load_cert_chain(certfile, tls_options.get("keyfile"))
+        keyfile = tls_options.get("keyfile")
+        what = "certificate" if not keyfile or keyfile == certfile else f"key {keyfile} or certificate"
+        _load(what, certfile, lambda: context.load_cert_chain(certfile, keyfile))
     elif tls_options.get("keyfile"):
         raise ValueError("tls_options keyfile given without certfile")
     if tls_options.get("ciphers"):

@@ -27,17 +27,24 @@ import functools
 import logging
 import struct
 from collections import deque
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from tornado.ioloop import IOLoop
 
 from . import registry
 from .addresses import Address, format_address, parse_addresses
 from .protocol import commands
+from .protocol.commands import Body
 from .protocol.errors import Error, SendError
 from .protocol.names import check_topic
 from .writer_links import Link, LinkSupervisor
 from .writer_outbox import Outbox, PublishCallback, run_callback
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .conn import AsyncConn
+    from .conn_options import ConnKwargs
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +60,7 @@ class Writer:
         *,
         connect_timeout: float = 5.0,
         close_timeout: float = 10.0,
-        **kwargs: Any,
+        **kwargs: Unpack[ConnKwargs],
     ) -> None:
         addresses = parse_addresses(nsqd_tcp_addresses)
         _check_seconds("reconnect_interval", reconnect_interval)
@@ -68,16 +75,16 @@ class Writer:
         self.close_timeout = float(close_timeout)
         self.conn_kwargs = kwargs
         #: connected (handshake complete) connections by id, as pynsq's ``Writer.conns``
-        self.conns: dict[str, Any] = {}
+        self.conns: dict[str, AsyncConn] = {}
         self._links = LinkSupervisor(self, kwargs)  # validates kwargs against AsyncConn
         self._ready: list[Outbox] = []  # one per connection in self.conns, for round-robin
         self._only: Outbox | None = None  # the one ready Outbox while not closing: pub()'s path
         self._rr = 0
-        self._topics: dict[Any, bytes] = {}  # validated topic -> its b"PUB <topic>\n" line
+        self._topics: dict[object, bytes] = {}  # validated topic -> its b"PUB <topic>\n" line
         self._waiting: deque[_Waiting] = deque()  # publishes waiting for a connection
         self._expiry: asyncio.TimerHandle | None = None
         self._closing = False
-        self._close_future: asyncio.Future | None = None
+        self._close_future: asyncio.Future[None] | None = None
         self._started = False
         for host, port in addresses:
             self._links.add(host, port)
@@ -93,7 +100,7 @@ class Writer:
 
     # ---- publishing ----------------------------------------------------------------------
 
-    def pub(self, topic: str, msg: bytes | str, callback: PublishCallback | None = None) -> "asyncio.Future[bytes]":
+    def pub(self, topic: str, msg: Body, callback: PublishCallback | None = None) -> "asyncio.Future[bytes]":
         """PUB one message; the returned awaitable resolves with b"OK" once nsqd acknowledged it."""
         line = self._topics.get(topic)
         if line is None:
@@ -106,25 +113,26 @@ class Writer:
             return self._publish("publish_raw", (command, b"PUB"), callback)
         return self._publish("publish", (topic, msg), callback)  # str etc.: the encoder checks
 
-    def mpub(self, topic: str, msg: Sequence[bytes | str] | bytes | str,
+    def mpub(self, topic: str, msg: Iterable[Body] | Body,
              callback: PublishCallback | None = None) -> "asyncio.Future[bytes]":
         """MPUB a list of messages atomically (a single bytes/str body is wrapped, as pynsq)."""
         if topic not in self._topics:
             self._check_topic(topic)
-        if isinstance(msg, (bytes, str)):
+        if isinstance(msg, (bytes, bytearray, memoryview, str)):
             msg = [msg]
         elif not isinstance(msg, (list, tuple)):
             msg = list(msg)
         return self._publish("multi_publish", (topic, msg), callback)
 
-    def dpub(self, topic: str, delay_ms: int, msg: bytes | str,
+    def dpub(self, topic: str, delay_ms: int, msg: Body,
              callback: PublishCallback | None = None) -> "asyncio.Future[bytes]":
         """DPUB: publish ``msg`` for delivery after ``delay_ms`` milliseconds."""
         if topic not in self._topics:
             self._check_topic(topic)
         return self._publish("deferred_publish", (topic, delay_ms, msg), callback)
 
-    def _publish(self, method: str, args: tuple, callback: PublishCallback | None) -> asyncio.Future:
+    def _publish(self, method: str, args: tuple[Any, ...],
+                 callback: PublishCallback | None) -> asyncio.Future[bytes]:
         if not self._started:
             self._start()
         ready = self._ready
@@ -137,7 +145,7 @@ class Writer:
             return outbox.send(method, args, callback)
         return self._wait_for_connection(method, args, callback)
 
-    def _check_topic(self, topic: Any) -> bytes:
+    def _check_topic(self, topic: str) -> bytes:
         check_topic(topic)  # ValueError / TypeError that names the problem
         line = commands.pub(topic, b"-")[:-5]  # the protocol's PUB line, minus size and body
         if len(self._topics) < 10_000:
@@ -146,10 +154,11 @@ class Writer:
 
     # ---- publishes waiting for a connection ----------------------------------------------
 
-    def _wait_for_connection(self, method: str, args: tuple, callback: PublishCallback | None) -> asyncio.Future:
+    def _wait_for_connection(self, method: str, args: tuple[Any, ...],
+                             callback: PublishCallback | None) -> asyncio.Future[bytes]:
         _ENCODERS[method](*args)  # the connection would validate on send; queued ones now
         loop = self._loop()
-        future = loop.create_future()
+        future: asyncio.Future[bytes] = loop.create_future()
         if self._closing:
             _fail(future, callback, SendError(f"Writer {self.name} is closed"))
             return future
@@ -193,13 +202,13 @@ class Writer:
 
     # ---- connections (called by the LinkSupervisor) -------------------------------------
 
-    def _on_link_ready(self, link: Link, conn: Any) -> None:
+    def _on_link_ready(self, link: Link, conn: AsyncConn) -> None:
         self.conns[conn.id] = conn
         self._ready.append(Outbox(conn, self.name))
         self._update_only()
         self._flush_waiting()
 
-    def _on_link_lost(self, link: Link, conn: Any) -> None:
+    def _on_link_lost(self, link: Link, conn: AsyncConn) -> None:
         """The connection closed (called from its ``close`` event, so no publish picks it)."""
         if self.conns.get(conn.id) is conn:
             del self.conns[conn.id]
@@ -213,7 +222,7 @@ class Writer:
     def _update_only(self) -> None:
         self._only = self._ready[0] if len(self._ready) == 1 and not self._closing else None
 
-    def heartbeat(self, conn: Any) -> None:
+    def heartbeat(self, conn: AsyncConn) -> None:
         """Called for every heartbeat from nsqd; override to monitor liveness (pynsq hook)."""
 
     def connect(self) -> None:
@@ -240,7 +249,9 @@ class Writer:
         try:
             return asyncio.get_running_loop()
         except RuntimeError:
-            return IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
+            # tornado types asyncio_loop on BaseAsyncIOLoop, which every tornado 6 IOLoop is
+            loop: asyncio.AbstractEventLoop = IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
+            return loop
 
     # ---- closing -------------------------------------------------------------------------
 
@@ -258,7 +269,8 @@ class Writer:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # the loop is gone: nothing can be flushed any more
             self._abort(SendError(f"Writer {self.name} closed without a running event loop"))
-            self._close_future = done = self._loop().create_future()
+            done: asyncio.Future[None] = self._loop().create_future()
+            self._close_future = done
             done.set_result(None)
             return done
         self._close_future = loop.create_task(self._drain_and_close())
@@ -295,7 +307,7 @@ class _Waiting:
 
     __slots__ = ("deadline", "method", "args", "future", "callback")
 
-    def __init__(self, deadline: float, method: str, args: tuple, future: asyncio.Future,
+    def __init__(self, deadline: float, method: str, args: tuple[Any, ...], future: asyncio.Future[bytes],
                  callback: PublishCallback | None) -> None:
         self.deadline = deadline
         self.method = method
@@ -304,7 +316,7 @@ class _Waiting:
         self.callback = callback
 
 
-def _fail(future: asyncio.Future, callback: PublishCallback | None, error: Error) -> None:
+def _fail(future: asyncio.Future[bytes], callback: PublishCallback | None, error: Error) -> None:
     """Fail a publish that never reached a connection: callback(None, error) at once, as pynsq
     (not via the loop: after close() the loop may stop before a scheduled callback runs)."""
     if future.done():
@@ -314,13 +326,15 @@ def _fail(future: asyncio.Future, callback: PublishCallback | None, error: Error
         run_callback(callback, None, future)
 
 
-def _copy_outcome(target: asyncio.Future, source: asyncio.Future) -> None:
+def _copy_outcome(target: asyncio.Future[bytes], source: asyncio.Future[bytes]) -> None:
     if target.done():
         return
     if source.cancelled():
         target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
+        return
+    error = source.exception()
+    if error is not None:
+        target.set_exception(error)
     else:
         target.set_result(source.result())
 
@@ -333,7 +347,7 @@ def _check_seconds(what: str, value: object) -> None:
 
 
 #: the encoder each connection method uses, to validate a publish that has to wait
-_ENCODERS = {"publish": commands.pub, "multi_publish": commands.mpub, "deferred_publish": commands.dpub,
+_ENCODERS: dict[str, Callable[..., object]] = {"publish": commands.pub, "multi_publish": commands.mpub, "deferred_publish": commands.dpub,
              "publish_raw": lambda command, kind: None}  # built and checked by pub() already
 _pack_size = struct.Struct(">l").pack
 

@@ -12,13 +12,15 @@ import asyncio
 import inspect
 import logging
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Mapping
 
 from .addresses import format_address
 from .backoff import ReconnectBackoff
 from .protocol.errors import ConnectionClosedError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .conn import AsyncConn
+    from .conn_options import ConnKwargs
     from .writer import Writer
 
 logger = logging.getLogger("nsqcli.lib.writer")
@@ -32,13 +34,13 @@ def new_reconnect_backoff(cap: float, rng: random.Random | None = None) -> Recon
     return ReconnectBackoff(initial=min(RECONNECT_BASE, cap), maximum=cap, jitter=0.25, rng=rng)
 
 
-def _conn_class() -> Any:
+def _conn_class() -> type[AsyncConn]:
     from .conn import AsyncConn
 
     return AsyncConn
 
 
-def check_conn_kwargs(kwargs: dict, conn_class: Any, owner: str) -> None:
+def check_conn_kwargs(kwargs: Mapping[str, object], conn_class: type[AsyncConn], owner: str) -> None:
     """Reject keyword arguments the connection class does not take, naming them (pynsq asserted)."""
     params = inspect.signature(conn_class.__init__).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -58,9 +60,9 @@ class Link:
         self.host = host
         self.port = port
         self.address = format_address(host, port)
-        self.conn: Any = None
+        self.conn: AsyncConn | None = None
         self.backoff = new_reconnect_backoff(reconnect_interval)
-        self.task: asyncio.Task | None = None
+        self.task: asyncio.Task[None] | None = None
         self.last_error: BaseException | None = None
         self.failure_text: str | None = None  # the failure last warned about, until it connects
 
@@ -68,7 +70,8 @@ class Link:
 class LinkSupervisor:
     """Owns the links of one Writer; calls ``writer._on_link_ready`` / ``_on_link_lost``."""
 
-    def __init__(self, writer: "Writer", conn_kwargs: dict, conn_class: Any = None) -> None:
+    def __init__(self, writer: "Writer", conn_kwargs: ConnKwargs,
+                 conn_class: type[AsyncConn] | None = None) -> None:
         self.writer = writer
         self.conn_class = conn_class or _conn_class()
         check_conn_kwargs(conn_kwargs, self.conn_class, "Writer")
@@ -110,7 +113,7 @@ class LinkSupervisor:
         while not self.stopped:
             conn = self.conn_class(link.host, link.port, **self.conn_kwargs)
             conn.repeated_failure_text = link.failure_text
-            closed = loop.create_future()
+            closed: asyncio.Future[BaseException | None] = loop.create_future()
             link.conn = conn
             self._listen(link, conn, closed)
             try:
@@ -158,20 +161,20 @@ class LinkSupervisor:
                            link.address, writer.name, closed.result() or "closed", delay)
             await asyncio.sleep(delay)
 
-    def _listen(self, link: Link, conn: Any, closed: asyncio.Future) -> None:
+    def _listen(self, link: Link, conn: AsyncConn, closed: asyncio.Future[BaseException | None]) -> None:
         writer = self.writer
         last_error: list[BaseException] = []
 
-        def on_close(**kwargs: Any) -> None:
+        def on_close(**kwargs: object) -> None:
             writer._on_link_lost(link, conn)  # at once, so that no publish picks this conn
             if not closed.done():
                 closed.set_result(last_error[-1] if last_error else None)
 
-        def on_error(error: BaseException | None = None, **kwargs: Any) -> None:
+        def on_error(error: BaseException | None = None, **kwargs: object) -> None:
             if error is not None:  # AsyncConn logs it; keep it as the reason of the close
                 last_error.append(error)
 
-        def on_heartbeat(**kwargs: Any) -> None:
+        def on_heartbeat(**kwargs: object) -> None:
             writer.heartbeat(conn)
 
         conn.on("close", on_close)

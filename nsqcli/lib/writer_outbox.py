@@ -14,13 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .protocol.errors import ConnectionClosedError, Error, SendError
 
+if TYPE_CHECKING:
+    from .conn import AsyncConn
+
 logger = logging.getLogger("nsqcli.lib.writer")
 
-PublishCallback = Callable[[Any, Any], Any]
+#: pynsq's publish callback: ``callback(conn, data)`` with nsqd's answer (``b"OK"``) or the
+#: Error that failed the publish; ``conn`` is None when no connection was ever available
+PublishCallback = Callable[["AsyncConn | None", "bytes | Error"], object]
 
 
 class Outbox:
@@ -28,36 +33,37 @@ class Outbox:
 
     __slots__ = ("conn", "pending", "name", "last", "listening", "_publish_raw")
 
-    def __init__(self, conn: Any, name: str) -> None:
+    def __init__(self, conn: AsyncConn, name: str) -> None:
         self.conn = conn
         self._publish_raw = conn.publish_raw  # bound once: the per-publish call
         self.name = name
-        self.last: asyncio.Future | None = None  # newest publish (answers arrive in order)
+        self.last: asyncio.Future[bytes] | None = None  # newest publish (answers arrive in order)
         # (future, callback) of the publishes that have a callback; the response listener is
         # registered only while this is non-empty, so publishes without callbacks cost nothing
-        self.pending: deque[tuple[asyncio.Future, PublishCallback]] = deque()
+        self.pending: deque[tuple[asyncio.Future[bytes], PublishCallback]] = deque()
         self.listening = False
 
-    def publish_raw(self, command: bytes, callback: PublishCallback | None) -> asyncio.Future:
+    def publish_raw(self, command: bytes, callback: PublishCallback | None) -> asyncio.Future[bytes]:
         """A PUB already framed by the Writer (its hot path)."""
         self.last = future = self._publish_raw(command, b"PUB")
         if callback is not None:
             self._track(future, callback)
         return future
 
-    def send(self, method: str, args: tuple, callback: PublishCallback | None) -> asyncio.Future:
+    def send(self, method: str, args: tuple[Any, ...], callback: PublishCallback | None) -> asyncio.Future[bytes]:
         """A publish method of AsyncConn (``publish_raw``, ``publish``, ``multi_publish``, ...)."""
-        self.last = future = getattr(self.conn, method)(*args)
+        future: asyncio.Future[bytes] = getattr(self.conn, method)(*args)
+        self.last = future
         if callback is not None:
             self._track(future, callback)
         return future
 
-    def last_future(self) -> asyncio.Future | None:
+    def last_future(self) -> asyncio.Future[bytes] | None:
         """The newest publish if it is still unanswered (then every older one is too or done)."""
         last = self.last
         return last if last is not None and not last.done() else None
 
-    def _track(self, future: asyncio.Future, callback: PublishCallback) -> None:
+    def _track(self, future: asyncio.Future[bytes], callback: PublishCallback) -> None:
         self.pending.append((future, callback))
         if future.done():  # refused at once (the connection is going away)
             self._on_response()
@@ -65,7 +71,7 @@ class Outbox:
             self.listening = True
             self.conn.on("response", self._on_response)
 
-    def _on_response(self, conn: Any = None, data: Any = None, **kwargs: Any) -> None:
+    def _on_response(self, conn: object = None, data: object = None, **kwargs: object) -> None:
         pending = self.pending
         while pending:
             future, callback = pending[0]
@@ -86,10 +92,11 @@ class Outbox:
             run_callback(callback, self.conn, future)
 
 
-def run_callback(callback: PublishCallback, conn: Any, future: asyncio.Future) -> None:
+def run_callback(callback: PublishCallback, conn: AsyncConn | None, future: asyncio.Future[bytes]) -> None:
     """Call a pynsq publish callback as pynsq does: ``callback(conn, b"OK" or an Error)``."""
+    data: bytes | Error
     try:
-        data: Any = future.result()
+        data = future.result()
     except asyncio.CancelledError:
         data = ConnectionClosedError("publish cancelled")
     except Error as error:

@@ -98,13 +98,14 @@ def test_select_adds_baselines():
 def test_tiny_run_of_the_harness(tmp_path, capsys):
     output = tmp_path / "report.md"
     status = main(["--broker", "peer", "-n", "300", "--repeats", "1",
-                   "-w", "nsq-pub,nsq-tail,lib-reader,lib-writer",
+                   "-w", "nsq-pub,nsq-tail,lib-reader,lib-reader-iter,lib-writer",
                    "--output", str(output), "--json", str(tmp_path / "report.json")])
     report = output.read_text()
     assert report.strip() == capsys.readouterr().out.strip()
     rows = [line for line in report.splitlines() if line.startswith("| bench peer |")]
     assert [row.split("|")[2].strip() for row in rows] == [
-        "nsq-pub", "nsq-tail", "lib-reader", "lib-writer", "pynsq-writer", "pynsq-reader"]
+        "nsq-pub", "nsq-tail", "lib-reader", "lib-reader-iter", "lib-writer", "pynsq-writer",
+        "pynsq-reader"]
     assert "FAILED" not in report and "error:" not in report
     assert status == 0
     for row in rows:

@@ -106,7 +106,7 @@ def test_serves_nsqd_registered_with_lookupd_and_stops_on_sigint(running):
     assert server.post("nsqd HTTP", "/pub?topic=dev", b"hello") == (200, b"OK")
     assert _wait_for(lambda: server.get("nsqlookupd HTTP", "/lookup?topic=dev")[0] == 200)
     status, err = server.stop(signal.SIGINT)
-    assert status == 0, err
+    assert status == 130, err  # the exit-status table: interrupted
     assert "Traceback" not in err
 
 
@@ -117,7 +117,7 @@ def test_sigterm_stops_cleanly_and_limits_are_applied(running):
     assert server.post("nsqd HTTP", "/pub?topic=t", b"x" * 10)[0] == 200
     status, body = server.post("nsqd HTTP", "/pub?topic=t", b"x" * 11)
     assert (status, json.loads(body)) == (413, {"message": "MSG_TOO_BIG"})
-    assert server.stop(signal.SIGTERM)[0] == 0
+    assert server.stop(signal.SIGTERM)[0] == 130
 
 
 def test_tls_flags_reach_nsqd(running, tmp_path):
@@ -142,7 +142,7 @@ def test_tls_flags_reach_nsqd(running, tmp_path):
         while len(reply) < size - 4:
             reply += sock.recv(size - 4 - len(reply))
     assert frame_type == 0 and json.loads(reply)["tls_v1"] is True
-    assert server.stop(signal.SIGINT)[0] == 0
+    assert server.stop(signal.SIGINT)[0] == 130
 
 
 def test_refuses_non_loopback_without_allow_remote():

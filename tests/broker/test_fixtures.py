@@ -96,7 +96,7 @@ def test_nsqd_stop_and_start_keep_the_ports_and_the_messages(nsqd):
     assert (nsqd.tcp_port, nsqd.http_port) == (tcp_port, http_port)
     assert nsqd.ping()
     nsqd.pub("kept", b"after")
-    # a real nsqd keeps its topics and messages in --data-path; the embedded one in memory
+    # both nsqds write their topics and messages to their data path at stop and load them back
     assert nsqd.topic_stats("kept")["depth"] == 2
 
 
@@ -262,6 +262,12 @@ args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if "=" in a)
 if "fail" in args.get("data-path", "") or os.environ.get("FAKE_DAEMON_FAIL"):
     print("boom: cannot start", flush=True)
     sys.exit(3)
+taken = os.environ.get("FAKE_DAEMON_PORTS_TAKEN")  # a file: how many launches find a port taken
+if taken and int(open(taken).read()) > 0:
+    left = int(open(taken).read())
+    open(taken, "w").write(str(left - 1))
+    print(f"FATAL: listen tcp {args['tcp-address']}: bind: address already in use", flush=True)
+    sys.exit(1)
 with open(os.environ["FAKE_DAEMON_ARGV"], "a") as out:
     out.write(json.dumps(sys.argv[1:]) + "\n")
 host, port = args["http-address"].rsplit(":", 1)
@@ -291,11 +297,12 @@ def test_nsqd_flags_map_option_names():
                         "tls_required": True, "tls_cert": "/c.pem",
                         "auth_http_addresses": ["127.0.0.1:1", "127.0.0.1:2"],
                         "lookupd_tcp_addresses": ["127.0.0.1:3"], "queue_scan_interval_ms": 5,
-                        "tls_key": None})
+                        "queue_scan_refresh_interval_ms": 50, "lookupd_ping_interval_ms": 20,
+                        "queue_scan_selection_count": 4, "tls_key": None})
     assert flags == ["--max-msg-size=10", "--msg-timeout=1500ms", "--snappy=false",
                      "--tls-required=true", "--tls-cert=/c.pem",
                      "--auth-http-address=127.0.0.1:1", "--auth-http-address=127.0.0.1:2",
-                     "--lookupd-tcp-address=127.0.0.1:3"]
+                     "--lookupd-tcp-address=127.0.0.1:3", "--queue-scan-selection-count=4"]
     assert nsqd_flags({"tls_required": "tcp-https"}) == ["--tls-required=tcp-https"]
     with pytest.raises(UnsupportedOption, match="client_timeout_ms"):
         nsqd_flags({"client_timeout_ms": 1000})
@@ -325,6 +332,26 @@ def test_real_daemon_starts_restarts_on_same_ports_and_stops(fake_daemon):
         handle.close()
     assert not handle.ping()
     assert not os.path.exists(data_path)
+
+
+def test_real_daemon_gets_fresh_ports_when_one_was_taken(fake_daemon, monkeypatch, tmp_path):
+    from nsqcli.broker.daemons import PORT_ATTEMPTS
+    from nsqcli.testing import make_nsqd
+
+    binary, argv_log = fake_daemon
+    taken = tmp_path / "taken"
+    monkeypatch.setenv("FAKE_DAEMON_PORTS_TAKEN", str(taken))
+    taken.write_text(str(PORT_ATTEMPTS - 1))  # every attempt but the last finds a port taken
+    handle = make_nsqd({}, binary=binary)
+    try:
+        assert handle.start().ping() and taken.read_text() == "0"
+    finally:
+        handle.close()
+    taken.write_text(str(PORT_ATTEMPTS))
+    handle = make_nsqd({}, binary=binary)
+    with pytest.raises(RuntimeError, match="address already in use"):
+        handle.start()
+    handle.close()
 
 
 def test_real_daemon_that_fails_reports_its_output(fake_daemon, monkeypatch):

@@ -57,6 +57,7 @@ def test_auth_success_and_contract(auth_nsqd, auth_server):
     assert reply == {"identity": "alice", "identity_url": "http://id/alice", "permission_count": 2}
     query = auth_server.queries[-1]
     assert query["path"] == "/auth"
+    assert query["accept_header"] == "application/vnd.nsq; version=1.0"
     assert query["secret"] == "s3cret" and query["tls"] == "false"
     assert query["remote_ip"] == "127.0.0.1" and query["common_name"] == ""
     conn.pub("anything", b"x")
@@ -79,6 +80,21 @@ def test_unauthorized_publish_and_subscribe(auth_nsqd, auth_server):
 
 def test_auth_server_refusal(auth_nsqd, auth_server):
     auth_server.status = 403
+    fatal(authed(auth_nsqd), b"E_AUTH_FAILED AUTH failed")
+
+
+def test_an_address_with_a_scheme_is_the_endpoint_itself(nsqd_factory, auth_server):
+    nsqd = nsqd_factory(auth_http_addresses=[f"http://{auth_server.address}/v2/check"])
+    json.loads(authed(nsqd).response())
+    assert auth_server.queries[-1]["path"] == "/v2/check"  # no /auth appended
+
+
+@pytest.mark.parametrize("change", [
+    {"ttl": 0}, {"ttl": -5},
+    {"authorizations": [{"topic": ".*", "channels": [".*"], "permissions": ["admin"]}]},
+], ids=["ttl-0", "ttl-negative", "unknown-permission"])
+def test_unusable_auth_answers_fail(auth_nsqd, auth_server, change):
+    auth_server.reply.update(change)
     fatal(authed(auth_nsqd), b"E_AUTH_FAILED AUTH failed")
 
 

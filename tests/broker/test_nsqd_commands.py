@@ -224,7 +224,9 @@ def test_fin_of_another_consumers_message(nsqd):
 
 
 @pytest.mark.parametrize("line, text", [
-    (b"FIN 123\n", b"E_INVALID Invalid Message ID"),
+    (b"FIN 123\n", b"E_INVALID invalid message ID"),
+    (b"REQ 123 0\n", b"E_INVALID invalid message ID"),
+    (b"TOUCH 123\n", b"E_INVALID invalid message ID"),
     (b"FIN\n", b"E_INVALID FIN insufficient number of params"),
     (b"REQ " + ID + b"\n", b"E_INVALID REQ insufficient number of params"),
     (b"REQ " + ID + b" soon\n", b"E_INVALID REQ could not parse timeout soon"),

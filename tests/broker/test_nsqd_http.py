@@ -9,7 +9,7 @@ import pytest
 
 from nsqcli.lib.protocol.commands import mpub_body
 
-from test_nsqd_wire import consumer
+from test_nsqd_wire import RawNSQ, consumer
 
 
 def error(nsqd, method, path, params=None, body=None) -> tuple[int, str]:
@@ -156,12 +156,30 @@ def test_stats_filters_and_options(nsqd):
     assert [t["topic_name"] for t in only] == ["f1"]
     assert [c["channel_name"] for c in only[0]["channels"]] == ["a", "b"]
     assert [c["channel_name"] for c in nsqd.stats("f1", "b")["topics"][0]["channels"]] == ["b"]
-    assert nsqd.stats(topic="missing")["topics"] == []
+    missing = nsqd.stats(topic="missing")
+    assert missing["topics"] is None and missing["producers"] is None  # nsqd: null, not []
     lean = nsqd.http_json("GET", "/stats", {"format": "json", "include_clients": "false",
                                             "include_mem": "false"})
     assert "memory" not in lean
     assert all(c["clients"] is None for t in lean["topics"] for c in t["channels"])
     assert "memory" in nsqd.stats()
+
+
+def test_stats_producers(nsqd):
+    assert nsqd.stats()["producers"] is None  # no TCP publisher yet: nsqd says null
+    producer = RawNSQ(nsqd)
+    producer.pub("p1", b"a")
+    producer.pub("p2", b"b")
+    producer.pub("p2", b"c")
+    (entry,) = nsqd.stats(topic="p2")["producers"]
+    assert entry["pub_counts"] == [{"topic": "p2", "count": 2}]  # narrowed to the filter
+    (entry,) = nsqd.stats()["producers"]
+    # nsqd v1.3.0 reports one topic per producer (its loop breaks after the first)
+    assert len(entry["pub_counts"]) == 1
+    assert entry["pub_counts"][0] in ({"topic": "p1", "count": 1}, {"topic": "p2", "count": 2})
+    assert nsqd.stats(topic="missing")["producers"] is None
+    lean = nsqd.http_json("GET", "/stats", {"format": "json", "include_clients": "false"})
+    assert lean["producers"] is None
 
 
 def test_stats_text(nsqd):
@@ -172,7 +190,9 @@ def test_stats_text(nsqd):
     assert "Health: OK" in text and "[texty" in text
 
 
-def test_config_get(nsqd):
+def test_config_get(nsqd_factory):
+    nsqd = nsqd_factory(queue_scan_selection_count=7)  # --queue-scan-selection-count
+    assert nsqd.http_json("GET", "/config/queue_scan_selection_count") == 7
     assert nsqd.http_json("GET", "/config/max_msg_size") == 1048576
     assert nsqd.http_json("GET", "/config/msg_timeout") == 60_000_000_000  # a Go duration
     assert nsqd.http_json("GET", "/config/nsqlookupd_tcp_addresses") == []

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from nsqcli.broker.thread import shared_broker_thread
+
 from test_nsqd_delivery import wait_for
 from test_nsqd_wire import consumer
 
@@ -55,6 +57,10 @@ class FakeLookupd:
         except OSError:
             return
 
+    def session(self, index: int) -> list:
+        """What the index-th connection sent so far ([] before nsqd made it)."""
+        return self.sessions[index] if len(self.sessions) > index else []
+
     def drop_connections(self) -> None:
         for conn in self.connections:
             try:
@@ -77,13 +83,16 @@ def fake_lookupd():
 
 def test_registration_transcript(nsqd_factory, fake_lookupd):
     nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address])
-    wait_for(lambda: fake_lookupd.sessions and len(fake_lookupd.sessions[0]) >= 2)
-    nsqd.create_topic("reg")
-    nsqd.create_channel("reg", "ch")
-    nsqd.delete_channel("reg", "ch")
-    nsqd.delete_topic("reg")
-    session = fake_lookupd.sessions[0]
-    wait_for(lambda: "UNREGISTER reg" in session)
+    wait_for(lambda: len(fake_lookupd.session(0)) >= 2)
+    session = fake_lookupd.session(0)
+    # nsqd sends each notification from a goroutine of its own and picks REGISTER/UNREGISTER
+    # when it sends it: one step at a time, or a quick delete overtakes (or replaces) a REGISTER
+    for step, command in ((lambda: nsqd.create_topic("reg"), "REGISTER reg"),
+                          (lambda: nsqd.create_channel("reg", "ch"), "REGISTER reg ch"),
+                          (lambda: nsqd.delete_channel("reg", "ch"), "UNREGISTER reg ch"),
+                          (lambda: nsqd.delete_topic("reg"), "UNREGISTER reg")):
+        step()
+        wait_for(lambda: command in session)
     assert session[0] == b"  V1"
     kind, identity = session[1]
     assert kind == "IDENTIFY"
@@ -94,22 +103,79 @@ def test_registration_transcript(nsqd_factory, fake_lookupd):
     assert commands == ["REGISTER reg", "REGISTER reg ch", "UNREGISTER reg ch", "UNREGISTER reg"]
 
 
-def test_reconnects_and_registers_everything_again(nsqd_factory, fake_lookupd):
-    nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address], lookupd_ping_interval_ms=200)
+@pytest.mark.embedded_only  # needs a channel created and deleted within one event-loop pass
+def test_register_or_unregister_is_decided_when_sent(nsqd_factory, fake_lookupd):
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address])
+    nsqd.create_topic("quick")
+    session = wait_for(lambda: fake_lookupd.session(0))
+    wait_for(lambda: "REGISTER quick" in session)
+
+    async def create_and_delete() -> None:
+        topic = nsqd.broker.get_topic("quick")
+        topic.get_channel("gone")
+        topic.delete_channel("gone")
+
+    shared_broker_thread().call(create_and_delete)
+    # as nsqd's lookupLoop: both notifications find the channel deleted when they are sent
+    wait_for(lambda: session.count("UNREGISTER quick gone") == 2)
+    assert "REGISTER quick gone" not in session
+
+
+#: nsqd pings lookupd every 15 s (no flag); the embedded one is told to ping more often
+REAL_PING_INTERVAL = 15.0
+FAST_PING_MS = 200
+
+
+def ping_interval(real_nsq: bool) -> float:
+    return REAL_PING_INTERVAL if real_nsq else FAST_PING_MS / 1000.0
+
+
+def registrations(session: list) -> set:
+    return {command for command in session[2:] if command != "PING"}
+
+
+def test_next_commands_reconnect_and_register_everything_again(nsqd_factory, fake_lookupd):
+    # nothing watches an idle lookupd connection: the first command after lookupd went away
+    # fails (and is dropped), the next one reconnects, registers every topic and channel, and
+    # is sent itself
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address])
     nsqd.create_topic("again")
     nsqd.create_channel("again", "ch")
     nsqd.create_topic("solo")
-    wait_for(lambda: "REGISTER solo" in fake_lookupd.sessions[0])
+    wait_for(lambda: "REGISTER solo" in fake_lookupd.session(0))
     fake_lookupd.drop_connections()
-    wait_for(lambda: len(fake_lookupd.sessions) >= 2 and len(fake_lookupd.sessions[1]) >= 4)
-    session = fake_lookupd.sessions[1]
+    nsqd.create_topic("nudge1")
+    nsqd.create_topic("nudge2")
+    wanted = {"REGISTER again ch", "REGISTER solo", "REGISTER nudge1", "REGISTER nudge2"}
+    wait_for(lambda: wanted <= registrations(fake_lookupd.session(1)))
+    session = fake_lookupd.session(1)
     assert session[0] == b"  V1" and session[1][0] == "IDENTIFY"
-    assert set(session[2:4]) == {"REGISTER again ch", "REGISTER solo"}
+    assert registrations(session) == wanted  # a topic with channels is registered by its channels
+    assert len(fake_lookupd.sessions) == 2
 
 
-def test_pings_lookupd(nsqd_factory, fake_lookupd):
-    nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address], lookupd_ping_interval_ms=100)
-    wait_for(lambda: fake_lookupd.sessions and "PING" in fake_lookupd.sessions[0])
+@pytest.mark.embedded_only  # nsqd pings every 15 s (no flag): this takes two pings, 30 s
+def test_pings_find_a_dropped_lookupd_and_reconnect(nsqd_factory, fake_lookupd):
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address],
+                        lookupd_ping_interval_ms=FAST_PING_MS)
+    nsqd.create_topic("idle")
+    wait_for(lambda: "REGISTER idle" in fake_lookupd.session(0))
+    fake_lookupd.drop_connections()
+    wait_for(lambda: "REGISTER idle" in fake_lookupd.session(1))
+
+
+def test_pings_lookupd_on_a_ticker_even_while_busy(nsqd_factory, fake_lookupd, real_nsq):
+    interval = ping_interval(real_nsq)
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address],
+                        lookupd_ping_interval_ms=FAST_PING_MS)
+    deadline = nsqd.started_at + interval + 2.0
+    busy = 0
+    while "PING" not in fake_lookupd.session(0):
+        assert time.monotonic() < deadline, "no PING within the ping interval"
+        busy += 1
+        nsqd.create_topic(f"busy{busy}")  # commands more often than the ping interval
+        time.sleep(interval / 5)
+    assert time.monotonic() - nsqd.started_at >= interval
 
 
 def test_lookupd_knows_topics_and_channels(nsqd_with_lookupd):
@@ -145,9 +211,11 @@ def test_ephemeral_channels_are_not_precreated(nsqd_with_lookupd):
 
 
 def test_registers_again_after_lookupd_restarts(nsqd_factory, nsqlookupd):
-    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address], lookupd_ping_interval_ms=100)
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
     nsqd.create_topic("survivor")
     nsqlookupd.wait_for_producer(nsqd, topic="survivor")
     nsqlookupd.stop()
     nsqlookupd.start()  # same ports, empty registrations
+    nsqd.create_topic("nudge1")  # fails on the connection to the old process...
+    nsqd.create_topic("nudge2")  # ...so this one reconnects and registers everything
     assert nsqlookupd.wait_for_producer(nsqd, topic="survivor", timeout=5)

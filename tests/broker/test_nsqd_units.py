@@ -15,6 +15,7 @@ from nsqcli.broker.nsqd.message import GUIDFactory
 from nsqcli.broker.nsqd.options import parse_address
 from nsqcli.broker.nsqd.body_commands import read_mpub
 from nsqcli.broker.nsqd.protocol_v2 import ClientErr, go_quote, parse_base10
+from nsqcli.broker.nsqd.queue_scan import QueueScanner
 from nsqcli.lib.protocol.commands import mpub_body
 
 pytestmark = pytest.mark.embedded_only
@@ -26,6 +27,8 @@ def test_option_defaults_are_nsqd_v1_3_0s():
     assert (opts.msg_timeout_ms, opts.max_msg_timeout_ms, opts.max_req_timeout_ms) == \
         (60000, 900000, 3600000)
     assert opts.snappy and opts.deflate and opts.mem_queue_size == 10000
+    assert (opts.queue_scan_interval_ms, opts.queue_scan_refresh_interval_ms,
+            opts.queue_scan_selection_count, opts.lookupd_ping_interval_ms) == (100, 5000, 20, 15000)
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -190,3 +193,42 @@ def test_in_flight_heap_is_compacted():
             await nsqd.stop()
 
     run(scenario())
+
+
+class ScannedChannel:
+    """What the queue scan sees of a channel: ``due`` messages to move, one per scan."""
+
+    def __init__(self, due: int = 0) -> None:
+        self.due = due
+        self.scans = 0
+
+    def scan(self, now: float) -> bool:
+        self.scans += 1
+        moved = self.due > 0
+        self.due = max(0, self.due - 1)
+        return moved
+
+
+def test_queue_scan_serves_new_channels_only_after_a_refresh():
+    channels = [ScannedChannel()]
+    scanner = QueueScanner(lambda: channels, refresh_interval=5.0, selection_count=20)
+    scanner.start(100.0)
+    late = ScannedChannel(due=1)
+    channels.append(late)
+    scanner.tick(104.9, lambda: 104.9)
+    assert (channels[0].scans, late.scans) == (1, 0)
+    scanner.tick(105.0, lambda: 105.0)  # 5 s after the start: the list is read again
+    assert late.scans >= 1 and late.due == 0
+
+
+def test_queue_scan_picks_a_selection_and_repeats_while_a_quarter_is_dirty():
+    channels = [ScannedChannel() for _ in range(40)]
+    scanner = QueueScanner(lambda: channels, refresh_interval=5.0, selection_count=20)
+    scanner.start(0.0)
+    scanner.tick(0.1, lambda: 0.1)
+    assert sorted(c.scans for c in channels) == [0] * 20 + [1] * 20  # 20 distinct channels
+    for channel in channels:
+        channel.scans, channel.due = 0, 1
+    scanner.tick(0.2, lambda: 0.2)
+    total = sum(c.scans for c in channels)
+    assert total > 20 and total % 20 == 0  # whole selections again while > 25 % were dirty

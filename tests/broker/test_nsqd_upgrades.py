@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import ssl
+import urllib.request
 
 import pytest
 
+from nsqcli.broker.handles import NSQ_ACCEPT
 from nsqcli.lib.protocol import commands as cmd
 from nsqcli.lib.protocol.compression import make_codec
 from nsqcli.lib.protocol.frames import FrameBuffer
@@ -121,6 +123,37 @@ def test_tls_required_refuses_commands_before_tls(nsqd_factory, certs):
     assert conn.frame() == (0, b"OK")
     conn.send(cmd.pub("t", b"x"))
     assert conn.frame() == (0, b"OK")
+
+
+def https(nsqd, certs, method: str, path: str) -> tuple[int, bytes]:
+    """One request to nsqd's HTTPS listener (its certificate verified, no proxies)."""
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=certs["ca"])))
+    request = urllib.request.Request(f"https://127.0.0.1:{nsqd.https_port}{path}", method=method,
+                                     data=b"" if method == "POST" else None,
+                                     headers={"Accept": NSQ_ACCEPT})
+    with opener.open(request, timeout=5) as reply:
+        return reply.status, reply.read()
+
+
+def test_tls_required_refuses_plain_http_and_points_to_https(nsqd_factory, certs):
+    nsqd = nsqd_factory(tls_cert=certs["cert"], tls_key=certs["key"], tls_required=True)
+    assert nsqd.https_port not in (0, nsqd.http_port)
+    for path in ("/ping", "/stats", "/info"):  # /ping too: the fixtures take this 403 as "up"
+        assert nsqd.http("GET", path) == (
+            403, b'{"message": "TLS_REQUIRED", "https_port": %d}' % nsqd.https_port)
+    assert https(nsqd, certs, "GET", "/ping") == (200, b"OK")
+    assert https(nsqd, certs, "POST", "/topic/create?topic=over_https")[0] == 200
+    status, body = https(nsqd, certs, "GET", "/stats?format=json")
+    assert [t["topic_name"] for t in json.loads(body)["topics"]] == ["over_https"]
+
+
+def test_https_without_tls_required_serves_the_same_api(nsqd_factory, certs):
+    nsqd = nsqd_factory(tls_cert=certs["cert"], tls_key=certs["key"])
+    nsqd.create_topic("both")
+    status, body = https(nsqd, certs, "GET", "/stats?format=json&topic=both")
+    assert json.loads(body)["topics"][0]["topic_name"] == "both"
 
 
 def test_identify_is_exempt_from_tls_policy(nsqd_factory, certs):

@@ -51,7 +51,7 @@ def archive_files(*dirs) -> list[str]:
 
 def read_bodies(*dirs) -> list[bytes]:
     """Every record body in every file under ``dirs`` (gzip or not, raw or jsonl)."""
-    from nsqcli.archive_reader import ArchiveReader
+    from nsqcli.archive.reader import ArchiveReader
 
     bodies: list[bytes] = []
     for path in archive_files(*dirs):

@@ -52,7 +52,7 @@ def tail_bodies(invoke):
     import base64
     import json
 
-    from nsqcli.tail import command as tail_command
+    from nsqcli.tail.command import command as tail_command
 
     def read(nsqd, topic, n, channel="check"):
         result = invoke(tail_command, ["--topic", topic, "--channel", channel, "-n", n,

@@ -8,8 +8,8 @@ from datetime import datetime
 
 import pytest
 
-from nsqcli.archive_files import ArchiveError, ArchiveFile, ArchiveSettings, exclusive_rename
-from nsqcli.archive_names import compute_filename_template
+from nsqcli.archive.files import ArchiveError, ArchiveFile, ArchiveSettings, exclusive_rename
+from nsqcli.archive.names import compute_filename_template
 
 
 class Clock:
@@ -201,3 +201,72 @@ def test_same_dir_spelled_differently_is_not_a_move(tmp_path):
     f.write(b"x\n")
     f.close()
     assert os.listdir(tmp_path) == ["t-000000.log"]
+
+
+def _fill_until_write_fails(f, limit):
+    """Write records after a sync point until the (RLIMIT_FSIZE) disk is full."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        with pytest.raises(ArchiveError, match="File too large"):
+            for n in range(100_000):
+                f.write(b"record-%d\n" % n)
+            f.sync()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_abandon_after_a_failed_write_cuts_the_partial_record(tmp_path):
+    """A short write leaves half a record; abandon() cuts back to the last sync point, so a
+    restart appending to the file cannot splice that half onto its first record."""
+    clock = Clock()
+    f = make(tmp_path, clock)
+    f.write(b"synced\n")
+    f.sync()
+    path = f.path
+    _fill_until_write_fails(f, 64 * 1024 + 3)  # no record boundary falls on the limit
+    assert os.path.getsize(path) == 64 * 1024 + 3
+    f.abandon()
+    assert open(path, "rb").read() == b"synced\n"
+    f2 = make(tmp_path, clock)
+    f2.write(b"next\n")
+    f2.close()
+    assert open(path, "rb").read() == b"synced\nnext\n"
+
+
+def test_abandon_keeps_what_a_background_sync_made_durable(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    f = make(tmp_path, Clock())
+    f.write(b"first\n")
+    with ThreadPoolExecutor(1) as executor:
+        f.sync_in_background(executor)
+        f.wait_background()
+    f.write(b"unsynced\n")
+    f._write_pending()  # handed to the kernel, never synced
+    path = f.path
+    f.abandon()
+    assert open(path, "rb").read() == b"first\n"
+
+
+@pytest.mark.parametrize("left, kept, cut", [
+    (b"one\n12", b"one\n", 2),  # the start of a record whose write never finished
+    (b"y" * 200_000, b"", 200_000),  # no newline at all, longer than one backward read
+])
+def test_reopening_a_file_with_a_partial_last_record_cuts_it(tmp_path, left, kept, cut):
+    """A run killed mid-write (nothing could cut its file back) leaves half a record: the next
+    run cuts it off, with a warning, before appending."""
+    clock = Clock()
+    f = make(tmp_path, clock)
+    f.write(b"x\n")
+    f.close()
+    path = f.closed_paths[0]
+    with open(path, "wb") as file:
+        file.write(left)
+    f2 = make(tmp_path, clock)
+    warnings = []
+    f2.on_warning = warnings.append
+    f2.write(b"two\n")
+    f2.close()
+    assert open(path, "rb").read() == kept + b"two\n"
+    assert len(warnings) == 1 and f"partial record ({cut} bytes" in warnings[0], warnings

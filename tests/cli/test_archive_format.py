@@ -6,7 +6,7 @@ import json
 import pytest
 from hypothesis import given, strategies as st
 
-from nsqcli.archive_format import (
+from nsqcli.archive.format import (
     JsonlEncoder, RecordError, check_format, decode_jsonl, detect_format, encode_jsonl,
     encode_raw, is_gzip,
 )
@@ -89,7 +89,7 @@ def test_check_format():
 
 
 def test_decode_many_matches_line_by_line_or_declines():
-    from nsqcli.archive_format import decode_jsonl_many
+    from nsqcli.archive.format import decode_jsonl_many
 
     lines = [encode_jsonl("t", b"%016d" % i, i, 1, body).rstrip(b"\n")
              for i, body in enumerate([b"a", b"\xff\x00", b"x\ny", "é".encode()])]

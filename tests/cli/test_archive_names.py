@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from nsqcli.archive_names import (
+from nsqcli.archive.names import (
     DEFAULT_DATETIME_FORMAT, DEFAULT_FILENAME_FORMAT, compute_filename_template, NamePattern,
     needs_rev, render_datetime, render_rev, strftime, topic_from_filename,
 )

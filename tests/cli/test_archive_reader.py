@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from nsqcli.archive_format import encode_jsonl
-from nsqcli.archive_reader import ArchiveReader, ArchiveReadError
+from nsqcli.archive.format import encode_jsonl
+from nsqcli.archive.reader import ArchiveReader, ArchiveReadError
 
 from archive_samples import go_archive
 
@@ -103,7 +103,7 @@ def test_missing_file(tmp_path):
 
 
 def test_decompressed_blocks_stay_bounded(tmp_path, monkeypatch):
-    import nsqcli.archive_reader as archive_reader
+    import nsqcli.archive.reader as archive_reader
 
     p = tmp_path / "ratio.gz"
     p.write_bytes(gzip.compress(b"x" * 99 + b"\n") * 3 + gzip.compress((b"y" * 99 + b"\n") * 20000))

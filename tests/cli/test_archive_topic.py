@@ -8,10 +8,10 @@ import pytest
 
 from fake_message import FakeMessage
 
-from nsqcli.archive_files import ArchiveError, ArchiveFile, ArchiveSettings
-from nsqcli.archive_format import decode_jsonl
-from nsqcli.archive_names import compute_filename_template
-from nsqcli.archive_topic import TopicArchiver
+from nsqcli.archive.files import ArchiveError, ArchiveFile, ArchiveSettings
+from nsqcli.archive.format import decode_jsonl
+from nsqcli.archive.names import compute_filename_template
+from nsqcli.to_file.topic_archiver import TopicArchiver
 
 
 class Clock:
@@ -196,7 +196,7 @@ def test_is_starved_asked_only_from_the_floor(setup):
 def test_starved_floor_from_reader_rdy():
     from types import SimpleNamespace
 
-    from nsqcli.to_file import starved_floor
+    from nsqcli.to_file.command import starved_floor
 
     conns = {"a": SimpleNamespace(last_rdy=200), "b": SimpleNamespace(last_rdy=40)}
     assert starved_floor(SimpleNamespace(conns=conns)) == 34

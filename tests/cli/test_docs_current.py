@@ -39,7 +39,7 @@ def test_every_option_is_documented():
 
 def test_a_changed_option_makes_the_docs_stale(monkeypatch):
     gen_docs = load_gen_docs()
-    from nsqcli.pub import command
+    from nsqcli.pub.command import command
 
     option = next(p for p in command.params if p.name == "rate")
     monkeypatch.setattr(option, "help", "changed help text")

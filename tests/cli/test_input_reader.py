@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings, strategies as st
 
-from nsqcli.input_reader import RecordSplitter
+from nsqcli.pub.records import RecordSplitter
 
 
 def split_in_chunks(data: bytes, delimiter: bytes, cuts: list[int]) -> list[bytes]:

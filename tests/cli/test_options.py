@@ -10,13 +10,13 @@ import signal
 import click
 import pytest
 
-from nsqcli.client_options import parse_client_options, valid_names
-from nsqcli.console import Console, QUIET, VERBOSE
-from nsqcli.exit_codes import AddressError, ExitStatus, ToolError, describe
+from nsqcli.cli.client_options import parse_client_options, valid_names
+from nsqcli.cli.console import Console, QUIET, VERBOSE
+from nsqcli.cli.exit_codes import AddressError, ExitStatus, ToolError, describe
 from nsqcli.lib.protocol.errors import ConnectionClosedError, LocalProtocolError, NSQError
-from nsqcli.options import client_options, output_options, pop_console, pop_settings
-from nsqcli.runner import run_to_status
-from nsqcli.values import (
+from nsqcli.cli.options import client_options, output_options, pop_console, pop_settings
+from nsqcli.cli.runner import run_to_status
+from nsqcli.cli.values import (
     parse_bool, parse_delimiter, parse_duration, parse_http_address, parse_key_value,
     parse_tcp_address,
 )
@@ -99,8 +99,13 @@ def test_client_options_by_role():
     assert "max_in_flight" in valid_names("consumer")
     assert "max_in_flight" not in valid_names("producer")
     assert "max_msg_size" in valid_names("producer")
-    with pytest.raises(ValueError, match="unknown producer option 'max_in_flight'"):
-        parse_client_options(["max_in_flight=3"], "producer")
+    # go-nsq's consumer options, given to a producer: checked, then ignored (as go-nsq does)
+    assert parse_client_options(["max_in_flight=3"], "producer")["ignored"] == {
+        "max_in_flight": "a consumer option, no effect on a producer (as in go-nsq)"}
+    with pytest.raises(ValueError, match="producer option 'max_in_flight': must be >= 0"):
+        parse_client_options(["max_in_flight=-3"], "producer")
+    with pytest.raises(ValueError, match="unknown producer option 'close_timeout'"):
+        parse_client_options(["close_timeout=3s"], "producer")  # nsqcli's own, not go-nsq's
     with pytest.raises(ValueError, match="deflate_level"):
         parse_client_options(["deflate_level=12"], "consumer")
     with pytest.raises(ValueError, match="sample_rate"):
@@ -268,7 +273,7 @@ def test_every_reader_option_is_accepted_by_the_reader():
     """Each consumer option's keyword exists on Reader or AsyncConn (the table stays true)."""
     import inspect
 
-    from nsqcli.client_options import OPTIONS
+    from nsqcli.cli.client_options import OPTIONS
     from nsqcli.lib.conn import AsyncConn
     from nsqcli.lib.reader import Reader
 
@@ -301,7 +306,7 @@ def test_consumer_opts_build_a_working_reader():
 def test_log_forwarding_is_undone_when_the_tool_ends():
     import logging
 
-    from nsqcli.console import forward_library_logs
+    from nsqcli.cli.console import forward_library_logs
 
     logger = logging.getLogger("nsqcli.lib")
     before = (list(logger.handlers), logger.propagate, logger.level)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from nsqcli.pub import command as pub
+from nsqcli.pub.command import command as pub
 
 
 def count(nsqd, topic):
@@ -132,8 +132,9 @@ def test_oversized_record_is_an_error_naming_the_record(invoke, nsqd_factory):
     nsqd = nsqd_factory(max_msg_size=100)
     data = b"small\n" + b"x" * 150 + b"\nafter\n"
     result = invoke(pub, ["--topic", "t", "--nsqd-tcp-address", nsqd.tcp_address], input=data)
-    assert result.exit_code == 1, result
+    assert result.exit_code == 3, result  # not acknowledged, as the line below says
     assert "record 2 is 150 bytes" in result.stderr
+    assert "2 of 3 records were not acknowledged by nsqd" in result.stderr
     assert "--skip-oversized" in result.stderr
 
 
@@ -150,7 +151,7 @@ def test_skip_oversized_counts_and_continues(invoke, nsqd_factory):
 def test_producer_opt_max_msg_size_checks_before_sending(invoke, nsqd):
     result = invoke(pub, ["--topic", "t", "--producer-opt", "max_msg_size=3",
                           "--nsqd-tcp-address", nsqd.tcp_address], input=b"ok\ntoo long\n")
-    assert result.exit_code == 1, result
+    assert result.exit_code == 3, result
     assert "record 2 is 8 bytes, larger than nsqd's max-msg-size 3" in result.stderr
     assert count(nsqd, "t") == 1
 
@@ -253,7 +254,7 @@ def test_version(invoke):
     assert result.exit_code == 0 and re.search(r"\d+\.\d+\.\d+", result.stdout), result
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "abc"])
+@pytest.mark.parametrize("value", ["-1", "abc", "inf", "nan"])  # 0 is to_nsq's "no limit"
 def test_bad_rate(invoke, value):
     result = invoke(pub, ["--topic", "t", "--rate", value, "-m", "x"])
     assert result.exit_code == 2, result
@@ -297,7 +298,7 @@ def test_lookupd_mode_learns_nsqds_limits_over_http(invoke, nsqd_factory, nsqloo
     data = b"ok\n" + b"x" * 150 + b"\n"
     result = invoke(pub, ["--topic", "t", "--lookupd-http-address", nsqlookupd.http_address],
                     input=data)
-    assert result.exit_code == 1, result
+    assert result.exit_code == 3, result
     assert "record 2 is 150 bytes, larger than nsqd's max-msg-size 100" in result.stderr
     assert count(nsqd, "t") == 1
     assert "re-batching" not in result.stderr  # known before sending, not learned from an error
@@ -306,7 +307,7 @@ def test_lookupd_mode_learns_nsqds_limits_over_http(invoke, nsqd_factory, nsqloo
 def test_parse_nodes_shapes():
     import json as _json
 
-    from nsqcli.lookupd_nodes import Node, parse_nodes
+    from nsqcli.cli.lookupd_nodes import Node, parse_nodes
 
     v1 = {"producers": [{"broadcast_address": "h", "tcp_port": 4150, "http_port": 4151},
                         {"broadcast_address": "::1", "tcp_port": 1, "http_port": 2}]}

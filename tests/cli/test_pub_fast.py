@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from nsqcli.pub_fast import parse_simple
+from nsqcli.pub.fast import parse_simple
 
 from polling import tool
 
@@ -24,6 +24,8 @@ def _parsed(argv, environ=None):
     (["--nsqd-tcp-address=[::1]:4150", "--topic", "t"], ("t", [], "[::1]:4150", False)),
     (["--topic", "a", "--topic", "b", "-m", "é"], ("b", ["é".encode()], "127.0.0.1:4150", False)),
     (["--topic", "t", "-m", "-q"], ("t", [b"-q"], "127.0.0.1:4150", False)),  # a value, as click
+    (["-topic", "t", "-m=x"], ("t", [b"x"], "127.0.0.1:4150", False)),  # Go's syntax, as click
+    (["-topic=t", "-message", "x", "-nsqd-tcp-address=h:1", "-quiet"], ("t", [b"x"], "h:1", True)),
 ])
 def test_simple_command_lines_are_taken(argv, expected):
     assert _parsed(argv) == expected
@@ -35,7 +37,7 @@ def test_simple_command_lines_are_taken(argv, expected):
     ["--topic", "t", "file.txt"],                         # input files
     ["--topic", "t", "--rate", "5"],                      # any other flag
     ["--topic", "t", "-mx"],                              # attached short value: click's business
-    ["--topic", "t", "-m=x"],
+    ["--topic", "t", "-q=false"],                         # a Go boolean value: click's business
     ["--topic", "t", "-m"],                               # missing value
     ["--topic", "t", "-m", ""],                           # empty message: click's error
     ["--topic", "bad topic!", "-m", "x"],                 # invalid topic: click's error
@@ -76,6 +78,6 @@ def test_stdin_read_by_the_fast_path_reaches_the_engine_when_nsqd_refuses(nsqd_f
     assert result.returncode == 0, result.stderr  # --skip-oversized: not a simple line, click path
     plain = run_tool([tool("nsq-pub"), "--topic", "g", "--nsqd-tcp-address", nsqd.tcp_address],
                      input=b"ok\ntoo long\nfine\n")
-    assert plain.returncode == 1, plain.stderr
+    assert plain.returncode == 3, plain.stderr
     assert b"record 2 is 8 bytes, larger than nsqd's max-msg-size 5" in plain.stderr
     assert nsqd.topic_stats("g")["message_count"] == 1  # "ok" went out; nothing read twice

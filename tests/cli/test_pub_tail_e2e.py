@@ -62,11 +62,14 @@ def test_tail_into_head_exits_quietly_with_zero(nsqd_factory, run_tool):
     command = (f"'{tool('nsq-tail')}' --topic h --channel c --nsqd-tcp-address {nsqd.tcp_address} "
                "| head -3; echo \"status=${PIPESTATUS[0]}\" >&2")
     result = subprocess.run(["bash", "-c", command], capture_output=True, timeout=30)
-    assert result.stdout.splitlines() == [b"0", b"1", b"2"]
+    shown = result.stdout.splitlines()  # nsqd does not promise order (a real one spills to disk)
+    assert len(set(shown)) == 3 and all(0 <= int(line) < 20_000 for line in shown), shown
     assert result.stderr == b"status=0\n", result.stderr
     assert wait_for(lambda: nsqd.channel_stats("h", "c")["in_flight_count"] == 0)
     channel = nsqd.channel_stats("h", "c")
-    assert 0 < channel["depth"] <= 20_000 - 3  # the unprinted rest stays queued
+    # FINed: every line written into the pipe, the 3 shown and more (tests/cli/test_tail_pipe.py);
+    # what was not written yet stays queued
+    assert 0 < channel["depth"] <= 20_000 - 3
 
 
 def test_sigterm_on_a_durable_channel_loses_nothing(nsqd, run_tool, tmp_path):
@@ -160,7 +163,7 @@ def test_small_input_is_published_without_the_event_loop(nsqd, run_tool):
     assert result.returncode == 0, result.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.decode().splitlines()
                 if line.startswith("import time:")}
-    assert "nsqcli.pub_quick" in imported
+    assert "nsqcli.pub.quick" in imported
     assert "asyncio" not in imported and "tornado" not in imported
     assert nsqd.topic_stats("q")["message_count"] == 2
 
@@ -169,7 +172,7 @@ def test_quick_path_hands_over_to_the_engine_on_an_nsqd_error(nsqd_factory, run_
     nsqd = nsqd_factory(max_msg_size=5)
     result = run_tool([tool("nsq-pub"), "--topic", "q", "-m", "ok", "-m", "too long",
                        "--nsqd-tcp-address", nsqd.tcp_address])
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 3, result.stderr
     assert b"record 2 is 8 bytes, larger than nsqd's max-msg-size 5" in result.stderr
     assert nsqd.topic_stats("q")["message_count"] == 1
 

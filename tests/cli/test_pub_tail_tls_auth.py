@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from auth_server import AuthServer
 
-from nsqcli.pub import command as pub
-from nsqcli.tail import command as tail
+from nsqcli.pub.command import command as pub
+from nsqcli.tail.command import command as tail
 
 GOOD_SECRET = "let-me-in-7"
 

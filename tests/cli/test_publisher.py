@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from nsqcli.exit_codes import AddressError
-from nsqcli.publisher import FAN_OUT, Publisher, PublisherConfig
-from nsqcli.publisher_batch import Limits, Numbers, cut_batches, limit_from_error
+from nsqcli.cli.exit_codes import AddressError
+from nsqcli.publisher.engine import FAN_OUT, Publisher, PublisherConfig
+from nsqcli.publisher.batch import Limits, Numbers, cut_batches, limit_from_error
 
 from fake_publish import FakeNsqd
 
@@ -300,7 +300,7 @@ def test_learned_limit_without_skip_publishes_the_records_before_the_oversized_o
     report = run(main())
     assert nsqd.messages == [b"a", b"b"]
     assert "record 3 is 7 bytes" in report.error.message
-    assert report.error.status == 1
+    assert report.error.status == 3  # not acknowledged (exit status 3)
     assert (report.submitted, report.acknowledged, report.not_acknowledged) == (4, 2, 2)
     assert [n for n, _ in report.failed] == [3, 4]
 

@@ -11,7 +11,7 @@ import pytest
 from archive_samples import (
     drained, go_archive, json_body, run_tool, tail_json, tool, wait_for,
 )
-from nsqcli.archive_format import encode_jsonl
+from nsqcli.archive.format import encode_jsonl
 
 BINARY = [b"\x00\x01\xfe\xff", b"caf\xc3\xa9", b"\xff" * 10, b"tab\there", b'{"k": [1, 2]}']
 NEWLINES = [b"first\nsecond", b"\n\nmiddle\n"]
@@ -140,7 +140,7 @@ def test_timing_original_keeps_scaled_gaps(nsqd, tmp_path):
     finally:
         capture.send_signal(signal.SIGTERM)
         capture.communicate(timeout=20)
-    from nsqcli.archive_reader import ArchiveReader
+    from nsqcli.archive.reader import ArchiveReader
 
     (path,) = [os.path.join(out, f) for f in os.listdir(out)]
     records = [r for chunk in ArchiveReader(path).chunks() for r in chunk.records]

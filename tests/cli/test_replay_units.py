@@ -8,11 +8,11 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given, strategies as st
 
-from nsqcli.replay_checkpoint import Checkpoint, CheckpointError, RangeSet, file_key
-from nsqcli.replay_inputs import (
+from nsqcli.replay.checkpoint import Checkpoint, CheckpointError, RangeSet, file_key
+from nsqcli.replay.inputs import (
     InputError, TopicResolver, expand_inputs, parse_renames, parse_time, sort_files,
 )
-from nsqcli.replay_timing import OriginalTiming
+from nsqcli.replay.timing import OriginalTiming
 
 
 @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 15)), max_size=30))
@@ -115,7 +115,8 @@ def test_renames_and_topic_resolution():
         resolver.check("bad topic")
     fixed = TopicResolver("target", {"events": "other"})
     assert fixed.for_file("/x/events.host-000000.2024-01-01_00.log") == "target"
-    with pytest.raises(InputError, match="invalid --topic"):
+    with pytest.raises(InputError, match=r"Invalid value for '--topic': invalid topic name "
+                                         r"'no spaces allowed': use 1-64 characters"):
         TopicResolver("no spaces allowed", {})
 
 
@@ -147,8 +148,8 @@ def test_original_timing_scales_gaps():
 def test_topic_sink_maps_acks_to_files_and_forgets_finished_segments():
     import asyncio
 
-    from nsqcli.publisher_batch import Numbers
-    from nsqcli.replay_engine import FileState, TopicSink
+    from nsqcli.publisher.batch import Numbers
+    from nsqcli.replay.engine import FileState, TopicSink
 
     class Publisher:
         async def publish(self, bodies):

@@ -6,8 +6,8 @@ import base64
 import json
 import re
 
-from nsqcli.tail import command as tail
-from nsqcli.tail import default_channel
+from nsqcli.tail.command import command as tail
+from nsqcli.tail.command import default_channel
 
 
 from polling import wait_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from nsqcli.tail_output import TailOutput, make_formatter
+from nsqcli.tail.output import TailOutput, make_formatter
 
 
 class FakeMessage:

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from archive_samples import channel_counts, drained, read_bodies, tool, wait_for
-from nsqcli.archive_format import decode_jsonl
-from nsqcli.to_file import to_file
+from nsqcli.archive.format import decode_jsonl
+from nsqcli.to_file.command import to_file
 
 
 def to_file_args(nsqd, topic, out, *extra):
@@ -177,7 +177,8 @@ def test_topic_discovery_with_pattern(nsqd_with_lookupd, tmp_path):
     (["--topic", "t", "--gzip-level", "0"], "invalid --gzip-level value (0), should be 1-9"),
     ([], "use --topic to list at least one topic"),
     (["--topic", "t", "--topic-pattern", "("], "invalid --topic-pattern"),
-    (["--topic", "bad topic"], "invalid --topic"),
+    (["--topic", "bad topic"], "Invalid value for '--topic': invalid topic name 'bad topic': use "
+                               "1-64 characters of [.a-zA-Z0-9_-]"),
     (["--topic", "t", "--channel", ""], "--channel is required"),
     (["--topic", "t", "--max-in-flight", "0"], "--max-in-flight must be >= 1"),
 ])
@@ -195,9 +196,11 @@ def test_unusable_output_dir_exits_1_and_leaves_the_message(nsqd, tmp_path):
     _, err = rc_proc.communicate(timeout=30)
     err = err.decode()
     assert rc_proc.returncode == 1, err
-    assert "creating the directory for" in err and "Not a directory" in err
-    wait_for(lambda: channel_counts(nsqd, "nowhere", "nsq_to_file")["depth"] == 1, 10,
-             what="the message back in the queue")
+    assert err == (f"nsq-to-file: error: --output-dir: cannot create the directory "
+                   f"{blocker / 'sub'}: {blocker} is a file, not a directory\n")
+    # checked at start: nothing was consumed
+    assert nsqd.channel_stats("nowhere", "nsq_to_file") is None
+    assert nsqd.topic_stats("nowhere")["depth"] == 1
 
 
 def test_timed_rotation_and_skip_empty_files(nsqd, tmp_path):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import nsqcli.__main__ as umbrella
-from nsqcli.pub import command as pub_command
-from nsqcli.tail import command as tail_command
+from nsqcli.pub.command import command as pub_command
+from nsqcli.tail.command import command as tail_command
 
 
 def test_mounts_the_standalone_commands():
@@ -15,7 +15,7 @@ def test_mounts_the_standalone_commands():
 def test_help_lists_every_tool(invoke):
     result = invoke(umbrella.cli, ["--help"])
     assert result.exit_code == 0, result
-    for name in ("tail", "pub", "to-file", "replay", "dev-server"):
+    for name in ("tail", "pub", "to-file", "replay", "dev-server", "topic", "channel"):
         assert f"  {name}" in result.stdout
 
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from fake_nsqd import FakeNSQD, FakePeer, run
+from fake_nsqd import FakeNSQD, FakePeer, run, silent_listener
 from fault_helpers import reset_socket
 
 from nsqcli.lib.conn import AsyncConn
@@ -127,33 +127,14 @@ def test_unanswered_connect_times_out_while_connecting():
 def test_silent_peer_makes_tools_fail_with_the_stage_named(tmp_path):
     """nsq-pub against a peer that accepts and says nothing: exit 1, one line naming the stage."""
     import subprocess
-    import threading
 
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
-    accepted: list[socket.socket] = []
-
-    def accept() -> None:
-        try:
-            while True:
-                accepted.append(listener.accept()[0])
-        except OSError:
-            pass
-
-    threading.Thread(target=accept, daemon=True).start()
     from fault_helpers import spawn, tool
 
-    try:
+    with silent_listener() as address:
         process = spawn([tool("nsq-pub"), "--topic", "t", "--producer-opt", "dial_timeout=300ms",
-                         "--retry-timeout", "1s", "--nsqd-tcp-address", f"127.0.0.1:{port}"],
+                         "--retry-timeout", "1s", "--nsqd-tcp-address", address],
                         stdin=subprocess.PIPE)
         _, stderr = process.communicate(b"a\nb\n" * 5000, timeout=20)
-    finally:
-        listener.close()
-        for sock in accepted:
-            sock.close()
     assert process.returncode == 1, stderr
     assert b"during IDENTIFY" in stderr, stderr
     assert b"Traceback" not in stderr

@@ -92,10 +92,23 @@ def test_exponential_doubles_up_to_the_cap_and_decays():
     assert strategy.level == 0
 
 
-def test_exponential_small_cap_still_backs_off_and_zero_disables():
+def test_exponential_level_rises_only_while_the_next_window_fits_under_the_cap():
+    # go-nsq (consumer.go): the level rises only if Calculate(level + 1) <= MaxBackoffDuration
+    capped = ExponentialBackoff(1.0, 100)
+    seen = []
+    for _ in range(9):
+        capped.failure()
+        seen.append(capped.interval())
+    assert seen == [2, 4, 8, 16, 32, 64, 64, 64, 64]  # never a 100 s window
+    assert ExponentialBackoff(1.0, 128).level == 0
+    exact = ExponentialBackoff(1.0, 128)
+    for _ in range(9):
+        exact.failure()
+    assert exact.interval() == 128  # a cap that is a level's window is reached
+    # a cap below the first window (2 x multiplier) never backs off, as in go-nsq
     short = ExponentialBackoff(1.0, 1.0)
     short.failure()
-    assert short.in_backoff and short.interval() == 1.0
+    assert not short.in_backoff and short.interval() == 0
     disabled = ExponentialBackoff(1.0, 0)
     disabled.failure()
     assert not disabled.in_backoff and disabled.interval() == 0

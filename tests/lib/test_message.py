@@ -134,3 +134,37 @@ def test_message_without_connection_still_answers_once():
 
 def test_nsqd_address_comes_from_the_connection():
     assert make(Responder()).nsqd_address == "127.0.0.1:4150"
+
+
+class DrainingResponder(Responder):
+    """A responder whose fin()/req() awaitable is already resolved (nothing unsent)."""
+
+    def __init__(self, done):
+        super().__init__()
+        self._answered = done
+
+
+def test_fin_and_req_answer_at_once_and_return_an_awaitable():
+    import asyncio
+
+    async def main():
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        conn = DrainingResponder(done)
+        first, second, third = make(conn), make(conn), make(conn)
+        first.fin()  # not awaited: the FIN is queued all the same (no coroutine left pending)
+        assert conn.calls == [("FIN", MSG_ID)] and first.has_responded()
+        assert await second.req(0, backoff=False) is None
+        assert conn.calls[-1] == ("REQ", MSG_ID, 0, False)
+        await third.req()  # requeue()'s defaults: the connection's delay, with backoff
+        assert conn.calls[-1] == ("REQ", MSG_ID, -1, True)
+        with pytest.raises(MessageAnsweredError):
+            first.fin()
+        with pytest.raises(MessageAnsweredError):
+            second.req()
+        await make().fin()  # built by hand: nothing to wait for
+        hand_built = make()
+        await hand_built.req(delay=2)
+        assert hand_built.has_responded()
+
+    asyncio.run(main())

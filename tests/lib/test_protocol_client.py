@@ -1,13 +1,14 @@
 """The client state machine driven by scripted server bytes (no sockets)."""
 
 import json
+import struct
 
 import pytest
 
 from nsqcli.lib.protocol import events as ev
 from nsqcli.lib.protocol.client import AuthRequiredError, ClientProtocol, State
 from nsqcli.lib.protocol.compression import DeflateCodec, SnappyCodec
-from nsqcli.lib.protocol.constants import FRAME_TYPE_ERROR, FRAME_TYPE_RESPONSE
+from nsqcli.lib.protocol.constants import FRAME_TYPE_ERROR, FRAME_TYPE_MESSAGE, FRAME_TYPE_RESPONSE
 from nsqcli.lib.protocol.errors import LocalProtocolError, NSQError, ProtocolError
 from nsqcli.lib.protocol.frames import MessageFrame, encode_frame, encode_message
 
@@ -158,6 +159,24 @@ def test_fatal_error_names_command_and_moves_to_error():
     assert proto.state is State.ERROR
 
 
+@pytest.mark.parametrize("text", [
+    "E_INVALID cannot RDY in current state",
+    "E_INVALID RDY count 3000 out of range 0-2500",
+    "E_INVALID cannot FIN in current state",
+    "E_INVALID REQ timeout 99999999 out of range 0-3600000",
+    "E_INVALID invalid message ID",
+    "E_INVALID invalid command FOO",
+])
+def test_fatal_error_of_a_command_nsqd_does_not_answer_is_not_the_pending_ones(text):
+    # nsqd answers RDY/FIN/REQ/TOUCH only when they fail; sent before a PUB, their fatal error
+    # means the PUB was never processed: it must not be reported as the PUB's own error
+    proto = connected()
+    proto.publish("t", b"x")
+    events = proto.receive_data(error(text))
+    assert events[0].fatal and events[0].command is None
+    assert proto.state is State.ERROR and proto.pending_responses == 1
+
+
 def test_responses_match_commands_in_order():
     proto = connected()
     proto.publish("t", b"a")
@@ -181,6 +200,35 @@ def test_cls_close_wait():
     assert proto.finish(MID) == b"FIN " + MID + b"\n"  # in-flight may still be answered
     assert proto.receive_data(encode_frame(FRAME_TYPE_RESPONSE, b"CLOSE_WAIT")) == [
         ev.Response(b"CLOSE_WAIT", b"CLS")]
+
+
+def test_message_frames_as_large_as_nsqd_can_send_are_accepted_once_subscribed():
+    # nsqd with --max-msg-size above 16 MiB: its messages must not be refused (nsqd would
+    # redeliver the message forever to a client that closes on it)
+    proto = subscribed()
+    body = b"b" * (17 * 1024 * 1024)
+    frame = encode_message(5, 1, MID, body)
+    events = []
+    for start in range(0, len(frame), 1 << 20):  # as a socket delivers it, in pieces
+        events += proto.receive_data(frame[start:start + (1 << 20)])
+    assert events == [MessageFrame(5, 1, MID, body)]
+
+
+def test_other_frames_stay_bounded_by_default():
+    # a response or error frame announcing a huge size is refused on its header, subscribed or
+    # not, and so is a message frame before SUB (a message frame is illegal there anyway)
+    for proto in (connected(), subscribed()):
+        with pytest.raises(ProtocolError, match=r"invalid frame size 2147483647 \(allowed 4..16777216\)"):
+            proto.receive_data(struct.pack(">ll", 0x7FFFFFFF, FRAME_TYPE_RESPONSE))
+    with pytest.raises(ProtocolError, match="invalid frame size 16777217"):
+        connected().receive_data(struct.pack(">ll", 16 * 1024 * 1024 + 1, FRAME_TYPE_MESSAGE))
+    # an explicit max_frame_size bounds every frame, messages included
+    proto = ClientProtocol({}, max_frame_size=4096)
+    proto.initiate()
+    proto.receive_data(reply({}))
+    proto.subscribe("t", "c")
+    with pytest.raises(ProtocolError, match=r"invalid frame size 4097 \(allowed 4..4096\)"):
+        proto.receive_data(struct.pack(">ll", 4097, FRAME_TYPE_MESSAGE))
 
 
 def test_message_before_subscribe_is_protocol_error():

@@ -151,15 +151,20 @@ def test_redistribution_moves_rdy_from_idle_to_starving_connections():
     conns[0].rdy = conns[1].rdy = 1
     # a and b just received messages: nothing to move
     assert policy.redistribute(conns, now) == []
-    # both go idle: they lose RDY, two of the others get RDY 1
+    # both go idle: they lose RDY, two of the others get RDY 1 in the same round
     changes = policy.redistribute(conns, now + 11)
     apply(changes)
     check_sum(policy, conns)
     assert conns[0].rdy == conns[1].rdy == 0
     assert sum(c.rdy for c in conns[2:]) == 2
     assert [v for _, v in changes[:2]] == [0, 0]  # lowering first
-    # the freshly granted ones are not idle yet, even though they never got a message
-    assert policy.redistribute(conns, now + 12) == []
+    # idleness counts from the last message only (go-nsq): the granted ones got none in this
+    # round, so the next round takes their RDY back and gives it to others
+    granted = {c.name for c in conns if c.rdy}
+    apply(policy.redistribute(conns, now + 12))
+    check_sum(policy, conns)
+    assert not granted & {c.name for c in conns if c.rdy}
+    assert sum(c.rdy for c in conns) == 2
     # over many rounds every connection gets a turn
     seen = set()
     t = now + 12
@@ -171,14 +176,69 @@ def test_redistribution_moves_rdy_from_idle_to_starving_connections():
     assert seen == set("abcde")
 
 
-def test_redistribution_frees_a_busy_connection_when_no_budget_left():
-    policy = RdyPolicy(2, rng=random.Random(0))
-    now = 50.0
-    conns = [Conn("a", rdy=1, in_flight=1, last_msg_timestamp=now),
-             Conn("b", rdy=1, in_flight=1, last_msg_timestamp=now),
-             Conn("c", last_msg_timestamp=now)]
-    changes = policy.redistribute(conns, now)
-    assert len(changes) == 1 and changes[0][1] == 0 and changes[0][0].name in "ab"
+def test_rdy_given_up_by_idle_connections_goes_to_a_waiting_one_in_the_same_round():
+    # 3 nsqds, max_in_flight 2: two drained long ago, the third has waited with RDY 0. Whatever
+    # the random picks, the round that takes the idle RDY gives the waiting nsqd one (pynsq's
+    # algorithm could give it back to the idle ones: 15 to 55 s of waiting on a real nsqd).
+    for seed in range(50):
+        policy = RdyPolicy(2, low_rdy_idle_timeout=10, rng=random.Random(seed))
+        a, b = Conn("a", rdy=1, last_msg_timestamp=0.0), Conn("b", rdy=1, last_msg_timestamp=0.0)
+        c = Conn("c", last_msg_timestamp=0.0)
+        conns = [a, b, c]
+        apply(policy.redistribute(conns, 11.0))
+        check_sum(policy, conns)
+        assert c.rdy == 1 and a.rdy + b.rdy == 0, seed  # the drained ones get none this round
+
+
+def test_a_busy_connection_keeps_rdy_until_low_rdy_timeout_then_hands_it_over_at_once():
+    # 2 nsqds with messages, max_in_flight 1: a handler is always busy on the one with RDY.
+    # pynsq took that RDY away and gave it to nobody until the next round (RDY 0 half the time);
+    # go-nsq keeps it for low_rdy_timeout, then moves it in the same round.
+    policy = RdyPolicy(1, low_rdy_idle_timeout=10, low_rdy_timeout=30, rng=random.Random(3))
+    a = Conn("a", rdy=1, in_flight=1)
+    b = Conn("b")
+    conns = [a, b]
+    t = 0.0
+    while t <= 30.0:
+        a.last_msg_timestamp = t
+        assert policy.redistribute(conns, t) == [], t  # a holds RDY 30 s
+        t += 5.0
+    a.last_msg_timestamp = t
+    assert names(policy.redistribute(conns, t)) == [("a", 0), ("b", 1)]  # one round
+    apply([(a, 0), (b, 1)])
+    # b now delivers and is busy; a finished its message: b keeps RDY for its own 30 s
+    b.in_flight, a.in_flight = 1, 0
+    for _ in range(6):
+        t += 5.0
+        b.last_msg_timestamp = t
+        assert policy.redistribute(conns, t) == []
+    t += 5.0
+    b.last_msg_timestamp = t
+    assert names(policy.redistribute(conns, t)) == [("b", 0), ("a", 1)]
+
+
+def test_a_busy_connection_keeps_its_rdy_when_nobody_waits():
+    policy = RdyPolicy(2, low_rdy_timeout=30, rng=random.Random(0))
+    conns = [Conn("a", rdy=1, in_flight=1), Conn("b", rdy=1, in_flight=1), Conn("c", in_flight=1)]
+    for t in (0.0, 40.0, 80.0):
+        for conn in conns:
+            conn.last_msg_timestamp = t
+        assert policy.redistribute(conns, t) == []  # c is busy too: nobody waits
+
+
+def test_a_lost_backoff_probe_is_given_again():
+    # one connection backing off: a pause (or a closed prober) took the probe's RDY 1 away
+    policy = RdyPolicy(5, rng=random.Random(1))
+    conn = Conn("a", last_msg_timestamp=0.0)
+    assert policy.redistribute([conn], 1.0, in_backoff=True, blocked=True) == []  # window runs
+    assert names(policy.redistribute([conn], 1.0, in_backoff=True)) == [("a", 1)]
+    conn.rdy = 1
+    assert policy.redistribute([conn], 2.0, in_backoff=True) == []  # probing: nothing to do
+    conn.rdy, conn.in_flight = 0, 1
+    assert policy.redistribute([conn], 3.0, in_backoff=True) == []  # its message is in flight
+    policy.max_in_flight = 0
+    conn.in_flight = 0
+    assert policy.redistribute([conn], 4.0, in_backoff=True) == []  # paused
 
 
 def test_redistribution_strips_excess_rdy_when_total_exceeds_max():
@@ -213,6 +273,9 @@ def test_connection_removed_flags_redistribution():
     assert not policy2.need_redistribute
     policy2.connection_removed(Conn("x", rdy=1), [Conn("a")], in_backoff=True)
     assert policy2.need_redistribute
+    policy3 = RdyPolicy(10)
+    policy3.connection_removed(Conn("x", in_flight=1), [Conn("a"), Conn("b")], in_backoff=True)
+    assert policy3.need_redistribute  # its message may have been the probe
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def test_union_of_producers_from_every_lookupd():
     run(main())
 
 
-def test_nsqd_no_longer_listed_is_dropped_after_its_messages_are_answered():
+def test_nsqd_no_longer_listed_is_dropped_only_once_idle():
     async def main():
         async with FakeNSQD() as one, FakeNSQD() as two:
             lookupd = FakeLookupd(one, two)
@@ -92,23 +92,47 @@ def test_nsqd_no_longer_listed_is_dropped_after_its_messages_are_answered():
                 message.enable_async()
                 held.append(message)
 
-            reader = nsq.Reader("t", "c", handler, max_in_flight=4, lookupd_poll_interval=0.1,
+            reader = nsq.Reader("t", "c", handler, max_in_flight=4, lookupd_poll_interval=0.05,
                                 lookupd_http_addresses=lookupd.address, **FAST)
+            reader._discovery.min_gone_seconds = 0.2  # instead of 30 s
             await one.wait_for("RDY")
             await two.wait_for("RDY")
             two.peers[0].send_message(b"in flight")
             await two.wait_until(lambda: held)
             lookupd.producers = [one]
-            await two.wait_for("CLS")
-            await one.wait_for("RDY 4")  # the remaining nsqd gets the whole budget
-            await asyncio.sleep(0.3)  # several polls later: still open, a message is in flight
-            assert not two.peers[0].closed
-            assert list(reader.conns) == [f"127.0.0.1:{one.port}"]
+            await lookupd.wait_requests(len(lookupd.requests) + 8)  # 8 polls, > 0.2 s
+            # a message in flight: not idle, kept (it even keeps its RDY)
+            assert "CLS" not in two.transcript and not two.peers[0].closed
+            assert sorted(reader.conns) == sorted([one.address, two.address])
             held[0].finish()
+            await two.wait_for("CLS")  # idle now: dropped at the next poll
             await two.wait_until(lambda: two.peers[0].closed)
-            assert two.transcript[-3:] == ["RDY 0", "CLS", "FIN " + held[0].id.decode()]
-            await asyncio.sleep(0.3)
+            assert two.transcript[-3:] == ["FIN " + held[0].id.decode(), "RDY 0", "CLS"]
+            await one.wait_for("RDY 4")  # the remaining nsqd gets the whole budget
+            await lookupd.wait_requests(len(lookupd.requests) + 4)
             assert len(two.peers) == 1  # not reconnected: lookupd does not list it
+            assert list(reader.conns) == [one.address]
+            await reader.close()
+            lookupd.stop()
+
+    run(main())
+
+
+def test_a_restarted_lookupd_answering_nothing_costs_no_connection():
+    # a restarted nsqlookupd knows no producer until each nsqd pings it again (every 15 s):
+    # its empty answers must not close working connections, idle or not
+    async def main():
+        async with FakeNSQD() as fake:
+            lookupd = FakeLookupd(fake)
+            reader = nsq.Reader("t", "c", lambda m: True, lookupd_poll_interval=0.05,
+                                lookupd_http_addresses=lookupd.address, **FAST)
+            await fake.wait_for("RDY 1")
+            lookupd.producers = []  # 10 empty answers, 0.5 s
+            await lookupd.wait_requests(len(lookupd.requests) + 10)
+            assert list(reader.conns) == [fake.address] and "CLS" not in fake.transcript
+            fake.peers[0].send_message(b"still consumed")
+            await fake.wait_for("FIN")
+            assert len(fake.peers) == 1
             await reader.close()
             lookupd.stop()
 
@@ -170,12 +194,12 @@ def test_query_lookupd_is_awaitable():
 
 
 class StubReader:
-    """What Discovery needs from a Reader, recording the calls."""
+    """What Discovery needs from a Reader, recording the calls; ``busy`` addresses are not idle."""
 
     topic, name = "t", "t:c"
 
     def __init__(self):
-        self.connects, self.retired, self.addresses = [], [], []
+        self.connects, self.retired, self.busy = [], [], set()
 
     def _connect(self, host, port):
         self.connects.append((host, port))
@@ -183,8 +207,8 @@ class StubReader:
     def _retire(self, address):
         self.retired.append(address)
 
-    def _connection_addresses(self):
-        return list(self.addresses)
+    def _idle_since(self, address, since):
+        return address not in self.busy
 
 
 class FixedRandom:
@@ -243,24 +267,87 @@ def test_direct_reconnect_delays_grow_exponentially_and_reset_on_success():
     run(main())
 
 
-def test_apply_connects_new_producers_and_retires_unlisted_only_when_complete():
+def test_a_known_nsqd_is_forgotten_only_after_several_complete_periodic_polls_and_when_idle():
+    from nsqcli.lib.lookupd import LookupResult
+    from nsqcli.lib.reader_discovery import MISSING_POLLS
+
+    a, b, c, d = (("10.0.0.%d" % n, 4150) for n in (1, 2, 3, 9))
+    B, C = "10.0.0.2:4150", "10.0.0.3:4150"
+
+    async def main():
+        reader = StubReader()
+        discovery = make_discovery(reader, direct=[d])
+        discovery.min_gone_seconds = 0.0
+        discovery._apply(LookupResult([a, b, c, d], answered=2), periodic=True)
+        assert reader.connects == [a, b, c, d]
+        assert sorted(discovery.discovered) == ["10.0.0.1:4150", B, C]  # not the configured one
+        reader.busy.add(C)
+        for _ in range(MISSING_POLLS - 1):
+            discovery._apply(LookupResult([a], answered=2), periodic=True)
+        # answers that do not count: a failed lookupd, a re-query after a disconnect
+        discovery._apply(LookupResult([a], answered=1, failed=1), periodic=True)
+        discovery._apply(LookupResult([a], answered=2))
+        assert reader.retired == []
+        discovery._apply(LookupResult([a], answered=2), periodic=True)
+        assert reader.retired == [B]  # the third complete periodic poll; never the busy C
+        assert B not in discovery.discovered and C in discovery.discovered
+        for _ in range(5):
+            discovery._apply(LookupResult([a], answered=2), periodic=True)
+        assert reader.retired == [B]  # C keeps delivering: kept
+        discovery._apply(LookupResult([a, c], answered=1))  # listed again: the count starts over
+        reader.busy.clear()
+        for _ in range(MISSING_POLLS - 1):
+            discovery._apply(LookupResult([a], answered=2), periodic=True)
+        assert reader.retired == [B]
+        discovery._apply(LookupResult([a], answered=2), periodic=True)
+        assert reader.retired == [B, C]
+        # an address in reconnect backoff is not retried before its time
+        discovery.connection_closed(*a)
+        reader.connects.clear()
+        discovery._apply(LookupResult([a], answered=1))
+        assert reader.connects == []
+        discovery.stop()
+
+    run(main())
+
+
+def test_forgetting_needs_min_gone_seconds_too():
     from nsqcli.lib.lookupd import LookupResult
 
     async def main():
         reader = StubReader()
-        discovery = make_discovery(reader, direct=[("10.0.0.9", 4150)])
-        reader.addresses = ["10.0.0.1:4150", "10.0.0.2:4150", "10.0.0.9:4150"]
-        partial = LookupResult([("10.0.0.1", 4150), ("10.0.0.3", 4150)], answered=1, failed=1)
-        discovery._apply(partial)
-        assert reader.connects == [("10.0.0.1", 4150), ("10.0.0.3", 4150)]
-        assert reader.retired == []  # a lookupd failed: keep what we have
-        discovery._apply(LookupResult([("10.0.0.1", 4150)], answered=2))
-        assert reader.retired == ["10.0.0.2:4150"]  # never the configured 10.0.0.9
-        # an address in reconnect backoff is not retried before its time
-        discovery.connection_closed("10.0.0.1", 4150)
-        reader.connects.clear()
-        discovery._apply(LookupResult([("10.0.0.1", 4150)], answered=1))
-        assert reader.connects == []
+        discovery = make_discovery(reader)  # MIN_GONE_SECONDS: 30 s
+        discovery._apply(LookupResult([("10.0.0.2", 4150)], answered=1), periodic=True)
+        for _ in range(10):  # ten fast polls while a restarted lookupd knows nobody yet
+            discovery._apply(LookupResult([], answered=1), periodic=True)
+        assert reader.retired == []
         discovery.stop()
+
+    run(main())
+
+
+def test_a_dropped_nsqd_found_through_lookupd_is_retried_directly_until_forgotten():
+    from nsqcli.lib.lookupd import LookupResult
+
+    async def main():
+        lookupd = FakeLookupd()  # lists nothing: the nsqd unregistered while it restarts
+        reader = StubReader()
+        discovery = make_discovery(reader, lookupd=[lookupd.address], reconnect_interval=0.05,
+                                   max_reconnect_interval=0.1)
+        discovery._apply(LookupResult([("10.0.0.2", 4150)], answered=1))
+        reader.connects.clear()
+        for attempt in range(1, 4):  # every attempt fails: retried with backoff all the same
+            discovery.connection_closed("10.0.0.2", 4150, "refused")
+            deadline = asyncio.get_running_loop().time() + 2
+            while len(reader.connects) < attempt:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.01)
+        assert reader.connects == [("10.0.0.2", 4150)] * 3
+        await lookupd.wait_requests(3)  # each close re-queried lookupd too
+        discovery._forget("10.0.0.2:4150")
+        discovery.connection_closed("10.0.0.2", 4150)
+        assert not discovery._timers  # forgotten: no more retries
+        discovery.stop()
+        lookupd.stop()
 
     run(main())

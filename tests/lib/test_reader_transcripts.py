@@ -444,13 +444,19 @@ def test_heartbeat_hook_and_nop():
     run(main())
 
 
-def test_deprecated_disabled_hook_holds_rdy_until_it_returns_false():
+def switchable_reader(off):
+    """A Reader class whose deprecated ``disabled()`` hook returns its ``off`` attribute."""
     class Switchable(nsq.Reader):
-        off = True
-
         @classmethod
         def disabled(cls):
             return cls.off
+
+    Switchable.off = off
+    return Switchable
+
+
+def test_deprecated_disabled_hook_holds_rdy_until_it_returns_false():
+    Switchable = switchable_reader(off=True)
 
     async def main():
         async with FakeNSQD() as fake:

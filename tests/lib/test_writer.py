@@ -65,6 +65,18 @@ def test_pub_mpub_dpub_send_exact_commands_and_resolve_on_ok():
     run(main())
 
 
+def test_mpub_wraps_a_lone_bytearray_or_memoryview_body_as_pynsq():
+    # pynsq wraps any bytes type (bytes, bytearray, memoryview); iterating one would send ints
+    async def main():
+        async with FakeNSQD() as fake:
+            async with nsq.Writer([fake.address]) as writer:
+                assert await writer.mpub("t1", bytearray(b"ba")) == b"OK"
+                assert await writer.mpub("t1", memoryview(b"mv")) == b"OK"
+            payloads = [c.body for c in fake.peers[0].commands if c.name == b"MPUB"]
+            assert payloads == [struct.pack(">ll", 1, 2) + body for body in (b"ba", b"mv")]
+    run(main())
+
+
 def test_callbacks_get_conn_and_data_positionally_in_order():
     async def main():
         async with FakeNSQD() as fake:

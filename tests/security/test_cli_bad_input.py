@@ -113,7 +113,8 @@ CONSUMER_OPTS = [
 ]
 PRODUCER_OPTS = [
     ("opt-max-msg-size", "max_msg_size=-1", "max_msg_size"),
-    ("opt-consumer-only", "max_in_flight=5", "unknown"),
+    ("opt-consumer-only-bad-value", "max_in_flight=-5", "max_in_flight"),  # checked, as go-nsq does
+    ("opt-nsqcli-consumer-only", "close_timeout=5s", "unknown"),
 ]
 PER_TOOL = {
     "tail": [
@@ -128,7 +129,7 @@ PER_TOOL = {
     "pub": [
         ("empty-message", ["-m", ""], "empty"),
         ("empty-delimiter", ["--delimiter", ""], "delimiter"),
-        ("rate-0", ["--rate", "0"], "rate"),
+        ("rate-infinite", ["--rate", "inf"], "rate"),  # (0 is to_nsq's "no limit")
         ("rate-negative", ["--rate", "-5"], "rate"),
         ("defer-negative", ["--defer", "-5s"], "defer"),
         ("defer-garbage", ["--defer", "later"], "defer"),
@@ -155,7 +156,7 @@ PER_TOOL = {
         ("filename-without-topic", ["--topic", "u", "--filename-format", "static.log"], "TOPIC"),
     ],
     "replay": [
-        ("rate-0", ["--rate", "0"], "rate"),
+        ("rate-negative", ["--rate", "-1"], "rate"),  # (0 means no limit, as nsq-pub's)
         ("speed-0", ["--speed", "0"], "speed"),
         ("speed-negative", ["--speed", "-2"], "speed"),
         ("since-garbage", ["--since", "yesterday-ish"], "since"),
@@ -248,10 +249,10 @@ def test_the_sentinel_sees_a_connection_at_once():
 
 def test_records_over_the_limit_nsqd_reports_are_refused_and_none_is_stored(nsqd_factory, files):
     # without --producer-opt max_msg_size the limit is learned from nsqd's refusal (IDENTIFY does
-    # not carry it): exit 1, the record named, nothing stored
+    # not carry it): exit 3 (not acknowledged), the record named, nothing stored
     nsqd = nsqd_factory(max_msg_size=10)
     result = invoke("pub", ["--topic", "big", "-m", "x" * 20, "--nsqd-tcp-address", nsqd.tcp_address])
-    assert result.exit_code == 1, describe(result)
+    assert result.exit_code == 3, describe(result)
     assert "Traceback" not in result.stderr
     assert "record 1 is 20 bytes" in result.stderr and "max-msg-size 10" in result.stderr, describe(result)
     stats = nsqd.topic_stats("big")

@@ -1,4 +1,4 @@
-"""Which connection errors stop nsq-tail / nsq-to-file (nsqcli.consumer_guard), and which they
+"""Which connection errors stop nsq-tail / nsq-to-file (nsqcli.cli.consumer_guard), and which they
 keep retrying; the end-to-end behaviour is in test_hostile_server.py, test_tls.py and
 test_auth_secrets.py."""
 
@@ -9,7 +9,7 @@ import ssl
 
 import pytest
 
-from nsqcli.consumer_guard import FatalConnectionGuard, is_permanent
+from nsqcli.cli.consumer_guard import FatalConnectionGuard, is_permanent
 from nsqcli.lib.conn import ConnectError
 from nsqcli.lib.protocol.client import AuthRequiredError
 from nsqcli.lib.protocol.errors import ConnectionClosedError, NSQError, NSQTimeoutError, ProtocolError
@@ -95,3 +95,17 @@ def test_guard_stops_only_when_every_known_nsqd_fails_permanently():
         assert len(fatal) == 1 and str(guard.tool_error()) == "[t/c] nsqd at b:2: not nsqd"
     finally:
         guard.close()
+
+
+def test_a_retried_lookupd_nsqd_still_counts_as_known():
+    # lookupd stopped listing an nsqd whose connection dropped: the Reader keeps retrying it
+    # (Discovery.discovered), so one bad nsqd elsewhere must not end the tool
+    from types import SimpleNamespace
+
+    from nsqcli.cli.consumer_guard import _guarded_reader_class
+
+    reader = _guarded_reader_class().__new__(_guarded_reader_class())
+    reader._discovery = SimpleNamespace(direct={}, listed={"b:2": ("b", 2)},
+                                        discovered={"a:1": ("a", 1), "b:2": ("b", 2)})
+    reader.conns = {}
+    assert reader.known_nsqds() == {"a:1", "b:2"}

@@ -11,15 +11,15 @@ import pytest
 from security_peers import HostilePeer
 from security_tools import assert_one_line_error, run_tool
 
-from nsqcli.archive_discovery import parse_topics
-from nsqcli.archive_format import RecordError, decode_jsonl
+from nsqcli.to_file.topic_discovery import parse_topics
+from nsqcli.archive.format import RecordError, decode_jsonl
 from nsqcli.lib import AsyncConn
 from nsqcli.lib.lookupd import LookupdError, parse_producers
 from nsqcli.lib.protocol.client import ClientProtocol
 from nsqcli.lib.protocol.constants import FRAME_TYPE_RESPONSE
 from nsqcli.lib.protocol.errors import ProtocolError
 from nsqcli.lib.protocol.frames import encode_frame
-from nsqcli.lookupd_nodes import parse_nodes
+from nsqcli.cli.lookupd_nodes import parse_nodes
 
 DEEP = b"[" * 200_000
 

@@ -10,13 +10,19 @@ tls_options mapping; tests/cli/test_pub_tail_tls_auth.py a verified nsq-pub/nsq-
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import ssl
 
 import pytest
+from security_peers import IDENTIFY_JSON, _ThreadedServer
 from security_tools import assert_one_line_error, error_lines, run_tool
 
 from nsqcli.lib import AsyncConn
+from nsqcli.lib.protocol.commands import CommandParser
+from nsqcli.lib.protocol.constants import FRAME_TYPE_RESPONSE
 from nsqcli.lib.protocol.errors import Error, NSQError
+from nsqcli.lib.protocol.frames import encode_frame
 from nsqcli.lib.tls import TLSHandshakeError
 
 trustme = pytest.importorskip("trustme")
@@ -128,6 +134,67 @@ def test_client_certificate(client_auth_nsqd, pki):
         asyncio.run(publish_once(client_auth_nsqd, "tls_no_client", tls_v1=True,
                                  tls_options={"ca_certs": pki["ca"]}))
     assert topic_count(client_auth_nsqd, "tls_no_client") == 0
+
+
+def test_a_root_ca_without_a_policy_asks_for_no_client_certificate(nsqd_factory, pki):
+    nsqd = nsqd_factory(tls_cert=pki["server_cert"], tls_key=pki["server_key"],
+                        tls_root_ca_file=pki["client_ca"], tls_required="tcp-https")
+    # not from the client CA: refused if nsqd asked for it, but nsqd does not ask
+    unverifiable = {"ca_certs": pki["ca"], "certfile": pki["elsewhere_cert"],
+                    "keyfile": pki["elsewhere_key"]}
+    asyncio.run(publish_once(nsqd, "no_policy", tls_v1=True, tls_options=unverifiable))
+    assert topic_count(nsqd, "no_policy") == 1
+
+
+def test_a_client_certificate_policy_requires_tls_everywhere(nsqd_factory, pki):
+    nsqd = nsqd_factory(tls_cert=pki["server_cert"], tls_key=pki["server_key"],
+                        tls_client_auth_policy="require-verify", tls_root_ca_file=pki["client_ca"])
+    status, body = nsqd.http("GET", "/ping")  # as --tls-required=true
+    assert status == 403 and json.loads(body)["message"] == "TLS_REQUIRED"
+    with pytest.raises(NSQError) as caught:
+        asyncio.run(publish_once(nsqd, "plain"))
+    assert caught.value.code == "E_INVALID"
+
+
+class ClientCertificateRequired(_ThreadedServer):
+    """IDENTIFY answered with tls_v1, then a TLS server (blocking Python ssl, which sends its
+    alerts as a Go nsqd does) that requires a client certificate from ``client_ca``."""
+
+    host = "127.0.0.1"
+
+    def __init__(self, pki) -> None:
+        self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._context.load_cert_chain(pki["server_cert"], pki["server_key"])
+        self._context.load_verify_locations(pki["client_ca"])
+        self._context.verify_mode = ssl.CERT_REQUIRED
+        super().__init__()
+
+    def serve(self, sock: socket.socket) -> None:
+        parser = CommandParser()
+        while not any(c.name == b"IDENTIFY" for c in parser.feed(sock.recv(65536))):
+            pass
+        reply = json.dumps({**IDENTIFY_JSON, "tls_v1": True}).encode()
+        sock.sendall(encode_frame(FRAME_TYPE_RESPONSE, reply))
+        try:
+            with self._context.wrap_socket(sock, server_side=True) as tls:
+                tls.recv(1)
+        except (ssl.SSLError, OSError):
+            pass  # the client sent no certificate: the alert is on its way
+
+    @property
+    def tcp_port(self) -> int:
+        return self.port
+
+
+def test_client_certificate_refused_after_the_handshake_is_a_tls_error(pki):
+    # TLS 1.3: the client's side of the handshake is done before nsqd looks at its (missing)
+    # certificate, so the refusal arrives as an alert on the first read: still a TLS error
+    with ClientCertificateRequired(pki) as peer:
+        with pytest.raises(TLSHandshakeError) as caught:
+            asyncio.run(publish_once(peer, "refused", tls_v1=True,
+                                     tls_options={"ca_certs": pki["ca"]}))
+    assert peer.address in str(caught.value)
+    assert isinstance(caught.value.__cause__, ssl.SSLError)
 
 
 # ---- the tools (subprocesses) ---------------------------------------------------------------

@@ -18,6 +18,7 @@ from nsqcli.lib.protocol.names import valid_topic_name
 from .client import STATE_INIT, decode_identify
 from .options import VERSION
 from .protocol_v2 import OK, ClientErr, query_auth, as_text, then, check_auth, go_quote, parse_base10
+from .topic import PublishFailed
 
 if TYPE_CHECKING:
     from .tcp import V2Connection
@@ -159,7 +160,7 @@ class Pub(BodyCommand):
 
         def publish() -> bytes:
             topic = conn.nsqd.get_topic(topic_name)
-            topic.put_messages([topic.new_message(body)])
+            _put(topic, [topic.new_message(body)], "PUB")
             conn.client.published(topic_name, 1)
             return OK
 
@@ -186,7 +187,7 @@ class DPub(BodyCommand):
 
         def publish() -> bytes:
             topic = conn.nsqd.get_topic(topic_name)
-            topic.put_messages([topic.new_message(body, delay)])
+            _put(topic, [topic.new_message(body, delay)], "DPUB")
             conn.client.published(topic_name, 1)
             return OK
 
@@ -214,9 +215,16 @@ class MPub(BodyCommand):
         bodies = read_mpub(body, opts.max_msg_size, opts.max_body_size)
         topic_name = as_text(params[1])
         topic = conn.nsqd.get_topic(topic_name)
-        topic.put_messages([topic.new_message(b) for b in bodies])
+        _put(topic, [topic.new_message(b) for b in bodies], "MPUB")
         conn.client.published(topic_name, len(bodies))
         return OK
+
+
+def _put(topic, messages: list, command: str) -> None:
+    try:
+        topic.put_messages(messages)
+    except PublishFailed as error:  # nsqd: fatal E_PUB_FAILED / E_MPUB_FAILED / E_DPUB_FAILED
+        raise ClientErr(f"E_{command}_FAILED", f"{command} failed {error}") from None
 
 
 def read_mpub(payload: bytes, max_msg_size: int, max_body_size: int) -> list[bytes]:

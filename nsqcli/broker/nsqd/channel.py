@@ -2,27 +2,36 @@
 
 Delivery follows nsqd: a consumer gets messages while its in-flight count is below its RDY; each
 delivery increments ``attempts``; in-flight messages that time out and deferred messages that
-come due go back to the queue. Timeouts live in two heaps scanned by the broker's one ticker (like
-nsqd's queueScanLoop) instead of a timer per message; stale heap entries (finished, touched,
-requeued messages) are skipped by generation and compacted when they pile up.
+come due go back to the queue. The queue holds up to ``mem_queue_size`` messages in memory and
+the rest in the channel's disk queue (an #ephemeral channel drops the rest, as nsqd does); while
+the disk queue holds anything, new messages queue behind it and memory refills from it, so
+delivery keeps queue order (nsqd takes from memory and disk at random).
+
+Timeouts live in two heaps served by the broker's queue scan (like nsqd's queueScanLoop, see
+queue_scan.py) instead of a timer per message; stale heap entries (finished, touched, requeued
+messages) are skipped by generation and compacted when they pile up.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import random
 from collections import deque
 from typing import TYPE_CHECKING
 
 from nsqcli.lib.protocol.names import is_ephemeral
 
+from .backend import spill
 from .message import Message
 
 if TYPE_CHECKING:
     from .client import ClientV2
     from .server import NSQD
     from .topic import Topic
+
+log = logging.getLogger("nsqcli.broker.nsqd")
 
 
 class Channel:
@@ -33,10 +42,12 @@ class Channel:
         self.nsqd = nsqd
         self.ephemeral = is_ephemeral(name)
         self.queue: deque[Message] = deque()
+        self.backend = nsqd.open_backend(topic.name, name)
+        self._memory_limit = nsqd.options.mem_queue_size
         self.in_flight: dict[bytes, Message] = {}
         self.deferred: dict[bytes, Message] = {}
-        self._in_flight_heap: list = []
-        self._deferred_heap: list = []
+        self._in_flight_heap: list[tuple[float, int, Message]] = []
+        self._deferred_heap: list[tuple[float, int, Message]] = []
         self._generations = itertools.count(1)
         self.clients: dict[int, "ClientV2"] = {}
         self.paused = False
@@ -52,13 +63,27 @@ class Channel:
     def put_many(self, messages: list[Message]) -> None:
         """New messages from the topic (counted in message_count)."""
         self.message_count += len(messages)
-        limit = self.nsqd.options.mem_queue_size
-        queue = self.queue
-        if self.ephemeral and len(queue) + len(messages) > limit:
-            # an ephemeral channel's overflow goes to nsqd's dummy backend: it is discarded
-            messages = messages[: max(0, limit - len(queue))]
-        queue.extend(messages)
+        self._store(messages)
         self.wake()
+
+    def _store(self, messages: list[Message]) -> None:
+        queue = self.queue
+        room = 0 if self.backend.depth else self._memory_limit - len(queue)
+        if room >= len(messages):  # the fast path, inlined
+            queue.extend(messages)
+            return
+        try:
+            spill(queue, self.backend, messages, room)
+        except OSError as error:  # nsqd logs it too; the messages are lost
+            log.error("channel %s:%s: failed to write %d messages to disk: %s",
+                      self.topic_name, self.name, len(messages), error)
+
+    def _refill(self) -> bool:
+        """Memory is empty: take the oldest messages from the disk queue; False if it has none."""
+        if not self.backend.depth:
+            return False
+        self.queue.extend(self.backend.read_messages(max(self._memory_limit, 1)))
+        return bool(self.queue)
 
     def put_deferred(self, msg: Message, delay_ms: int) -> None:
         self.message_count += 1
@@ -74,25 +99,25 @@ class Channel:
     def _requeue_now(self, msg: Message) -> None:
         if self.exiting:
             return
-        self.queue.append(msg)
+        self._store([msg])
         self.wake()
 
     @property
     def depth(self) -> int:
-        return len(self.queue)
+        return len(self.queue) + self.backend.depth
 
     # ---------------------------------------------------------------- delivery
 
     def wake(self) -> None:
         """Deliver soon: many wake-ups in one loop pass (a burst of FINs, an MPUB) make one pass."""
-        if not self._dispatch_scheduled and self.queue and not self.paused:
+        if not self._dispatch_scheduled and (self.queue or self.backend.depth) and not self.paused:
             self._dispatch_scheduled = True
             self.nsqd.loop.call_soon(self.dispatch)
 
     def dispatch(self) -> None:
         self._dispatch_scheduled = False
         queue = self.queue
-        if self.paused or self.exiting or not queue or not self.clients:
+        if self.paused or self.exiting or not self.clients or not (queue or self._refill()):
             return
         clients = list(self.clients.values())
         if len(clients) > 1:
@@ -103,10 +128,10 @@ class Channel:
         heap = self._in_flight_heap
         in_flight = self.in_flight
         gens = self._generations
-        while ready and queue:
+        while ready and (queue or self._refill()):
             still_ready = []
             for client in ready:
-                if not queue:
+                if not queue and not self._refill():
                     break
                 msg = queue.popleft()
                 rate = client.sample_rate
@@ -175,10 +200,10 @@ class Channel:
     # ---------------------------------------------------------------- timeouts
 
     def scan(self, now: float) -> bool:
-        """Requeue timed-out in-flight messages and due deferred ones; True if work remains."""
+        """Requeue timed-out in-flight messages and due deferred ones; True if any moved."""
         if self.exiting:
             return False
-        moved = False
+        moved: list[Message] = []
         heap = self._in_flight_heap
         in_flight = self.in_flight
         while heap and heap[0][0] <= now:
@@ -192,8 +217,7 @@ class Channel:
             msg.client = None
             if owner is not None and self.clients.get(owner.id) is owner:
                 owner.timed_out_message()
-            self.queue.append(msg)
-            moved = True
+            moved.append(msg)
         if len(heap) > 2 * len(in_flight) + 1024:
             self._in_flight_heap = heap = [(m.deadline, m.generation, m) for m in in_flight.values()]
             heapq.heapify(heap)
@@ -205,11 +229,11 @@ class Channel:
                 continue
             del deferred[msg.id]
             msg.generation = 0
-            self.queue.append(msg)
-            moved = True
+            moved.append(msg)
         if moved:
+            self._store(moved)
             self.wake()
-        return bool(heap or dheap)
+        return bool(moved)
 
     # ---------------------------------------------------------------- consumers and admin
 
@@ -236,6 +260,7 @@ class Channel:
 
     def empty(self) -> None:
         self.queue.clear()
+        self.backend.empty()
         self.in_flight.clear()
         self.deferred.clear()
         self._in_flight_heap = []
@@ -245,9 +270,11 @@ class Channel:
 
     def pause(self) -> None:
         self.paused = True
+        self.nsqd.metadata_changed()
 
     def unpause(self) -> None:
         self.paused = False
+        self.nsqd.metadata_changed()
         self.wake()
         for client in self.clients.values():
             client.flush_soon()
@@ -259,10 +286,27 @@ class Channel:
             client.close()
         self.clients.clear()
         self.queue.clear()
+        self.backend.delete()
         self.in_flight.clear()
         self.deferred.clear()
         self._in_flight_heap = []
         self._deferred_heap = []
+
+    def shutdown(self) -> None:
+        """nsqd's Close at exit (NSQD.stop closed the consumers): memory, in-flight and deferred
+        messages go to the disk queue (a deferral is lost, as in nsqd)."""
+        self.exiting = True
+        self.clients.clear()
+        leftovers = [*self.queue, *self.in_flight.values(), *self.deferred.values()]
+        try:
+            self.backend.put_messages(leftovers)
+            self.backend.close()
+        except OSError as error:
+            log.error("channel %s:%s: could not write its messages to disk: %s",
+                      self.topic_name, self.name, error)
+        self.queue.clear()
+        self.in_flight.clear()
+        self.deferred.clear()
 
     def client_ready(self) -> None:
         """A consumer's RDY or in-flight count changed."""

@@ -239,7 +239,7 @@ class ClientV2:
 
     # ---------------------------------------------------------------- stats
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, topic_filter: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {
             "client_id": self.client_id,
             "hostname": self.hostname,
@@ -263,8 +263,11 @@ class ClientV2:
                 out["auth_identity"] = self.auth_state.identity
             if self.auth_state.identity_url:
                 out["auth_identity_url"] = self.auth_state.identity_url
-        if self.pub_counts:
-            out["pub_counts"] = [{"topic": t, "count": n} for t, n in self.pub_counts.items()]
+        pub_counts = [{"topic": t, "count": n} for t, n in self.pub_counts.items()
+                      if not topic_filter or t == topic_filter]
+        if pub_counts:
+            # nsqd v1.3.0's loop stops after its first entry: one topic at most
+            out["pub_counts"] = pub_counts[:1]
         out["tls"] = self.tls
         out["tls_cipher_suite"] = self.tls_info.get("cipher", "")
         out["tls_version"] = self.tls_info.get("version", "")

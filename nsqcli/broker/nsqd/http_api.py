@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote_to_bytes
 
@@ -24,6 +25,7 @@ from .options import VERSION, parse_address
 from .body_commands import read_mpub
 from .protocol_v2 import ClientErr
 from .stats import stats_json, stats_text
+from .topic import PublishFailed
 
 if TYPE_CHECKING:
     from .server import NSQD
@@ -37,6 +39,13 @@ class HTTPError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def _put(topic: Any, messages: list) -> None:
+    try:
+        topic.put_messages(messages)
+    except PublishFailed:
+        raise HTTPError(503, "EXITING") from None  # what nsqd answers when a put fails
 
 
 def parse_query(raw: str) -> dict[str, list[str]]:
@@ -61,8 +70,10 @@ def parse_query(raw: str) -> dict[str, list[str]]:
 class Request:
     """What a route sees: the method, path, query values and body."""
 
-    def __init__(self, method: str, path: str, query: str, body: bytes, headers: Any) -> None:
+    def __init__(self, method: str, path: str, query: str, body: bytes, headers: Any,
+                 over_tls: bool = False) -> None:
         self.method = method
+        self.over_tls = over_tls  # came in on the HTTPS listener
         self.path = path
         self.raw_query = query
         self.body = body
@@ -187,7 +198,7 @@ class API:
                 raise HTTPError(400, "INVALID_DEFER") from None
             if not 0 <= deferred <= opts.max_req_timeout_ms:
                 raise HTTPError(400, "INVALID_DEFER")
-        topic.put_messages([topic.new_message(req.body, deferred)])
+        _put(topic, [topic.new_message(req.body, deferred)])
         return "OK"
 
     def mpub(self, req: Request) -> str:
@@ -214,7 +225,7 @@ class API:
                 if len(block) > opts.max_msg_size:
                     raise HTTPError(413, "MSG_TOO_BIG")
                 bodies.append(block)
-        topic.put_messages([topic.new_message(b) for b in bodies])
+        _put(topic, [topic.new_message(b) for b in bodies])
         return "OK"
 
     def stats(self, req: Request) -> Any:
@@ -309,9 +320,10 @@ class API:
     def handle(self, req: Request) -> tuple[int, dict[str, str], bytes]:
         """(status, headers, body) for one request."""
         v1_headers = {"X-NSQ-Content-Type": "nsq; version=1.0"}
-        if self.nsqd.options.tls_required_http:
+        if self.nsqd.options.tls_required_http and not req.over_tls:
+            refusal = json.dumps({"message": "TLS_REQUIRED", "https_port": self.nsqd.https_port})
             return 403, {**v1_headers, "Content-Type": "application/json; charset=utf-8"}, \
-                b'{"message": "TLS_REQUIRED", "https_port": 0}'
+                refusal.encode()
         methods, req.opt = self._route(req.path)
         if methods is None:
             return _error(404, "NOT_FOUND")
@@ -351,9 +363,15 @@ def config_values(nsqd: "NSQD", log_level: str) -> dict[str, Any]:
         "broadcast_address": o.broadcast_address,
         "tcp_address": o.tcp_address,
         "http_address": o.http_address,
+        "https_address": o.https_address,
         "nsqlookupd_tcp_addresses": list(o.lookupd_tcp_addresses),
         "auth_http_addresses": list(o.auth_http_addresses),
         "mem_queue_size": o.mem_queue_size,
+        "data_path": o.data_path,
+        "max_bytes_per_file": o.max_bytes_per_file,
+        "sync_every": o.sync_every,
+        "sync_timeout": o.sync_timeout_ms * _NS,
+        "queue_scan_selection_count": o.queue_scan_selection_count,
         "max_msg_size": o.max_msg_size,
         "max_body_size": o.max_body_size,
         "max_rdy_count": o.max_rdy_count,
@@ -400,7 +418,8 @@ class _Handler(tornado.web.RequestHandler):
 
     def _serve(self) -> None:
         r = self.request
-        req = Request(r.method, r.path, r.query, b"".join(self._chunks), r.headers)
+        req = Request(r.method, r.path, r.query, b"".join(self._chunks), r.headers,
+                      over_tls=r.protocol == "https")
         status, headers, body = self.api.handle(req)
         self.clear_header("Content-Type")
         self.clear_header("Server")
@@ -416,12 +435,26 @@ class _Handler(tornado.web.RequestHandler):
         return None
 
 
-def start_http_server(nsqd: "NSQD", address: str) -> tuple[tornado.httpserver.HTTPServer, int]:
-    host, port = parse_address(address)
+def start_http_servers(nsqd: "NSQD") -> list[tuple[tornado.httpserver.HTTPServer, int]]:
+    """nsqd's HTTP listener, then (with a TLS certificate and an ``https_address``) its HTTPS
+    one: the same API, where ``tls_required=True`` refuses only plain HTTP. (server, port) each."""
     app = tornado.web.Application([(r".*", _Handler, {"api": API(nsqd)})],
                                   log_function=lambda handler: None)
     max_body = max(100 * 1024 * 1024, 2 * nsqd.options.max_body_size)
-    server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=False)
-    sockets = tornado.netutil.bind_sockets(port, host, backlog=1024)
-    server.add_sockets(sockets)
-    return server, sockets[0].getsockname()[1]
+    listeners: list[tuple[str, ssl.SSLContext | None]] = [(nsqd.options.http_address, None)]
+    if nsqd.ssl_context is not None and nsqd.options.https_address:
+        listeners.append((nsqd.options.https_address, nsqd.ssl_context))
+    started: list[tuple[tornado.httpserver.HTTPServer, int]] = []
+    try:
+        for address, ssl_context in listeners:
+            host, port = parse_address(address)
+            server = tornado.httpserver.HTTPServer(app, max_body_size=max_body, xheaders=False,
+                                                   ssl_options=ssl_context)
+            sockets = tornado.netutil.bind_sockets(port, host, backlog=1024)
+            server.add_sockets(sockets)
+            started.append((server, sockets[0].getsockname()[1]))
+    except BaseException:
+        for server, _ in started:
+            server.stop()
+        raise
+    return started

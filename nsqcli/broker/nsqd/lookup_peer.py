@@ -2,9 +2,11 @@
 
 Per lookupd address one task sends, in order: magic ``"  V1"``, ``IDENTIFY`` (JSON body), a
 ``REGISTER`` for every topic/channel (on each (re)connect), then ``REGISTER``/``UNREGISTER`` as
-topics and channels come and go, and ``PING`` every interval. Each command is answered with
-``[int32 size][data]``. Like nsqd, a failed command drops the connection and the next command
-(at the latest the next PING) reconnects and re-registers everything.
+topics and channels come and go, and ``PING`` on a ticker (every 15 s from the start, busy or
+not). Each command is answered with ``[int32 size][data]`` within nsqd's 1 s deadline. Like
+nsqd, nothing watches the idle connection: a command that fails (the first one after lookupd went
+away) drops it, and the next command (at the latest the next PING) reconnects and registers
+everything again.
 """
 
 from __future__ import annotations
@@ -23,14 +25,17 @@ from nsqcli.lib.protocol.constants import MAGIC_V1
 
 from .options import VERSION, parse_address
 
+from .channel import Channel
+
 if TYPE_CHECKING:
     from .server import NSQD
+    from .topic import Topic
 
 log = logging.getLogger("nsqcli.broker.nsqd.lookup")
 
 _INT32 = Struct(">l")
 DIAL_TIMEOUT = 1.0
-IO_TIMEOUT = 5.0
+IO_TIMEOUT = 1.0  # nsqd's read and write deadlines
 
 
 def register_command(topic: str, channel: str | None, register: bool = True) -> bytes:
@@ -41,12 +46,19 @@ def register_command(topic: str, channel: str | None, register: bool = True) -> 
     return line + b"\n"
 
 
+def registration(entity: "Topic | Channel") -> bytes:
+    """REGISTER, or UNREGISTER once it is being deleted, for a topic or a channel."""
+    if isinstance(entity, Channel):
+        return register_command(entity.topic_name, entity.name, not entity.exiting)
+    return register_command(entity.name, None, not entity.exiting)
+
+
 class LookupPeer:
     def __init__(self, nsqd: "NSQD", address: str) -> None:
         self.nsqd = nsqd
         self.address = address
         self.info: dict = {}
-        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._queue: asyncio.Queue["Topic | Channel"] = asyncio.Queue()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task | None = None
@@ -75,17 +87,26 @@ class LookupPeer:
             await asyncio.wait({task}, timeout=0.1)
         self._disconnect()
 
-    def notify(self, topic: str, channel: str | None, register: bool) -> None:
-        self._queue.put_nowait(register_command(topic, channel, register))
+    def notify(self, entity: "Topic | Channel") -> None:
+        """A topic or channel was created or deleted. As in nsqd's lookupLoop, whether that is a
+        REGISTER or an UNREGISTER is decided when the command is sent, from whether it is being
+        deleted by then: a channel created and deleted at once is unregistered twice."""
+        self._queue.put_nowait(entity)
 
     async def _run(self) -> None:
+        loop = self.nsqd.loop
         interval = self.nsqd.options.lookupd_ping_interval_ms / 1000.0
+        next_ping = loop.time() + interval
         await self._command(None)  # connect at start, as nsqd does
         while True:
             try:
-                cmd = await asyncio.wait_for(self._queue.get(), interval)
+                entity = await asyncio.wait_for(self._queue.get(), max(0.0, next_ping - loop.time()))
+                cmd = registration(entity)
             except asyncio.TimeoutError:
                 cmd = b"PING\n"
+                next_ping += interval
+                if next_ping <= loop.time():  # late: a ticker drops the ticks it missed
+                    next_ping = loop.time() + interval
             await self._command(cmd)
 
     async def _command(self, cmd: bytes | None) -> bytes | None:
@@ -102,9 +123,9 @@ class LookupPeer:
 
     async def _connect(self) -> None:
         host, port = parse_address(self.address)
-        self._reader, self._writer = await asyncio.wait_for(
+        self._reader, self._writer = reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port), DIAL_TIMEOUT)
-        self._writer.write(MAGIC_V1)
+        writer.write(MAGIC_V1)
         identity = {
             "broadcast_address": self.nsqd.options.broadcast_address,
             "hostname": socket.gethostname(),

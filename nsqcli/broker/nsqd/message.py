@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 from nsqcli.lib.protocol.frames import encode_message
+
+if TYPE_CHECKING:
+    from .client import ClientV2
 
 
 class Message:
@@ -24,7 +28,7 @@ class Message:
         self.timestamp = time.time_ns() if timestamp is None else timestamp
         self.attempts = 0
         self.deferred_ms = 0
-        self.client = None
+        self.client: ClientV2 | None = None
         self.delivered_at = 0.0
         self.deadline = 0.0
         self.generation = 0

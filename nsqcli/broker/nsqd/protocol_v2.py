@@ -68,8 +68,9 @@ def parse_base10(raw: bytes) -> int | None:
 
 
 def message_id(raw: bytes) -> bytes:
+    """nsqd's getMessageID: exactly 16 bytes, else a fatal E_INVALID (lower-case text, as nsqd)."""
     if len(raw) != 16:
-        raise ClientErr("E_INVALID", "Invalid Message ID")
+        raise ClientErr("E_INVALID", "invalid message ID")
     return raw
 
 
@@ -92,7 +93,9 @@ def check_auth(conn: "V2Connection", cmd: str, topic: str, channel: str) -> Awai
         raise ClientErr("E_AUTH_FIRST", f"AUTH required before {cmd}")
 
     def verdict() -> None:
-        if not client.auth_state.allows(topic, channel):
+        current = client.auth_state  # query_auth() replaces an expired one
+        assert current is not None  # it was set (above), and is only ever replaced
+        if not current.allows(topic, channel):
             raise ClientErr("E_UNAUTHORIZED",
                             f"AUTH failed for {cmd} on {go_quote(topic)} {go_quote(channel)}")
 
@@ -107,7 +110,7 @@ async def query_auth(conn: "V2Connection") -> None:
     try:
         client.auth_state = await query_any_authd(
             conn.nsqd.options.auth_http_addresses, conn.remote_ip, client.tls,
-            conn.tls_common_name(), client.auth_secret)
+            conn.tls_common_name(), client.auth_secret, conn.nsqd.options.tls_root_ca_file)
     except AuthError:
         raise ClientErr("E_AUTH_FAILED", "AUTH failed") from None
 
@@ -149,9 +152,8 @@ def cmd_fin(conn: "V2Connection", params: tuple[bytes, ...]) -> None:
         raise ClientErr("E_INVALID", "cannot FIN in current state")
     if len(params) < 2:
         raise ClientErr("E_INVALID", "FIN insufficient number of params")
-    msg_id = params[1]
-    if len(msg_id) != 16:
-        raise ClientErr("E_INVALID", "Invalid Message ID")
+    msg_id = message_id(params[1])
+    assert client.channel is not None  # subscribed (or closing)
     error = client.channel.finish(client, msg_id)
     if error:
         raise ClientErr("E_FIN_FAILED", f"FIN {as_text(msg_id)} failed {error}")
@@ -168,6 +170,7 @@ def cmd_req(conn: "V2Connection", params: tuple[bytes, ...]) -> None:
     if delay is None:
         raise ClientErr("E_INVALID", f"REQ could not parse timeout {as_text(params[2])}")
     delay = min(delay, conn.nsqd.options.max_req_timeout_ms)  # clamped, not refused
+    assert conn.client.channel is not None  # _consumer_state: subscribed (or closing)
     error = conn.client.channel.requeue(conn.client, msg_id, delay)
     if error:
         raise ClientErr("E_REQ_FAILED", f"REQ {as_text(msg_id)} failed {error}")
@@ -181,6 +184,7 @@ def cmd_touch(conn: "V2Connection", params: tuple[bytes, ...]) -> None:
         raise ClientErr("E_INVALID", "TOUCH insufficient number of params")
     msg_id = message_id(params[1])
     client = conn.client
+    assert client.channel is not None  # _consumer_state: subscribed (or closing)
     error = client.channel.touch(client, msg_id, client.msg_timeout)
     if error:
         raise ClientErr("E_TOUCH_FAILED", f"TOUCH {as_text(msg_id)} failed {error}")

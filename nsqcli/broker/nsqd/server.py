@@ -1,4 +1,9 @@
-"""NSQD: the embedded, in-memory nsqd on the running asyncio/tornado event loop."""
+"""NSQD: the embedded nsqd on the running asyncio/tornado event loop.
+
+Messages beyond ``mem_queue_size`` go to disk queues in the data path; ``stop()`` writes what
+memory holds there and the topic/channel metadata, and ``start()`` (of this object or of a new
+one given the same ``data_path``) loads them back, as nsqd does across a restart.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,16 @@ import ssl
 import time
 from typing import Any
 
+from nsqcli.lib.protocol.names import is_ephemeral, valid_channel_name, valid_topic_name
+
+from .backend import MESSAGE_OVERHEAD, DiscardQueue, MessageDiskQueue
+from .channel import Channel
 from .client import ClientV2
+from .datapath import ChannelMetadata, DataPath, TopicMetadata
 from .lookup_peer import LookupPeer, fetch_lookupd_channels
 from .message import GUIDFactory
 from .options import NSQDOptions, parse_address
+from .queue_scan import QueueScanner
 from .tcp import V2Connection
 from .topic import Topic
 
@@ -19,18 +30,19 @@ log = logging.getLogger("nsqcli.broker.nsqd")
 
 
 def make_ssl_context(options: NSQDOptions) -> ssl.SSLContext | None:
+    """nsqd's TLS config: no client certificate is asked for unless a policy says so (a root CA
+    file alone changes nothing); the root CA file, else the system's, verifies it."""
     if not options.tls_cert:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(options.tls_cert, options.tls_key)
-    policy = options.tls_client_auth_policy
-    if options.tls_root_ca_file:
-        context.load_verify_locations(options.tls_root_ca_file)
-        # nsqd verifies a client certificate if one is given when it has a root CA
-        context.verify_mode = ssl.CERT_OPTIONAL
-    if policy in ("require", "require-verify"):
-        if not options.tls_root_ca_file:
+    if options.tls_client_auth_policy in ("require", "require-verify"):
+        if options.tls_root_ca_file:
+            context.load_verify_locations(options.tls_root_ca_file)
+        else:
             context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+        # "require" (nsqd: any certificate, unverified) is verified too: Python's ssl cannot
+        # ask for a certificate without verifying it
         context.verify_mode = ssl.CERT_REQUIRED
     return context
 
@@ -46,14 +58,21 @@ class NSQD:
         self.ssl_context = make_ssl_context(self.options)
         self.tcp_port = 0
         self.http_port = 0
+        self.https_port = 0  # 0: no HTTPS listener
         self.start_time = int(time.time())
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by start()
         self._client_ids = 0
         self._tcp_server: asyncio.base_events.Server | None = None
-        self._http_server: Any = None
+        self._http_servers: list[Any] = []
         self._ticker: asyncio.TimerHandle | None = None
+        self._queue_scan = QueueScanner(
+            self._all_channels, self.options.queue_scan_refresh_interval_ms / 1000.0,
+            self.options.queue_scan_selection_count)
         self._lookup_peers: list[LookupPeer] = []
         self._tasks: set[asyncio.Task] = set()
+        #: where metadata and disk queues live (a temporary directory unless data_path is set)
+        self.data: DataPath | None = None
+        self._persist_scheduled = False
         self.running = False
 
     # ---------------------------------------------------------------- lifecycle
@@ -61,21 +80,33 @@ class NSQD:
     async def start(self) -> None:
         if self.running:
             raise RuntimeError("this NSQD is already running")
-        from .http_api import start_http_server
+        from .http_api import start_http_servers
 
         self.loop = asyncio.get_running_loop()
         opts = self.options
-        host, port = parse_address(opts.tcp_address)
-        self._tcp_server = await self.loop.create_server(
-            lambda: V2Connection(self), host, port, reuse_address=True, backlog=1024)
-        self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
+        if self.data is None:
+            self.data = DataPath(opts.data_path)
+        self.data.lock()
         try:
-            self._http_server, self.http_port = start_http_server(self, opts.http_address)
+            self._load_metadata()
+            host, port = parse_address(opts.tcp_address)
+            self._tcp_server = await self.loop.create_server(
+                lambda: V2Connection(self), host, port, reuse_address=True, backlog=1024)
+            self.tcp_port = self._tcp_server.sockets[0].getsockname()[1]
+            try:
+                listeners = start_http_servers(self)
+            except BaseException:
+                self._tcp_server.close()
+                raise
         except BaseException:
-            self._tcp_server.close()
+            self._close_topics(persist=False)
             raise
+        self._http_servers = [server for server, _ in listeners]
+        self.http_port = listeners[0][1]
+        self.https_port = listeners[1][1] if len(listeners) > 1 else 0
         self.start_time = int(time.time())
         self.running = True
+        self._queue_scan.start(self.now())  # with the channels of the metadata, as nsqd
         self._schedule_tick()
         self._lookup_peers = [LookupPeer(self, address) for address in opts.lookupd_tcp_addresses]
         for peer in self._lookup_peers:
@@ -90,8 +121,10 @@ class NSQD:
         for peer in self._lookup_peers:
             await peer.stop()
         self._lookup_peers = []
+        assert self._tcp_server is not None  # started: running
         self._tcp_server.close()
-        self._http_server.stop()
+        for server in self._http_servers:
+            server.stop()
         for client in list(self.clients.values()):
             client.close()
         for task in list(self._tasks):
@@ -101,7 +134,79 @@ class NSQD:
             await asyncio.wait_for(self._tcp_server.wait_closed(), 1.0)
         except asyncio.TimeoutError:
             pass
-        await self._http_server.close_all_connections()
+        for server in self._http_servers:
+            await server.close_all_connections()
+        self._close_topics(persist=True)
+
+    def remove_data(self) -> None:
+        """After stop(): delete the temporary data path (a configured data_path is kept)."""
+        if self.data is not None and not self.running:
+            self.data.remove()
+            self.data = None
+
+    # ---------------------------------------------------------------- the data path
+
+    def _datapath(self) -> DataPath:
+        """The data path, locked by start() (its users all run after start())."""
+        if self.data is None:
+            raise RuntimeError("nsqd has no data path before start()")
+        return self.data
+
+    def _load_metadata(self) -> None:
+        """Topics, channels and their paused state from the data path (nsqd's LoadMetadata)."""
+        for entry in self._datapath().load():
+            if not valid_topic_name(entry.name):
+                log.warning("skipping creation of invalid topic %s", entry.name)
+                continue
+            topic = self.get_topic(entry.name)
+            topic.paused = entry.paused
+            for channel in entry.channels:
+                if not valid_channel_name(channel.name):
+                    log.warning("skipping creation of invalid channel %s", channel.name)
+                    continue
+                topic.get_channel(channel.name).paused = channel.paused
+
+    def _close_topics(self, persist: bool) -> None:
+        """Save the metadata, write every topic's and channel's messages to disk, unlock."""
+        try:
+            if persist:
+                self._persist_metadata()
+        finally:
+            for topic in self.topics.values():
+                topic.shutdown()
+            self.topics.clear()
+            self._datapath().unlock()
+
+    def open_backend(self, topic: str, channel: str | None = None) -> Any:
+        """Where a topic's (or channel's) messages beyond mem_queue_size go."""
+        if is_ephemeral(topic if channel is None else channel):
+            return DiscardQueue()
+        opts = self.options
+        return MessageDiskQueue(self._datapath().queue_path(topic, channel),
+                                max_bytes_per_file=opts.max_bytes_per_file,
+                                max_record_size=opts.max_msg_size + MESSAGE_OVERHEAD,
+                                sync_every=opts.sync_every,
+                                sync_timeout=opts.sync_timeout_ms / 1000.0)
+
+    def metadata_changed(self) -> None:
+        """A topic or channel came, went, paused or unpaused: save the metadata soon."""
+        if self.running and not self._persist_scheduled:
+            self._persist_scheduled = True
+            self.loop.call_soon(self._persist_soon)
+
+    def _persist_soon(self) -> None:
+        self._persist_scheduled = False
+        if self.running:  # stop() saves the metadata itself
+            self._persist_metadata()
+
+    def _persist_metadata(self) -> None:
+        topics = [TopicMetadata(t.name, t.paused, [ChannelMetadata(c.name, c.paused)
+                                                   for c in t.channels.values() if not c.ephemeral])
+                  for t in self.topics.values() if not t.ephemeral]
+        try:
+            self._datapath().save(topics)
+        except OSError as error:
+            log.error("failed to persist metadata - %s", error)
 
     # ---------------------------------------------------------------- helpers for the parts
 
@@ -136,7 +241,8 @@ class NSQD:
             return topic
         topic = Topic(name, self)
         self.topics[name] = topic
-        self.notify_lookupd(name, None, register=True)
+        self.notify_lookupd(topic)
+        self.metadata_changed()
         http_addresses = [p.http_address for p in self._lookup_peers if p.http_address]
         if http_addresses:
             # nsqd pre-creates the channels lookupd knows before the topic starts flowing
@@ -160,8 +266,9 @@ class NSQD:
         topic = self.topics.pop(name, None)
         if topic is None:
             return False
-        self.notify_lookupd(name, None, register=False)
+        self.notify_lookupd(topic)
         topic.close()
+        self.metadata_changed()
         return True
 
     def set_lookupd_addresses(self, addresses: list[str]) -> None:
@@ -182,11 +289,15 @@ class NSQD:
                 known.add(address)
         self._lookup_peers = keep
 
-    def notify_lookupd(self, topic: str, channel: str | None, register: bool) -> None:
+    def notify_lookupd(self, entity: Topic | Channel) -> None:
+        """A topic or channel was created or deleted (see LookupPeer.notify)."""
         for peer in self._lookup_peers:
-            peer.notify(topic, channel, register)
+            peer.notify(entity)
 
     # ---------------------------------------------------------------- the one ticker
+
+    def _all_channels(self) -> list:
+        return [channel for topic in self.topics.values() for channel in topic.channels.values()]
 
     def _schedule_tick(self) -> None:
         self._ticker = self.loop.call_later(self.options.queue_scan_interval_ms / 1000.0, self._tick)
@@ -196,9 +307,11 @@ class NSQD:
             return
         now = self.now()
         try:
+            self._queue_scan.tick(now, self.now)
             for topic in list(self.topics.values()):
+                topic.backend.maybe_sync()
                 for channel in list(topic.channels.values()):
-                    channel.scan(now)
+                    channel.backend.maybe_sync()
             for client in list(self.clients.values()):
                 interval = client.heartbeat_interval
                 if interval <= 0 or client.closed:

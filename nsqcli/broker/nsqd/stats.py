@@ -17,12 +17,13 @@ if TYPE_CHECKING:
 NO_E2E = {"count": 0, "percentiles": None}
 
 
-def channel_stats(channel: "Channel", include_clients: bool) -> dict[str, Any]:
-    clients = [c.stats() for c in channel.clients.values()] if include_clients else None
+def channel_stats(channel: "Channel", include_clients: bool, topic_filter: str = "") -> dict[str, Any]:
+    clients = ([c.stats(topic_filter) for c in channel.clients.values()]
+               if include_clients else None)
     return {
         "channel_name": channel.name,
         "depth": channel.depth,
-        "backend_depth": 0,
+        "backend_depth": channel.backend.depth,
         "in_flight_count": len(channel.in_flight),
         "deferred_count": len(channel.deferred),
         "message_count": channel.message_count,
@@ -35,7 +36,8 @@ def channel_stats(channel: "Channel", include_clients: bool) -> dict[str, Any]:
     }
 
 
-def topic_stats(topic: "Topic", channel_name: str, include_clients: bool) -> dict[str, Any] | None:
+def topic_stats(topic: "Topic", channel_name: str, include_clients: bool,
+                topic_filter: str = "") -> dict[str, Any] | None:
     if channel_name:
         channel = topic.channels.get(channel_name)
         if channel is None:
@@ -45,9 +47,9 @@ def topic_stats(topic: "Topic", channel_name: str, include_clients: bool) -> dic
         channels = [topic.channels[name] for name in sorted(topic.channels)]
     return {
         "topic_name": topic.name,
-        "channels": [channel_stats(c, include_clients) for c in channels],
+        "channels": [channel_stats(c, include_clients, topic_filter) for c in channels],
         "depth": topic.depth,
-        "backend_depth": 0,
+        "backend_depth": topic.backend.depth,
         "message_count": topic.message_count,
         "message_bytes": topic.message_bytes,
         "paused": topic.paused,
@@ -56,22 +58,30 @@ def topic_stats(topic: "Topic", channel_name: str, include_clients: bool) -> dic
 
 
 def get_stats(nsqd: "NSQD", topic_name: str = "", channel_name: str = "",
-              include_clients: bool = True) -> list[dict[str, Any]]:
+              include_clients: bool = True) -> list[dict[str, Any]] | None:
+    """The ``topics`` list; None (JSON null, as nsqd) when the ``topic`` filter names no topic."""
     if topic_name:
         topic = nsqd.topics.get(topic_name)
-        topics = [topic] if topic is not None else []
+        if topic is None:
+            return None
+        topics = [topic]
     else:
         topics = [nsqd.topics[name] for name in sorted(nsqd.topics)]
     out = []
     for topic in topics:
-        stats = topic_stats(topic, channel_name, include_clients)
+        stats = topic_stats(topic, channel_name, include_clients, topic_name)
         if stats is not None:
             out.append(stats)
     return out
 
 
-def producer_stats(nsqd: "NSQD") -> list[dict[str, Any]]:
-    return [c.stats() for c in nsqd.clients.values() if c.pub_counts]
+def producer_stats(nsqd: "NSQD", topic_name: str) -> list[dict[str, Any]] | None:
+    """Clients that published (``pub_counts`` narrowed to ``topic_name`` when given).
+
+    nsqd leaves the list null when there is none (it appends to a nil slice).
+    """
+    producers = [c.stats(topic_name) for c in nsqd.clients.values() if c.pub_counts]
+    return producers or None
 
 
 def memory_stats() -> dict[str, int]:
@@ -86,15 +96,18 @@ def memory_stats() -> dict[str, int]:
 
 def stats_json(nsqd: "NSQD", topic: str, channel: str, include_clients: bool,
                include_mem: bool) -> dict[str, Any]:
+    topics = get_stats(nsqd, topic, channel, include_clients)
     out: dict[str, Any] = {
         "version": VERSION,
         "health": "OK",
         "start_time": nsqd.start_time,
-        "topics": get_stats(nsqd, topic, channel, include_clients),
+        "topics": topics,
     }
     if include_mem:
         out["memory"] = memory_stats()
-    out["producers"] = producer_stats(nsqd)
+    # nsqd returns before collecting producers when the topic filter misses, and skips them
+    # without include_clients
+    out["producers"] = producer_stats(nsqd, topic) if include_clients and topics is not None else None
     return out
 
 
@@ -121,7 +134,7 @@ def stats_text(nsqd: "NSQD", topic: str, channel: str, include_clients: bool,
         lines += ["", "Memory:"] + [f"   {k:<25}\t{v}" for k, v in data["memory"].items()]
     out = "\n".join(lines) + "\n"
     out += "\nTopics: None\n" if not data["topics"] else "\nTopics:"
-    for t in data["topics"]:
+    for t in data["topics"] or []:
         prefix = "*P " if t["paused"] else "   "
         out += (f"\n{prefix}[{t['topic_name']:<15}] depth: {t['depth']:<5} be-depth: "
                 f"{t['backend_depth']:<5} msgs: {t['message_count']:<8} e2e%: \n")

@@ -39,7 +39,7 @@ class V2Connection(asyncio.Protocol):
     def __init__(self, nsqd: "NSQD") -> None:
         self.nsqd = nsqd
         self.transport: Any = None
-        self.client: ClientV2 = None  # type: ignore[assignment]
+        self.client: ClientV2 = None  # type: ignore[assignment]  # set by connection_made()
         self.remote_ip = ""
         self._reader = CommandReader(MAX_LINE_LENGTH)
         self._magic_ok = False
@@ -186,7 +186,7 @@ class V2Connection(asyncio.Protocol):
 
     def _continue_body(self) -> bool:
         """Advance the pending body command; False while more bytes are needed."""
-        spec, params = self._pending  # type: ignore[misc]
+        spec, params = self._pending  # type: ignore[misc]  # called only while one is pending
         reader = self._reader
         size = reader.peek_size()
         if size is None:
@@ -199,6 +199,7 @@ class V2Connection(asyncio.Protocol):
                 return False
             reader.read_size()
             body = reader.read_exact(size)
+            assert body is not None  # buffered: checked above
             self._pending = None
             self._respond(spec.run(self, params, body))
         except ClientErr as err:
@@ -263,6 +264,7 @@ class V2Connection(asyncio.Protocol):
     async def upgrade_tls(self, compression: tuple[str, int] | None) -> None:
         self.client.flush()
         loop = asyncio.get_running_loop()
+        assert self.nsqd.ssl_context is not None  # IDENTIFY offers TLS only with a context
         transport = await loop.start_tls(
             self.transport, self, self.nsqd.ssl_context, server_side=True,
             ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)

@@ -246,7 +246,7 @@ class _Handler(tornado.web.RequestHandler):
         if body:
             self.write(body)
 
-    get = head = post = delete = patch = put = options = _respond  # type: ignore[assignment]
+    get = head = post = delete = patch = put = options = _respond
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:

@@ -78,7 +78,7 @@ def parse_identify_body(body: bytes, peer_id: str) -> PeerInfo:
             values[name] = value
         else:
             raise LookupClientError("E_BAD_BODY", "IDENTIFY failed to decode JSON body")
-    peer = PeerInfo(id=peer_id, remote_address=peer_id, **values)  # type: ignore[arg-type]
+    peer = PeerInfo(id=peer_id, remote_address=peer_id, **values)  # type: ignore[arg-type]  # checked above
     if not peer.broadcast_address or not peer.tcp_port or not peer.http_port or not peer.version:
         raise LookupClientError("E_BAD_BODY", "IDENTIFY missing fields")
     return peer

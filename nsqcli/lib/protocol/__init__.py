@@ -51,4 +51,14 @@ from .errors import (
 from .frames import FrameBuffer, MessageFrame, decode_message, encode_frame, encode_message, unpack_response
 from .names import valid_channel_name, valid_topic_name
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [  # listed, not computed: type checkers read it to see what is re-exported
+    "BODY_COMMANDS", "RESPONSE_COMMANDS", "Command", "CommandParser", "CommandReader", "auth", "cls",
+    "dpub", "finish", "identify", "magic", "mpub", "nop", "parse_command_line", "parse_mpub_body",
+    "pub", "ready", "requeue", "subscribe", "touch",
+    "FRAME_TYPE_ERROR", "FRAME_TYPE_MESSAGE", "FRAME_TYPE_RESPONSE", "MAGIC_V1", "MAGIC_V2",
+    "NON_FATAL_ERROR_CODES",
+    "ConnectionClosedError", "Error", "IntegrityError", "LocalProtocolError", "NSQError",
+    "NSQTimeoutError", "ProtocolError", "SendError",
+    "FrameBuffer", "MessageFrame", "decode_message", "encode_frame", "encode_message", "unpack_response",
+    "valid_channel_name", "valid_topic_name",
+]

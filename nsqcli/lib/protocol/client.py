@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import json
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Generic, Sequence, TypeVar, cast, overload
 
 from . import commands
 from .compression import Codec, make_codec
@@ -25,9 +25,11 @@ from .constants import (
     FRAME_TYPE_MESSAGE,
     HEARTBEAT,
     MAGIC_V2,
+    MAX_MESSAGE_FRAME_SIZE,
     OK,
 )
 from .errors import Error, LocalProtocolError, NSQError, ProtocolError
+from .commands import Body
 from .events import (
     AuthRequested,
     AuthResponseReceived,
@@ -36,11 +38,17 @@ from .events import (
     HandshakeComplete,
     Heartbeat,
     IdentifyResponseReceived,
+    ControlEvent,
     Response,
     StartTLS,
 )
 from .frames import FrameBuffer, MessageFrame, decode_message
 from .identify import IdentifyResponse
+
+#: the class of the message events (``message_factory``'s result; MessageFrame by default)
+M = TypeVar("M")
+#: builds a message event from ``(id, body, timestamp, attempts)``
+MessageFactory = Callable[[bytes, bytes, int, int], M]
 
 #: most bytes decompressed at once before the frames in them are parsed
 DECOMPRESS_PIECE_SIZE = 256 * 1024
@@ -48,6 +56,20 @@ DECOMPRESS_PIECE_SIZE = 256 * 1024
 #: The OK answers to the publishing commands, one per PUB: records are immutable, so one shared
 #: event per command saves building one per answer.
 _OK_RESPONSES = {command: Response(OK, command) for command in (b"PUB", b"MPUB", b"DPUB")}
+
+
+#: Commands nsqd answers only when they fail. A fatal error naming one of them ("cannot FIN in
+#: current state", "RDY count 3000 out of range 0-2500") is theirs, not the reply to the oldest
+#: PUB/SUB still waiting: that one was never processed (nsqd closes after a fatal error).
+_UNANSWERED_COMMANDS = frozenset({"RDY", "FIN", "REQ", "TOUCH", "NOP"})
+
+
+def _names_unanswered_command(error: NSQError) -> bool:
+    words = error.description.split(None, 2)
+    subject = words[1] if words[:1] == ["cannot"] and len(words) > 1 else (words[0] if words else "")
+    # "invalid message ID" comes from FIN/REQ/TOUCH, "invalid command X" from an unknown one
+    return subject in _UNANSWERED_COMMANDS or error.description.startswith(("invalid message ID",
+                                                                           "invalid command"))
 
 
 def _message_frame(msg_id: bytes, body: bytes, timestamp: int, attempts: int) -> MessageFrame:
@@ -82,26 +104,52 @@ class AuthRequiredError(Error):
     """nsqd requires AUTH and no secret was configured."""
 
 
-class ClientProtocol:
+class ClientProtocol(Generic[M]):
     """One client connection's protocol state; see the module docstring."""
+
+    @overload
+    def __init__(
+        self: ClientProtocol[MessageFrame],
+        identify_data: dict[str, Any],
+        auth_secret: bytes | str | None = None,
+        max_frame_size: int | None = None,
+        message_factory: None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self,
+        identify_data: dict[str, Any],
+        auth_secret: bytes | str | None = None,
+        max_frame_size: int | None = None,
+        *,
+        message_factory: MessageFactory[M],
+    ) -> None: ...
 
     def __init__(
         self,
-        identify_data: dict,
+        identify_data: dict[str, Any],
         auth_secret: bytes | str | None = None,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        message_factory: Callable[[bytes, bytes, int, int], Any] | None = None,
+        max_frame_size: int | None = None,
+        message_factory: MessageFactory[Any] | None = None,
     ) -> None:
         """``message_factory(id, body, timestamp, attempts)`` builds the event of each message
         frame (default: :class:`MessageFrame`); a client passes its own message class so that a
-        message costs one object."""
+        message costs one object.
+
+        ``max_frame_size`` bounds every frame; by default (None) a message frame may be as large
+        as nsqd can send (:data:`MAX_MESSAGE_FRAME_SIZE`, from SUB on) and any other frame up to
+        :data:`DEFAULT_MAX_FRAME_SIZE`, so an nsqd with a large ``--max-msg-size`` is consumed."""
         self.identify_data = identify_data
-        self._make_message = message_factory or _message_frame
+        # M is MessageFrame when no factory is given (the first overload)
+        self._make_message: MessageFactory[M] = cast("MessageFactory[M]", message_factory or _message_frame)
         self._auth_secret = auth_secret
         self.state = State.INIT
         self.identify_response: IdentifyResponse | None = None
-        self.auth_response: dict | None = None
-        self._frames = FrameBuffer(max_frame_size)
+        self.auth_response: dict[str, Any] | None = None
+        # message frames get their own limit only once they are legal (SUB sent)
+        self._message_frame_limit = MAX_MESSAGE_FRAME_SIZE if max_frame_size is None else max_frame_size
+        self._frames = FrameBuffer(DEFAULT_MAX_FRAME_SIZE if max_frame_size is None else max_frame_size)
         self._codec: Codec | None = None
         self._upgrades: list[str] = []
         self._pending: deque[bytes] = deque()  # commands awaiting a response, in order
@@ -126,6 +174,7 @@ class ClientProtocol:
         self._require({State.READY}, "SUB")
         data = commands.subscribe(topic, channel)
         self.state = State.SUBSCRIBING
+        self._frames.max_message_frame_size = self._message_frame_limit
         self._pending.append(b"SUB")
         return data
 
@@ -155,19 +204,19 @@ class ClientProtocol:
         self._pending.append(b"CLS")
         return commands.cls()
 
-    def publish(self, topic: str | bytes, body: bytes) -> bytes:
+    def publish(self, topic: str | bytes, body: Body) -> bytes:
         self._require(_OPEN_STATES, "PUB")
         data = commands.pub(topic, body)
         self._pending.append(b"PUB")
         return data
 
-    def multi_publish(self, topic: str | bytes, bodies: list[bytes]) -> bytes:
+    def multi_publish(self, topic: str | bytes, bodies: Sequence[Body]) -> bytes:
         self._require(_OPEN_STATES, "MPUB")
         data = commands.mpub(topic, bodies)
         self._pending.append(b"MPUB")
         return data
 
-    def deferred_publish(self, topic: str | bytes, delay_ms: int, body: bytes) -> bytes:
+    def deferred_publish(self, topic: str | bytes, delay_ms: int, body: Body) -> bytes:
         self._require(_OPEN_STATES, "DPUB")
         data = commands.dpub(topic, delay_ms, body)
         self._pending.append(b"DPUB")
@@ -186,11 +235,11 @@ class ClientProtocol:
 
     # ---- incoming -----------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list:
+    def receive_data(self, data: bytes) -> list[ControlEvent | M]:
         """Bytes from the socket in; events out. Raises ProtocolError (state -> ERROR)."""
         if self.state in (State.ERROR, State.CLOSED):
             return []
-        events: list = []
+        events: list[ControlEvent | M] = []
         try:
             if self._codec is not None:
                 self._receive_compressed(data, events)
@@ -205,14 +254,15 @@ class ClientProtocol:
             self.state = State.ERROR
             raise
 
-    def _receive_compressed(self, data: bytes, events: list) -> None:
+    def _receive_compressed(self, data: bytes, events: list[ControlEvent | M]) -> None:
         # decompressed and parsed piece by piece: a small "deflate bomb" announcing nonsense
         # fails on its first frame header instead of being inflated whole into memory first
+        # only called once a compression layer started: _codec is set
         for piece in self._codec.decompress_pieces(data, DECOMPRESS_PIECE_SIZE):  # type: ignore[union-attr]
             self._frames.feed(piece)
             self._parse_frames(events)
 
-    def _parse_frames(self, events: list) -> None:
+    def _parse_frames(self, events: list[ControlEvent | M]) -> None:
         frames = self._frames
         make = self._make_message
         # the state changes only on a response or error frame: look it up once per such frame
@@ -239,15 +289,16 @@ class ClientProtocol:
         self._require({State.TLS_HANDSHAKE}, "tls_established")
         self.state = State.UPGRADING
 
-    def _on_error(self, payload: bytes, events: list) -> None:
+    def _on_error(self, payload: bytes, events: list[ControlEvent | M]) -> None:
         error = NSQError.from_frame(payload)
         command = None
         if error.fatal:
-            command = self._pending.popleft() if self._pending else None
+            if self._pending and not _names_unanswered_command(error):
+                command = self._pending.popleft()
             self.state = State.ERROR
         events.append(ErrorReceived(error, command))
 
-    def _on_response(self, payload: bytes, events: list) -> None:
+    def _on_response(self, payload: bytes, events: list[ControlEvent | M]) -> None:
         state = self.state
         if payload == HEARTBEAT and state not in (State.IDENTIFYING, State.UPGRADING):
             events.append(Heartbeat())
@@ -286,7 +337,7 @@ class ClientProtocol:
         else:
             raise ProtocolError(f"unexpected response {payload[:64]!r} while {state.value}")
 
-    def _on_identify_response(self, payload: bytes, events: list) -> None:
+    def _on_identify_response(self, payload: bytes, events: list[ControlEvent | M]) -> None:
         if payload == OK:  # nsqd before feature negotiation
             self.identify_response = IdentifyResponse.legacy()
             events.append(IdentifyResponseReceived(self.identify_response))
@@ -314,7 +365,7 @@ class ClientProtocol:
             raise AuthRequiredError("nsqd requires AUTH but no auth_secret was configured")
         self._next_step(events)
 
-    def _next_step(self, events: list) -> None:
+    def _next_step(self, events: list[ControlEvent | M]) -> None:
         if not self._upgrades:
             response = self.identify_response
             if response is not None and response.auth_required:
@@ -342,10 +393,10 @@ class ClientProtocol:
         self._require({State.AUTHENTICATING}, "AUTH")
         return commands.auth(self._auth_secret or b"")
 
-    def _finish_handshake(self, events: list) -> None:
+    def _finish_handshake(self, events: list[ControlEvent | M]) -> None:
         self.state = State.READY
         events.append(HandshakeComplete())
 
-    def _require(self, states: frozenset | set, what: str) -> None:
+    def _require(self, states: frozenset[State] | set[State], what: str) -> None:
         if self.state not in states:
             raise LocalProtocolError(f"cannot {what} while the connection is {self.state.value}")

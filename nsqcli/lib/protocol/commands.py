@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import json
 from struct import Struct
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from .errors import LocalProtocolError, ProtocolError
 from .names import valid_channel_name, valid_topic_name
 from .record import Record, set_field
+
+#: a message body as the encoders take it (str is sent as its UTF-8 bytes)
+Body = bytes | bytearray | memoryview | str
 
 _INT32 = Struct(">l")
 _pack_int32 = _INT32.pack
@@ -29,7 +32,7 @@ BODY_COMMANDS = frozenset({b"IDENTIFY", b"AUTH", b"PUB", b"MPUB", b"DPUB"})
 RESPONSE_COMMANDS = frozenset({b"IDENTIFY", b"AUTH", b"SUB", b"PUB", b"MPUB", b"DPUB", b"CLS"})
 
 
-def _bytes(value: str | bytes, what: str) -> bytes:
+def _bytes(value: Body, what: str) -> bytes:
     if isinstance(value, bytes):
         return value
     if isinstance(value, (bytearray, memoryview)):
@@ -60,7 +63,7 @@ def _int(value: object, what: str, minimum: int = 0) -> int:
     return value
 
 
-def _body(data: str | bytes, what: str = "message body") -> bytes:
+def _body(data: Body, what: str = "message body") -> bytes:
     body = _bytes(data, what)
     if not body:
         raise LocalProtocolError(f"{what} must not be empty (nsqd rejects empty messages)")
@@ -71,7 +74,7 @@ def magic() -> bytes:
     return b"  V2"
 
 
-def identify(data: dict) -> bytes:
+def identify(data: dict[str, Any]) -> bytes:
     """``IDENTIFY\\n`` + size + JSON of ``data``."""
     if not isinstance(data, dict):
         raise LocalProtocolError(f"IDENTIFY data must be a dict, not {type(data).__name__}")
@@ -79,7 +82,7 @@ def identify(data: dict) -> bytes:
     return b"IDENTIFY\n" + _pack_int32(len(body)) + body
 
 
-def auth(data: str | bytes) -> bytes:
+def auth(data: Body) -> bytes:
     secret = _bytes(data, "auth secret")
     if not secret:
         raise LocalProtocolError("auth secret must not be empty")
@@ -117,18 +120,18 @@ def cls() -> bytes:
     return b"CLS\n"
 
 
-def pub(topic: str | bytes, data: str | bytes) -> bytes:
+def pub(topic: str | bytes, data: Body) -> bytes:
     body = _body(data)
     return b"PUB " + _topic(topic) + b"\n" + _pack_int32(len(body)) + body
 
 
-def dpub(topic: str | bytes, delay_ms: int, data: str | bytes) -> bytes:
+def dpub(topic: str | bytes, delay_ms: int, data: Body) -> bytes:
     body = _body(data)
     delay = _int(delay_ms, "DPUB delay (ms)")
     return b"DPUB " + _topic(topic) + b" %d\n" % delay + _pack_int32(len(body)) + body
 
 
-def mpub_body(data: Iterable[str | bytes]) -> bytes:
+def mpub_body(data: Iterable[Body]) -> bytes:
     """The MPUB payload: ``[int32 count]([int32 len][bytes])*``."""
     parts = []
     count = 0
@@ -142,7 +145,7 @@ def mpub_body(data: Iterable[str | bytes]) -> bytes:
     return _pack_int32(count) + b"".join(parts)
 
 
-def mpub(topic: str | bytes, data: Sequence[str | bytes]) -> bytes:
+def mpub(topic: str | bytes, data: Sequence[Body]) -> bytes:
     if isinstance(data, (bytes, str)):
         raise LocalProtocolError("MPUB takes a list of messages, not a single message")
     payload = mpub_body(data)
@@ -188,7 +191,7 @@ def parse_mpub_body(payload: bytes, max_msg_size: int) -> list[bytes]:
     (count,) = _INT32.unpack_from(payload, 0)
     if count <= 0:
         raise ProtocolError(f"MPUB invalid message count {count}")
-    messages = []
+    messages: list[bytes] = []
     offset = 4
     for _ in range(count):
         if offset + 4 > len(payload):
@@ -252,7 +255,8 @@ class CommandReader:
         """The next int32 body size without consuming it."""
         if len(self._buf) - self._pos < 4:
             return None
-        return _INT32.unpack_from(self._buf, self._pos)[0]
+        size: int = _INT32.unpack_from(self._buf, self._pos)[0]
+        return size
 
     def read_size(self) -> int | None:
         size = self.peek_size()
@@ -272,7 +276,7 @@ class CommandParser:
 
     def feed(self, data: bytes) -> list[Command]:
         self._reader.feed(data)
-        out = []
+        out: list[Command] = []
         while True:
             cmd = self.next_command()
             if cmd is None:

@@ -41,5 +41,10 @@ DEFAULT_MIN_OUTPUT_BUFFER_TIMEOUT_MS = 25
 DEFAULT_MAX_OUTPUT_BUFFER_TIMEOUT_MS = 30_000
 DEFAULT_MAX_DEFLATE_LEVEL = 6
 
-#: Largest frame a client accepts by default; nsqd's own frames are at most max-msg-size + 30.
+#: Largest response or error frame a client accepts by default (nsqd's are a few hundred bytes),
+#: and the largest of any frame before a connection is subscribed.
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+#: Largest message frame nsqd can send: a message frame is its body + 30 bytes, and nsqd reads
+#: every body it accepts with an int32 length (PUB/MPUB/DPUB), whatever its --max-msg-size; the
+#: frame size itself is an int32. nsqd does not announce --max-msg-size, so a client accepts this.
+MAX_MESSAGE_FRAME_SIZE = 2**31 - 1

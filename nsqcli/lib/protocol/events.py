@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .errors import NSQError
 from .frames import MessageFrame
 from .identify import IdentifyResponse
@@ -32,7 +34,7 @@ class AuthRequested(Record):
 
 class AuthResponseReceived(Record):
     __slots__ = ("data",)
-    data: dict
+    data: dict[str, Any]
 
 
 class HandshakeComplete(Record):
@@ -72,7 +74,9 @@ class ErrorReceived(Record):
         return self.error.fatal
 
 
-Event = (
+#: every event but a message (whose class the client chooses: see ClientProtocol)
+ControlEvent = (
     IdentifyResponseReceived | StartTLS | CompressionStarted | AuthRequested | AuthResponseReceived
-    | HandshakeComplete | Response | Heartbeat | ErrorReceived | MessageFrame
+    | HandshakeComplete | Response | Heartbeat | ErrorReceived
 )
+Event = ControlEvent | MessageFrame

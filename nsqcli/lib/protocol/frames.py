@@ -9,7 +9,7 @@ Frame layout::
 from __future__ import annotations
 
 from struct import Struct
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple, TypeVar
 
 from .constants import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -27,14 +27,28 @@ _MESSAGE_FRAME_HEADER = Struct(">lLqH16s")  # size, frame type, then the message
 _MESSAGE_DATA = 8 + MESSAGE_HEADER_SIZE  # offset of a message body from the frame start
 _MIN_MESSAGE_SIZE = 4 + MESSAGE_HEADER_SIZE  # frame size of a message with an empty body
 
+T = TypeVar("T")
+
 FRAME_TYPES = (FRAME_TYPE_RESPONSE, FRAME_TYPE_ERROR, FRAME_TYPE_MESSAGE)
 
+_ANSWERED_HTTP = ("the peer is not an nsqd: it answered HTTP (an nsqd TCP endpoint is "
+                  "required; is this an HTTP port?)")
 _NOT_NSQD_PREFIXES = (
-    (b"HTTP", "got an HTTP reply: an nsqd TCP endpoint is required (is this the HTTP port?)"),
+    (b"HTTP", _ANSWERED_HTTP),
+    (b"<", _ANSWERED_HTTP),  # an HTML page without a status line (HTTP/0.9-style error replies)
     (b"\x15\x03", "got a TLS alert: the peer speaks TLS, not the NSQ protocol"),
     (b"\x16\x03", "got a TLS handshake: the peer speaks TLS, not the NSQ protocol"),
     (b"E_BA", None),  # old nsqd sends a bare error for a bad magic; handled by the size check
 )
+
+
+def _bad_size(size: int, limit: int, head: bytes) -> str:
+    text = head.split(b"\n", 1)[0]
+    if len(text) >= 4 and all(32 <= byte < 127 for byte in text[:8]):
+        # printable text where a big-endian size should be: some other text protocol
+        return (f"the peer is not an nsqd: it answered text ({text.decode('ascii', 'replace')!r}"
+                f" where a frame size belongs)")
+    return f"invalid frame size {size} (allowed 4..{limit})"
 
 
 class MessageFrame(NamedTuple):
@@ -77,8 +91,11 @@ def unpack_response(data: bytes) -> tuple[int, bytes]:
 class FrameBuffer:
     """Feed bytes, take ``(frame_type, data)`` pairs out.
 
-    Sizes below 4 or above ``max_frame_size`` and unknown frame types raise :class:`ProtocolError`;
-    so does a peer that is evidently not nsqd (an HTTP server or a TLS endpoint).
+    Sizes below 4 or above the limit and unknown frame types raise :class:`ProtocolError` as soon
+    as the frame's 8-byte header is in (nothing is reserved for the announced size: memory grows
+    only with the bytes that really arrive); so does a peer that is evidently not nsqd (an HTTP
+    server or a TLS endpoint). The limit is ``max_message_frame_size`` for message frames
+    (default: ``max_frame_size``) and ``max_frame_size`` for every other frame.
 
     The unparsed bytes are kept as one immutable ``bytes`` object, so a frame's data is a single
     slice (one copy). A frame that arrives in many pieces is not re-joined on every piece: the
@@ -86,15 +103,18 @@ class FrameBuffer:
     times whatever the chunking.
     """
 
-    __slots__ = ("_buf", "_pos", "_pieces", "_pieces_size", "_need", "max_frame_size", "_checked_peer")
+    __slots__ = ("_buf", "_pos", "_pieces", "_pieces_size", "_need", "max_frame_size",
+                 "max_message_frame_size", "_checked_peer")
 
-    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> None:
+    def __init__(self, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                 max_message_frame_size: int | None = None) -> None:
         self._buf = b""
         self._pos = 0
         self._pieces: list[bytes] = []  # fed while the next frame is still incomplete
         self._pieces_size = 0
         self._need = 0  # bytes (from _pos) that complete the next frame, once its header is known
         self.max_frame_size = max_frame_size
+        self.max_message_frame_size = max_frame_size if max_message_frame_size is None else max_message_frame_size
         self._checked_peer = False
 
     def feed(self, data: bytes) -> None:
@@ -149,10 +169,9 @@ class FrameBuffer:
         if not self._checked_peer:
             self._check_peer()
         size, frame_type = _SIZE_TYPE.unpack_from(buf, pos)
-        if size < 4 or size > self.max_frame_size:
-            raise ProtocolError(
-                f"invalid frame size {size} (allowed 4..{self.max_frame_size})"
-            )
+        limit = self.max_message_frame_size if frame_type == FRAME_TYPE_MESSAGE else self.max_frame_size
+        if size < 4 or size > limit:
+            raise ProtocolError(_bad_size(size, limit, buf[pos:pos + 32]))
         if frame_type > FRAME_TYPE_MESSAGE:
             raise ProtocolError(f"unknown frame type {frame_type}")
         end = pos + 4 + size
@@ -165,7 +184,7 @@ class FrameBuffer:
         self._pos = end
         return frame_type, buf[pos + 8:end]
 
-    def next_messages(self, make: Callable[[bytes, bytes, int, int], Any], out: list) -> tuple[int, bytes] | None:
+    def next_messages(self, make: Callable[[bytes, bytes, int, int], T], out: list[T]) -> tuple[int, bytes] | None:
         """The fast path while subscribed: decode every message frame at the front of the buffer
         into ``out`` as ``make(id, body, timestamp, attempts)``, then return the next other frame
         like :meth:`next_frame` (None when no complete frame is left)."""
@@ -180,7 +199,7 @@ class FrameBuffer:
             append = out.append
             limit = len(buf)
             last = limit - _MESSAGE_DATA  # the last offset where a whole message header fits
-            max_size = self.max_frame_size
+            max_size = self.max_message_frame_size
             message_type, min_size, data_offset = FRAME_TYPE_MESSAGE, _MIN_MESSAGE_SIZE, _MESSAGE_DATA
             while pos <= last:
                 size, frame_type, timestamp, attempts, msg_id = unpack(buf, pos)
@@ -195,7 +214,7 @@ class FrameBuffer:
 
     def frames(self) -> list[tuple[int, bytes]]:
         """Every complete frame buffered now."""
-        out = []
+        out: list[tuple[int, bytes]] = []
         nxt = self.next_frame
         while True:
             frame = nxt()

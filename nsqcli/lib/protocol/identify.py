@@ -13,7 +13,7 @@ from .constants import DEFAULT_MAX_RDY_COUNT
 from .record import Record
 
 
-def _int_field(name: str, value: Any) -> int:
+def _int_field(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an int, got {value!r}")
     return value
@@ -34,8 +34,8 @@ def build_identify(
     output_buffer_timeout_ms: int = 250,
     sample_rate: int = 0,
     msg_timeout_ms: int | None = None,
-    extra: dict | None = None,
-) -> dict:
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The IDENTIFY dict, every field range-checked; raises ValueError naming the bad field."""
     hb = _int_field("heartbeat_interval", heartbeat_interval_ms)
     if not (hb == -1 or hb == 0 or hb >= 1000):
@@ -88,7 +88,7 @@ class IdentifyResponse(Record):
                  "msg_timeout": 0, "tls_v1": False, "snappy": False, "deflate": False,
                  "deflate_level": 0, "max_deflate_level": 0, "sample_rate": 0,
                  "auth_required": False, "output_buffer_size": 0, "output_buffer_timeout": 0}
-    raw: dict | bytes
+    raw: dict[str, Any] | bytes
     max_rdy_count: int
     version: str
     max_msg_timeout: int
@@ -104,9 +104,9 @@ class IdentifyResponse(Record):
     output_buffer_timeout: int
 
     @classmethod
-    def from_dict(cls, data: dict) -> "IdentifyResponse":
+    def from_dict(cls, data: dict[str, Any]) -> "IdentifyResponse":
         def num(key: str, default: int = 0) -> int:
-            value = data.get(key, default)
+            value: object = data.get(key, default)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"IDENTIFY response field {key!r} is not an integer: {value!r}")
             return value

@@ -31,8 +31,9 @@ def valid_channel_name(channel: object) -> bool:
 
 
 def is_ephemeral(name: str | bytes) -> bool:
-    suffix = EPHEMERAL_SUFFIX.encode() if isinstance(name, bytes) else EPHEMERAL_SUFFIX
-    return name.endswith(suffix)  # type: ignore[arg-type]
+    if isinstance(name, bytes):
+        return name.endswith(EPHEMERAL_SUFFIX.encode())
+    return name.endswith(EPHEMERAL_SUFFIX)
 
 
 def check_topic(topic: object) -> str:

@@ -1,0 +1,1 @@
+"""Shared plumbing of the command-line tools: click options, console, exit codes, runner."""

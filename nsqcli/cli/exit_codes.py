@@ -1,0 +1,144 @@
+"""The one exit-code policy of every nsqcli tool, and the one table from errors to exit status.
+
+======  ===================  ===============================================================
+status  name                 meaning
+======  ===================  ===============================================================
+0       SUCCESS              everything asked for was done (every record acknowledged by nsqd)
+1       ERROR                a failure: unreachable nsqd, an ``E_*`` error, a bad file, ...
+2       USAGE                bad flags or arguments (click's usage errors use it too)
+3       NOT_ACKNOWLEDGED     the tool ran, but some records/messages were not acknowledged by
+                             nsqd (``nsq-pub``/``nsq-replay`` say how many of how many; rerun
+                             with ``--failed-file`` output to finish the job)
+130     INTERRUPTED          stopped by SIGINT/SIGTERM (after a graceful drain)
+======  ===================  ===============================================================
+
+Tools raise :class:`ToolError` (or let library errors through); only :mod:`nsqcli.cli.runner` turns
+them into an exit status with :func:`describe`, printing one line and never a traceback for an
+expected failure.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+
+
+class ExitStatus(enum.IntEnum):
+    """Exit statuses shared by every tool (see the module docstring for the table)."""
+
+    SUCCESS = 0
+    ERROR = 1
+    USAGE = 2
+    NOT_ACKNOWLEDGED = 3
+    INTERRUPTED = 130
+
+
+_STATUS_HELP = {
+    ExitStatus.SUCCESS: "0 success",
+    ExitStatus.ERROR: "1 failure (unreachable nsqd, E_* error, I/O error)",
+    ExitStatus.USAGE: "2 usage error",
+    ExitStatus.NOT_ACKNOWLEDGED: "3 some records were not acknowledged by nsqd",
+    ExitStatus.INTERRUPTED: "130 interrupted (SIGINT/SIGTERM)",
+}
+
+
+def exit_status_help(*statuses: ExitStatus, **meanings: str) -> str:
+    """The help epilog listing ``statuses`` (a tool lists only those it can return);
+    ``meanings`` overrides a status's text by its name (``ERROR="1 ..."``)."""
+    return "Exit status: " + "; ".join(
+        meanings.get(status.name, _STATUS_HELP[status]) for status in statuses) + "."
+
+
+def statuses_listed(epilog: str | None) -> list[ExitStatus]:
+    """The statuses an epilog made by :func:`exit_status_help` lists (for the man pages)."""
+    import re
+
+    if not epilog or "Exit status:" not in epilog:
+        return []
+    text = epilog[epilog.index("Exit status:"):]
+    return [ExitStatus(int(n)) for n in re.findall(r"(?:: |; )(\d+) ", text)]
+
+
+#: nsq-pub, nsq-replay and the umbrella command: every status
+EXIT_STATUS_HELP = exit_status_help(*ExitStatus)
+#: nsq-tail and nsq-to-file retry unreachable nsqds and acknowledge nothing they publish
+CONSUMER_EXIT_STATUS_HELP = exit_status_help(
+    ExitStatus.SUCCESS, ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.INTERRUPTED,
+    ERROR="1 failure (an error no retry fixes, e.g. TLS, AUTH or not an nsqd; an I/O error)")
+
+
+class ToolError(Exception):
+    """An expected failure: the runner prints ``message`` on one line and exits with ``status``."""
+
+    def __init__(self, message: str, status: ExitStatus = ExitStatus.ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = ExitStatus(status)
+
+
+class UsageError(ToolError):
+    """Bad flag values found after parsing (e.g. a file that cannot be read): exit 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ExitStatus.USAGE)
+
+
+class AddressError(ToolError):
+    """A failure talking to one nsqd/nsqlookupd: the message names the address."""
+
+    def __init__(self, address: str, cause: BaseException, doing: str = "",
+                 daemon: str = "nsqd") -> None:
+        text = error_text(cause, daemon)
+        if address in text:  # the library already named it
+            super().__init__(text)
+        else:
+            super().__init__(f"{address}{' while ' + doing if doing else ''}: {text}")
+        self.address = address
+        self.__cause__ = cause
+
+
+def error_text(exc: BaseException, daemon: str = "nsqd") -> str:
+    """A short, human text for an exception (no class names for the common OS errors)."""
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused (is {daemon} running there?)"
+    if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+        return "broken pipe"
+    if isinstance(exc, OSError) and exc.strerror:
+        name = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{name}"
+    text = str(exc).strip()
+    if not text:
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and cause is not exc:
+            return error_text(cause)
+        return type(exc).__name__
+    return text
+
+
+def describe(exc: BaseException) -> tuple[ExitStatus, str] | None:
+    """Map an expected exception to ``(status, one-line message)``; None means "unexpected".
+
+    This is the single table from library errors to exit statuses. Library classes are looked up
+    by name in :mod:`nsqcli.lib.errors` only when that module is already loaded, so this costs no
+    import at startup.
+    """
+    if isinstance(exc, ToolError):
+        return exc.status, exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitStatus.INTERRUPTED, "interrupted"
+    import sys
+
+    lib_errors = sys.modules.get("nsqcli.lib.protocol.errors")
+    if lib_errors is not None:
+        if isinstance(exc, lib_errors.NSQError):
+            return ExitStatus.ERROR, f"nsqd answered {exc}"
+        if isinstance(exc, lib_errors.LocalProtocolError):
+            # a bad name or argument caught before anything was sent
+            return ExitStatus.USAGE, error_text(exc)
+        if isinstance(exc, lib_errors.Error):
+            return ExitStatus.ERROR, error_text(exc)
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return ExitStatus.ERROR, error_text(exc)
+    if isinstance(exc, OSError):
+        return ExitStatus.ERROR, error_text(exc)
+    return None

@@ -1,0 +1,1 @@
+"""``nsq-pub``: stdin/files -> a topic."""

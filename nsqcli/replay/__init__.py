@@ -1,0 +1,1 @@
+"""``nsq-replay``: archive files -> a topic."""

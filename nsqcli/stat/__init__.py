@@ -1,0 +1,1 @@
+"""nsq-stat: a live view of an NSQ cluster (``nsqcli stat``)."""

@@ -1,0 +1,1 @@
+"""``nsq-tail``: topics -> stdout."""

@@ -1,0 +1,1 @@
+"""``nsq-to-file``: topics -> archive files."""
