@@ -75,19 +75,28 @@ def real_nsq_mode() -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "embedded_only: needs the embedded broker (skipped against real nsqd binaries)")
-    config.addinivalue_line("markers", "real_only: needs real nsqd binaries")
+        "markers", "embedded_only(reason): needs the embedded broker (skipped against real nsqd "
+        "binaries)")
+    config.addinivalue_line("markers", "real_only(reason): needs real nsqd binaries")
+
+
+def _why(marker: pytest.Mark) -> str:
+    """The marker's own reason (``@pytest.mark.embedded_only("why")``), if it gives one."""
+    reason = marker.args[0] if marker.args else marker.kwargs.get("reason", "")
+    return f": {reason}" if reason else ""
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     real = real_nsq_mode()
-    skip_embedded = pytest.mark.skip(reason=f"embedded broker only ({NSQD_BINARY_ENV} is set)")
-    skip_real = pytest.mark.skip(reason=f"needs real NSQ binaries (set {NSQD_BINARY_ENV})")
     for item in items:
-        if real and item.get_closest_marker("embedded_only"):
-            item.add_marker(skip_embedded)
-        elif not real and item.get_closest_marker("real_only"):
-            item.add_marker(skip_real)
+        embedded_only = item.get_closest_marker("embedded_only")
+        real_only = item.get_closest_marker("real_only")
+        if real and embedded_only:
+            item.add_marker(pytest.mark.skip(
+                reason=f"embedded broker only ({NSQD_BINARY_ENV} is set){_why(embedded_only)}"))
+        elif not real and real_only:
+            item.add_marker(pytest.mark.skip(
+                reason=f"needs real NSQ binaries (set {NSQD_BINARY_ENV}){_why(real_only)}"))
 
 
 def _started(handles: list[BrokerHandle], handle: BrokerHandle) -> BrokerHandle:

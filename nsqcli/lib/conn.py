@@ -134,6 +134,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self._stale_timer: asyncio.TimerHandle | None = None
         self._tls_pending = False
         self._half_closed = False  # close_gracefully() shut our side: nsqd's EOF is expected
+        self._closing_gracefully = False  # messages arriving now could not be answered
         self._tls_future: asyncio.Future[SSLIOStream] | None = None
         self._recv_mark = 0.0
 
@@ -339,10 +340,14 @@ class AsyncConn(CommandsMixin, EventedMixin):
             return
         message_seen = False
         message_class = Message  # a local: read once per message
+        refusing = self._closing_gracefully
         generation = self._generation
         for item in events:
             try:
                 if type(item) is message_class:
+                    if refusing:
+                        self._refuse(item)
+                        continue
                     if not message_seen:
                         self.last_msg_timestamp = now
                         message_seen = True
@@ -359,6 +364,11 @@ class AsyncConn(CommandsMixin, EventedMixin):
                 logger.exception("[%s] error while handling %s", self, type(item).__name__)
             if self.state == DISCONNECTED:
                 return
+
+    def _refuse(self, message: Message) -> None:
+        logger.debug("[%s] message %s came after the drain: not handled (its answer could not "
+                     "be sent), nsqd redelivers it after msg_timeout", self,
+                     message.id.decode("ascii", "replace"))
 
     def _on_event(self, item: Any) -> None:
         kind = type(item)

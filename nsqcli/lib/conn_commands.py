@@ -139,7 +139,13 @@ class CommandsMixin:
     async def close_gracefully(self, timeout: float = 1.0) -> None:
         """Flush, shut our side, and wait (up to ``timeout``) for nsqd to close its side before
         closing. A plain close with unread bytes in the socket sends a reset, and nsqd may then
-        drop the last FIN/REQ it had not read yet."""
+        drop the last FIN/REQ it had not read yet.
+
+        A message that still arrives (nsqd v1.3.0 can send one after CLOSE_WAIT: its message
+        pump may hold one when RDY 0 comes) is not handed to the handler: its FIN or REQ could
+        not be sent, so a consumer would write out a message nsqd redelivers after msg_timeout.
+        """
+        self._closing_gracefully = True
         try:
             await asyncio.wait_for(self.flush(), timeout)
         except (asyncio.TimeoutError, Error):

@@ -432,7 +432,6 @@ class ReaderCore:
         self._discovery.stop()
 
     async def _drain_and_close(self) -> None:
-        self._drained = asyncio.Event()
         for conn in list(self._connecting.values()):
             conn.close()
         acks = []
@@ -464,7 +463,9 @@ class ReaderCore:
     async def _wait_drained(self, acks: list[asyncio.Future[bytes | None]]) -> None:
         if acks:
             await asyncio.gather(*acks, return_exceptions=True)  # CLOSE_WAIT: no more deliveries
-        assert self._drained is not None
+        # only now: nsqd still delivers what it had buffered until CLOSE_WAIT, so an answer
+        # before it that left nothing in flight must not end the drain
+        self._drained = asyncio.Event()
         self._check_drained()
         await self._drained.wait()
 

@@ -154,7 +154,7 @@ def test_a_hanging_client_is_killed_and_fails_the_run():
         check_exit(run, "sleeper")
 
 
-@pytest.mark.real_only  # starts the real nsqd and Go's apps next to NSQCLI_TEST_NSQD
+@pytest.mark.real_only("starts the real nsqd and Go's apps next to NSQCLI_TEST_NSQD")
 def test_tiny_run_on_the_real_nsqd_with_go_s_apps(tmp_path, capsys):
     from bench.brokers import find_nsq_bin
 

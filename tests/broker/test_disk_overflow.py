@@ -148,7 +148,7 @@ def test_a_clean_stop_writes_out_memory_in_flight_and_deferred_messages(nsqd):
     assert sum(1 for a in attempts.values() if a == 1) == 3
 
 
-@pytest.mark.embedded_only  # nsqd takes from memory and disk at random; ours keeps queue order
+@pytest.mark.embedded_only("nsqd takes from memory and disk at random; ours keeps queue order")
 def test_the_embedded_nsqd_delivers_in_queue_order_across_memory_and_disk(nsqd_factory):
     nsqd = nsqd_factory(mem_queue_size=MEM)
     sent = bodies("o", 45)
@@ -161,7 +161,7 @@ def test_the_embedded_nsqd_delivers_in_queue_order_across_memory_and_disk(nsqd_f
     assert [m.body for m in received] == sent
 
 
-@pytest.mark.embedded_only  # the full disk is simulated inside the embedded broker
+@pytest.mark.embedded_only("the full disk is simulated inside the embedded broker")
 def test_a_publish_the_disk_queue_cannot_take_fails_like_nsqd(nsqd_factory):
     nsqd = nsqd_factory(mem_queue_size=1)
     nsqd.pub("full", b"in memory")

@@ -314,7 +314,7 @@ def test_nsqd_restart_unregisters_then_registers_again(nsqd_with_lookupd):
     assert len(lookupd.lookup("survivor")["producers"]) == 1
 
 
-@pytest.mark.real_only
+@pytest.mark.real_only("a real nsqd registering with the lookupd under test")
 def test_real_nsqd_registers_with_this_lookupd(nsqd_with_lookupd):
     nsqd, lookupd = nsqd_with_lookupd
     assert nsqd.real

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from nsqcli.broker.nsqd import NSQD, NSQDOptions
 from nsqcli.lib.protocol import commands as cmd
 
-pytestmark = pytest.mark.embedded_only
+pytestmark = pytest.mark.embedded_only(
+    "fuzzes the embedded nsqd's own loop for exceptions (a real nsqd has no Python loop to watch)")
 
 PIECES = [
     cmd.identify({"feature_negotiation": True, "heartbeat_interval": 1000}),

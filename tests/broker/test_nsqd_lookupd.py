@@ -103,7 +103,7 @@ def test_registration_transcript(nsqd_factory, fake_lookupd):
     assert commands == ["REGISTER reg", "REGISTER reg ch", "UNREGISTER reg ch", "UNREGISTER reg"]
 
 
-@pytest.mark.embedded_only  # needs a channel created and deleted within one event-loop pass
+@pytest.mark.embedded_only("needs a channel created and deleted within one event-loop pass")
 def test_register_or_unregister_is_decided_when_sent(nsqd_factory, fake_lookupd):
     nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address])
     nsqd.create_topic("quick")
@@ -154,7 +154,7 @@ def test_next_commands_reconnect_and_register_everything_again(nsqd_factory, fak
     assert len(fake_lookupd.sessions) == 2
 
 
-@pytest.mark.embedded_only  # nsqd pings every 15 s (no flag): this takes two pings, 30 s
+@pytest.mark.embedded_only("nsqd pings every 15 s (no flag): this takes two pings, 30 s")
 def test_pings_find_a_dropped_lookupd_and_reconnect(nsqd_factory, fake_lookupd):
     nsqd = nsqd_factory(lookupd_tcp_addresses=[fake_lookupd.address],
                         lookupd_ping_interval_ms=FAST_PING_MS)

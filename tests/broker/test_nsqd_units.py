@@ -18,7 +18,7 @@ from nsqcli.broker.nsqd.protocol_v2 import ClientErr, go_quote, parse_base10
 from nsqcli.broker.nsqd.queue_scan import QueueScanner
 from nsqcli.lib.protocol.commands import mpub_body
 
-pytestmark = pytest.mark.embedded_only
+pytestmark = pytest.mark.embedded_only("unit tests of the embedded nsqd's Python parts")
 
 
 def test_option_defaults_are_nsqd_v1_3_0s():

@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from channels import consume_channel, queue_messages, tool_env  # noqa: F401 - imported from here
+from channels import (  # noqa: F401 - the fault tests import them from here
+    CONSUMER_STOP_MSG_TIMEOUT_MS, channel_snapshot, consume_channel, queue_messages, settled_depth,
+    tool_env,
+)
 from polling import tool, wait_for  # noqa: F401 - the fault tests import them here
 
 
@@ -63,8 +66,10 @@ class ChaosProxy:
     """A TCP proxy on 127.0.0.1 (free port) in front of ``target`` ("host:port"), run on a
     background thread. ``cut_all()`` resets every proxied connection (both sides get an RST);
     ``start_chaos(min_gap, max_gap)`` does it at random intervals until ``stop_chaos()``.
-    ``faults`` counts the connections reset. ``stall()`` stops forwarding in both directions
-    (the connections stay open, the bytes wait), as a peer that hangs."""
+    ``faults`` counts the connections reset. ``swallow_answers()`` makes a cut certain to catch
+    requests in flight: until the next ``cut_all()`` the target's bytes are dropped (counted in
+    ``swallowed``), so nothing sent meanwhile is answered. ``stall()`` stops forwarding in both
+    directions (the connections stay open, the bytes wait), as a peer that hangs."""
 
     def __init__(self, target: str, seed: int = 0) -> None:
         host, _, port = target.rpartition(":")
@@ -72,6 +77,8 @@ class ChaosProxy:
         self.faults = 0
         self.connections = 0
         self.port = 0
+        self.swallowed = 0
+        self._swallowing = False
         self._rng = random.Random(seed)
         self._pairs: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._loop = asyncio.new_event_loop()
@@ -141,23 +148,26 @@ class ChaosProxy:
         pair = (client_w, up_w)
         self._pairs.add(pair)
         try:
-            await asyncio.gather(self._pump(client_r, up_w), self._pump(up_r, client_w))
+            await asyncio.gather(self._pump(client_r, up_w),
+                                 self._pump(up_r, client_w, from_target=True))
         finally:
             self._pairs.discard(pair)
             for writer in pair:
                 writer.transport.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    from_target: bool = False) -> None:
         assert self._flowing is not None
         try:
             while True:
                 await self._flowing.wait()
                 data = await reader.read(256 * 1024)
                 await self._flowing.wait()  # what came in while stalled stays here
-                if writer.transport.is_closing():
+                if not data or writer.transport.is_closing():
                     break
-                if not data:
-                    break
+                if from_target and self._swallowing:
+                    self.swallowed += len(data)
+                    continue
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):
@@ -175,14 +185,23 @@ class ChaosProxy:
                 writer.transport.abort()
 
     def cut_all(self) -> int:
-        """Reset every live connection now; returns how many."""
+        """Reset every live connection now (and stop swallowing answers); returns how many."""
         async def cut() -> int:
             pairs = list(self._pairs)
             for pair in pairs:
                 self._cut(pair)
+            self._swallowing = False
             return len(pairs)
 
         return self._call(cut())
+
+    def swallow_answers(self) -> None:
+        """Drop what the target sends until the next :meth:`cut_all`."""
+        async def swallow() -> None:
+            self._swallowing = True
+            self.swallowed = 0
+
+        self._call(swallow())
 
     def stall(self) -> None:
         """Forward nothing more, either way, until the proxy closes."""

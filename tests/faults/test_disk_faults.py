@@ -11,7 +11,8 @@ import signal
 import time
 
 from fault_helpers import (
-    consume_channel, kill_quietly, lines_of, queue_messages, spawn, tool, wait_for,
+    CONSUMER_STOP_MSG_TIMEOUT_MS, consume_channel, kill_quietly, lines_of, queue_messages,
+    settled_depth, spawn, tool, wait_for,
 )
 
 
@@ -22,7 +23,8 @@ def _one_error_line(stderr: bytes) -> bytes:
     return errors[0]
 
 
-def test_to_file_disk_full_exits_1_and_unsynced_messages_stay_queued(nsqd, tmp_path):
+def test_to_file_disk_full_exits_1_and_unsynced_messages_stay_queued(nsqd_factory, tmp_path):
+    nsqd = nsqd_factory(msg_timeout_ms=CONSUMER_STOP_MSG_TIMEOUT_MS)
     everything = queue_messages(nsqd, "full", 20_000)
     out_dir = tmp_path / "out"
     limit = 64 * 1024  # about 4,500 records fit
@@ -59,8 +61,7 @@ def test_to_file_output_dir_replaced_by_a_file_keeps_the_archive(nsqd, tmp_path)
                      str(work), "--output-dir", str(out), "--nsqd-tcp-address",
                      nsqd.tcp_address])
     try:
-        assert wait_for(lambda: nsqd.channel_stats("moved", "c")["depth"] == 0
-                        and nsqd.channel_stats("moved", "c")["in_flight_count"] == 0)
+        settled_depth(nsqd, "moved", "c", expected=0)  # everything archived and FINed
         shutil.rmtree(out, ignore_errors=True)
         out.write_bytes(b"not a directory")
         process.send_signal(signal.SIGHUP)  # close (and move) the current file
@@ -92,7 +93,7 @@ def test_replay_input_file_vanishes(nsqd, tmp_path):
     assert process.returncode not in (0, 130) and process.returncode > 0, stderr
     line = _one_error_line(stderr)
     assert str(second).encode() in line and b"No such file" in line, line
-    assert nsqd.channel_stats("gone", "c")["depth"] == 20_000  # the first file went out whole
+    settled_depth(nsqd, "gone", "c", expected=20_000)  # the first file went out whole
 
 
 def test_nsq_pub_failed_file_on_a_full_disk_still_reports_the_counts(nsqd, tmp_path):
@@ -133,7 +134,8 @@ def test_nsq_pub_failed_file_on_a_full_disk_still_reports_the_counts(nsqd, tmp_p
             "record(s) are in it)").encode() in stderr, stderr
 
 
-def test_nsq_tail_stdout_on_a_full_disk_exits_1_and_loses_nothing(nsqd, tmp_path):
+def test_nsq_tail_stdout_on_a_full_disk_exits_1_and_loses_nothing(nsqd_factory, tmp_path):
+    nsqd = nsqd_factory(msg_timeout_ms=CONSUMER_STOP_MSG_TIMEOUT_MS)
     everything = queue_messages(nsqd, "tfull", 20_000)
     out = tmp_path / "out"
     limit = 32 * 1024

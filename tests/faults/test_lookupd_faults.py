@@ -89,8 +89,10 @@ def test_lookupd_faults_are_logged_once_per_state_change_and_producers_kept(nsqd
     nsqd.create_channel("lk", "c")
     received: list[bytes] = []
     phases = ["down", "ok", "slow", "ok", "error", "ok", "garbage", "ok", "error", "garbage", "ok"]
+    first_log = 0  # the records from the first phase on
 
     async def main() -> tuple[FakeLookupd, list[int]]:
+        nonlocal first_log
         lookupd = await FakeLookupd([(nsqd.host, nsqd.tcp_port)]).start()
         reader = Reader("lk", "c", lambda m: received.append(m.body) or True,
                         lookupd_http_addresses=[lookupd.address], lookupd_poll_interval=POLL,
@@ -101,6 +103,9 @@ def test_lookupd_faults_are_logged_once_per_state_change_and_producers_kept(nsqd
         async with reader:
             while not reader.conns:
                 await asyncio.sleep(0.01)
+            # a first query slower than the 0.2 s timeout (a loaded machine) is a failing spell
+            # of its own, over (logged as answering again) once the reader is connected
+            first_log = len(caplog.records)
             first = next(iter(reader.conns.values()))
             def polls() -> int:  # requests the fake saw, or failed attempts while it is down
                 if lookupd.state != "down":
@@ -126,8 +131,9 @@ def test_lookupd_faults_are_logged_once_per_state_change_and_producers_kept(nsqd
 
     lookupd, conn_ids = asyncio.run(asyncio.wait_for(main(), 30))
     assert sorted(received) == sorted(b"m%d" % n for n in range(len(phases)))
-    warnings = [r for r in caplog.records if "query failed" in r.getMessage()]
-    recoveries = [r for r in caplog.records if "answering again" in r.getMessage()]
+    records = caplog.records[first_log:]
+    warnings = [r for r in records if "query failed" in r.getMessage()]
+    recoveries = [r for r in records if "answering again" in r.getMessage()]
     failing_spells = 5  # down, slow, error, garbage, error+garbage
     assert len(warnings) == failing_spells, [r.getMessage() for r in warnings]
     assert all(r.levelno == logging.WARNING for r in warnings)

@@ -10,7 +10,7 @@ from interop_helpers import (
 )
 from polling import tool
 
-pytestmark = pytest.mark.real_only  # Go's apps next to the real nsqd binary
+pytestmark = pytest.mark.real_only("Go's apps are found next to the real nsqd binary")
 
 COUNT = 2000
 

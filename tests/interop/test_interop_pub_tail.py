@@ -8,7 +8,7 @@ import pytest
 from interop_helpers import drained, odd_bodies, run
 from polling import tool, wait_for
 
-pytestmark = pytest.mark.real_only  # Go's apps next to the real nsqd binary
+pytestmark = pytest.mark.real_only("Go's apps are found next to the real nsqd binary")
 
 COUNT = 3000
 

@@ -11,7 +11,7 @@ from interop_helpers import start, stop
 from polling import tool, wait_for
 from relay_helpers import collected, fill, received, settled, watch
 
-pytestmark = pytest.mark.real_only  # Go's apps next to the real nsqd binary
+pytestmark = pytest.mark.real_only("Go's nsq_to_nsq runs next to the real nsqd binary")
 
 DOCUMENTS = [
     b'{"kind":"click","user":"ann","n":1,"drop":true}',

@@ -19,7 +19,8 @@ from nsqcli.broker.nsqd import NSQD, NSQDOptions
 from nsqcli.lib.protocol import commands as cmd
 from nsqcli.lib.protocol.compression import make_codec
 
-pytestmark = pytest.mark.embedded_only
+pytestmark = pytest.mark.embedded_only(
+    "fuzzes the embedded nsqd's own loop for exceptions and bugs it logs")
 pytest.importorskip("cramjam")
 
 EXAMPLES = max(20, int(os.environ.get("NSQCLI_FUZZ_EXAMPLES", "300")) // 3)

@@ -154,7 +154,7 @@ def test_async_conn_survives_a_deflate_bomb_in_bounded_memory():
         assert peak < 32, f"{peak:.0f} MiB"
 
 
-@pytest.mark.embedded_only
+@pytest.mark.embedded_only("measures the embedded nsqd's memory in this process")
 @pytest.mark.parametrize("same_write", [False, True], ids=["after-the-upgrade", "with-identify"])
 def test_the_embedded_nsqd_refuses_a_deflate_bomb_in_bounded_memory(nsqd, same_write):
     import socket
