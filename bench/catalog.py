@@ -59,6 +59,10 @@ WORKLOADS = [
              tools.nsq_to_file_sync_30s, baseline="pynsq-reader"),
     Workload("nsq-to-file-mif1000", "nsq-to-file with --max-in-flight 1000 (fdatasync per <= 1000)",
              tools.nsq_to_file_in_flight_1000, baseline="pynsq-reader"),
+    Workload("nsq-to-nsq", "topic -> the same topic on a second broker, FIN after the "
+             "destination's OK (nsq-to-nsq)", tools.nsq_to_nsq, go_baseline="go-nsq_to_nsq"),
+    Workload("nsq-to-nsq-mif1000", "nsq-to-nsq with --max-in-flight 1000 (Go's default and ours "
+             "is 200)", tools.nsq_to_nsq_in_flight_1000),
     Workload("lib-reader", "nsqcli.lib Reader, handler returning True", library.nsqcli_reader,
              baseline="pynsq-reader", target=150_000),
     Workload("lib-reader-iter", "nsqcli.lib Reader, async for over messages(), await "
@@ -101,6 +105,8 @@ WORKLOADS = [
              "in-flight messages)", tools.go_nsq_tail, is_baseline=True, is_go=True),
     Workload("go-nsq_to_file", "Go's nsq_to_file --sync-interval 1s (FIN after sync)",
              tools.go_nsq_to_file, is_baseline=True, is_go=True),
+    Workload("go-nsq_to_nsq", "Go's nsq_to_nsq: one PUB per message, FIN on its OK",
+             tools.go_nsq_to_nsq, is_baseline=True, is_go=True),
 ]
 
 BY_NAME = {w.name: w for w in WORKLOADS}

@@ -1,6 +1,6 @@
 """``nsqcli`` / ``python -m nsqcli``: the umbrella command mounting every tool.
 
-``nsqcli tail|pub|to-file|replay|stat|dev-server ...`` run exactly the commands of the standalone
+``nsqcli tail|pub|to-file|replay|stat|to-nsq|dev-server ...`` run exactly the commands of the standalone
 scripts (``nsq-tail``, ``nsq-pub``, ...); ``nsqcli topic|channel ...`` administer a cluster
 (:mod:`nsqcli.admin`). Subcommands are imported only when used, so that
 ``nsqcli pub`` starts as fast as ``nsq-pub``; a tool whose module is missing or broken does not
@@ -28,6 +28,7 @@ TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
     "topic": ("nsqcli.admin.command", ("topic",)),
     "channel": ("nsqcli.admin.command", ("channel",)),
     "stat": ("nsqcli.stat.command", ("command",)),
+    "to-nsq": ("nsqcli.to_nsq.command", ("command",)),
 }
 
 
@@ -74,8 +75,9 @@ def _unavailable(name: str) -> click.Command:
 )
 @click.version_option(__version__, "--version", message="%(prog)s (nsqcli) %(version)s")
 def cli() -> None:
-    """NSQ command-line tools: tail, pub, to-file, replay, stat (a live view of a cluster), an
-    embedded dev-server, and topic and channel administration."""
+    """NSQ command-line tools: tail, pub, to-file, replay, stat (a live view of a cluster),
+    to-nsq (a relay between nsqds), an embedded dev-server, and topic and channel
+    administration."""
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
 
 # standalone script name -> umbrella subcommand
 SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay",
-           "nsq-stat": "stat"}
+           "nsq-stat": "stat", "nsq-to-nsq": "to-nsq"}
 
 EXIT_STATUS_TEXT = {
     ExitStatus.SUCCESS: "success (nsq-pub/nsq-replay: every record was acknowledged by nsqd)",
@@ -56,6 +56,15 @@ EXIT_STATUS_TEXT_OF = {
         "how a live view ends",
         ExitStatus.ERROR: "with --count, no poll got an answer from any nsqd (or every nsqlookupd "
         "failed); or writing to stdout failed",
+    },
+    "nsq-to-nsq": {
+        ExitStatus.ERROR: "an error no retry fixes, on either side: a certificate that does not "
+        "verify, AUTH refused, a peer that is not nsqd, the destination refusing the topic "
+        "(E_*); what was held was answered first (FIN for what the destination acknowledged, "
+        "REQ for the rest)",
+        ExitStatus.INTERRUPTED: "stopped by SIGINT or SIGTERM after the drain: every message "
+        "taken was finished (relayed or filtered out) or requeued. A relay ends no other way; "
+        "an unreachable nsqd, on either side, is waited for",
     },
 }
 
@@ -125,6 +134,28 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
          "nsq-stat -topic=events -channel=audit -nsqd-http-address=127.0.0.1:4151 -interval=5s "
          "-count=3"),
     ],
+    "nsq-to-nsq": [
+        ("Relay topic events from the local nsqd to another one, finishing each message once "
+         "the other nsqd acknowledged its copy:",
+         "nsq-to-nsq --topic events --destination-nsqd-tcp-address 10.0.0.2:4150"),
+        ("Copy two topics into one, found through nsqlookupd on both sides, to every "
+         "destination nsqd:",
+         "nsq-to-nsq --topic clicks --topic views --destination-topic events "
+         "--lookupd-http-address 127.0.0.1:4161 --destination-lookupd-http-address "
+         "10.0.0.2:4161 --mode fan-out"),
+        ("Only JSON objects whose kind is click, with two of their keys:",
+         "nsq-to-nsq --topic events --destination-topic clicks --destination-nsqd-tcp-address "
+         "127.0.0.1:4150 --require-json-field kind --require-json-value click "
+         "--whitelist-json-field kind --whitelist-json-field user"),
+        ("To an nsqd that requires TLS (its certificate verified by the system's CAs) and AUTH, "
+         "the secret typed in and kept off the command line:",
+         "read -rs NSQ_DESTINATION_AUTH_SECRET && export NSQ_DESTINATION_AUTH_SECRET && "
+         "nsq-to-nsq --topic events --destination-nsqd-tcp-address nsqd.example.com:4150 "
+         "--destination-tls"),
+        ("A command line written for Go's nsq_to_nsq:",
+         "nsq-to-nsq -topic=events -channel=relay -nsqd-tcp-address=127.0.0.1:4150 "
+         "-destination-nsqd-tcp-address=10.0.0.2:4150 -mode=hostpool -max-in-flight=500"),
+    ],
     "nsqcli": [
         ("Start the embedded nsqd and nsqlookupd in the background:", "nsqcli dev-server &"),
         ("The tools as subcommands (the same options as nsq-tail, nsq-pub, ...):",
@@ -186,6 +217,17 @@ GO_APPS = {
     "together, and as URLs. -count N polls N times and prints each poll, the first without "
     "rates (nsq_stat polls N+1 times and prints N). The out rate counts messages finished; "
     "nsq_stat's egress also counts those delivered and still in flight.",
+    "nsq-to-nsq": "Takes every flag of Go's nsq_to_nsq. A message is finished only once the "
+    "destination acknowledged its copy, and requeued, never finished, when the destination "
+    "refused it or stayed unreachable; copies go out in MPUB batches. --mode hostpool and "
+    "epsilon-greedy (Go's default is hostpool) mean round-robin here: batches go to the nsqds "
+    "that are up, in turn. A message without the --require-json-field is filtered out even "
+    "when a --require-json-value is given (nsq_to_nsq requeues it with backoff until "
+    "max_attempts drops it); --require-json-value without --require-json-field is refused. "
+    "--status-every N prints the counts every N messages relayed (0, the default here, "
+    "prints none; nsq_to_nsq logs timings every 250). The destination's TLS, compression and "
+    "AUTH have their own --destination-* flags as well as --producer-opt; "
+    "--destination-lookupd-http-address is new.",
     "nsqcli-topic": NSQADMIN,
     "nsqcli-channel": NSQADMIN,
 }

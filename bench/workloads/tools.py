@@ -1,6 +1,6 @@
 """The command-line tools, each run as users run them (console script, whole process timed),
-and Go's apps that do the same jobs (to_nsq, nsq_tail, nsq_to_file), run the same way with the
-same flags on the same broker."""
+and Go's apps that do the same jobs (to_nsq, nsq_tail, nsq_to_file, nsq_to_nsq), run the same
+way with the same flags on the same broker."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import statistics
 
 from typing import Callable
 
-from ..brokers import Broker
-from ..measure import run_process
+from ..brokers import Broker, BrokerUnavailable, start_broker
+from ..measure import ProcessRun, run_process
 from . import (
-    Context, Sample, VerificationFailed, check_exit, rate, timeout_for, verify_drained,
-    verify_published,
+    Context, Sample, Unavailable, VerificationFailed, check_exit, rate, timeout_for,
+    verify_drained, verify_published,
 )
 from .data import bodies, count_lines, gzip_archive, lines_file, newest_mtime
 
@@ -138,14 +138,10 @@ def _to_file(ctx: Context, n: int, size: int, argv: list[str], name: str, sync_i
 
     try:
         _prefill(ctx, topic, n, size)
-        run = run_process(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
-                                  broker.tcp_address, "--output-dir", str(out_dir),
-                                  "--sync-interval", sync_interval, *extra], until=acknowledged,
-                          timeout=timeout_for(n))
-        if run.done_after is None:
-            check_exit(run, name)
-            raise VerificationFailed(f"{name} exited before the channel was acknowledged")
-        check_exit(run, f"{name} (after SIGTERM)", ok_codes=(0, 130, 143))
+        run = _run_until(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
+                                 broker.tcp_address, "--output-dir", str(out_dir),
+                                 "--sync-interval", sync_interval, *extra], acknowledged, n, name,
+                         "the channel was acknowledged")
         verify_drained(broker, topic, CHANNEL, n)
         lines = count_lines(out_dir)
         if lines != n:
@@ -157,6 +153,18 @@ def _to_file(ctx: Context, n: int, size: int, argv: list[str], name: str, sync_i
     return Sample(rate(n, run.done_after), run.cpu, run.peak_rss_kib, {"drain_s": drain})
 
 
+def _run_until(argv: list[str], done: Callable[[], bool], n: int, name: str,
+               what: str) -> ProcessRun:
+    """Run a tool that runs until told to stop: SIGTERM once ``done()``, which must come first;
+    then it must exit 0 (or 130/143, as interrupted)."""
+    run = run_process(argv, until=done, timeout=timeout_for(n))
+    if run.done_after is None:
+        check_exit(run, name)
+        raise VerificationFailed(f"{name} exited before {what}")
+    check_exit(run, f"{name} (after SIGTERM)", ok_codes=(0, 130, 143))
+    return run
+
+
 def nsq_to_file_sync_30s(ctx: Context, n: int, size: int) -> Sample:
     """As nsq_to_file with ``--sync-interval 30s``: the drain must not wait for the interval."""
     return nsq_to_file(ctx, n, size, sync_interval="30s")
@@ -166,6 +174,57 @@ def nsq_to_file_in_flight_1000(ctx: Context, n: int, size: int) -> Sample:
     """As nsq_to_file with ``--max-in-flight 1000`` (Go's default is 200): each fdatasync covers
     up to 1000 messages instead of 200, the lever that bounds the default row."""
     return nsq_to_file(ctx, n, size, extra=("--max-in-flight", "1000"))
+
+
+def nsq_to_nsq(ctx: Context, n: int, size: int) -> Sample:
+    """The relay, FIN after the destination's OK, MPUB batches (defaults: 200 in flight)."""
+    argv = ctx.tool("nsq-to-nsq", "--topic", "--destination-nsqd-tcp-address")
+    return _relay(ctx, n, size, argv, "nsq-to-nsq")
+
+
+def nsq_to_nsq_in_flight_1000(ctx: Context, n: int, size: int) -> Sample:
+    """As nsq_to_nsq with ``--max-in-flight 1000`` (Go's default and ours is 200)."""
+    argv = ctx.tool("nsq-to-nsq", "--topic", "--destination-nsqd-tcp-address")
+    return _relay(ctx, n, size, argv + ["--max-in-flight", "1000"], "nsq-to-nsq")
+
+
+def go_nsq_to_nsq(ctx: Context, n: int, size: int) -> Sample:
+    """Go's nsq_to_nsq with the same flags: one PUB per message, FIN on its OK."""
+    return _relay(ctx, n, size, ctx.go_app("nsq_to_nsq"), "nsq_to_nsq")
+
+
+def _relay(ctx: Context, n: int, size: int, argv: list[str], name: str) -> Sample:
+    """Topic -> the same topic on a second broker of the same kind, started for the run: msgs/s
+    from the process start until the source channel is fully acknowledged and the destination
+    has all N; then SIGTERM. Every message FINed once, and published once."""
+    source = ctx.broker
+    if source.kind == "external":
+        raise Unavailable("needs a second nsqd the harness starts (--broker real, embedded or "
+                          "peer)")
+    try:
+        destination = start_broker(source.kind, ctx.nsq_bin)
+    except BrokerUnavailable as exc:
+        raise Unavailable(f"no second {source.label}: {exc}") from None
+    topic = ctx.topic(name)
+
+    def relayed() -> bool:
+        chan = source.channel_stats(topic, CHANNEL) or {}
+        arrived = (destination.topic_stats(topic) or {}).get("message_count", 0)
+        return chan.get("depth") == 0 and chan.get("in_flight_count") == 0 and arrived >= n
+
+    try:
+        _prefill(ctx, topic, n, size)
+        destination.create_topic(topic, "check")
+        run = _run_until(argv + ["--topic", topic, "--channel", CHANNEL, "--nsqd-tcp-address",
+                                 source.tcp_address, "--destination-nsqd-tcp-address",
+                                 destination.tcp_address], relayed, n, name,
+                         "every message was relayed")
+        verify_drained(source, topic, CHANNEL, n)
+        verify_published(destination, topic, n)
+    finally:
+        source.delete_topic(topic)
+        destination.stop()
+    return Sample(rate(n, run.done_after), run.cpu, run.peak_rss_kib)
 
 
 def one_message(ctx: Context, n: int, size: int) -> Sample:

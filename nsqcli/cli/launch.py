@@ -53,3 +53,8 @@ def replay() -> None:
 def stat() -> None:
     """``nsq-stat``: stopping is how its live view ends (exit 0)."""
     _run("nsqcli.stat.command", SUCCESS)
+
+
+def to_nsq() -> None:
+    """``nsq-to-nsq``."""
+    _run("nsqcli.to_nsq.command")

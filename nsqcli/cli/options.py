@@ -118,28 +118,68 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return apply
 
 
-lookupd_http_address_option = click.option(
-    "--lookupd-http-address", multiple=True, metavar="HOST:PORT", envvar="NSQLOOKUPD_HTTP_ADDRESS",
-    type=AddressList("host:port", str), callback=_addresses(parse_http_address),
-    help="nsqlookupd HTTP address (repeatable; env NSQLOOKUPD_HTTP_ADDRESS, comma-separated).",
-)
+@dataclass(frozen=True)
+class Side:
+    """Whose connection options a block of flags sets: the nsqds consumed from or published to
+    (the flags every tool has), or nsq-to-nsq's destination (the same flags, prefixed with
+    ``--destination-``). One definition of each flag serves both."""
+
+    prefix: str = ""  # of every flag name
+    nsqd: str = "nsqd"  # in help texts
+    env: bool = True  # addresses from NSQD_TCP_ADDRESS / NSQLOOKUPD_HTTP_ADDRESS
+    secret_env: str = "NSQ_AUTH_SECRET"
+
+    def flag(self, name: str) -> str:
+        return f"--{self.prefix}{name}"
+
+    def key(self, name: str) -> str:
+        """The keyword argument click makes of ``flag(name)``."""
+        return (self.prefix + name).replace("-", "_")
 
 
-def _nsqd_address_option(kind: str, default: str, parse: Callable[[str, str], str]) -> Callable[[F], F]:
-    """``--nsqd-tcp-address`` or ``--nsqd-http-address`` (``kind``)."""
-    env, what = f"NSQD_{kind.upper()}_ADDRESS", f"nsqd {kind.upper()} address"
+SOURCE = Side()
+DESTINATION = Side("destination-", "the destination nsqd", env=False,
+                   secret_env="NSQ_DESTINATION_AUTH_SECRET")
+
+
+def _lookupd_http_address_option(side: Side) -> Callable[[F], F]:
+    env = "NSQLOOKUPD_HTTP_ADDRESS" if side.env else None
+    where = "; env NSQLOOKUPD_HTTP_ADDRESS, comma-separated" if env else ""
+    help_text = (f"nsqlookupd HTTP address (repeatable{where})." if side is SOURCE else
+                 "Destination nsqlookupd HTTP address (repeatable): publish to the nsqds it "
+                 "lists (/nodes).")
     return click.option(
-        f"--nsqd-{kind}-address", multiple=True, metavar="HOST:PORT", envvar=env,
-        type=AddressList("host:port", str), callback=_addresses(lambda v: parse(v, what)),
-        help=f"{what} (repeatable; env {env}, comma-separated). Default {default} when no "
-        "lookupd is given.",
+        side.flag("lookupd-http-address"), multiple=True, metavar="HOST:PORT", envvar=env,
+        type=AddressList("host:port", str), callback=_addresses(parse_http_address),
+        help=help_text,
     )
 
 
-connection_options = _stack(
-    _nsqd_address_option("tcp", DEFAULT_NSQD_TCP_ADDRESS, parse_tcp_address),
-    lookupd_http_address_option,
-)
+lookupd_http_address_option = _lookupd_http_address_option(SOURCE)
+
+
+def _nsqd_address_option(kind: str, default: str | None, parse: Callable[[str, str], str],
+                         side: Side = SOURCE) -> Callable[[F], F]:
+    """``--nsqd-tcp-address`` or ``--nsqd-http-address`` (``kind``)."""
+    env = f"NSQD_{kind.upper()}_ADDRESS" if side.env else None
+    what = f"{side.nsqd} {kind.upper()} address"
+    where = f"; env {env}, comma-separated" if env else ""
+    label = what if side is SOURCE else what[0].upper() + what[1:]
+    default_text = f" Default {default} when no lookupd is given." if default else ""
+    return click.option(
+        side.flag(f"nsqd-{kind}-address"), multiple=True, metavar="HOST:PORT", envvar=env,
+        type=AddressList("host:port", str), callback=_addresses(lambda v: parse(v, what)),
+        help=f"{label} (repeatable{where}).{default_text}",
+    )
+
+
+def _connection_options(side: Side) -> Callable[[F], F]:
+    default = DEFAULT_NSQD_TCP_ADDRESS if side is SOURCE else None
+    return _stack(_nsqd_address_option("tcp", default, parse_tcp_address, side),
+                  _lookupd_http_address_option(side))
+
+
+connection_options = _connection_options(SOURCE)
 
 
 def _positive_duration(text: str) -> float:
@@ -165,31 +205,52 @@ http_client_options = _stack(
                  help="Timeout of one HTTP request to nsqd or nsqlookupd."),
 )
 
-tls_options = _stack(
-    click.option("--tls", is_flag=True, help="Negotiate TLS with nsqd (implied by other --tls-* flags)."),
-    click.option("--tls-ca-file", type=click.Path(exists=True, dir_okay=False), default=None,
-                 help="CA bundle that verifies nsqd's certificate (default: system CAs)."),
-    click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), default=None,
-                 help="Client certificate (PEM) for TLS client authentication."),
-    click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), default=None,
-                 help="Private key (PEM) of --tls-cert."),
-    click.option("--tls-insecure-skip-verify", is_flag=True,
-                 help="Do not verify nsqd's certificate (insecure; prints a warning)."),
-)
 
-compression_options = _stack(
-    click.option("--snappy", is_flag=True, help="Negotiate snappy compression."),
-    click.option("--deflate", is_flag=True, help="Negotiate deflate compression."),
-    click.option("--deflate-level", type=click.IntRange(1, 9), default=None, metavar="1-9",
-                 help="Deflate level (default 6; implies --deflate)."),
-)
+def _tls_options(side: Side) -> Callable[[F], F]:
+    nsqd, tls = side.nsqd, side.flag("tls")
+    return _stack(
+        click.option(tls, is_flag=True,
+                     help=f"Negotiate TLS with {nsqd} (implied by other {tls}-* flags)."),
+        click.option(side.flag("tls-ca-file"), type=click.Path(exists=True, dir_okay=False),
+                     default=None,
+                     help=f"CA bundle that verifies {nsqd}'s certificate (default: system CAs)."),
+        click.option(side.flag("tls-cert"), type=click.Path(exists=True, dir_okay=False),
+                     default=None, help="Client certificate (PEM) for TLS client authentication."),
+        click.option(side.flag("tls-key"), type=click.Path(exists=True, dir_okay=False),
+                     default=None, help=f"Private key (PEM) of {tls}-cert."),
+        click.option(side.flag("tls-insecure-skip-verify"), is_flag=True,
+                     help=f"Do not verify {nsqd}'s certificate (insecure; prints a warning)."),
+    )
 
-auth_options = _stack(
-    click.option("--auth-secret", envvar="NSQ_AUTH_SECRET", default=None, metavar="SECRET",
-                 show_envvar=True, help="Secret for nsqd AUTH (env NSQ_AUTH_SECRET; never echoed)."),
-    click.option("--auth-secret-file", type=click.Path(exists=True, dir_okay=False), default=None,
-                 help="Read the AUTH secret from this file (first line)."),
-)
+
+def _compression_options(side: Side) -> Callable[[F], F]:
+    with_whom = "" if side is SOURCE else f" with {side.nsqd}"
+    return _stack(
+        click.option(side.flag("snappy"), is_flag=True,
+                     help=f"Negotiate snappy compression{with_whom}."),
+        click.option(side.flag("deflate"), is_flag=True,
+                     help=f"Negotiate deflate compression{with_whom}."),
+        click.option(side.flag("deflate-level"), type=click.IntRange(1, 9), default=None,
+                     metavar="1-9",
+                     help=f"Deflate level (default 6; implies {side.flag('deflate')})."),
+    )
+
+
+def _auth_options(side: Side) -> Callable[[F], F]:
+    env = side.secret_env
+    return _stack(
+        click.option(side.flag("auth-secret"), envvar=env, default=None, metavar="SECRET",
+                     show_envvar=True,
+                     help=f"Secret for {side.nsqd}'s AUTH (env {env}; never echoed)."
+                     if side is not SOURCE else f"Secret for nsqd AUTH (env {env}; never echoed)."),
+        click.option(side.flag("auth-secret-file"), type=click.Path(exists=True, dir_okay=False),
+                     default=None, help="Read the AUTH secret from this file (first line)."),
+    )
+
+
+tls_options = _tls_options(SOURCE)
+compression_options = _compression_options(SOURCE)
+auth_options = _auth_options(SOURCE)
 
 
 def _opt_list(role: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -229,10 +290,11 @@ output_options = _stack(
 )
 
 
-def client_options(role: str) -> Callable[[F], F]:
+def client_options(role: str, side: Side = SOURCE) -> Callable[[F], F]:
     """Connection, TLS, compression, auth and ``--<role>-opt`` options in one decorator."""
     role_option = consumer_options if role == CONSUMER else producer_options
-    return _stack(connection_options, tls_options, compression_options, auth_options, role_option)
+    return _stack(_connection_options(side), _tls_options(side), _compression_options(side),
+                  _auth_options(side), role_option)
 
 
 # ---- settings -----------------------------------------------------------------------------------
@@ -249,6 +311,7 @@ class ClientSettings:
     publisher_kwargs: dict[str, Any] = field(default_factory=dict)
     insecure_tls: bool = False
     ignored_options: dict[str, str] = field(default_factory=dict)  # go-nsq name -> why
+    side: Side = SOURCE
 
     @property
     def has_auth_secret(self) -> bool:
@@ -256,9 +319,9 @@ class ClientSettings:
 
 
 _SHARED_KEYS = (
-    "nsqd_tcp_address", "lookupd_http_address", "tls", "tls_ca_file", "tls_cert", "tls_key",
-    "tls_insecure_skip_verify", "snappy", "deflate", "deflate_level", "auth_secret",
-    "auth_secret_file", "consumer_opt", "producer_opt",
+    "nsqd-tcp-address", "lookupd-http-address", "tls", "tls-ca-file", "tls-cert", "tls-key",
+    "tls-insecure-skip-verify", "snappy", "deflate", "deflate-level", "auth-secret",
+    "auth-secret-file",
 )
 
 
@@ -266,25 +329,33 @@ def _usage(message: str) -> click.UsageError:
     return click.UsageError(message, ctx=click.get_current_context(silent=True))
 
 
-def pop_settings(params: dict[str, Any], user_agent: str, default_nsqd: bool = True) -> ClientSettings:
-    """Remove the shared options from a command's keyword arguments and build the settings.
+def pop_settings(params: dict[str, Any], user_agent: str, default_nsqd: bool = True,
+                 side: Side = SOURCE, role: str | None = None) -> ClientSettings:
+    """Remove the shared options of ``side`` from a command's keyword arguments and build the
+    settings; ``role`` names the ``--<role>-opt`` they take (default: the command's only one).
 
     Raises :class:`click.UsageError` (exit 2) for contradictory flags.
     """
-    values = {key: params.pop(key, None) for key in _SHARED_KEYS}
+    values = {key.replace("-", "_"): params.pop(side.key(key), None) for key in _SHARED_KEYS}
+    flag = side.flag
+    if role is None:
+        consumer, producer = params.pop("consumer_opt", None), params.pop("producer_opt", None)
+        role_opts = consumer or producer
+    else:
+        role_opts = params.pop(f"{role}_opt", None)
     nsqd = list(values["nsqd_tcp_address"] or ())
     lookupd = list(values["lookupd_http_address"] or ())
     if not nsqd and not lookupd and default_nsqd:
         nsqd = [DEFAULT_NSQD_TCP_ADDRESS]
-    opts = values["consumer_opt"] or values["producer_opt"] or empty_result()
+    opts = role_opts or empty_result()
     conn: dict[str, Any] = {"user_agent": user_agent}
     conn.update(opts["conn"])
-    for flag, key in (("tls_ca_file", "ca_file"), ("tls_cert", "cert"), ("tls_key", "key"),
+    for name, key in (("tls_ca_file", "ca_file"), ("tls_cert", "cert"), ("tls_key", "key"),
                       ("tls_insecure_skip_verify", "insecure")):  # go-nsq's tls_* options
-        values[flag] = values[flag] or opts["tls"].get(key)
+        values[name] = values[name] or opts["tls"].get(key)
 
     if values["snappy"] and (values["deflate"] or values["deflate_level"]):
-        raise _usage("--snappy and --deflate are mutually exclusive; choose one")
+        raise _usage(f"{flag('snappy')} and {flag('deflate')} are mutually exclusive; choose one")
     if values["snappy"]:
         conn["snappy"] = True
     if values["deflate"] or values["deflate_level"]:
@@ -295,7 +366,7 @@ def pop_settings(params: dict[str, Any], user_agent: str, default_nsqd: bool = T
     insecure = bool(values["tls_insecure_skip_verify"])
     if values["tls"] or tls_files or insecure:
         if bool(values["tls_cert"]) != bool(values["tls_key"]):
-            raise _usage("--tls-cert and --tls-key must be given together")
+            raise _usage(f"{flag('tls-cert')} and {flag('tls-key')} must be given together")
         conn["tls_v1"] = True
         conn["tls_options"] = tls_options_dict(
             values["tls_ca_file"], values["tls_cert"], values["tls_key"], insecure
@@ -304,12 +375,13 @@ def pop_settings(params: dict[str, Any], user_agent: str, default_nsqd: bool = T
     secret = values["auth_secret"]
     if values["auth_secret_file"]:
         if secret:
-            raise _usage("give either --auth-secret (or NSQ_AUTH_SECRET) or --auth-secret-file, not both")
-        secret = read_secret_file(values["auth_secret_file"])
+            raise _usage(f"give either {flag('auth-secret')} (or {side.secret_env}) or "
+                         f"{flag('auth-secret-file')}, not both")
+        secret = read_secret_file(values["auth_secret_file"], flag("auth-secret-file"))
     if secret:
         conn["auth_secret"] = secret
     return ClientSettings(nsqd, lookupd, conn, dict(opts["reader"]), dict(opts["publisher"]), insecure,
-                          dict(opts[IGNORED]))
+                          dict(opts[IGNORED]), side)
 
 
 @dataclass
@@ -350,14 +422,14 @@ def tls_options_dict(ca_file: str | None, cert: str | None, key: str | None, ins
     return options
 
 
-def read_secret_file(path: str) -> str:
+def read_secret_file(path: str, flag: str = "--auth-secret-file") -> str:
     try:
         with open(path, encoding="utf-8") as handle:
             secret = handle.readline().rstrip("\r\n")
     except OSError as exc:
-        raise _usage(f"cannot read --auth-secret-file {path}: {exc.strerror}") from None
+        raise _usage(f"cannot read {flag} {path}: {exc.strerror}") from None
     if not secret:
-        raise _usage(f"--auth-secret-file {path} is empty")
+        raise _usage(f"{flag} {path} is empty")
     return secret
 
 
@@ -395,8 +467,10 @@ def pop_console(params: dict[str, Any], prog: str) -> Console:
 
 
 def warn_settings(settings: ClientSettings, console: Console) -> None:
+    side = settings.side
     if settings.insecure_tls:
-        console.warning("--tls-insecure-skip-verify: nsqd's certificate is NOT verified")
+        console.warning(f"{side.flag('tls-insecure-skip-verify')}: {side.nsqd}'s certificate is "
+                        "NOT verified")
     for name, why in settings.ignored_options.items():
         console.warning(f"go-nsq option {name} accepted but ignored: {why}")
 

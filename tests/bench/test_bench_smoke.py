@@ -114,15 +114,17 @@ def test_nsqd_options_and_go_baselines_in_the_arguments():
 def test_tiny_run_of_the_harness(tmp_path, capsys):
     output = tmp_path / "report.md"
     status = main(["--broker", "peer", "-n", "300", "--repeats", "1",
-                   "-w", "nsq-pub,nsq-tail,lib-reader,lib-reader-iter,lib-writer",
+                   "-w", "nsq-pub,nsq-tail,nsq-to-nsq,lib-reader,lib-reader-iter,lib-writer",
                    "--output", str(output), "--json", str(tmp_path / "report.json")])
     report = output.read_text()
     assert report.strip() == capsys.readouterr().out.strip()
     rows = [line for line in report.splitlines() if line.startswith("| bench peer |")]
     assert [row.split("|")[2].strip() for row in rows] == [
-        "nsq-pub", "nsq-tail", "lib-reader", "lib-reader-iter", "lib-writer", "pynsq-writer",
-        "pynsq-reader"]
-    assert "FAILED" not in report and "error:" not in report
+        "nsq-pub", "nsq-tail", "nsq-to-nsq", "lib-reader", "lib-reader-iter", "lib-writer",
+        "pynsq-writer", "pynsq-reader"]
+    # the report quotes the command line it ran under (pytest's own flags among them): not that
+    body = "\n".join(line for line in report.splitlines() if not line.startswith("Command:"))
+    assert "FAILED" not in body and "error:" not in body
     assert status == 0
     for row in rows:
         if "unavailable" not in row:
@@ -159,20 +161,22 @@ def test_tiny_run_on_the_real_nsqd_with_go_s_apps(tmp_path, capsys):
     from bench.brokers import find_nsq_bin
 
     nsq_bin = find_nsq_bin()
-    missing = [app for app in ("to_nsq", "nsq_tail", "nsq_to_file") if not (nsq_bin / app).exists()]
+    missing = [app for app in ("to_nsq", "nsq_tail", "nsq_to_file", "nsq_to_nsq")
+               if not (nsq_bin / app).exists()]
     if missing:
         pytest.skip(f"Go's {', '.join(missing)} not in {nsq_bin}")
     output = tmp_path / "report.md"
     status = main(["--broker", "real", "-n", "300", "--repeats", "1",
-                   "-w", "nsq-pub,nsq-tail,nsq-to-file", "--output", str(output)])
+                   "-w", "nsq-pub,nsq-tail,nsq-to-file,nsq-to-nsq", "--output", str(output)])
     report = output.read_text()
     capsys.readouterr()
     assert status == 0, report
     rows = {row.split("|")[2].strip(): row.split("|") for row in report.splitlines()
             if row.startswith("| real nsqd v")}
-    assert list(rows) == ["nsq-pub", "nsq-tail", "nsq-to-file", "pynsq-writer", "pynsq-reader",
-                          "go-to_nsq", "go-nsq_tail", "go-nsq_to_file"]
+    assert list(rows) == ["nsq-pub", "nsq-tail", "nsq-to-file", "nsq-to-nsq", "pynsq-writer",
+                          "pynsq-reader", "go-to_nsq", "go-nsq_tail", "go-nsq_to_file",
+                          "go-nsq_to_nsq"]
     for name, cells in rows.items():
         assert "msg/s" in cells[4], (name, cells)  # measured and verified, not unavailable
-    for name in ("nsq-pub", "nsq-tail", "nsq-to-file"):
+    for name in ("nsq-pub", "nsq-tail", "nsq-to-file", "nsq-to-nsq"):
         assert rows[name][8].strip().endswith("x"), rows[name]  # the "vs Go" ratio

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
+import threading
 
 import pytest
 from click.testing import CliRunner, Result
@@ -82,3 +84,19 @@ def run_tool():
                               **kwargs)
 
     return run
+
+
+@pytest.fixture
+def http_server():
+    """python -m http.server, on a free port (what a user may point a tool at by mistake)."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -4,10 +4,8 @@ never answers -- one line each, naming the file or the stage, after the wait ask
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
-import threading
 import time
 
 import pytest
@@ -29,22 +27,6 @@ def one_error_line(stderr: bytes) -> str:
     assert "Traceback" not in text and "_ssl.c" not in text, text
     (line,) = text.splitlines()
     return line
-
-
-@pytest.fixture
-def http_server():
-    """python -m http.server, on a free port (what a user may point a tool at by mistake)."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.mark.parametrize("args", [

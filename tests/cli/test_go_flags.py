@@ -1,4 +1,4 @@
-"""Go's flag syntax: every flag of nsq_tail, to_nsq and nsq_to_file (v1.3.0) in every form Go's
+"""Go's flag syntax: every flag of nsq_tail, to_nsq, nsq_to_file and nsq_to_nsq (v1.3.0) in every form Go's
 flag package takes, parsed by our tools to the same values; click's forms and short options keep
 their meaning; errors name the flag as typed (nsqcli/go_flags.py)."""
 
@@ -18,6 +18,7 @@ from nsqcli.pub.command import command as pub
 from nsqcli.pub.fast import parse_simple
 from nsqcli.tail.command import command as tail
 from nsqcli.to_file.command import to_file
+from nsqcli.to_nsq.command import command as to_nsq
 
 ADDR, LOOKUPD = "127.0.0.1:4150", "127.0.0.1:4161"
 BOOL = object()  # a Go boolean flag (no value)
@@ -77,8 +78,25 @@ NSQ_TO_FILE = {
     "version": (BOOL, None, None),
     "work-dir": ("work", "work_dir", "work"),
 }
+NSQ_TO_NSQ = {
+    "channel": ("copy", "channel", "copy"),
+    "consumer-opt": ("max_in_flight,9", "consumer_opt", _reader("max_in_flight", 9)),
+    "destination-nsqd-tcp-address": (ADDR, "destination_nsqd_tcp_address", (ADDR,)),
+    "destination-topic": ("copies", "destination_topic", "copies"),
+    "lookupd-http-address": (LOOKUPD, "lookupd_http_address", (LOOKUPD,)),
+    "max-in-flight": ("300", "max_in_flight", 300),
+    "mode": ("hostpool", "mode", "hostpool"),
+    "nsqd-tcp-address": (ADDR, "nsqd_tcp_address", (ADDR,)),
+    "producer-opt": ("dial_timeout,2s", "producer_opt", _conn("timeout", 2)),
+    "require-json-field": ("kind", "require_json_field", "kind"),
+    "require-json-value": ("click", "require_json_value", "click"),
+    "status-every": ("250", "status_every", 250),
+    "topic": ("events", "topics", ("events",)),
+    "version": (BOOL, None, None),
+    "whitelist-json-field": ("kind", "whitelist", ("kind",)),
+}
 APPS = {"nsq_tail": (tail, NSQ_TAIL, ["-topic", "base"]), "to_nsq": (pub, TO_NSQ, ["-topic", "base"]),
-        "nsq_to_file": (to_file, NSQ_TO_FILE, [])}
+        "nsq_to_file": (to_file, NSQ_TO_FILE, []), "nsq_to_nsq": (to_nsq, NSQ_TO_NSQ, ["-topic", "base"])}
 
 
 def parsed(command: click.Command, args: list[str]) -> dict:

@@ -66,7 +66,11 @@ def test_every_page_has_examples_that_parse():
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 @pytest.mark.parametrize("words, expected", [
     (["nsqcli", ""], {"tail", "pub", "to-file", "replay", "dev-server", "topic", "channel",
-                      "stat"}),
+                      "stat", "to-nsq"}),
+    (["nsqcli", "to-nsq", "--destination-tls-c"], {"--destination-tls-ca-file",
+                                                   "--destination-tls-cert"}),
+    (["nsqcli", "to-nsq", "--mode", ""], {"round-robin", "fan-out", "hostpool",
+                                           "epsilon-greedy"}),
     (["nsqcli", "tail", "--to"], {"--topic"}),
     (["nsqcli", "to-file", "--gz"], {"--gzip", "--gzip-level"}),
     (["nsqcli", "tail", "--format", ""], {"raw", "json"}),
@@ -96,7 +100,7 @@ def test_the_umbrella_bash_completion_completes_subcommand_options(words, expect
     ("nsqcli to-file --gz", {"--gzip", "--gzip-level"}),
     ("nsqcli tail --format ", {"raw", "json"}),
     ("nsqcli ", {"tail", "pub", "to-file", "replay", "dev-server", "topic", "channel",
-                 "stat"}),
+                 "stat", "to-nsq"}),
     ("nsqcli topic ", {"create", "delete", "empty", "pause", "unpause", "list"}),
     ("nsqcli topic delete --y", {"--yes"}),
     ("nsqcli channel create --to", {"--topic"}),
@@ -112,7 +116,8 @@ def test_the_umbrella_fish_completion_completes_subcommand_options(line, expecte
 
 
 @pytest.mark.skipif(shutil.which("zsh") is None, reason="no zsh")
-@pytest.mark.parametrize("sub", ["tail", "pub", "to-file", "replay", "dev-server", "stat"])
+@pytest.mark.parametrize("sub", ["tail", "pub", "to-file", "replay", "dev-server", "stat",
+                                 "to-nsq"])
 def test_the_umbrella_zsh_completion_hands_each_subcommand_its_options(sub):
     """zsh's _arguments replaced by a stand-in that names the subcommand (as _arguments -C does
     for '1:command:...') and prints the option specs the subcommand's function passes."""

@@ -171,6 +171,11 @@ def test_the_readme_runs_pasted_in_order(tmp_path):
             assert outputs[block.line] == ["10000 of 10000 records acknowledged"], outputs[block.line]
         if "nsq.Publisher(\"orders-copy\"" in block.code:
             assert outputs[block.line] == ["1000 relayed, 0 unanswered"], outputs[block.line]
+        if "nsq-to-nsq --topic events" in block.code:  # the relay, then its drain's counts
+            assert outputs[block.line] == [
+                "nsqd 127.0.0.1:4151: created channel nsq_to_nsq of topic events",
+                "1", "2", "3"], outputs[block.line]
+            assert "nsq-to-nsq: relayed 3, filtered out 0, requeued 0" in stderr, stderr
         if "greetings" in block.code:
             assert sorted(outputs[block.line]) == sorted(
                 ["b'hello'", "b'a'", "b'b'", "b'a second later'"]), outputs[block.line]

@@ -4,7 +4,6 @@ connections (the soak test's fault injector, and a way to reset a live connectio
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import signal
 import socket
@@ -15,16 +14,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from channels import (  # noqa: F401 - the fault tests import them from here
+    CONSUMER_STOP_MSG_TIMEOUT_MS, channel_snapshot, consume_channel, queue_messages, settled_depth,
+    tool_env,
+)
 from polling import tool, wait_for  # noqa: F401 - the fault tests import them here
-
-TOOL_ENV_KEYS = ("NSQD_TCP_ADDRESS", "NSQLOOKUPD_HTTP_ADDRESS", "NSQ_AUTH_SECRET")
-
-
-def tool_env() -> dict[str, str]:
-    env = dict(os.environ)
-    for key in TOOL_ENV_KEYS:
-        env.pop(key, None)
-    return env
 
 
 def spawn(args: list[str], **kwargs: Any) -> subprocess.Popen:
@@ -74,7 +68,8 @@ class ChaosProxy:
     ``start_chaos(min_gap, max_gap)`` does it at random intervals until ``stop_chaos()``.
     ``faults`` counts the connections reset. ``swallow_answers()`` makes a cut certain to catch
     requests in flight: until the next ``cut_all()`` the target's bytes are dropped (counted in
-    ``swallowed``), so nothing sent meanwhile is answered."""
+    ``swallowed``), so nothing sent meanwhile is answered. ``stall()`` stops forwarding in both
+    directions (the connections stay open, the bytes wait), as a peer that hangs."""
 
     def __init__(self, target: str, seed: int = 0) -> None:
         host, _, port = target.rpartition(":")
@@ -91,6 +86,7 @@ class ChaosProxy:
                                         daemon=True)
         self._server: asyncio.AbstractServer | None = None
         self._chaos: asyncio.Task | None = None
+        self._flowing: asyncio.Event | None = None  # cleared by stall()
 
     @property
     def address(self) -> str:
@@ -114,6 +110,8 @@ class ChaosProxy:
         self._thread.start()
 
         async def listen() -> None:
+            self._flowing = asyncio.Event()
+            self._flowing.set()
             self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
             self.port = self._server.sockets[0].getsockname()[1]
 
@@ -124,6 +122,8 @@ class ChaosProxy:
         async def shutdown() -> None:
             if self._chaos is not None:
                 self._chaos.cancel()
+            if self._flowing is not None:
+                self._flowing.set()  # stalled pumps go on, to find their connections aborted
             if self._server is not None:
                 self._server.close()
             for pair in list(self._pairs):
@@ -157,10 +157,13 @@ class ChaosProxy:
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     from_target: bool = False) -> None:
+        assert self._flowing is not None
         try:
             while True:
+                await self._flowing.wait()
                 data = await reader.read(256 * 1024)
-                if not data:
+                await self._flowing.wait()  # what came in while stalled stays here
+                if not data or writer.transport.is_closing():
                     break
                 if from_target and self._swallowing:
                     self.swallowed += len(data)
@@ -199,6 +202,14 @@ class ChaosProxy:
             self.swallowed = 0
 
         self._call(swallow())
+
+    def stall(self) -> None:
+        """Forward nothing more, either way, until the proxy closes."""
+        async def stall() -> None:
+            assert self._flowing is not None
+            self._flowing.clear()
+
+        self._call(stall())
 
     def start_chaos(self, min_gap: float, max_gap: float) -> None:
         async def chaos() -> None:
@@ -261,83 +272,3 @@ class ThreadedFake:
             self._thread.join(5)
         if not self._thread.is_alive():
             self._loop.close()
-
-
-# ---- a durable channel: fill it, read back what it holds ---------------------------------------
-#
-# A real nsqd moves messages between queues on goroutines of its own: a topic's messagePump
-# copies published messages to its channels asynchronously (a channel's depth lags the topic's),
-# and a timed-out in-flight message goes back to the channel's queue a moment later. So a depth
-# read once, or an in-flight count and a depth read in two /stats calls, can miss messages that
-# are moving. These helpers wait until a channel is settled instead.
-
-
-#: msg_timeout for tests that stop a consumer, then read its channel back: nsqd v1.3.0 may
-#: deliver one more message after CLOSE_WAIT, which the consumer can no longer answer (see
-#: AsyncConn.close_gracefully); it stays in flight until msg_timeout (60 s by default)
-CONSUMER_STOP_MSG_TIMEOUT_MS = 5000
-
-
-def channel_snapshot(nsqd: Any, topic: str, channel: str = "c") -> tuple[dict, dict]:
-    """``(topic entry, channel entry)`` of one /stats answer (one moment of nsqd's state)."""
-    entry = nsqd.topic_stats(topic)
-    assert entry is not None, f"nsqd has no topic {topic!r}"
-    for chan in entry.get("channels") or []:
-        if chan["channel_name"] == channel:
-            return entry, chan
-    raise AssertionError(f"nsqd has no channel {topic!r}/{channel!r}")
-
-
-def settled_depth(nsqd: Any, topic: str, channel: str = "c", timeout: float = 30.0,
-                  expected: int | None = None) -> int:
-    """The depth of ``channel`` once it is settled (at ``expected``, when given, with a consumer
-    still working on it): the topic has handed every message published to it on to the channel
-    (the channel must exist before the first publish: its message_count then catches up with the
-    topic's), nothing is in flight or deferred, and two /stats answers in a row agree (a message
-    nsqd is moving between two queues shows in neither)."""
-    previous: tuple | None = None
-    last: tuple[dict, dict] | None = None
-
-    def settled() -> bool:
-        nonlocal previous, last
-        last = topic_entry, chan = channel_snapshot(nsqd, topic, channel)
-        quiet = (topic_entry["depth"] == 0 and chan["in_flight_count"] == 0
-                 and chan["deferred_count"] == 0
-                 and chan["message_count"] >= topic_entry["message_count"]
-                 and expected in (None, chan["depth"]))
-        state = (chan["depth"], chan["message_count"], chan["requeue_count"],
-                 chan["timeout_count"], topic_entry["message_count"]) if quiet else None
-        agreed = state is not None and state == previous
-        previous = state
-        return agreed
-
-    assert wait_for(settled, timeout=timeout, interval=0.05), last
-    assert last is not None
-    return last[1]["depth"]
-
-
-def queue_messages(nsqd: Any, topic: str, total: int, channel: str = "c") -> set[bytes]:
-    """Create ``topic`` with a durable ``channel``, publish ``<topic>-<n>`` for n < total and
-    wait until the channel holds them all."""
-    nsqd.create_topic(topic)
-    nsqd.create_channel(topic, channel)
-    bodies = [b"%s-%d" % (topic.encode(), i) for i in range(total)]
-    for start in range(0, total, 5000):
-        nsqd.mpub(topic, bodies[start:start + 5000])
-    settled_depth(nsqd, topic, channel, expected=total)
-    return set(bodies)
-
-
-def consume_channel(nsqd: Any, topic: str, channel: str = "c",
-                    count: int | None = None) -> list[bytes]:
-    """The messages queued on a channel nobody consumes (all of them: ``count`` defaults to its
-    :func:`settled_depth`), read with nsq-tail -n and FINed."""
-    if count is None:
-        count = settled_depth(nsqd, topic, channel)
-    if count == 0:
-        return []
-    result = subprocess.run([tool("nsq-tail"), "--topic", topic, "--channel", channel, "-n",
-                             str(count), "--nsqd-tcp-address", nsqd.tcp_address],
-                            capture_output=True, timeout=30, env=tool_env())
-    assert result.returncode == 0, result.stderr
-    return result.stdout.splitlines()

@@ -141,6 +141,9 @@ HANGING_DRAINS = {
     # publishers whose MPUB is never answered wait up to --retry-timeout (30 s)
     "nsq-pub": ({"MPUB": NEVER, "PUB": NEVER}, "MPUB", ["--topic", "t"], b"x\n" * 20_000),
     "nsq-replay": ({"MPUB": NEVER, "PUB": NEVER}, "MPUB", ["{tmp}/in.log", "--topic", "t"], None),
+    # a relay whose source never answers CLS (its destination: the same fake, another topic)
+    "nsq-to-nsq": ({"CLS": NEVER}, "SUB", ["--topic", "t", "--channel", "c", "--destination-topic",
+                                           "u", "--destination-nsqd-tcp-address", "{addr}"], None),
 }
 
 
@@ -148,8 +151,8 @@ HANGING_DRAINS = {
 def test_second_signal_exits_at_once(name, tmp_path):
     responses, started_by, args, stdin = HANGING_DRAINS[name]
     (tmp_path / "in.log").write_bytes(b"r\n" * 20_000)
-    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     with ThreadedFake(responses=responses) as fake:
+        args = [a.replace("{tmp}", str(tmp_path)).replace("{addr}", fake.address) for a in args]
         process = spawn([tool(name), "-v", *args, "--nsqd-tcp-address", fake.address],
                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         try:
@@ -320,7 +323,8 @@ sys.exit(script.load()())
 
 @pytest.mark.parametrize("name, status", [
     ("nsqcli", 130), ("nsq-tail", 130), ("nsq-pub", 130), ("nsq-to-file", 130),
-    ("nsq-replay", 130), ("nsq-stat", 0),  # stopping is how nsq-stat's live view ends
+    ("nsq-replay", 130), ("nsq-to-nsq", 130),
+    ("nsq-stat", 0),  # stopping is how nsq-stat's live view ends
 ])
 def test_ctrl_c_while_a_tool_loads_exits_quietly(name, status):
     import sys

@@ -1,0 +1,1 @@
+"""nsq-to-nsq: relay NSQ topics to other nsqds, losing nothing (``nsqcli to-nsq``)."""
