@@ -21,10 +21,14 @@ import click
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))  # its sibling modules, also when loaded by file path
 
 from nsqcli import __version__  # noqa: E402
 from nsqcli.__main__ import TOOLS, cli, load_tool  # noqa: E402
 from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
+
+from click_introspect import context, is_path, options_of, subcommands  # noqa: E402
+from gen_completions import render_bash, render_fish, render_zsh  # noqa: E402
 
 # standalone script name -> umbrella subcommand
 SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay",
@@ -253,10 +257,6 @@ def tools(table: dict[str, str] = SCRIPTS) -> Iterator[tuple[str, click.Command]
         yield "nsqcli", cli
 
 
-def _context(command: click.Command, prog: str | None = None) -> click.Context:
-    return click.Context(command, info_name=prog, **(command.context_settings or {}))
-
-
 # ---- man pages ---------------------------------------------------------------------------------
 
 
@@ -293,7 +293,7 @@ def _option_help(param: click.Option) -> str:
 
 
 def render_man(prog: str, command: click.Command) -> str:
-    ctx = _context(command, prog)
+    ctx = context(command, prog)
     usage = " ".join(command.collect_usage_pieces(ctx))
     summary = (command.get_short_help_str(limit=200) or prog).rstrip(".")
     out = [
@@ -318,7 +318,7 @@ def render_man(prog: str, command: click.Command) -> str:
             out += [".TP", f"\\fB{_roff(name)}\\fR", _roff(sub.get_short_help_str(limit=200) if sub else "")]
             if name in TOOLS and sub is not None:
                 out.append(f"See \\fB{_roff(_script_for(name))}\\fR(1) for its options.")
-    arguments = [p for p in command.params if isinstance(p, click.Argument) and _is_path(p)]
+    arguments = [p for p in command.params if isinstance(p, click.Argument) and is_path(p)]
     if arguments:
         out.append(".SH ARGUMENTS")
         for argument in arguments:
@@ -354,7 +354,7 @@ def _subcommand_sections(prog: str, group: click.Group, ctx: click.Context) -> l
     """COMMANDS of a page for a group of subcommands (nsqcli topic): each one's synopsis and
     description."""
     out = [".SH COMMANDS"]
-    for name, sub in _subcommands(group):
+    for name, sub in subcommands(group):
         sub_ctx = click.Context(sub, info_name=name, parent=ctx)
         usage = " ".join(sub.collect_usage_pieces(sub_ctx))
         out += [f".SS {_roff(name)}", f".B {_roff(prog.replace('-', ' '))} {_roff(name)}",
@@ -367,9 +367,9 @@ def _subcommand_options(group: click.Group, ctx: click.Context
     """Every subcommand's options, once each, and the subcommands of those not all take."""
     options: dict[str, click.Option] = {}
     users: dict[str, list[str]] = {}
-    subs = _subcommands(group)
+    subs = subcommands(group)
     for name, sub in subs:
-        for option in _options_of(sub):
+        for option in options_of(sub):
             options.setdefault(option.name or "", option)
             users.setdefault(option.name or "", []).append(name)
     partial = {key: names for key, names in users.items() if len(names) < len(subs)}
@@ -381,233 +381,6 @@ def _script_for(sub: str) -> str:
         if name == sub:
             return script
     return f"nsqcli-{sub}"
-
-
-# ---- completions -------------------------------------------------------------------------------
-
-
-def _options_of(command: click.Command) -> list[click.Option]:
-    ctx = _context(command)
-    return [p for p in command.get_params(ctx) if isinstance(p, click.Option)]
-
-
-def _takes_value(option: click.Option) -> bool:
-    return not option.is_flag and not option.count
-
-
-def _choices(option: click.Option) -> list[str]:
-    return list(option.type.choices) if isinstance(option.type, click.Choice) else []
-
-
-def _is_path(option: click.Parameter) -> bool:
-    return isinstance(option.type, (click.Path, click.File))
-
-
-def _subcommands(command: click.Command) -> list[tuple[str, click.Command]]:
-    """(name, command) of a group's available subcommands; [] for a plain command."""
-    if not isinstance(command, click.Group):
-        return []
-    ctx = click.Context(command)
-    subs = [(name, command.get_command(ctx, name)) for name in command.list_commands(ctx)]
-    return [(name, sub) for name, sub in subs if sub is not None]
-
-
-def _bash_options(command: click.Command, indent: str) -> list[str]:
-    """Lines completing ``command``'s options: the value of the option before the cursor (its
-    choices, file names or nothing), else the option names (or file names, for a command that
-    takes files, when the word does not start with a dash)."""
-    words = sorted(name for o in _options_of(command) for name in o.opts + o.secondary_opts)
-    takes_files = any(isinstance(p, click.Argument) and _is_path(p) for p in command.params)
-    lines = [f'{indent}case "$prev" in']
-    for option in _options_of(command):
-        if not _takes_value(option):
-            continue
-        pattern = "|".join(option.opts)
-        if _choices(option):
-            action = f'COMPREPLY=($(compgen -W "{" ".join(_choices(option))}" -- "$cur"))'
-        elif _is_path(option):
-            action = 'COMPREPLY=($(compgen -f -- "$cur"))'
-        else:
-            action = "COMPREPLY=()"
-        lines.append(f"{indent}    {pattern}) {action}; return ;;")
-    options = f'COMPREPLY=($(compgen -W "{" ".join(words)}" -- "$cur"))'
-    lines.append(f"{indent}esac")
-    if not takes_files:
-        return lines + [f"{indent}{options}"]
-    return lines + [f'{indent}if [[ "$cur" == -* ]]; then', f"{indent}    {options}",
-                    f"{indent}else", f'{indent}    COMPREPLY=($(compgen -f -- "$cur"))', f"{indent}fi"]
-
-
-def _bash_command(command: click.Command, indent: str, parent_index: str, level: int = 2) -> list[str]:
-    """Completion of a subcommand: its options, or for a group (nsqcli topic) its own
-    subcommand found after the word at ``parent_index``, then that one's options."""
-    subs = _subcommands(command)
-    if not subs:
-        return _bash_options(command, indent)
-    sub, index = f"sub{level}", f"i{level}"
-    group_words = " ".join(sorted(n for o in _options_of(command) for n in o.opts))
-    lines = [
-        f'{indent}local {sub}="" {index}',
-        f"{indent}for (({index} = {parent_index} + 1; {index} < COMP_CWORD; {index}++)); do",
-        f'{indent}    case "${{COMP_WORDS[{index}]}}" in',
-        f'{indent}        {"|".join(name for name, _ in subs)}) {sub}="${{COMP_WORDS[{index}]}}"; break ;;',
-        f"{indent}    esac",
-        f"{indent}done",
-        f'{indent}case "${sub}" in',
-    ]
-    for name, child in subs:
-        lines += [f"{indent}{name})", *_bash_command(child, indent + "    ", index, level + 1),
-                  f"{indent}    ;;"]
-    lines += [
-        f"{indent}*)",
-        f'{indent}    if [[ "$cur" == -* ]]; then',
-        f'{indent}        COMPREPLY=($(compgen -W "{group_words}" -- "$cur"))',
-        f"{indent}    else",
-        f'{indent}        COMPREPLY=($(compgen -W "{" ".join(name for name, _ in subs)}" -- "$cur"))',
-        f"{indent}    fi",
-        f"{indent}    ;;",
-        f"{indent}esac",
-    ]
-    return lines
-
-
-def render_bash(prog: str, command: click.Command) -> str:
-    func = "_" + prog.replace("-", "_")
-    lines = [
-        f"# bash completion for {prog} (generated by scripts/gen_docs.py; do not edit)",
-        f"{func}() {{",
-        '    local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"',
-    ]
-    subs = _subcommands(command)
-    if not subs:
-        lines += _bash_options(command, "    ")
-    else:  # the umbrella: the first subcommand word decides whose options are completed
-        names = " ".join(name for name, _ in subs)
-        group_words = " ".join(sorted(n for o in _options_of(command) for n in o.opts))
-        lines += [
-            '    local sub="" i',
-            "    for ((i = 1; i < COMP_CWORD; i++)); do",
-            '        case "${COMP_WORDS[i]}" in',
-            f'            {"|".join(name for name, _ in subs)}) sub="${{COMP_WORDS[i]}}"; break ;;',
-            "        esac",
-            "    done",
-            '    case "$sub" in',
-        ]
-        for name, sub in subs:
-            lines += [f"    {name})", *_bash_command(sub, "        ", "i"), "        ;;"]
-        lines += [
-            "    *)",
-            '        if [[ "$cur" == -* ]]; then',
-            f'            COMPREPLY=($(compgen -W "{group_words}" -- "$cur"))',
-            "        else",
-            f'            COMPREPLY=($(compgen -W "{names}" -- "$cur"))',
-            "        fi",
-            "        ;;",
-            "    esac",
-        ]
-    lines += ["}", f"complete -F {func} {prog}"]
-    return "\n".join(lines) + "\n"
-
-
-def _zsh_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "'\\''").replace("[", "\\[").replace("]", "\\]").replace(":", "\\:")
-
-
-def _zsh_specs(command: click.Command) -> list[str]:
-    specs = []
-    for option in _options_of(command):
-        help_text = _zsh_escape((option.help or "").split(". ")[0][:80])
-        names = option.opts + option.secondary_opts
-        group = "{" + ",".join(names) + "}" if len(names) > 1 else names[0]
-        repeat = "*" if option.multiple or option.count else ""
-        if _takes_value(option):
-            if _choices(option):
-                action = f":value:({' '.join(_choices(option))})"
-            elif _is_path(option):
-                action = ":file:_files"
-            else:
-                action = f":{_zsh_escape(option.metavar or option.name or 'value').lower()}: "
-            specs.append(f"    '{repeat}'{group}'[{help_text}]{action}'")
-        else:
-            specs.append(f"    '{repeat}'{group}'[{help_text}]'")
-    if any(isinstance(p, click.Argument) and _is_path(p) for p in command.params):
-        specs.append("    '*:file:_files'")
-    return specs
-
-
-def _zsh_function(func: str, command: click.Command) -> list[str]:
-    """``func`` completing ``command``; a group dispatches to one function per subcommand."""
-    subs = _subcommands(command)
-    if not subs:
-        return [f"{func}() {{", "_arguments -s \\", " \\\n".join(_zsh_specs(command)), "}"]
-    out: list[str] = []
-    for name, sub in subs:
-        out += _zsh_function(f"{func}_{name.replace('-', '_')}", sub)
-    specs = _zsh_specs(command) + [f"    '1:command:({' '.join(name for name, _ in subs)})'",
-                                   "    '*::arg:->args'"]
-    out += [f"{func}() {{", "    local curcontext=\"$curcontext\" state line",
-            "    _arguments -C -s \\", " \\\n".join(specs),
-            '    [[ $state == args ]] || return', '    case $line[1] in']
-    out += [f"        {name}) {func}_{name.replace('-', '_')} ;;" for name, _ in subs]
-    out += ["    esac", "}"]
-    return out
-
-
-def render_zsh(prog: str, command: click.Command) -> str:
-    head = (f"#compdef {prog}\n# zsh completion for {prog} (generated by scripts/gen_docs.py; "
-            "do not edit)\n")
-    if not _subcommands(command):
-        return head + "_arguments -s \\\n" + " \\\n".join(_zsh_specs(command)) + "\n"
-    func = "_" + prog.replace("-", "_")
-    out = [head.rstrip("\n"), *_zsh_function(func, command), f'{func} "$@"']
-    return "\n".join(out) + "\n"
-
-
-def _fish_lines(prog: str, command: click.Command, condition: str = "") -> list[str]:
-    lines = []
-    for option in _options_of(command):
-        parts = [f"complete -c {prog}"]
-        if condition:
-            parts.append(f"-n '{condition}'")
-        for name in option.opts + option.secondary_opts:
-            parts.append(f"-l {name[2:]}" if name.startswith("--") else f"-s {name[1:]}")
-        if _takes_value(option):
-            parts.append("-r")
-            if _choices(option):
-                parts.append(f"-f -a '{' '.join(_choices(option))}'")
-            elif not _is_path(option):
-                parts.append("-f")
-        desc = (option.help or "").split(". ")[0][:80].replace("'", "\\'")
-        parts.append(f"-d '{desc}'")
-        lines.append(" ".join(parts))
-    return lines
-
-
-def render_fish(prog: str, command: click.Command) -> str:
-    lines = [f"# fish completion for {prog} (generated by scripts/gen_docs.py; do not edit)"]
-    subs = _subcommands(command)
-    for name, sub in subs:
-        desc = sub.get_short_help_str(limit=60).replace("'", "\\'")
-        lines.append(f"complete -c {prog} -n '__fish_use_subcommand' -f -a {name} -d '{desc}'")
-    lines += _fish_lines(prog, command, "__fish_use_subcommand" if subs else "")
-    for name, sub in subs:
-        lines += _fish_nested(prog, sub, f"__fish_seen_subcommand_from {name}")
-    return "\n".join(lines) + "\n"
-
-
-def _fish_nested(prog: str, command: click.Command, condition: str) -> list[str]:
-    """``command``'s options under ``condition``; for a group (nsqcli topic), its subcommands
-    until one is given, then that one's options."""
-    lines = _fish_lines(prog, command, condition)
-    subs = _subcommands(command)
-    names = " ".join(name for name, _ in subs)
-    for name, sub in subs:
-        desc = sub.get_short_help_str(limit=60).replace("'", "\\'")
-        lines.append(f"complete -c {prog} -n '{condition}; and not __fish_seen_subcommand_from "
-                     f"{names}' -f -a {name} -d '{desc}'")
-    for name, sub in subs:
-        lines += _fish_nested(prog, sub, f"{condition}; and __fish_seen_subcommand_from {name}")
-    return lines
 
 
 # ---- driver ------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_every_option_is_documented():
     for prog, command in gen_docs.tools():
         page = (ROOT / "man" / f"{prog}.1").read_text()
         fish = (ROOT / "completions" / "fish" / f"{prog}.fish").read_text()
-        for option in gen_docs._options_of(command):
+        for option in gen_docs.options_of(command):
             for name in option.opts:
                 assert name.replace("-", "\\-") in page, (prog, name)
                 if name.startswith("--"):
