@@ -117,7 +117,8 @@ def run_workload(ctx: Context, result: Result, repeats: int) -> None:
 
 def run_on_broker(broker: Broker, args: argparse.Namespace, workdir: Path) -> list[Result]:
     ctx = Context(broker, workdir, window=args.window, max_in_flight=args.max_in_flight,
-                  rss_counts=args.rss_counts, nsq_bin=args.nsq_bin)
+                  rss_counts=args.rss_counts, nsq_bin=args.nsq_bin,
+                  nsqd_options=args.nsqd_options or {})
     results = []
     for workload in args.selected:
         if workload.is_go and not broker.is_nsqd:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..brokers import Broker
+from ..brokers import Broker, BrokerUnavailable, start_broker
 from ..measure import ProcessRun
 
 
@@ -45,6 +45,7 @@ class Context:
     max_in_flight: int = 2500
     rss_counts: tuple[int, ...] = (100_000, 1_000_000)
     nsq_bin: Path | None = None  # where Go's apps are (next to the real nsqd)
+    nsqd_options: dict = field(default_factory=dict)  # --nsqd-option, for every real nsqd
     counter: int = 0
     _tool_checks: dict = field(default_factory=dict)
 
@@ -52,6 +53,16 @@ class Context:
         """A fresh topic per repeat, so the broker's counters start at zero."""
         self.counter += 1
         return f"bench_{workload.replace('-', '_')}_{os.getpid()}_{self.counter}"
+
+    def second_broker(self) -> Broker:
+        """Another broker of the kind measured (started as that one was), or Unavailable."""
+        if self.broker.kind == "external":
+            raise Unavailable("needs a second nsqd the harness starts (--broker real, embedded "
+                              "or peer)")
+        try:
+            return start_broker(self.broker.kind, self.nsq_bin, self.nsqd_options)
+        except BrokerUnavailable as exc:
+            raise Unavailable(f"no second {self.broker.label}: {exc}") from None
 
     def tool(self, name: str, *flags: str) -> list[str]:
         """The console script of a tool, or Unavailable if it is missing or lacks ``flags``."""

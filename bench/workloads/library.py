@@ -13,7 +13,6 @@ import statistics
 import sys
 from pathlib import Path
 
-from ..brokers import start_broker
 from ..measure import run_process
 from . import Context, Sample, Unavailable, VerificationFailed, check_exit, rate, timeout_for
 from . import verify_acknowledged, verify_drained, verify_published
@@ -82,9 +81,7 @@ def _reader_few_rdy(impl: str, ctx: Context, n: int, size: int) -> Sample:
     """max_in_flight 1 across two nsqds that each hold ``n`` messages, a coroutine handler of
     FEW_RDY_HANDLER_MS: the rate of the first ``n`` handled. One message at a time is the
     ideal, 1000 / FEW_RDY_HANDLER_MS msg/s; time with no RDY anywhere shows as less."""
-    if ctx.broker.kind == "external":
-        raise Unavailable("needs two nsqds: run it with --broker embedded or peer")
-    second = start_broker(ctx.broker.kind)
+    second = ctx.second_broker()
     brokers = [ctx.broker, second]
     topic = ctx.topic(f"{impl}-few-rdy")
     try:

@@ -9,7 +9,7 @@ import statistics
 
 from typing import Callable
 
-from ..brokers import Broker, BrokerUnavailable, start_broker
+from ..brokers import Broker
 from ..measure import ProcessRun, run_process
 from . import (
     Context, Sample, Unavailable, VerificationFailed, check_exit, rate, timeout_for,
@@ -198,13 +198,7 @@ def _relay(ctx: Context, n: int, size: int, argv: list[str], name: str) -> Sampl
     from the process start until the source channel is fully acknowledged and the destination
     has all N; then SIGTERM. Every message FINed once, and published once."""
     source = ctx.broker
-    if source.kind == "external":
-        raise Unavailable("needs a second nsqd the harness starts (--broker real, embedded or "
-                          "peer)")
-    try:
-        destination = start_broker(source.kind, ctx.nsq_bin)
-    except BrokerUnavailable as exc:
-        raise Unavailable(f"no second {source.label}: {exc}") from None
+    destination = ctx.second_broker()
     topic = ctx.topic(name)
 
     def relayed() -> bool:

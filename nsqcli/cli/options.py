@@ -267,7 +267,11 @@ def _opt_help(role: str) -> str:
     ignored = ignored_names(role)
     names = [name for name in valid_names(role) if name not in ignored]
     others = " go-nsq's consumer options are accepted too, and ignored as go-nsq does." \
-        if role == PRODUCER else ""
+        if role == PRODUCER else (
+            " A message that keeps failing is given up only with max_attempts=N; nsqd redelivers"
+            " it after requeue_delay x attempts (and, where a failure backs off, after backoff"
+            " windows that grow to max_backoff_duration), so reaching N can take minutes: lower"
+            " those to shorten it.")
     return (f"Any {role} option as key=value (or go-nsq's key,value; a bare key means true): "
             + ", ".join(names) + ". Accepted for go-nsq's sake with a warning that they change "
             "nothing: " + ", ".join(ignored) + "." + others)

@@ -180,3 +180,38 @@ def test_tiny_run_on_the_real_nsqd_with_go_s_apps(tmp_path, capsys):
         assert "msg/s" in cells[4], (name, cells)  # measured and verified, not unavailable
     for name in ("nsq-pub", "nsq-tail", "nsq-to-file", "nsq-to-nsq"):
         assert rows[name][8].strip().endswith("x"), rows[name]  # the "vs Go" ratio
+
+
+def test_rss_dev_server_runs_and_verifies_its_disk_queue(tmp_path):
+    """The dev-server exits 130 after SIGTERM, as the exit-status table says: a run that
+    expected 0 failed every rss-dev-server row of a full bench run."""
+    from bench.workloads.server import dev_server_rss
+
+    ctx = Context(start_broker("peer"), tmp_path)
+    try:
+        sample = dev_server_rss(ctx, 30_000, 100)
+    finally:
+        ctx.broker.stop()
+    assert sample.peak_rss_kib > 0
+
+
+@pytest.mark.real_only("starts a second real nsqd from the binaries next to NSQCLI_TEST_NSQD")
+def test_the_second_broker_of_a_real_run_is_a_real_nsqd_with_the_same_options(tmp_path):
+    """lib-reader-few-rdy and the relays start a second broker; on --broker real it must be an
+    nsqd of the same binary and --nsqd-option (it was 'no --nsq-bin' for lib-reader-few-rdy)."""
+    from bench.brokers import find_nsq_bin
+
+    nsq_bin = find_nsq_bin()
+    options = {"mem_queue_size": 123}
+    ctx = Context(start_broker("real", nsq_bin, options), tmp_path, nsq_bin=nsq_bin,
+                  nsqd_options=options)
+    try:
+        second = ctx.second_broker()
+        try:
+            assert second.kind == "real" and second.tcp_address != ctx.broker.tcp_address
+            for broker in (ctx.broker, second):
+                assert broker.http("GET", "/config/mem_queue_size") == b"123"
+        finally:
+            second.stop()
+    finally:
+        ctx.broker.stop()

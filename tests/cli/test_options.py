@@ -187,6 +187,22 @@ def test_consumer_opt_goes_to_reader_and_conn(invoke):
     assert values[3] == {"max_in_flight": 9} and values[2]["user_agent"] == "custom"
 
 
+@pytest.mark.parametrize("role, mentioned", [("consumer", True), ("producer", False)])
+def test_consumer_opt_help_says_what_giving_a_failing_message_up_takes(invoke, role, mentioned):
+    """Issue 16: the consumers' --help says that max_attempts takes minutes with the defaults,
+    and which options shorten it (the producers' has nothing to give up)."""
+    @click.command()
+    @client_options(role)
+    def tool(**params):
+        pass
+
+    shown = " ".join(invoke(tool, ["--help"]).stdout.split())
+    said = all(words in shown for words in (
+        "given up only with max_attempts=N", "can take minutes", "requeue_delay x attempts",
+        "max_backoff_duration), so"))
+    assert said is mentioned, shown
+
+
 # ---- exit codes --------------------------------------------------------------------------------
 
 def test_describe_table():

@@ -128,7 +128,7 @@ def test_the_umbrella_zsh_completion_hands_each_subcommand_its_options(sub):
     assert result.returncode == 0, result.stderr
     specs = result.stdout.splitlines()
     command = GEN_DOCS.load_tool(sub)
-    names = {name for option in GEN_DOCS._options_of(command) for name in option.opts}
+    names = {name for option in GEN_DOCS.options_of(command) for name in option.opts}
     assert all(any(name in spec for spec in specs) for name in names), (sub, specs)
     assert subprocess.run(["zsh", "-n", str(path)]).returncode == 0
 
@@ -147,7 +147,7 @@ def test_the_umbrella_zsh_completion_hands_nested_subcommands_their_options(grou
     assert result.returncode == 0, result.stderr
     specs = "\n".join(result.stdout.splitlines())
     command = GEN_DOCS.cli.get_command(click.Context(GEN_DOCS.cli), group)
-    options = GEN_DOCS._options_of(command.get_command(click.Context(command), sub))
+    options = GEN_DOCS.options_of(command.get_command(click.Context(command), sub))
     assert all(name in specs for option in options for name in option.opts), (sub, specs)
     other = "--all-nodes" if sub == "delete" else "--yes"
     assert other not in specs, specs  # another subcommand's option
