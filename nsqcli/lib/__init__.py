@@ -22,6 +22,7 @@ _EXPORTS = {
     "NsqdRefusedError": "publisher",
     "RecordTooLargeError": "publisher",
     "RetryTimeoutError": "publisher",
+    "MessageStream": "reader_iter",
     "LegacyReader": "legacy_reader",
     "run": "run_loop",
     "close_all": "run_loop",
@@ -64,6 +65,8 @@ __all__ = [
     # beyond pynsq: the bulk publisher
     "Publisher", "PublishReport", "PublishError", "NsqdUnreachableError", "NsqdRefusedError",
     "RecordTooLargeError", "RetryTimeoutError",
+    # beyond pynsq: what Reader.messages() returns (async for, async with)
+    "MessageStream",
 ]
 
 
@@ -121,6 +124,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only ("X as X
     from .publisher import RecordTooLargeError as RecordTooLargeError
     from .publisher import RetryTimeoutError as RetryTimeoutError
     from .reader import Reader as Reader
+    from .reader_iter import MessageStream as MessageStream
     from .run_loop import close_all as close_all
     from .run_loop import run as run
     from .sync_conn import SyncConn as SyncConn

@@ -128,6 +128,7 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self._answered: asyncio.Future[None] | _Answered = ANSWERED
         self._write_calls = 0
         self._ready_future: asyncio.Future[None] | None = None
+        self._run_task: asyncio.Task[None] | None = None  # connect, handshake, read loop
         self._closed_future = None
         self._close_wait: asyncio.Future[bytes | None] | None = None
         self._stage_timer: asyncio.TimerHandle | None = None
@@ -195,8 +196,16 @@ class AsyncConn(CommandsMixin, EventedMixin):
         self.rdy = self.last_rdy = self.in_flight = 0
         self._ready_future = loop.create_future()
         self._generation += 1
-        loop.create_task(self._run(self._generation))
+        self._run_task = loop.create_task(self._run(self._generation))
         return self._ready_future
+
+    async def stopped(self) -> None:
+        """After close(): until the connect attempt (and read loop) of this connection ended, so
+        that a socket still connecting is closed by us rather than left to the GC when the event
+        loop ends (its attempt ends within ``timeout``)."""
+        task = self._run_task
+        if task is not None and not task.done():
+            await asyncio.wait([task], timeout=self._options.timeout + 1.0)
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Connect if needed and wait until the handshake completed; raises why it failed."""

@@ -432,7 +432,8 @@ class ReaderCore:
         self._discovery.stop()
 
     async def _drain_and_close(self) -> None:
-        for conn in list(self._connecting.values()):
+        connecting = list(self._connecting.values())
+        for conn in connecting:
             conn.close()
         acks = []
         for conn in list(self.conns.values()) + list(self._retiring):
@@ -451,6 +452,7 @@ class ReaderCore:
             await asyncio.wait(tasks, timeout=1.0)
         await self._flush_connections()
         self._close_connections()
+        await asyncio.gather(*(conn.stopped() for conn in connecting), return_exceptions=True)
         self._closed = True
 
     async def _flush_connections(self) -> None:

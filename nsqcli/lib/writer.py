@@ -284,6 +284,7 @@ class Writer:
         if pending:
             await asyncio.wait(pending, timeout=self.close_timeout)
         self._abort(SendError(f"Writer {self.name} closed before a connection to nsqd was available"))
+        await self._links.connections_ended()
 
     def _abort(self, error: Error) -> None:
         for item in self._waiting:

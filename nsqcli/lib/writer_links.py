@@ -103,6 +103,11 @@ class LinkSupervisor:
             if link.conn is not None:
                 link.conn.close()
 
+    async def connections_ended(self) -> None:
+        """After stop_all(): until every connection's connect attempt ended (see AsyncConn.stopped)."""
+        conns = [link.conn for link in self.links.values() if link.conn is not None]
+        await asyncio.gather(*(conn.stopped() for conn in conns), return_exceptions=True)
+
     def last_error(self) -> BaseException | None:
         errors = [link.last_error for link in self.links.values() if link.last_error is not None]
         return errors[-1] if errors else None

@@ -30,3 +30,14 @@ async def peer_closed(peer):
 def reader_for(fake, handler, **kwargs):
     options = {**FAST, **kwargs}
     return nsq.Reader("t", "c", handler, nsqd_tcp_addresses=[fake.address], **options)
+
+
+def switchable_reader(off):
+    """A Reader class whose deprecated ``disabled()`` hook returns its ``off`` attribute."""
+    class Switchable(nsq.Reader):
+        @classmethod
+        def disabled(cls):
+            return cls.off
+
+    Switchable.off = off
+    return Switchable

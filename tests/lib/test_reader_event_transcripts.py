@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 from fake_nsqd import FakeNSQD
-from test_reader_transcripts import FAST, mid, reader_for, run, switchable_reader
+from reader_transcript_helpers import FAST, mid, reader_for, run, switchable_reader
 
 
 def rdy_lines(fake):

@@ -55,6 +55,17 @@ def test_iterates_every_message_once_and_leaves_the_channel_empty(nsqd):
     assert counts(nsqd, "iter_all") == (0, 0, 0)
 
 
+def test_messages_returns_the_public_message_stream(nsqd):
+    """What messages() returns is nsqcli.lib.MessageStream, so users can name its type."""
+    async def main():
+        async with reader_for(nsqd, "iter_type") as reader:
+            stream = reader.messages()
+            assert type(stream) is nsq.MessageStream and "MessageStream" in nsq.__all__
+            await stream.aclose()
+
+    run(main())
+
+
 def test_at_most_max_in_flight_buffered_and_unanswered_messages_keep_their_rdy(nsqd):
     publish(nsqd, "iter_rdy", 30)
 

@@ -10,7 +10,7 @@ import asyncio
 import pytest
 from fake_nsqd import FakeNSQD
 from polling import until
-from test_reader_transcripts import mid, reader_for, run
+from reader_transcript_helpers import mid, reader_for, run
 
 import nsqcli.lib as nsq
 

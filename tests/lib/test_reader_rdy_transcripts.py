@@ -5,9 +5,7 @@ import asyncio
 
 import pytest
 from fake_nsqd import FakeNSQD
-from reader_transcript_helpers import FAST, mid, reader_for, run, settle
-
-import nsqcli.lib as nsq
+from reader_transcript_helpers import FAST, mid, reader_for, run, settle, switchable_reader
 
 
 def test_rdy_is_split_between_nsqds_and_lowered_before_the_newcomer_gets_its_share():
@@ -173,17 +171,6 @@ def test_pynsq_strategy_backs_off_with_its_curve():
             await reader.close()
 
     run(main())
-
-
-def switchable_reader(off):
-    """A Reader class whose deprecated ``disabled()`` hook returns its ``off`` attribute."""
-    class Switchable(nsq.Reader):
-        @classmethod
-        def disabled(cls):
-            return cls.off
-
-    Switchable.off = off
-    return Switchable
 
 
 def test_deprecated_disabled_hook_holds_rdy_until_it_returns_false():

@@ -78,6 +78,8 @@ async def consume() -> None:
         async with iterated.messages() as stream:
             first: nsq.Message = await stream.__anext__()
             first.finish()
+        kept: nsq.MessageStream = iterated.messages()  # the public name of what it returns
+        await kept.aclose()
 
 
 async def produce() -> None:
