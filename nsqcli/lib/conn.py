@@ -504,13 +504,3 @@ class AsyncConn(CommandsMixin, EventedMixin):
             self.trigger(name, **kwargs)
         except Exception:  # noqa: BLE001
             logger.exception("[%s] error in %r listener", self, name)
-
-    # pynsq's explicit upgrade steps: negotiation is automatic here, so these do nothing.
-    def upgrade_to_tls(self, options: Any = None) -> None:
-        """No-op: TLS is negotiated during IDENTIFY when ``tls_v1=True``."""
-
-    def upgrade_to_snappy(self) -> None:
-        """No-op: snappy is negotiated during IDENTIFY when ``snappy=True``."""
-
-    def upgrade_to_deflate(self) -> None:
-        """No-op: deflate is negotiated during IDENTIFY when ``deflate=True``."""

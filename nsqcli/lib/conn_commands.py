@@ -393,3 +393,13 @@ class CommandsMixin:
 
     def _on_message_touch(self, message: Message) -> None:
         self._answer(lambda p: p.touch(message.id), "TOUCH", message)
+
+    # pynsq's explicit upgrade steps: negotiation is automatic here, so these do nothing.
+    def upgrade_to_tls(self, options: Any = None) -> None:
+        """No-op: TLS is negotiated during IDENTIFY when ``tls_v1=True``."""
+
+    def upgrade_to_snappy(self) -> None:
+        """No-op: snappy is negotiated during IDENTIFY when ``snappy=True``."""
+
+    def upgrade_to_deflate(self) -> None:
+        """No-op: deflate is negotiated during IDENTIFY when ``deflate=True``."""
