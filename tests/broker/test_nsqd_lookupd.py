@@ -219,3 +219,18 @@ def test_registers_again_after_lookupd_restarts(nsqd_factory, nsqlookupd):
     nsqd.create_topic("nudge1")  # fails on the connection to the old process...
     nsqd.create_topic("nudge2")  # ...so this one reconnects and registers everything
     assert nsqlookupd.wait_for_producer(nsqd, topic="survivor", timeout=5)
+
+
+def test_topic_create_answers_once_the_channels_lookupd_knows_exist(nsqd_factory, nsqlookupd):
+    """nsqd's GetTopic asks lookupd for a new topic's channels in a blocking call, so
+    /topic/create answers only once they exist (the embedded nsqd answered first and created
+    them a moment later: a channel made elsewhere meanwhile appeared too)."""
+    first, second = (nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
+                     for _ in range(2))
+    first.create_topic("shared")
+    first.create_channel("shared", "known")
+    assert wait_for(lambda: "known" in nsqlookupd.channels("shared"))
+    second.create_topic("warmup")  # registered: second has read lookupd's HTTP port by now
+    nsqlookupd.wait_for_producer(second, topic="warmup")
+    second.create_topic("shared")
+    assert second.channel_stats("shared", "known") is not None

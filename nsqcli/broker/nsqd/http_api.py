@@ -7,6 +7,7 @@ V1 answer carries ``X-NSQ-Content-Type: nsq; version=1.0``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -79,6 +80,9 @@ class Request:
         self.body = body
         self.headers = headers
         self.opt = ""  # the :opt of /config/:opt
+        # a topic this request created whose channels are still being asked of lookupd: nsqd
+        # answers only once they exist (its GetTopic makes that query a blocking call)
+        self.topic_precreating: asyncio.Task | None = None
 
     def params(self) -> dict[str, list[str]]:
         return parse_query(self.raw_query)
@@ -122,7 +126,10 @@ class API:
             raise HTTPError(400, "MISSING_ARG_TOPIC")
         if not valid_topic_name(name):
             raise HTTPError(400, "INVALID_TOPIC")
-        return params, self.nsqd.get_topic(name)
+        topic = self.nsqd.get_topic(name)
+        if not topic.started:
+            req.topic_precreating = topic.precreating
+        return params, topic
 
     def _existing_topic_and_channel(self, req: Request):
         params = req.params()
@@ -416,11 +423,13 @@ class _Handler(tornado.web.RequestHandler):
     def data_received(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
 
-    def _serve(self) -> None:
+    async def _serve(self) -> None:
         r = self.request
         req = Request(r.method, r.path, r.query, b"".join(self._chunks), r.headers,
                       over_tls=r.protocol == "https")
         status, headers, body = self.api.handle(req)
+        if req.topic_precreating is not None:
+            await asyncio.wait([req.topic_precreating])
         self.clear_header("Content-Type")
         self.clear_header("Server")
         self.set_status(status)

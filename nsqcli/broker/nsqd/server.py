@@ -249,7 +249,7 @@ class NSQD:
         if http_addresses:
             # nsqd pre-creates the channels lookupd knows before the topic starts flowing
             topic.started = False
-            self.spawn(self._precreate_channels(topic, http_addresses))
+            topic.precreating = self.spawn(self._precreate_channels(topic, http_addresses))
         return topic
 
     async def _precreate_channels(self, topic: Topic, http_addresses: list[str]) -> None:

@@ -9,6 +9,7 @@ queue behind it, so a topic keeps publish order (nsqd takes from memory and disk
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from typing import TYPE_CHECKING
@@ -45,6 +46,8 @@ class Topic:
         self.exiting = False
         #: False while the topic asks lookupd for channels to pre-create (nsqd does the same).
         self.started = True
+        # the lookupd query for channels to pre-create, while one runs (NSQD.get_topic)
+        self.precreating: asyncio.Task | None = None
         self.message_count = 0
         self.message_bytes = 0
 
