@@ -27,6 +27,7 @@ from tornado.util import TimeoutError as TornadoTimeoutError
 from . import event
 from .conn_commands import CONNECTED, CONNECTING, DISCONNECTED, FLUSH_THRESHOLD, INIT, CommandsMixin
 from .conn_options import DEFAULT_MAX_REQUEUE_DELAY, DEFAULT_USER_AGENT, build_options, check_port, split_host
+from .conn_stale import StaleCheckMixin
 from .event import EventedMixin
 from .message import ANSWERED, Message, _Answered
 from .protocol import events as ev
@@ -52,7 +53,7 @@ class ConnectError(Error, ConnectionError):
     """The TCP connection to nsqd could not be established."""
 
 
-class AsyncConn(CommandsMixin, EventedMixin):
+class AsyncConn(CommandsMixin, StaleCheckMixin, EventedMixin):
     """A connection to nsqd with pynsq's constructor, attributes and events (see the module doc).
 
     Extra keyword-only options: ``max_frame_size`` (bytes; default None: a message as large as
@@ -437,29 +438,6 @@ class AsyncConn(CommandsMixin, EventedMixin):
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)
         self._close(error)
-
-    # ---- the stale-connection check ---------------------------------------------------------
-
-    def _stale_limit(self) -> float:
-        interval = self._options.heartbeat_interval
-        return -1 if interval == -1 else 2 * interval
-
-    def _schedule_stale_check(self, delay: float) -> None:
-        if delay < 0:
-            return
-        self._stale_timer = self._get_loop().call_later(delay, self._check_stale)
-
-    def _check_stale(self) -> None:
-        self._stale_timer = None
-        if self.state == DISCONNECTED:
-            return
-        limit = self._stale_limit()
-        idle = self._get_loop().time() - self._recv_mark
-        if idle >= limit:
-            self._close(NSQTimeoutError(
-                f"waiting for data (nothing for 2 x heartbeat_interval = {limit:g}s)", limit, self.id))
-        else:
-            self._schedule_stale_check(limit - idle)
 
     # ---- closing ------------------------------------------------------------------------------
 
