@@ -22,7 +22,8 @@ def tool_env() -> dict[str, str]:
 
 # A real nsqd moves messages between queues on goroutines of its own: a topic's messagePump
 # copies published messages to its channels asynchronously (a channel's depth lags the topic's),
-# and a timed-out in-flight message goes back to the channel's queue a moment later. So a depth
+# a timed-out in-flight message goes back to the channel's queue a moment later, and a message a
+# client's pump took from the channel's queue is in flight only a moment later. So a depth
 # read once, or an in-flight count and a depth read in two /stats calls, can miss messages that
 # are moving. These helpers wait until a channel is settled instead.
 
@@ -33,42 +34,49 @@ def tool_env() -> dict[str, str]:
 CONSUMER_STOP_MSG_TIMEOUT_MS = 5000
 
 
-def channel_snapshot(nsqd: Any, topic: str, channel: str = "c") -> tuple[dict, dict]:
-    """``(topic entry, channel entry)`` of one /stats answer (one moment of nsqd's state)."""
-    entry = nsqd.topic_stats(topic)
-    assert entry is not None, f"nsqd has no topic {topic!r}"
-    for chan in entry.get("channels") or []:
-        if chan["channel_name"] == channel:
-            return entry, chan
-    raise AssertionError(f"nsqd has no channel {topic!r}/{channel!r}")
+class ChannelSettled:
+    """A :func:`polling.wait_for` predicate, true once ``channel`` is settled (at ``expected``,
+    when given, with a consumer still working on it): the topic has handed every message
+    published to it on to the channel (the channel must exist before the first publish: its
+    message_count then catches up with the topic's), nothing is in flight or deferred, and two
+    /stats answers in a row agree (a message nsqd is moving between two queues shows in
+    neither). Make one per wait: it remembers the previous answer."""
+
+    def __init__(self, nsqd: Any, topic: str, channel: str = "c",
+                 expected: int | None = None) -> None:
+        self.nsqd, self.topic, self.channel, self.expected = nsqd, topic, channel, expected
+        self.previous: tuple | None = None
+        self.last: tuple[dict, dict] | None = None
+
+    def __call__(self) -> bool:
+        topic_entry = self.nsqd.topic_stats(self.topic)
+        chan = next((c for c in (topic_entry or {}).get("channels") or []
+                     if c["channel_name"] == self.channel), None)
+        if topic_entry is None or chan is None:  # not made yet (a consumer's SUB makes it)
+            return False
+        self.last = topic_entry, chan
+        quiet = (topic_entry["depth"] == 0 and chan["in_flight_count"] == 0
+                 and chan["deferred_count"] == 0
+                 and chan["message_count"] >= topic_entry["message_count"]
+                 and self.expected in (None, chan["depth"]))
+        state = (chan["depth"], chan["message_count"], chan["requeue_count"],
+                 chan["timeout_count"], topic_entry["message_count"]) if quiet else None
+        agreed = state is not None and state == self.previous
+        self.previous = state
+        return agreed
+
+    def __bool__(self) -> bool:  # `wait_for(lambda: ChannelSettled(...))` would never wait
+        raise TypeError("ChannelSettled is a predicate: call it")
 
 
 def settled_depth(nsqd: Any, topic: str, channel: str = "c", timeout: float = 30.0,
                   expected: int | None = None) -> int:
-    """The depth of ``channel`` once it is settled (at ``expected``, when given, with a consumer
-    still working on it): the topic has handed every message published to it on to the channel
-    (the channel must exist before the first publish: its message_count then catches up with the
-    topic's), nothing is in flight or deferred, and two /stats answers in a row agree (a message
-    nsqd is moving between two queues shows in neither)."""
-    previous: tuple | None = None
-    last: tuple[dict, dict] | None = None
-
-    def settled() -> bool:
-        nonlocal previous, last
-        last = topic_entry, chan = channel_snapshot(nsqd, topic, channel)
-        quiet = (topic_entry["depth"] == 0 and chan["in_flight_count"] == 0
-                 and chan["deferred_count"] == 0
-                 and chan["message_count"] >= topic_entry["message_count"]
-                 and expected in (None, chan["depth"]))
-        state = (chan["depth"], chan["message_count"], chan["requeue_count"],
-                 chan["timeout_count"], topic_entry["message_count"]) if quiet else None
-        agreed = state is not None and state == previous
-        previous = state
-        return agreed
-
-    assert wait_for(settled, timeout=timeout, interval=0.05), last
-    assert last is not None
-    return last[1]["depth"]
+    """The depth of ``channel`` once it is settled (see :class:`ChannelSettled`)."""
+    settled = ChannelSettled(nsqd, topic, channel, expected)
+    assert wait_for(settled, timeout=timeout, interval=0.05), (
+        settled.last or f"nsqd has no channel {topic!r}/{channel!r}")
+    assert settled.last is not None
+    return settled.last[1]["depth"]
 
 
 def queue_messages(nsqd: Any, topic: str, total: int, channel: str = "c") -> set[bytes]:

@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from channels import consume_channel, tool_env
+from channels import ChannelSettled, consume_channel, settled_depth, tool_env
 from polling import tool, wait_for
 
 SOURCE_CHANNEL = "nsq_to_nsq"  # nsq-to-nsq's default channel, as Go's
@@ -35,10 +35,10 @@ def received(nsqd: Any, topic: str) -> int:
     return (nsqd.topic_stats(topic) or {}).get("message_count", 0)
 
 
-def settled(nsqd: Any, topic: str, channel: str = SOURCE_CHANNEL) -> bool:
-    """Nothing queued, in flight or deferred on the channel: every message was FINed."""
-    stats = nsqd.channel_stats(topic, channel) or {}
-    return stats.get("depth") == stats.get("in_flight_count") == stats.get("deferred_count") == 0
+def source_settled(nsqd: Any, topic: str, channel: str = SOURCE_CHANNEL) -> ChannelSettled:
+    """A wait_for predicate: nothing left queued, in flight or deferred on the channel (every
+    message FINed), in two /stats answers in a row. Make one per wait."""
+    return ChannelSettled(nsqd, topic, channel, expected=0)
 
 
 def collected(nsqd: Any, topic: str) -> list[bytes]:
@@ -48,11 +48,9 @@ def collected(nsqd: Any, topic: str) -> list[bytes]:
 
 def left_on_source(nsqd: Any, topic: str, channel: str = SOURCE_CHANNEL) -> list[bytes]:
     """What the source channel still holds once the relay is gone: requeued messages come back
-    from deferred (their delay is short), in-flight ones from the closed connection."""
-    stats = lambda: nsqd.channel_stats(topic, channel)  # noqa: E731
-    assert wait_for(lambda: stats()["deferred_count"] == stats()["in_flight_count"] == 0,
-                    timeout=60), stats()
-    return consume_channel(nsqd, topic, channel)
+    from deferred (their delay is short), in-flight ones from the closed connection (or after
+    msg_timeout, for one nsqd sent after CLOSE_WAIT)."""
+    return consume_channel(nsqd, topic, channel, settled_depth(nsqd, topic, channel, timeout=60))
 
 
 class RelayProcess:
@@ -124,8 +122,9 @@ def wait_relayed(source: Any, destination: Any, topic: str, count: int,
                  timeout: float = 60) -> None:
     """Wait until the source channel is settled and ``count`` messages reached the destination."""
     target = destination_topic or topic
+    settled = source_settled(source, topic)
     done = wait_for(lambda: (relay is not None and relay.returncode is not None) or (
-        settled(source, topic) and received(destination, target) >= count), timeout=timeout)
+        received(destination, target) >= count and settled()), timeout=timeout)
     assert relay is None or relay.returncode is None, (relay.returncode, relay.stderr[-2000:])
     assert done, (source.channel_stats(topic, SOURCE_CHANNEL), received(destination, target),
                   relay.stderr[-2000:] if relay else "")

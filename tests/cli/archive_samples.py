@@ -72,10 +72,12 @@ def channel_counts(nsqd, topic: str, channel: str) -> dict:
     }
 
 
-def drained(nsqd, topic: str, channel: str) -> bool:
-    stats = nsqd.channel_stats(topic, channel)
-    return bool(stats) and stats.get("depth") == 0 and stats.get("in_flight_count") == 0 \
-        and stats.get("message_count", 0) > 0
+def channel_drained(nsqd, topic: str, channel: str):
+    """A wait_for predicate: every message published to ``topic`` reached ``channel`` and was
+    FINed (see channels.ChannelSettled; the channel may not exist yet)."""
+    from channels import ChannelSettled
+
+    return ChannelSettled(nsqd, topic, channel, expected=0)
 
 
 def tail_json(nsqd, topic: str, n: int, timeout: float = 30) -> list[dict]:

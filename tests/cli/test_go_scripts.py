@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from channels import ChannelSettled
 from polling import tool, wait_for
 
 
@@ -37,8 +38,7 @@ def test_a_go_style_pipeline_runs_unchanged(nsqd, run_tool, tmp_path):
          "-http-client-connect-timeout", "2s", "-skip-empty-files=true"],
         stderr=subprocess.PIPE)
     try:
-        assert wait_for(lambda: nsqd.channel_stats("go", "archive")["depth"] == 0
-                        and nsqd.channel_stats("go", "archive")["in_flight_count"] == 0, 30)
+        assert wait_for(ChannelSettled(nsqd, "go", "archive", expected=0), 30)
     finally:
         archiver.send_signal(signal.SIGINT)
         _, stderr = archiver.communicate(timeout=30)

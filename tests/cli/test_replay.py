@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from archive_samples import (
-    drained, go_archive, json_body, run_tool, tail_json, tool, wait_for,
+    channel_drained, go_archive, json_body, run_tool, tail_json, tool, wait_for,
 )
 from nsqcli.archive.format import encode_jsonl
 
@@ -23,7 +23,7 @@ def archive_with_to_file(nsqd, topic, bodies, out, *extra):
     proc = tool("to_file", "--topic", topic, "--nsqd-tcp-address", nsqd.tcp_address,
                 "--output-dir", str(out), *extra)
     try:
-        wait_for(lambda: drained(nsqd, topic, "nsq_to_file"), 30, what=f"{topic} archived")
+        wait_for(channel_drained(nsqd, topic, "nsq_to_file"), 30, what=f"{topic} archived")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
@@ -137,7 +137,7 @@ def test_timing_original_keeps_scaled_gaps(nsqd, tmp_path):
         rc, _, err = run_tool("replay", str(tmp_path / "in.jsonl"), "--nsqd-tcp-address",
                               nsqd.tcp_address, "--timing", "original", "--speed", "2")
         assert rc == 0, err
-        wait_for(lambda: drained(nsqd, "timed", "nsq_to_file"), 10)
+        wait_for(channel_drained(nsqd, "timed", "nsq_to_file"), 10)
     finally:
         capture.send_signal(signal.SIGTERM)
         capture.communicate(timeout=20)

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from archive_samples import channel_counts, drained, read_bodies, tool, wait_for
+from archive_samples import channel_counts, channel_drained, read_bodies, tool, wait_for
 from nsqcli.archive.format import decode_jsonl
 from nsqcli.to_file.command import to_file
 
@@ -33,7 +33,7 @@ def test_archive_50000_with_rotation_gzip_and_work_dir(nsqd, tmp_path):
     proc = tool("to_file", *to_file_args(nsqd, "big", out, "--work-dir", str(work), "--gzip",
                                          "--rotate-size", "150000", "--max-in-flight", "500"))
     try:
-        wait_for(lambda: drained(nsqd, "big", "nsq_to_file"), 60, what="the channel to drain")
+        wait_for(channel_drained(nsqd, "big", "nsq_to_file"), 60, what="the channel to drain")
     finally:
         rc, err = stop(proc)
     assert rc == 130, err  # stopped by SIGTERM after a clean drain
@@ -80,7 +80,7 @@ def test_kill_9_then_restart_loses_nothing(nsqd_factory, tmp_path):
     assert left["depth"] + left["in_flight"] > 0  # it really died with work left
     second = tool("to_file", *args)
     try:
-        wait_for(lambda: drained(nsqd, "crash", "nsq_to_file"), 60, what="redelivery and drain")
+        wait_for(channel_drained(nsqd, "crash", "nsq_to_file"), 60, what="redelivery and drain")
     finally:
         rc, err = stop(second)
     assert rc == 130, err
@@ -112,7 +112,7 @@ def test_write_error_exits_non_zero_and_messages_are_redelivered(nsqd, tmp_path)
     assert depth >= n - len(archived)
     second = tool("to_file", *to_file_args(nsqd, "full", tmp_path / "b"))
     try:
-        wait_for(lambda: drained(nsqd, "full", "nsq_to_file"), 30)
+        wait_for(channel_drained(nsqd, "full", "nsq_to_file"), 30)
     finally:
         stop(second)
     assert set(archived) | set(read_bodies(tmp_path / "b")) == set(bodies)
@@ -143,7 +143,7 @@ def test_jsonl_format_is_lossless(nsqd, tmp_path):
     nsqd.mpub("lossless", bodies)
     proc = tool("to_file", *to_file_args(nsqd, "lossless", tmp_path, "--format", "jsonl"))
     try:
-        wait_for(lambda: drained(nsqd, "lossless", "nsq_to_file"), 20)
+        wait_for(channel_drained(nsqd, "lossless", "nsq_to_file"), 20)
     finally:
         stop(proc)
     (name,) = os.listdir(tmp_path)

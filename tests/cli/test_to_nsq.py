@@ -11,7 +11,7 @@ import pytest
 from polling import wait_for
 from relay_helpers import (
     SOURCE_CHANNEL, RelayProcess, collected, fill, final_counts, left_on_source, received,
-    relay_args, settled, wait_relayed, watch,
+    relay_args, source_settled, wait_relayed, watch,
 )
 
 N = 5000
@@ -42,8 +42,9 @@ def test_several_topics_into_one_destination_topic(nsqd_factory, tmp_path):
     watch(destination, "merged")
     with RelayProcess(tmp_path, "--topic", "alpha", "--topic", "beta", "--destination-topic",
                       "merged", *relay_args(source, destination)) as relay:
-        assert wait_for(lambda: received(destination, "merged") == 500 and settled(
-            source, "alpha") and settled(source, "beta"), timeout=60), relay.stderr
+        alpha, beta = source_settled(source, "alpha"), source_settled(source, "beta")
+        assert wait_for(lambda: received(destination, "merged") == 500 and alpha() and beta(),
+                        timeout=60), relay.stderr
         stderr = relay.stop()
     assert final_counts(stderr)["relayed"] == 500
     assert sorted(collected(destination, "merged")) == sorted(first + second)
@@ -63,7 +64,8 @@ def test_round_robin_spreads_and_fan_out_copies(nsqd_factory, tmp_path):
                       "--max-in-flight", 1000) as rr, \
             RelayProcess(tmp_path, "--topic", "fo", "--mode", "fan-out",
                          *relay_args(source, copies)) as fo:
-        assert wait_for(lambda: settled(source, "rr") and settled(source, "fo"), timeout=90), \
+        spread_done, copies_done = source_settled(source, "rr"), source_settled(source, "fo")
+        assert wait_for(lambda: spread_done() and copies_done(), timeout=90), \
             (rr.stderr, fo.stderr)
         rr.stop()
         fo.stop()
@@ -119,8 +121,9 @@ def test_json_filters_and_whitelist(nsqd_factory, tmp_path):
                       "--require-json-field", "kind", "--require-json-value", "click",
                       "--whitelist-json-field", "n", "--whitelist-json-field", "kind",
                       *relay_args(source, destination)) as relay:
-        assert wait_for(lambda: settled(source, "events") and received(destination, "clicks")
-                        == 2, timeout=60), relay.stderr
+        settled = source_settled(source, "events")
+        assert wait_for(lambda: received(destination, "clicks") == 2 and settled(),
+                        timeout=60), relay.stderr
         stderr = relay.stop()
     counts = final_counts(stderr)
     assert (counts["relayed"], counts["filtered"], counts["not_json"]) == (2, 5, 2)
@@ -137,7 +140,7 @@ def test_numeric_required_value(nsqd_factory, tmp_path):
     watch(destination, "codes")
     with RelayProcess(tmp_path, "--topic", "codes", "--require-json-field", "code",
                       "--require-json-value", "4.04e2", *relay_args(source, destination)) as relay:
-        assert wait_for(lambda: settled(source, "codes"), timeout=60), relay.stderr
+        assert wait_for(source_settled(source, "codes"), timeout=60), relay.stderr
         relay.stop()
     # a JSON number equal as a float; a string only when it is the very text given
     assert sorted(collected(destination, "codes")) == [b'{"code":404.0}', b'{"code":404}']

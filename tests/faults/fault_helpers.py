@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from channels import (  # noqa: F401 - the fault tests import them from here
-    CONSUMER_STOP_MSG_TIMEOUT_MS, channel_snapshot, consume_channel, queue_messages, settled_depth,
+    ChannelSettled, CONSUMER_STOP_MSG_TIMEOUT_MS, consume_channel, queue_messages, settled_depth,
     tool_env,
 )
 from polling import tool, wait_for  # noqa: F401 - the fault tests import them here

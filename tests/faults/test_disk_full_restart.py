@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import resource
 
-from fault_helpers import kill_quietly, queue_messages, spawn, tool, wait_for
+from fault_helpers import ChannelSettled, kill_quietly, queue_messages, spawn, tool, wait_for
 
 
 def test_restart_after_a_full_disk_never_splices_records(nsqd, tmp_path):
@@ -33,9 +33,7 @@ def test_restart_after_a_full_disk_never_splices_records(nsqd, tmp_path):
 
     second = spawn(args)  # room was made: the restart appends to the same file
     try:
-        assert wait_for(lambda: nsqd.channel_stats("splice", "c")["depth"] == 0
-                        and nsqd.channel_stats("splice", "c")["in_flight_count"] == 0,
-                        timeout=60)
+        assert wait_for(ChannelSettled(nsqd, "splice", "c", expected=0), timeout=60)
         second.terminate()
         _, stderr = second.communicate(timeout=30)
     finally:

@@ -10,7 +10,7 @@ import time
 from fault_helpers import ChaosProxy, wait_for
 from relay_helpers import (
     SOURCE_CHANNEL, RelayProcess, collected, fill, final_counts, left_on_source, received,
-    relay_args, settled, watch,
+    relay_args, source_settled, watch,
 )
 
 FAST_BACKOFF = ("--consumer-opt", "max_backoff_duration=2s", "--consumer-opt",
@@ -99,7 +99,7 @@ def test_destination_down_then_up(nsqd_factory, tmp_path):
         time.sleep(3)
         assert requeued() - first <= 20, (first, requeued())
         destination.start()
-        assert wait_for(lambda: settled(source, "du"), timeout=90), relay.stderr
+        assert wait_for(source_settled(source, "du"), timeout=90), relay.stderr
         stderr = relay.stop()
     assert relay.returncode == 130
     assert b"destination du: publishing again" in stderr
@@ -120,7 +120,7 @@ def test_destination_lost_mid_stream_then_back(nsqd_factory, tmp_path):
         # what was held when it went is given up after --retry-timeout and requeued, never FINed
         assert wait_for(lambda: requeued() > 0, timeout=30), relay.stderr
         destination.start()
-        assert wait_for(lambda: settled(source, "dl"), timeout=120), relay.stderr
+        assert wait_for(source_settled(source, "dl"), timeout=120), relay.stderr
         relay.stop()
     assert set(collected(destination, "dl")) == set(bodies)  # duplicates allowed, none lost
 
@@ -162,7 +162,7 @@ def test_connections_reset_on_both_sides(nsqd_factory, tmp_path):
                           "--destination-nsqd-tcp-address", to_destination.address) as relay:
             assert wait_for(lambda: to_source.faults >= 3 and to_destination.faults >= 3,
                             timeout=60), relay.stderr
-            assert wait_for(lambda: settled(source, "cr"), timeout=120), (
+            assert wait_for(source_settled(source, "cr"), timeout=120), (
                 relay.stderr[-2000:], source.channel_stats("cr", SOURCE_CHANNEL))
             to_source.stop_chaos()
             to_destination.stop_chaos()

@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 from pathlib import Path
+from typing import Callable
 
+from channels import ChannelSettled
 from polling import wait_for
 
 # Bytes a line-based tool must carry unchanged: a tab, a carriage return inside a line, NUL,
@@ -61,18 +63,18 @@ def stop(process: subprocess.Popen) -> bytes:
     return stderr
 
 
-def drained(nsqd, topic: str, channel: str, count: int) -> bool:
-    """All ``count`` messages of the channel were FINed (a consumer that FINs after fsync has
-    written them all)."""
-    stats = nsqd.channel_stats(topic, channel) or {}
-    return (stats.get("message_count") == count and stats.get("depth") == 0
-            and stats.get("in_flight_count") == 0)
+def drained(nsqd, topic: str, channel: str, count: int) -> Callable[[], bool]:
+    """A wait_for predicate: all ``count`` messages of the channel were FINed (a consumer that
+    FINs after fsync has written them all)."""
+    settled = ChannelSettled(nsqd, topic, channel, expected=0)
+    return lambda: (nsqd.channel_stats(topic, channel) or {}).get("message_count") == count \
+        and settled()
 
 
 def wait_drained(nsqd, topic: str, channel: str, count: int, process: subprocess.Popen) -> None:
     """Wait (generously) until the consumer ``process`` has FINed every message."""
-    ok = wait_for(lambda: drained(nsqd, topic, channel, count) or process.poll() is not None,
-                  timeout=60)
+    done = drained(nsqd, topic, channel, count)
+    ok = wait_for(lambda: done() or process.poll() is not None, timeout=60)
     assert process.poll() is None, (process.args[0], process.returncode,
                                     process.stderr.read()[-2000:])
     assert ok, (topic, channel, nsqd.channel_stats(topic, channel))

@@ -40,5 +40,5 @@ def test_go_to_nsq_to_nsq_tail(nsqd, go_app):
                "--nsqd-tcp-address", nsqd.tcp_address])
     assert sorted(out.split(b"\n")) == sorted(bodies + [b""])
     # and ours FINed every one of them before it exited
-    assert wait_for(lambda: drained(nsqd, "interop_to", "ours", COUNT)), \
+    assert wait_for(drained(nsqd, "interop_to", "ours", COUNT)), \
         nsqd.channel_stats("interop_to", "ours")

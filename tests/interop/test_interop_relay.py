@@ -9,7 +9,7 @@ import pytest
 
 from interop_helpers import start, stop
 from polling import tool, wait_for
-from relay_helpers import collected, fill, received, settled, watch
+from relay_helpers import collected, fill, received, source_settled, watch
 
 pytestmark = pytest.mark.real_only("Go's nsq_to_nsq runs next to the real nsqd binary")
 
@@ -47,9 +47,10 @@ def test_the_same_messages_pass_as_through_gos_nsq_to_nsq(nsqd_factory, go_app, 
                source.tcp_address, "--destination-nsqd-tcp-address", destination.tcp_address]),
     ]
     try:
-        assert wait_for(lambda: settled(source, "events", "go") and settled(
-            source, "events", "ours"), timeout=60), [source.channel_stats("events", c)
-                                                     for c in ("go", "ours")]
+        go_done = source_settled(source, "events", "go")
+        ours_done = source_settled(source, "events", "ours")
+        assert wait_for(lambda: go_done() and ours_done(), timeout=60), [
+            source.channel_stats("events", c) for c in ("go", "ours")]
     finally:
         for relay in relays:
             stop(relay)
