@@ -13,7 +13,7 @@ import pytest
 from nsqcli.broker.thread import shared_broker_thread
 
 from test_nsqd_delivery import wait_for
-from test_nsqd_wire import consumer
+from test_nsqd_wire import RawNSQ, consumer
 
 
 class FakeLookupd:
@@ -234,3 +234,35 @@ def test_topic_create_answers_once_the_channels_lookupd_knows_exist(nsqd_factory
     nsqlookupd.wait_for_producer(second, topic="warmup")
     second.create_topic("shared")
     assert second.channel_stats("shared", "known") is not None
+
+
+def _fresh_nsqd_lookupd_knows(nsqd_factory, nsqlookupd, topic: str, channel: str):
+    """An nsqd without ``topic``, registered with a lookupd that knows ``channel`` of it (made
+    on lookupd's HTTP API, as nsqadmin does)."""
+    nsqlookupd.http_json("POST", "/channel/create", {"topic": topic, "channel": channel})
+    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
+    nsqd.create_topic("warmup")  # registered: nsqd has read lookupd's HTTP port by now
+    nsqlookupd.wait_for_producer(nsqd, topic="warmup")
+    return nsqd
+
+
+def test_tcp_pub_that_creates_a_topic_answers_once_the_channels_lookupd_knows_exist(
+        nsqd_factory, nsqlookupd):
+    """nsqd's PUB gets its topic with GetTopic, which blocks the creator on lookupd's answer:
+    the OK comes once the channels lookupd knows exist, and the message goes to them."""
+    nsqd = _fresh_nsqd_lookupd_knows(nsqd_factory, nsqlookupd, "pubbed", "known")
+    RawNSQ(nsqd).pub("pubbed", b"first")
+    assert nsqd.channel_stats("pubbed", "known") is not None
+    assert wait_for(lambda: nsqd.channel_stats("pubbed", "known")["depth"] == 1)
+
+
+def test_tcp_sub_that_creates_a_topic_answers_once_the_channels_lookupd_knows_exist(
+        nsqd_factory, nsqlookupd):
+    """SUB gets its topic the same way: once its OK comes, lookupd's channel exists beside the
+    subscribed one, and a message published then reaches both."""
+    nsqd = _fresh_nsqd_lookupd_knows(nsqd_factory, nsqlookupd, "subbed", "known")
+    sub = consumer(nsqd, "subbed", "mine")
+    assert nsqd.channel_stats("subbed", "known") is not None
+    nsqd.pub("subbed", b"after")
+    assert sub.message().body == b"after"
+    assert wait_for(lambda: nsqd.channel_stats("subbed", "known")["depth"] == 1)

@@ -11,16 +11,17 @@ import abc
 
 import json
 from struct import Struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from nsqcli.lib.protocol.names import valid_topic_name
 
 from .client import STATE_INIT, decode_identify
 from .options import VERSION
-from .protocol_v2 import OK, ClientErr, query_auth, as_text, then, check_auth, go_quote, parse_base10
-from .topic import PublishFailed
+from .protocol_v2 import OK, ClientErr, after, as_text, check_auth, go_quote, parse_base10, query_auth
+from .topic import PublishFailed, Topic
 
 if TYPE_CHECKING:
+    from .message import Message
     from .tcp import V2Connection
 
 _INT32 = Struct(">l")
@@ -156,16 +157,7 @@ class Pub(BodyCommand):
         _check_message_size("PUB", size, conn.nsqd.options.max_msg_size)
 
     def run(self, conn, params, body):
-        topic_name = as_text(params[1])
-
-        def publish() -> bytes:
-            topic = conn.nsqd.get_topic(topic_name)
-            _put(topic, [topic.new_message(body)], "PUB")
-            conn.client.published(topic_name, 1)
-            return OK
-
-        pending = check_auth(conn, "PUB", topic_name, "")
-        return then(pending, publish) if pending else publish()
+        return _publish(conn, "PUB", as_text(params[1]), lambda topic: [topic.new_message(body)])
 
 
 class DPub(BodyCommand):
@@ -182,26 +174,18 @@ class DPub(BodyCommand):
         _check_message_size("DPUB", size, conn.nsqd.options.max_msg_size)
 
     def run(self, conn, params, body):
-        topic_name = as_text(params[1])
         delay = parse_base10(params[2]) or 0
-
-        def publish() -> bytes:
-            topic = conn.nsqd.get_topic(topic_name)
-            _put(topic, [topic.new_message(body, delay)], "DPUB")
-            conn.client.published(topic_name, 1)
-            return OK
-
-        pending = check_auth(conn, "DPUB", topic_name, "")
-        return then(pending, publish) if pending else publish()
+        return _publish(conn, "DPUB", as_text(params[1]),
+                        lambda topic: [topic.new_message(body, delay)])
 
 
 class MPub(BodyCommand):
     def pre(self, conn, params):
         # nsqd's MPUB error text repeats its code (sic)
         topic_name = _topic_param("MPUB", params, 2, prefix="E_BAD_TOPIC ")
-        pending = check_auth(conn, "MPUB", topic_name, "")
-        create = lambda: conn.nsqd.get_topic(topic_name)  # noqa: E731 - nsqd creates it here
-        return then(pending, create) if pending else create()
+        # nsqd gets (creates) the topic here, before reading the body: its creator waits here
+        return after(check_auth(conn, "MPUB", topic_name, ""),
+                     lambda: conn.nsqd.open_topic(topic_name)[1])
 
     def check_size(self, conn, params, size):
         limit = conn.nsqd.options.max_body_size
@@ -218,6 +202,25 @@ class MPub(BodyCommand):
         _put(topic, [topic.new_message(b) for b in bodies], "MPUB")
         conn.client.published(topic_name, len(bodies))
         return OK
+
+
+def _publish(conn: "V2Connection", command: str, topic_name: str,
+             make_messages: Callable[[Topic], list[Message]]) -> Any:
+    """PUB and DPUB once the body is read: check the authorization, get the topic (waiting, as
+    nsqd's GetTopic, if this command created it), queue the messages, answer OK."""
+
+    def publish() -> Any:
+        topic, created = conn.nsqd.open_topic(topic_name)
+
+        def put() -> bytes:
+            messages = make_messages(topic)
+            _put(topic, messages, command)
+            conn.client.published(topic_name, len(messages))
+            return OK
+
+        return after(created, put)
+
+    return after(check_auth(conn, command, topic_name, ""), publish)
 
 
 def _put(topic, messages: list, command: str) -> None:

@@ -80,9 +80,10 @@ class Request:
         self.body = body
         self.headers = headers
         self.opt = ""  # the :opt of /config/:opt
-        # a topic this request created whose channels are still being asked of lookupd: nsqd
-        # answers only once they exist (its GetTopic makes that query a blocking call)
-        self.topic_precreating: asyncio.Task | None = None
+        # set when this request created a topic whose channels are being asked of lookupd: nsqd
+        # answers only once they exist (its GetTopic makes that query a blocking call for the
+        # caller that creates the topic; any other finds it in the map and goes on)
+        self.topic_created: asyncio.Future | None = None
 
     def params(self) -> dict[str, list[str]]:
         return parse_query(self.raw_query)
@@ -126,9 +127,7 @@ class API:
             raise HTTPError(400, "MISSING_ARG_TOPIC")
         if not valid_topic_name(name):
             raise HTTPError(400, "INVALID_TOPIC")
-        topic = self.nsqd.get_topic(name)
-        if not topic.started:
-            req.topic_precreating = topic.precreating
+        topic, req.topic_created = self.nsqd.open_topic(name)
         return params, topic
 
     def _existing_topic_and_channel(self, req: Request):
@@ -428,8 +427,8 @@ class _Handler(tornado.web.RequestHandler):
         req = Request(r.method, r.path, r.query, b"".join(self._chunks), r.headers,
                       over_tls=r.protocol == "https")
         status, headers, body = self.api.handle(req)
-        if req.topic_precreating is not None:
-            await asyncio.wait([req.topic_precreating])
+        if req.topic_created is not None:
+            await asyncio.wait([req.topic_created])
         self.clear_header("Content-Type")
         self.clear_header("Server")
         self.set_status(status)

@@ -1,13 +1,15 @@
 """The V2 commands, with nsqd v1.3.0's checks, order and error texts (nsqd/protocol_v2.go).
 
 Each handler returns the response to send (bytes), None for no response, or a coroutine that
-resolves to one of those (AUTH, a TLS upgrade, an expired authorization to re-check). Errors are
-raised as :class:`ClientErr`; only E_FIN_FAILED, E_REQ_FAILED and E_TOUCH_FAILED are non-fatal.
+resolves to one of those (AUTH, a TLS upgrade, an expired authorization to re-check, a topic the
+command created whose channels lookupd is asked for). Errors are raised as :class:`ClientErr`;
+only E_FIN_FAILED, E_REQ_FAILED and E_TOUCH_FAILED are non-fatal.
 The commands with a body live in :mod:`.body_commands`.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from nsqcli.lib.protocol.constants import NON_FATAL_ERROR_CODES
@@ -76,7 +78,15 @@ def message_id(raw: bytes) -> bytes:
 
 async def then(pending: Awaitable[Any], action: Callable[[], Any]) -> Any:
     await pending
-    return action()
+    result = action()
+    if inspect.isawaitable(result):  # the action had to wait too (a topic it created)
+        result = await result
+    return result
+
+
+def after(pending: Awaitable[Any] | None, action: Callable[[], Any]) -> Any:
+    """``action()`` now, or once ``pending`` is done: a coroutine the connection suspends on."""
+    return then(pending, action) if pending is not None else action()
 
 
 # ------------------------------------------------------------------------ auth
@@ -213,17 +223,21 @@ def cmd_sub(conn: "V2Connection", params: tuple[bytes, ...]) -> Any:
     if not valid_channel_name(params[2]):
         raise ClientErr("E_BAD_CHANNEL", f"SUB channel name {go_quote(channel_name)} is not valid")
 
-    def subscribe() -> bytes:
-        channel = conn.nsqd.get_topic(topic_name).get_channel(channel_name)
-        error = channel.add_client(client)
-        if error:
-            raise ClientErr("E_SUB_FAILED", f"SUB failed {error}")
-        client.state = STATE_SUBSCRIBED
-        client.channel = channel
-        return OK
+    def subscribe() -> Any:
+        topic, created = conn.nsqd.open_topic(topic_name)
 
-    pending = check_auth(conn, "SUB", topic_name, channel_name)
-    return then(pending, subscribe) if pending else subscribe()
+        def join() -> bytes:
+            channel = topic.get_channel(channel_name)
+            error = channel.add_client(client)
+            if error:
+                raise ClientErr("E_SUB_FAILED", f"SUB failed {error}")
+            client.state = STATE_SUBSCRIBED
+            client.channel = channel
+            return OK
+
+        return after(created, join)
+
+    return after(check_auth(conn, "SUB", topic_name, channel_name), subscribe)
 
 
 SIMPLE_COMMANDS: dict[bytes, Callable[..., Any]] = {

@@ -238,9 +238,25 @@ class NSQD:
     # ---------------------------------------------------------------- topics
 
     def get_topic(self, name: str) -> Topic:
+        """The topic, created if new (see open_topic for what its creator waits for)."""
+        topic = self.topics.get(name)
+        return topic if topic is not None else self._new_topic(name)
+
+    def open_topic(self, name: str) -> tuple[Topic, asyncio.Future | None]:
+        """nsqd's GetTopic as a client command or HTTP request sees it: the topic and, when this
+        call created it and asks lookupd for the channels to pre-create, what to await before
+        answering. nsqd's creator blocks on that query; a concurrent caller finds the topic in
+        the map and goes on at once (its messages are held until the topic starts)."""
         topic = self.topics.get(name)
         if topic is not None:
-            return topic
+            return topic, None
+        topic = self._new_topic(name)
+        if topic.precreating is None:
+            return topic, None
+        # shielded: a client that hangs up while it waits must not cancel the query
+        return topic, asyncio.shield(topic.precreating)
+
+    def _new_topic(self, name: str) -> Topic:
         topic = Topic(name, self)
         self.topics[name] = topic
         self.notify_lookupd(topic)

@@ -46,7 +46,7 @@ class Topic:
         self.exiting = False
         #: False while the topic asks lookupd for channels to pre-create (nsqd does the same).
         self.started = True
-        # the lookupd query for channels to pre-create, while one runs (NSQD.get_topic)
+        # the lookupd query for channels to pre-create, if one was made (NSQD.open_topic)
         self.precreating: asyncio.Task | None = None
         self.message_count = 0
         self.message_bytes = 0
