@@ -13,13 +13,14 @@ import pytest
 from nsqcli.broker.thread import shared_broker_thread
 
 from test_nsqd_delivery import wait_for
-from test_nsqd_wire import RawNSQ, consumer
+from test_nsqd_wire import consumer
 
 
 class FakeLookupd:
     """A scripted nsqlookupd TCP endpoint that records the commands each connection sends."""
 
-    def __init__(self) -> None:
+    def __init__(self, http_port: int = 0) -> None:
+        self.http_port = http_port  # told to nsqd in the IDENTIFY answer (0: none)
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
         self.sessions: list[list] = []
@@ -48,8 +49,10 @@ class FakeLookupd:
                 if line.startswith(b"IDENTIFY"):
                     (size,) = struct.unpack(">l", reader.read(4))
                     session.append(("IDENTIFY", json.loads(reader.read(size))))
-                    reply = json.dumps({"tcp_port": 1, "http_port": 0, "version": "1.3.0",
-                                        "broadcast_address": "", "hostname": "fake"}).encode()
+                    host = "127.0.0.1" if self.http_port else ""
+                    reply = json.dumps({"tcp_port": 1, "http_port": self.http_port,
+                                        "version": "1.3.0", "broadcast_address": host,
+                                        "hostname": "fake"}).encode()
                 else:
                     session.append(line.decode().strip())
                     reply = b"OK"
@@ -220,49 +223,3 @@ def test_registers_again_after_lookupd_restarts(nsqd_factory, nsqlookupd):
     nsqd.create_topic("nudge2")  # ...so this one reconnects and registers everything
     assert nsqlookupd.wait_for_producer(nsqd, topic="survivor", timeout=5)
 
-
-def test_topic_create_answers_once_the_channels_lookupd_knows_exist(nsqd_factory, nsqlookupd):
-    """nsqd's GetTopic asks lookupd for a new topic's channels in a blocking call, so
-    /topic/create answers only once they exist (the embedded nsqd answered first and created
-    them a moment later: a channel made elsewhere meanwhile appeared too)."""
-    first, second = (nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
-                     for _ in range(2))
-    first.create_topic("shared")
-    first.create_channel("shared", "known")
-    assert wait_for(lambda: "known" in nsqlookupd.channels("shared"))
-    second.create_topic("warmup")  # registered: second has read lookupd's HTTP port by now
-    nsqlookupd.wait_for_producer(second, topic="warmup")
-    second.create_topic("shared")
-    assert second.channel_stats("shared", "known") is not None
-
-
-def _fresh_nsqd_lookupd_knows(nsqd_factory, nsqlookupd, topic: str, channel: str):
-    """An nsqd without ``topic``, registered with a lookupd that knows ``channel`` of it (made
-    on lookupd's HTTP API, as nsqadmin does)."""
-    nsqlookupd.http_json("POST", "/channel/create", {"topic": topic, "channel": channel})
-    nsqd = nsqd_factory(lookupd_tcp_addresses=[nsqlookupd.tcp_address])
-    nsqd.create_topic("warmup")  # registered: nsqd has read lookupd's HTTP port by now
-    nsqlookupd.wait_for_producer(nsqd, topic="warmup")
-    return nsqd
-
-
-def test_tcp_pub_that_creates_a_topic_answers_once_the_channels_lookupd_knows_exist(
-        nsqd_factory, nsqlookupd):
-    """nsqd's PUB gets its topic with GetTopic, which blocks the creator on lookupd's answer:
-    the OK comes once the channels lookupd knows exist, and the message goes to them."""
-    nsqd = _fresh_nsqd_lookupd_knows(nsqd_factory, nsqlookupd, "pubbed", "known")
-    RawNSQ(nsqd).pub("pubbed", b"first")
-    assert nsqd.channel_stats("pubbed", "known") is not None
-    assert wait_for(lambda: nsqd.channel_stats("pubbed", "known")["depth"] == 1)
-
-
-def test_tcp_sub_that_creates_a_topic_answers_once_the_channels_lookupd_knows_exist(
-        nsqd_factory, nsqlookupd):
-    """SUB gets its topic the same way: once its OK comes, lookupd's channel exists beside the
-    subscribed one, and a message published then reaches both."""
-    nsqd = _fresh_nsqd_lookupd_knows(nsqd_factory, nsqlookupd, "subbed", "known")
-    sub = consumer(nsqd, "subbed", "mine")
-    assert nsqd.channel_stats("subbed", "known") is not None
-    nsqd.pub("subbed", b"after")
-    assert sub.message().body == b"after"
-    assert wait_for(lambda: nsqd.channel_stats("subbed", "known")["depth"] == 1)
