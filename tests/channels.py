@@ -29,8 +29,11 @@ def tool_env() -> dict[str, str]:
 
 
 #: msg_timeout for tests that stop a consumer, then read its channel back: nsqd v1.3.0 may
-#: deliver one more message after CLOSE_WAIT, which the consumer can no longer answer (see
-#: AsyncConn.close_gracefully); it stays in flight until msg_timeout (60 s by default)
+#: deliver one more message after CLOSE_WAIT (a race in its message pump). During the drain the
+#: handler gets it; while close_gracefully() still waits for the socket to take our last writes,
+#: it gets REQ <id> 0; but once our side of the connection is shut (the usual case when nothing
+#: was left to write: no await comes before the shutdown), no answer can be sent and it stays in
+#: flight until msg_timeout (60 s by default). Still needed for that last case.
 CONSUMER_STOP_MSG_TIMEOUT_MS = 5000
 
 

@@ -49,7 +49,7 @@ def collected(nsqd: Any, topic: str) -> list[bytes]:
 def left_on_source(nsqd: Any, topic: str, channel: str = SOURCE_CHANNEL) -> list[bytes]:
     """What the source channel still holds once the relay is gone: requeued messages come back
     from deferred (their delay is short), in-flight ones from the closed connection (or after
-    msg_timeout, for one nsqd sent after CLOSE_WAIT)."""
+    msg_timeout, for one nsqd sent after CLOSE_WAIT once our side was shut)."""
     return consume_channel(nsqd, topic, channel, settled_depth(nsqd, topic, channel, timeout=60))
 
 

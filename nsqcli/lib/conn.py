@@ -136,7 +136,7 @@ class AsyncConn(CommandsMixin, StaleCheckMixin, EventedMixin):
         self._stale_timer: asyncio.TimerHandle | None = None
         self._tls_pending = False
         self._half_closed = False  # close_gracefully() shut our side: nsqd's EOF is expected
-        self._closing_gracefully = False  # messages arriving now could not be answered
+        self._closing_gracefully = False  # close_gracefully() began: messages are refused
         self._tls_future: asyncio.Future[SSLIOStream] | None = None
         self._recv_mark = 0.0
 
@@ -374,11 +374,6 @@ class AsyncConn(CommandsMixin, StaleCheckMixin, EventedMixin):
                 logger.exception("[%s] error while handling %s", self, type(item).__name__)
             if self.state == DISCONNECTED:
                 return
-
-    def _refuse(self, message: Message) -> None:
-        logger.debug("[%s] message %s came after the drain: not handled (its answer could not "
-                     "be sent), nsqd redelivers it after msg_timeout", self,
-                     message.id.decode("ascii", "replace"))
 
     def _on_event(self, item: Any) -> None:
         kind = type(item)

@@ -74,6 +74,7 @@ class CommandsMixin:
         _ready_future: asyncio.Future[None] | None
         _close_wait: asyncio.Future[bytes | None] | None
         _half_closed: bool
+        _closing_gracefully: bool
         _resume_listeners: tuple[Callable[..., object], ...]
 
         @property
@@ -141,20 +142,31 @@ class CommandsMixin:
         closing. A plain close with unread bytes in the socket sends a reset, and nsqd may then
         drop the last FIN/REQ it had not read yet.
 
-        A message that still arrives (nsqd v1.3.0 can send one after CLOSE_WAIT: its message
-        pump may hold one when RDY 0 comes) is not handed to the handler: its FIN or REQ could
-        not be sent, so a consumer would write out a message nsqd redelivers after msg_timeout.
+        A message that arrives from now on (nsqd v1.3.0 can send one after CLOSE_WAIT: its
+        message pump may hold one when RDY 0 comes) is not handed to the handler. While this
+        still waits for the socket to take our queued writes, it gets ``REQ <id> 0``, written
+        before our side is shut (nsqd takes REQ in its closing state and hands the message to
+        another consumer at once). Once our side is shut, which happens without waiting when
+        nothing is left to write, no answer can be sent: nsqd redelivers it after msg_timeout.
         """
         self._closing_gracefully = True
-        try:
-            await asyncio.wait_for(self.flush(), timeout)
-        except (asyncio.TimeoutError, Error):
-            pass
+        loop = self._get_loop()
+        deadline = loop.time() + timeout
+        while True:  # until the socket took everything, a REQ for a late message included
+            self._flush()
+            last = self._last_write
+            if last is None or last.done() or loop.time() >= deadline:
+                break
+            try:
+                await asyncio.wait_for(asyncio.shield(last), deadline - loop.time())
+            except (asyncio.TimeoutError, StreamClosedError):
+                break
         stream = self.stream
         if stream is None or stream.closed():
             self.close()
             return
         try:
+            # no await since the check above: a message read from here on cannot be answered.
             # socket.socket's shutdown, also under TLS: ssl.SSLSocket.shutdown would drop the TLS
             # state that still decrypts what nsqd sends until its EOF (nsqd's Go TLS reads a TCP
             # EOF at a record boundary as a plain EOF and closes, as without TLS)
@@ -164,6 +176,26 @@ class CommandsMixin:
         except (OSError, asyncio.TimeoutError):
             pass
         self.close()
+
+    def _refuse(self, message: Message) -> None:
+        """A message that arrived during close_gracefully(): never handed to the handler (see
+        there); requeued at once while our side is not shut yet. Not in ``in_flight``, and no
+        backoff/continue event: the handler did not fail."""
+        msg_id = message.id
+        protocol = self._protocol
+        if not self._half_closed and protocol is not None and self.state == CONNECTED:
+            try:
+                self._write(protocol.requeue(msg_id, 0))
+            except LocalProtocolError:  # not consuming: cannot happen with a message
+                pass
+            else:
+                self._flush()
+                logger.debug("[%s] message %s came after the drain: not handled, requeued (REQ 0)",
+                             self, msg_id.decode("ascii", "replace"))
+                return
+        logger.debug("[%s] message %s came after the drain: not handled (our side of the "
+                     "connection is shut: no REQ can be sent), nsqd redelivers it after "
+                     "msg_timeout", self, msg_id.decode("ascii", "replace"))
 
     @property
     def write_buffer_size(self) -> int:

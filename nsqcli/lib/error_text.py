@@ -21,7 +21,7 @@ def error_text(exc: BaseException, daemon: str = "nsqd") -> str:
     if not text:
         cause = exc.__cause__ or exc.__context__
         if cause is not None and cause is not exc:
-            return error_text(cause)
+            return error_text(cause, daemon)
         return type(exc).__name__
     return text
 

@@ -10,7 +10,8 @@ import socket
 import pytest
 
 from nsqcli.cli.nsq_http import (
-    HttpSession, Reply, RequestFailed, Timeouts, parse_names, stats_topics, url, v1_data,
+    HttpSession, Reply, RequestFailed, Timeouts, _failure_text, parse_names, stats_topics, url,
+    v1_data,
 )
 from nsqcli.lib.lookupd import LookupdError
 
@@ -82,6 +83,19 @@ def test_no_answer_is_request_failed_with_a_short_text():
         port = probe.getsockname()[1]  # bound, not listening: refused
         with pytest.raises(RequestFailed, match=r"^connection refused \(is nsqd running there\?\)$"):
             _request(f"127.0.0.1:{port}")
+
+
+def test_a_failure_text_from_a_cause_names_nsqlookupd():
+    """A tornado error with no text of its own, caused by the refusal: the text comes from the
+    cause and still names the daemon asked (it said "is nsqd running there?" of a lookupd)."""
+    try:
+        try:
+            raise ConnectionRefusedError()
+        except ConnectionRefusedError as refused:
+            raise OSError() from refused
+    except OSError as wrapped:
+        assert _failure_text(wrapped, "nsqlookupd") == (
+            "connection refused (is nsqlookupd running there?)")
 
 
 def test_a_silent_server_times_out_within_the_request_timeout():

@@ -3,6 +3,9 @@
 import asyncio
 import logging
 
+from channels import settled_depth
+from polling import until
+
 import nsqcli.lib as nsq
 from nsqcli.lib.conn import AsyncConn
 
@@ -38,3 +41,33 @@ def test_close_gracefully_waits_for_nsqd_to_close_its_side(nsqd):
 
     asyncio.run(main())
     assert nsqd.topic_stats("graceful_pub")["message_count"] == 1
+
+
+def test_nsqd_takes_req_0_after_close_wait_and_requeues_at_once(nsqd):
+    """What close_gracefully() does with a message that comes after CLOSE_WAIT rests on this:
+    nsqd takes ``REQ <id> 0`` in its closing state and the message is back in the channel's
+    queue at once, neither in flight (msg_timeout) nor deferred."""
+    nsqd.create_topic("late_req")
+    nsqd.create_channel("late_req", "c")
+    nsqd.mpub("late_req", [b"held"])
+
+    async def main():
+        conn = AsyncConn(nsqd.host, nsqd.tcp_port)
+        received = []
+        conn.on("message", lambda conn, message: received.append(message))
+        await conn.wait_ready(5)
+        assert await conn.subscribe("late_req", "c") == b"OK"
+        conn.send_rdy(1)
+        await until(lambda: received)
+        assert await conn.start_close() == b"CLOSE_WAIT"
+        received[0].requeue(delay=0, backoff=False)
+        await conn.flush()
+        # read while the connection is still open: nothing may wait for its close
+        depth = await asyncio.to_thread(settled_depth, nsqd, "late_req", "c", 10.0, 1)
+        await conn.close_gracefully(timeout=2)
+        return depth, conn
+
+    depth, conn = asyncio.run(asyncio.wait_for(main(), 20))
+    assert depth == 1 and conn.close_error is None
+    stats = nsqd.channel_stats("late_req", "c")
+    assert stats["requeue_count"] == 1 and stats["timeout_count"] == 0

@@ -10,6 +10,7 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 from tornado.web import Application, RequestHandler
 
+from nsqcli.broker.daemons import free_port
 from nsqcli.lib.lookupd import (
     ACCEPT_HEADER,
     LookupdError,
@@ -122,12 +123,6 @@ class Lookupd:
 
     def set(self, status, body):
         self.state["reply"] = (status, body)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_poller_unions_every_lookupd_and_sends_accept_header():

@@ -8,22 +8,16 @@ the engine's batching and limits against an in-memory nsqd in test_publisher_eng
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
 import nsqcli.lib as nsq
+from nsqcli.broker.daemons import free_port
 from nsqcli.lib import NsqdRefusedError, NsqdUnreachableError, PublishError, RecordTooLargeError
 
 from publisher_helpers import Outcomes, message_count, read_bodies, run
 
 pytestmark = pytest.mark.timeout(90)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_the_names_are_exported_from_nsqcli_lib():

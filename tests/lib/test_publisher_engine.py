@@ -13,6 +13,7 @@ from nsqcli.lib.publisher.engine import PublishEngine
 from nsqcli.lib.publisher.errors import NsqdRefusedError, NsqdUnreachableError, RecordTooLargeError
 
 from fake_publish import FakeNsqd
+from polling import until
 
 
 def make(nsqds, callbacks=None, **options):
@@ -28,6 +29,11 @@ def make(nsqds, callbacks=None, **options):
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 10))
+
+
+def held(nsqd):
+    """Publishes the fake nsqd holds unanswered (``hold``)."""
+    return sum(len(conn.pending) for conn in nsqd.conns)
 
 
 def records(n, start=1):
@@ -140,7 +146,7 @@ def test_connection_lost_batches_are_resent():
         await publisher.start()
         nsqd.hold = True
         await publisher.publish(records(35))
-        await asyncio.sleep(0.01)
+        await until(lambda: held(nsqd) == 3)  # the full batches; the partial waits for room
         nsqd.drop()
         nsqd.hold = False
         return await publisher.close()
@@ -157,11 +163,11 @@ def test_retry_timeout_gives_exact_unacknowledged_count():
         publisher, _ = make([nsqd], batch_size=10, retry_timeout=0.2)
         await publisher.start()
         await publisher.publish(records(20))
-        await asyncio.sleep(0.05)
+        await until(lambda: publisher.report.acknowledged == 20)
         nsqd.hold = True
         nsqd.refuse = True
         await publisher.publish(records(25, 21))
-        await asyncio.sleep(0.01)
+        await until(lambda: held(nsqd) == 2)  # the full batches; the partial waits for room
         nsqd.drop()
         more = await publisher.publish(records(5, 46))
         return more, await publisher.close()
@@ -195,7 +201,7 @@ def test_round_robin_spreads_and_survives_one_dead_nsqd():
         await publisher.start()
         await publisher.publish(records(100))
         b.refuse = False
-        await asyncio.sleep(0.2)
+        await until(lambda: all(dest.up for dest in publisher.destinations))  # b reconnected
         await publisher.publish(records(100, 101))
         return await publisher.close(), logs
 
@@ -226,7 +232,7 @@ def test_fan_out_counts_records_missing_from_one_nsqd():
         publisher, _ = make([a, b], mode=FAN_OUT, batch_size=10, retry_timeout=0.2)
         await publisher.start()
         await publisher.publish(records(10))
-        await asyncio.sleep(0.05)
+        await until(lambda: publisher.report.acknowledged == 10)  # by both nsqds
         b.refuse = True
         b.drop()
         await publisher.publish(records(10, 11))
@@ -413,7 +419,7 @@ def test_e_mpub_failed_then_recovery_publishes_everything():
         publisher, _ = make([nsqd], retry_timeout=5)
         await publisher.start()
         await publisher.publish(records(3))
-        await asyncio.sleep(0.1)
+        await until(lambda: nsqd.commands)  # an MPUB was refused
         nsqd.error_code = None
         return await publisher.close()
 

@@ -1,14 +1,17 @@
 """Reader.close() and the messages nsqd delivers while it closes: those before CLOSE_WAIT (what
-nsqd had buffered goes out first) are waited for; one after the drain is left to nsqd."""
+nsqd had buffered goes out first) are waited for; one after the drain is never handled: it is
+requeued at once while our side of the connection is open, else left to nsqd."""
 
 import asyncio
 import json
+import socket
 import time
 
-from fake_nsqd import DEFAULT_IDENTIFY_RESPONSE, FakeNSQD, new_message_id
+from fake_nsqd import DEFAULT_IDENTIFY_RESPONSE, FakeNSQD, new_message_id, run
 from polling import until
 
 import nsqcli.lib as nsq
+from nsqcli.lib.conn import AsyncConn
 from nsqcli.lib.protocol.commands import CommandParser
 from nsqcli.lib.protocol.constants import FRAME_TYPE_RESPONSE
 from nsqcli.lib.protocol.frames import encode_frame, encode_message
@@ -88,3 +91,55 @@ def test_a_message_after_the_drain_is_left_to_nsqd(caplog):
     caplog.set_level("DEBUG", logger="nsqcli.lib.conn")
     assert asyncio.run(asyncio.wait_for(main(), 20)) == []
     assert f"message {new_message_id(7).decode()} came after the drain" in caplog.text
+
+
+def test_a_message_during_close_gracefully_is_requeued_before_our_side_shuts():
+    """The late message arrives while close_gracefully() still waits for the socket to take our
+    last writes (the fake does not read meanwhile): it is not handed to the handler, and its
+    ``REQ <id> 0`` reaches nsqd before our EOF, so nsqd hands it on at once instead of after
+    msg_timeout."""
+    resume = asyncio.Event()
+
+    async def script(peer):
+        await peer.handshake()
+        while (name := (await peer.read_command()).name) != b"CLS":
+            if name == b"SUB":
+                peer.send_response(b"OK")
+        peer.send_response(b"CLOSE_WAIT")
+        await resume.wait()  # not reading: the client's writes pile up in its buffers
+        await peer.serve()  # PUB -> OK, until the client's EOF
+        peer.close()  # as nsqd does once it read the EOF
+
+    async def main():
+        handled = []
+        async with FakeNSQD(script) as fake:
+            conn = AsyncConn(fake.host, fake.port)
+            conn.on("message", lambda conn, message: handled.append(message))
+            await conn.wait_ready(5)
+            assert await conn.subscribe("t", "c") == b"OK"
+            assert conn.send_rdy(1)
+            assert await conn.start_close() == b"CLOSE_WAIT"
+            peer = fake.peers[0]
+            # fixed socket buffers (no autotuning): what the kernel can hold stays well under
+            # what piles up below, so close_gracefully() waits until the fake reads again
+            conn.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+            peer.stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            publishes = [conn.publish("t", b"x" * (1024 * 1024)) for _ in range(8)]
+            closing = asyncio.ensure_future(conn.close_gracefully(timeout=10))
+            await until(lambda: conn._closing_gracefully)
+            written = conn.stream._total_write_index  # bytes handed to tornado so far
+            late = peer.send_message(b"late")
+            request = b"REQ %s 0\n" % late
+            await until(lambda: conn.stream._total_write_index == written + len(request), timeout=5)
+            assert not conn._half_closed  # still waiting for the socket
+            resume.set()
+            await closing
+            assert all(await asyncio.gather(*publishes))
+            await fake.wait_until(lambda: peer.closed)
+            return handled, conn, late, fake.transcript
+
+    handled, conn, late, transcript = run(main(), 30)
+    assert handled == [] and conn.in_flight == 0
+    assert conn.close_error is None  # nsqd's EOF came as expected
+    assert transcript[-1] == f"REQ {late.decode()} 0"
+    assert transcript[:4] == ["IDENTIFY", "SUB t c", "RDY 1", "CLS"]

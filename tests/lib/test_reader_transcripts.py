@@ -175,7 +175,8 @@ def test_close_gives_up_waiting_after_close_timeout(caplog):
             peer = await fake.wait_peer()
             await fake.wait_for("RDY")
             peer.send_message(b"never answered")
-            await settle()
+            # delivered: the drain below has a message to wait for
+            await fake.wait_until(lambda: [c.in_flight for c in reader.conns.values()] == [1])
             started = asyncio.get_running_loop().time()
             await reader.close()
             assert 0.15 < asyncio.get_running_loop().time() - started < 2

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import struct
 
 import pytest
 from fake_nsqd import FakeNSQD, FakePeer
 
 import nsqcli.lib as nsq
+from nsqcli.broker.daemons import free_port
 from nsqcli.lib import registry
 from nsqcli.lib.errors import ConnectionClosedError, NSQError, SendError
 from nsqcli.lib.writer_links import new_reconnect_backoff
@@ -19,12 +19,6 @@ pytestmark = pytest.mark.timeout(30)
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 20))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def until(predicate, timeout=5.0):
