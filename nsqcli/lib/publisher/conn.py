@@ -8,7 +8,6 @@ connection died first) and ``connection_up``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -28,16 +27,14 @@ ConnectFunc = Callable[[str, "dict[str, Any]", float], Awaitable[Any]]
 
 
 async def connect_nsqd(address: str, conn_kwargs: dict[str, Any], timeout: float) -> Any:
-    """An :class:`nsqcli.lib.conn.AsyncConn` to ``address`` that finished its handshake."""
+    """An :class:`nsqcli.lib.conn.AsyncConn` to ``address`` that finished its handshake
+    within ``timeout`` seconds (TCP connect and every handshake stage together)."""
     from nsqcli.lib.conn import AsyncConn  # lazy: tornado is only imported when we connect
 
     host, port = parse_address(address)
     conn = AsyncConn(host, port, **conn_kwargs)
     try:
-        started = conn.connect()
-        if inspect.isawaitable(started):
-            await started
-        await conn.wait_ready(timeout)
+        await conn.wait_ready(timeout)  # connects (the conn is new: INIT)
     except BaseException:
         conn.close()
         raise
