@@ -208,6 +208,12 @@ class AsyncConn(CommandsMixin, StaleCheckMixin, EventedMixin):
         if task is not None and not task.done():
             await asyncio.wait([task], timeout=self._options.timeout + 1.0)
 
+    async def aclose(self) -> None:
+        """:meth:`close`, then :meth:`stopped`: what an owner closing a connection that may still
+        be connecting awaits."""
+        self.close()
+        await self.stopped()
+
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Connect if needed and wait until the handshake completed; raises why it failed."""
         if self.state == INIT:

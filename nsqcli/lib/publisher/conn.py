@@ -33,10 +33,17 @@ async def connect_nsqd(address: str, conn_kwargs: dict[str, Any], timeout: float
 
     host, port = parse_address(address)
     conn = AsyncConn(host, port, **conn_kwargs)
+    if conn.timeout > timeout:
+        # no stage may outlast the whole: a TCP connect that gets no answer then ends (and
+        # closes its socket) when wait_ready gives up, so the cleanup below waits no longer
+        conn = AsyncConn(host, port, **{**conn_kwargs, "timeout": timeout})
     try:
         await conn.wait_ready(timeout)  # connects (the conn is new: INIT)
     except BaseException:
-        conn.close()
+        # cancelled or failed mid-connect: wait until the attempt ended, so that its socket is
+        # closed by us, not left to the GC if the event loop ends next (a second cancellation
+        # stops the wait, not the attempt's own end within the stage timeout)
+        await asyncio.shield(conn.aclose())
         raise
     return conn
 
@@ -78,7 +85,7 @@ class Destination:
     async def connect_once(self) -> None:
         conn = await self._connect(self.address, self._conn_kwargs, self._connect_timeout)
         if self._closed:
-            conn.close()
+            await conn.aclose()
             return
         self.conn = conn
         self.up = True
@@ -166,11 +173,14 @@ class Destination:
         else:
             self._owner.batch_lost(self, batch, error)
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Stop reconnecting and close; returns once no connect attempt of ours is running."""
         self._closed = True
-        if self._reconnect_task is not None:
-            self._reconnect_task.cancel()
+        task, self._reconnect_task = self._reconnect_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # its connect_nsqd cleans up
         conn, self.conn = self.conn, None
         self.up = False
         if conn is not None:
-            conn.close()
+            await conn.aclose()
