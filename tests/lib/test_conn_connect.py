@@ -71,6 +71,37 @@ def test_connect_timeout_names_the_stage(monkeypatch):
     run(main())
 
 
+def test_a_stage_timing_out_as_wait_ready_gives_up_is_the_error_raised(monkeypatch):
+    """The stage timer and wait_ready's own bound firing in one loop iteration (the Publisher
+    caps the stage timeout at its connect_timeout): the stage's error, never a bare
+    TimeoutError. The wait is replaced by one that fails the handshake and then times out."""
+    import nsqcli.lib.conn as conn_module
+
+    async def main():
+        async def silent(peer):
+            await peer.expect("IDENTIFY")
+            await asyncio.sleep(10)
+
+        async with FakeNSQD(silent) as fake:
+            conn = AsyncConn(fake.host, fake.port, timeout=5)
+            conn.connect()
+            await fake.wait_for("IDENTIFY")
+            wait_for = asyncio.wait_for
+
+            async def both_fire(awaitable, timeout):
+                conn._stage_timed_out("during IDENTIFY")  # what the stage timer does
+                awaitable.cancel()  # and what wait_for does at its deadline
+                raise asyncio.TimeoutError
+
+            monkeypatch.setattr(conn_module.asyncio, "wait_for", both_fire)
+            try:
+                with pytest.raises(NSQTimeoutError, match="during IDENTIFY"):
+                    await conn.wait_ready(5)
+            finally:
+                monkeypatch.setattr(conn_module.asyncio, "wait_for", wait_for)
+    run(main())
+
+
 def _half_open_to(port: int) -> int:
     """Sockets of this machine still trying to connect (SYN_SENT) to 127.0.0.1:``port``."""
     with open("/proc/net/tcp") as table:
