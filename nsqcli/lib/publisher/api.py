@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from nsqcli.lib.addresses import Address
 
-from .config import ROUND_ROBIN, PublisherConfig
+from .config import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES_IN_FLIGHT
+from .config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_TIMEOUT, ROUND_ROBIN, PublisherConfig
 from .engine import PublishEngine
 from .errors import RetryTimeoutError
 from .outcomes import NumbersCallback
@@ -95,13 +96,13 @@ class Publisher:
         nsqd_tcp_addresses: Address | Iterable[Address],
         *,
         mode: str = ROUND_ROBIN,
-        batch_size: int = 1000,
-        batch_bytes: int = 256 * 1024,
-        batches_in_flight: int = 4,
+        batch_size: int = DEFAULT_BATCH_SIZE,  # 1000
+        batch_bytes: int = DEFAULT_BATCH_BYTES,  # 256 KiB
+        batches_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT,  # 4
         rate: float | None = None,
         defer_ms: int | None = None,
-        retry_timeout: float = 30.0,
-        connect_timeout: float = 5.0,
+        retry_timeout: float = DEFAULT_RETRY_TIMEOUT,  # 30 s
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,  # 5 s
         max_msg_size: int | None = None,
         max_body_size: int | None = None,
         skip_oversized: bool = False,

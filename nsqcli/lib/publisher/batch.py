@@ -16,6 +16,8 @@ from typing import Iterator, Sequence
 from nsqcli.lib.protocol import commands
 from nsqcli.lib.protocol.constants import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_MSG_SIZE
 
+from .config import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE
+
 _pack_int32 = Struct(">l").pack
 MPUB_OVERHEAD_PER_RECORD = 4  # the int32 length in front of each record
 MPUB_BODY_HEADER = 4  # the int32 count
@@ -71,8 +73,8 @@ class Limits:
         self,
         max_msg_size: int | None = None,
         max_body_size: int | None = None,
-        batch_count: int = 1000,
-        batch_bytes: int = 256 * 1024,
+        batch_count: int = DEFAULT_BATCH_SIZE,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
         self.max_msg_size = max_msg_size or DEFAULT_MAX_MSG_SIZE
         # nsqd does not announce max-msg-size: until it is configured or learned from an
@@ -126,17 +128,16 @@ class Batch:
     them again on the rare paths that need them (a re-cut, the failed-record sink).
     """
 
-    __slots__ = ("count", "numbers", "commands", "pending", "failed", "failed_since", "size",
-                 "parent", "skipped")
+    __slots__ = ("count", "numbers", "commands", "pending", "failed", "failed_since", "parent",
+                 "skipped")
 
-    def __init__(self, count: int, numbers: Numbers, cmds: list[bytes], size: int) -> None:
+    def __init__(self, count: int, numbers: Numbers, cmds: list[bytes]) -> None:
         self.count = count
         self.numbers = numbers
         self.commands = cmds  # one MPUB, or one DPUB per record
         self.pending = 0  # destinations still to acknowledge (fan-out: several)
         self.failed = False
         self.failed_since: float | None = None
-        self.size = size  # encoded bytes
         self.parent: Batch | None = None  # set on the pieces of a batch re-cut under new limits
         self.skipped: set[int] | None = None  # numbers taken out of its accounting after submission
 
@@ -174,9 +175,9 @@ def encode_batch(topic: bytes, records: list[bytes], numbers: Numbers, defer_ms:
     if defer_ms is None:
         body = mpub_body(records)
         command = b"MPUB " + topic + b"\n" + _pack_int32(len(body)) + body
-        return Batch(len(records), numbers, [command], len(command))
+        return Batch(len(records), numbers, [command])
     cmds = [commands.dpub(topic, defer_ms, record) for record in records]
-    return Batch(len(records), numbers, cmds, sum(map(len, cmds)))
+    return Batch(len(records), numbers, cmds)
 
 
 def cut_batches(records: Sequence[bytes], limits: Limits) -> Iterator[tuple[int, int]]:

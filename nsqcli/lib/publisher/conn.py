@@ -77,7 +77,6 @@ class Destination:
         self.gave_up = False
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closed = False
-        self.sent_batches = 0
 
     def __repr__(self) -> str:
         return f"<Destination {self.address} up={self.up} in_flight={self.in_flight}>"
@@ -137,7 +136,6 @@ class Destination:
     def send(self, batch: Batch) -> None:
         conn = self.conn
         self.in_flight += 1
-        self.sent_batches += 1
         kind = b"MPUB" if len(batch.commands) == 1 and batch.commands[0][:4] == b"MPUB" else b"DPUB"
         state: list[Any] = [len(batch.commands), None]  # answers still due, first error
         done = partial(self._answered, conn, batch, state)

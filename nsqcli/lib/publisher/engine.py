@@ -116,7 +116,6 @@ class PublishEngine(Outcomes, RetryTimeouts):
     async def flush(self) -> None:
         """Publish what is buffered and wait for every answer (or give-up)."""
         self._seal_partial()
-        self._pump()
         while self._outstanding > 0:
             self._changed.clear()
             self._pump()
