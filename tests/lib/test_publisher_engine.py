@@ -42,6 +42,30 @@ def test_cut_batches_respects_count_and_bytes():
     assert list(cut_batches([b"y" * 20] * 7, limits)) == [(0, 3), (3, 6), (6, 7)]
 
 
+def test_cut_batches_agrees_with_a_record_by_record_cut():
+    """Each batch takes records while they fit (count, and body bytes with the 4-byte prefix of
+    each), at least one; checked against that rule written out plainly on varied inputs."""
+    import random
+
+    def plain_cut(records, limits):
+        start = 0
+        while start < len(records):
+            stop, size = start, 0
+            while stop < len(records) and stop - start < limits.max_count and (
+                    stop == start or size + len(records[stop]) + 4 <= limits.body_budget):
+                size += len(records[stop]) + 4
+                stop += 1
+            yield start, stop
+            start = stop
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        bodies = [b"x" * rng.randint(1, 300) for _ in range(rng.randint(0, 60))]
+        limits = Limits(max_body_size=rng.choice([None, 200, 1000, 5000]),
+                        batch_count=rng.randint(1, 20), batch_bytes=rng.randint(1, 3000))
+        assert list(cut_batches(bodies, limits)) == list(plain_cut(bodies, limits)), (bodies, limits)
+
+
 def test_limit_from_error_reads_nsqds_text():
     assert limit_from_error("MPUB message too big 2000 > 1024") == 1024
     assert limit_from_error("MPUB body too big 9 > 8") == 8

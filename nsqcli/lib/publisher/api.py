@@ -40,7 +40,7 @@ def _as_body(value: object) -> bytes:
 
 def _as_bodies(values: Iterable[Body]) -> list[bytes]:
     records = values if type(values) is list else list(values)
-    if all(type(record) is bytes for record in records):
+    if set(map(type, records)) <= {bytes}:  # a C loop (and True for no records)
         return records  # type: ignore[return-value]
     return [_as_body(record) for record in records]
 
@@ -239,7 +239,7 @@ class Publisher:
                 chunk = list(islice(items, self.config.batch_size))
                 if not chunk:
                     break
-                if all(type(item) is bytes for item in chunk):
+                if set(map(type, chunk)) <= {bytes}:
                     await engine.publish(chunk)  # type: ignore[arg-type]
                     continue
                 for item in chunk:

@@ -187,16 +187,22 @@ def cut_batches(records: Sequence[bytes], limits: Limits) -> Iterator[tuple[int,
         return
     budget = limits.body_budget
     max_count = limits.max_count
-    sizes = list(accumulate(len(r) + MPUB_OVERHEAD_PER_RECORD for r in records))
-    if sizes[-1] <= budget and total <= max_count:
+    # C loops only, per record (sum, map, accumulate): the per-record prefix is added per batch
+    if total <= max_count and sum(map(len, records)) + MPUB_OVERHEAD_PER_RECORD * total <= budget:
         yield 0, total
         return
+    lengths = list(accumulate(map(len, records)))  # record bytes up to each index, no prefixes
+
+    def size(index: int) -> int:  # MPUB body bytes of records[:index + 1], prefixes included
+        return lengths[index] + MPUB_OVERHEAD_PER_RECORD * (index + 1)
+
+    indexes = range(total)
     start, base = 0, 0
     while start < total:
-        stop = bisect_right(sizes, base + budget, lo=start)
+        stop = bisect_right(indexes, base + budget, lo=start, key=size)
         stop = min(max(stop, start + 1), start + max_count)  # at least one record per batch
         yield start, stop
-        base = sizes[stop - 1]
+        base = size(stop - 1)
         start = stop
 
 
