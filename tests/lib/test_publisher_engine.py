@@ -485,11 +485,11 @@ def test_records_topping_up_a_partial_batch_after_an_empty_one_keep_their_number
 
 
 @pytest.mark.parametrize("records", [[b"x"], [b"a", b"bc", b"\n" * 300], [b"%d" % i for i in range(1000)]])
-def test_the_fast_mpub_body_is_the_protocol_cores(records):
-    from nsqcli.lib.protocol.commands import mpub_body as checked_mpub_body
-    from nsqcli.lib.publisher.batch import mpub_body
+def test_a_batch_is_the_protocol_cores_mpub(records):
+    from nsqcli.lib.protocol.commands import mpub
+    from nsqcli.lib.publisher.batch import encode_batch
 
-    assert mpub_body(records) == checked_mpub_body(records)
+    assert encode_batch(b"t", records, Numbers(1), None).commands == [mpub("t", records)]
 
 
 def test_limits_derive_the_batch_targets_again_when_a_limit_is_learned():
