@@ -39,13 +39,14 @@ def test_connection_refused():
     run(main())
 
 
+async def silent_after_identify(peer):
+    await peer.expect("IDENTIFY")
+    await asyncio.sleep(10)
+
+
 def test_identify_timeout_names_the_stage():
     async def main():
-        async def silent(peer):
-            await peer.expect("IDENTIFY")
-            await asyncio.sleep(10)
-
-        async with FakeNSQD(silent) as fake:
+        async with FakeNSQD(silent_after_identify) as fake:
             conn = AsyncConn(fake.host, fake.port, timeout=0.2)
             with pytest.raises(NSQTimeoutError, match="during IDENTIFY") as info:
                 await conn.wait_ready(2)
@@ -78,11 +79,7 @@ def test_a_stage_timing_out_as_wait_ready_gives_up_is_the_error_raised(monkeypat
     import nsqcli.lib.conn as conn_module
 
     async def main():
-        async def silent(peer):
-            await peer.expect("IDENTIFY")
-            await asyncio.sleep(10)
-
-        async with FakeNSQD(silent) as fake:
+        async with FakeNSQD(silent_after_identify) as fake:
             conn = AsyncConn(fake.host, fake.port, timeout=5)
             conn.connect()
             await fake.wait_for("IDENTIFY")

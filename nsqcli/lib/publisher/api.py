@@ -81,9 +81,10 @@ class Publisher:
 
     Arguments: ``topic``; ``nsqd_tcp_addresses`` (``"host:port"`` or a list); ``mode``;
     ``batch_size``; ``batch_bytes``; ``batches_in_flight``; ``rate`` (records per second, None:
-    no limit); ``defer_ms``; ``retry_timeout`` and ``connect_timeout`` (seconds);
-    ``max_msg_size``/``max_body_size`` (nsqd's limits, when known; default: learned);
-    ``skip_oversized``; ``keep_failed`` (keep given-up bodies in ``report.failed``); the three
+    no limit); ``defer_ms``; ``retry_timeout`` and ``connect_timeout`` (seconds; the latter
+    bounds each connection's TCP connect and handshake together, and AsyncConn's per-stage
+    ``timeout`` with them); ``max_msg_size``/``max_body_size`` (nsqd's limits, when known;
+    default: learned); ``skip_oversized``; ``keep_failed`` (keep given-up bodies in ``report.failed``); the three
     callbacks; ``log`` (diagnostic lines such as "reconnected"; default: the
     ``nsqcli.lib.publisher`` logger at WARNING); any other keyword goes to each
     :class:`AsyncConn` (``tls_v1``, ``snappy``, ``auth_secret``, ``user_agent``...).
