@@ -26,7 +26,8 @@ from nsqcli.lib.error_text import address_error_text, error_text
 
 __all__ = [
     "AddressError", "CONSUMER_EXIT_STATUS_HELP", "EXIT_STATUS_HELP", "ExitStatus", "ToolError",
-    "UsageError", "describe", "error_text", "exit_status_help", "statuses_listed",
+    "UsageError", "describe", "error_text", "exit_status_help", "publish_error_status",
+    "statuses_listed",
 ]
 
 
@@ -115,7 +116,7 @@ def describe(exc: BaseException) -> tuple[ExitStatus, str] | None:
 
     publish_errors = sys.modules.get("nsqcli.lib.publisher.errors")
     if publish_errors is not None and isinstance(exc, publish_errors.PublishError):
-        return _describe_publish_error(exc, publish_errors)
+        return publish_error_status(exc)
     lib_errors = sys.modules.get("nsqcli.lib.protocol.errors")
     if lib_errors is not None:
         if isinstance(exc, lib_errors.NSQError):
@@ -132,10 +133,13 @@ def describe(exc: BaseException) -> tuple[ExitStatus, str] | None:
     return None
 
 
-def _describe_publish_error(exc: Any, errors: Any) -> tuple[ExitStatus, str]:
-    """nsq-pub's and nsq-replay's statuses for what stopped their publisher: records given up
-    after the retry timeout or over max-msg-size are status 3 (the "N of M records were not
-    acknowledged" line follows); nsqd unreachable at start or refusing the topic is status 1."""
+def publish_error_status(exc: Any) -> tuple[ExitStatus, str]:
+    """``(status, one line)`` for what stopped a publisher (a ``PublishError``, such as
+    ``report.error``), nsq-pub's and nsq-replay's: records given up after the retry timeout or
+    over max-msg-size are status 3 (the "N of M records were not acknowledged" line follows);
+    nsqd unreachable at start or refusing the topic is status 1."""
+    from nsqcli.lib.publisher import errors  # loaded already: the error came from it
+
     if isinstance(exc, errors.RecordTooLargeError):
         return (ExitStatus.NOT_ACKNOWLEDGED,
                 f"{exc.message} (use --skip-oversized to skip such records)")

@@ -208,6 +208,12 @@ class AsyncConn(CommandsMixin, StaleCheckMixin, EventedMixin):
         if task is not None and not task.done():
             await asyncio.wait([task], timeout=self._options.timeout + 1.0)
 
+    async def aclose(self) -> None:
+        """:meth:`close`, then :meth:`stopped`: what an owner closing a connection that may still
+        be connecting awaits."""
+        self.close()
+        await self.stopped()
+
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Connect if needed and wait until the handshake completed; raises why it failed."""
         if self.state == INIT:
@@ -223,10 +229,11 @@ class AsyncConn(CommandsMixin, StaleCheckMixin, EventedMixin):
             raise ConnectionClosedError(f"connection to {self} is not connecting")
         try:
             await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            if future.done():
-                raise
-            raise NSQTimeoutError("waiting for the connection to be ready", timeout or 0, self.id) from None
+        except asyncio.TimeoutError:  # ours, or the handshake's own NSQTimeoutError
+            if not future.done():
+                raise NSQTimeoutError(
+                    "waiting for the connection to be ready", timeout or 0, self.id) from None
+            future.result()  # it ended as the wait did (same iteration): its outcome, not ours
         if self.state == DISCONNECTED:
             raise ConnectionClosedError(f"connection to {self} is closed") from self.close_error
 

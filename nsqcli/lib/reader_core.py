@@ -452,7 +452,7 @@ class ReaderCore:
             await asyncio.wait(tasks, timeout=1.0)
         await self._flush_connections()
         self._close_connections()
-        await asyncio.gather(*(conn.stopped() for conn in connecting), return_exceptions=True)
+        await asyncio.gather(*(conn.aclose() for conn in connecting), return_exceptions=True)
         self._closed = True
 
     async def _flush_connections(self) -> None:

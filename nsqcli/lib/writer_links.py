@@ -104,9 +104,9 @@ class LinkSupervisor:
                 link.conn.close()
 
     async def connections_ended(self) -> None:
-        """After stop_all(): until every connection's connect attempt ended (see AsyncConn.stopped)."""
+        """After stop_all(): until every connection's connect attempt ended (see AsyncConn.aclose)."""
         conns = [link.conn for link in self.links.values() if link.conn is not None]
-        await asyncio.gather(*(conn.stopped() for conn in conns), return_exceptions=True)
+        await asyncio.gather(*(conn.aclose() for conn in conns), return_exceptions=True)
 
     def last_error(self) -> BaseException | None:
         errors = [link.last_error for link in self.links.values() if link.last_error is not None]

@@ -13,7 +13,8 @@ import click
 
 from nsqcli.cli.client_options import PRODUCER
 from nsqcli.cli.console import Console, RateMeter
-from nsqcli.cli.exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError, describe
+from nsqcli.cli.exit_codes import EXIT_STATUS_HELP, ExitStatus, ToolError, UsageError
+from nsqcli.cli.exit_codes import publish_error_status
 from nsqcli.cli.exit_codes import error_text
 from nsqcli.cli.go_flags import tool_command
 from nsqcli.cli.options import DELIMITER, DURATION, RATE, client_options, output_options, pop_console
@@ -229,7 +230,7 @@ class _ErrorLine:
 
     def show(self, report: Any) -> ExitStatus:
         """Print ``report.error``'s line (the first time); its exit status."""
-        status, message = describe(report.error) or (ExitStatus.ERROR, str(report.error))
+        status, message = publish_error_status(report.error)
         if not self._shown:
             self._console.error(message)
             self._shown = True

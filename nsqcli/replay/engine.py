@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable, Sequence
 
 from nsqcli.archive.reader import ArchiveReader, ArchiveReadError, Chunk
-from nsqcli.cli.exit_codes import ExitStatus, ToolError, UsageError, describe
+from nsqcli.cli.exit_codes import ExitStatus, ToolError, UsageError, publish_error_status
 from nsqcli.replay.checkpoint import Checkpoint, CheckpointError, RangeSet, file_key
 from nsqcli.replay.inputs import TopicResolver
 from nsqcli.replay.stdin import Stopped, ThreadedChunks
@@ -366,7 +366,7 @@ def summarize(replay: Replay, reports: list[Any], console: Any,
     status = ExitStatus.SUCCESS
     for report in reports:
         if report.error is not None:
-            error_status, message = describe(report.error) or (ExitStatus.ERROR, str(report.error))
+            error_status, message = publish_error_status(report.error)
             console.error(message)
             if status == ExitStatus.SUCCESS:
                 status = error_status

@@ -21,6 +21,7 @@ from nsqcli.cli.options import DESTINATION, DURATION, SOURCE, ClientSettings, cl
 from nsqcli.cli.options import output_options, pop_console, pop_settings, user_agent
 from nsqcli.cli.options import warn_settings
 from nsqcli.cli.runner import Shutdown, run_tool
+from nsqcli.to_nsq.publishers import MODES
 
 PROG = "nsq-to-nsq"
 
@@ -38,7 +39,7 @@ EXIT_STATUS = exit_status_help(
 @click.option("--channel", default="nsq_to_nsq", show_default=True, help="Channel to consume.")
 @click.option("--destination-topic", default=None,
               help="Publish every topic to this one (default: the topic's own name).")
-@click.option("--mode", type=click.Choice(["round-robin", "fan-out", "hostpool", "epsilon-greedy"]),
+@click.option("--mode", type=click.Choice(list(MODES)),
               default="round-robin", show_default=True,
               help="Several destination nsqds: spread batches over those that are up "
               "(round-robin; Go's hostpool and epsilon-greedy mean the same here) or send "

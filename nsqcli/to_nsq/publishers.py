@@ -8,15 +8,14 @@ AUTH refused, not an nsqd) raises the error the tool exits 1 with.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable
 
 from nsqcli.cli.exit_codes import ToolError
 
 if TYPE_CHECKING:  # pragma: no cover
     from nsqcli.cli.options import ClientSettings
     from nsqcli.lib.publisher import Publisher
-
-NumbersCallback = Callable[[Sequence[int]], None]
+    from nsqcli.lib.publisher.outcomes import NumbersCallback
 
 #: Go's --mode values; hostpool and epsilon-greedy pick among the nsqds that answer, and so does
 #: round-robin here: a batch goes to the next nsqd whose connection is up
@@ -32,11 +31,10 @@ class DestinationNsqds:
     """Makes the Publishers of every destination topic with the destination's settings."""
 
     def __init__(self, settings: ClientSettings, mode: str, retry_timeout: float,
-                 log: Callable[[str], None], batch_size: int = 1000) -> None:
+                 log: Callable[[str], None]) -> None:
         self.settings = settings
         self.mode = MODES[mode]
         self.retry_timeout = retry_timeout
-        self.batch_size = batch_size
         self.log = log
 
     async def addresses(self) -> list[str]:
@@ -67,7 +65,7 @@ class DestinationNsqds:
 
         publisher = Publisher(
             topic, await self.addresses(), mode=self.mode, retry_timeout=self.retry_timeout,
-            batch_size=self.batch_size, skip_oversized=True, keep_failed=False, log=self.log,
+            skip_oversized=True, keep_failed=False, log=self.log,
             on_acknowledged=on_acknowledged, on_given_up=on_given_up, on_skipped=on_skipped,
             **self.settings.publisher_kwargs, **self.settings.conn_kwargs)
         try:

@@ -8,7 +8,7 @@ import pytest
 from archive_samples import run_tool
 from nsqcli.__main__ import cli
 from nsqcli.dev_server import dev_server
-from nsqcli.cli.exit_codes import statuses_listed
+from nsqcli.cli.exit_codes import ExitStatus, describe, publish_error_status, statuses_listed
 from nsqcli.pub.command import command as pub
 from nsqcli.replay.command import command as replay
 from nsqcli.tail.command import command as tail
@@ -33,6 +33,22 @@ def test_nsq_replay_oversized_record_exits_3(nsqd_factory, tmp_path):
                           nsqd.tcp_address)
     assert rc == 3, err
     assert "record 2 is 150 bytes" in err and "1 of 2 records were not acknowledged" in err
+
+
+def test_what_stopped_a_publisher_has_one_status_for_nsq_pub_and_nsq_replay():
+    from nsqcli.lib import publisher
+
+    refused = publisher.NsqdRefusedError("127.0.0.1:4150", ValueError("E_BAD_TOPIC"), "t")
+    cases = [
+        (publisher.RecordTooLargeError(2, 150, 100), ExitStatus.NOT_ACKNOWLEDGED,
+         "record 2 is 150 bytes, larger than nsqd's max-msg-size 100 (use --skip-oversized to "
+         "skip such records)"),
+        (publisher.RetryTimeoutError("gone for 1s"), ExitStatus.NOT_ACKNOWLEDGED, "gone for 1s"),
+        (refused, ExitStatus.ERROR, refused.message),
+    ]
+    for error, status, line in cases:
+        assert publish_error_status(error) == (status, line)
+        assert describe(error) == (status, line)  # the runner's table agrees
 
 
 @pytest.mark.parametrize("command, statuses", [

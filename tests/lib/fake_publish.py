@@ -105,6 +105,9 @@ class FakeConn:
             future.set_exception(error)
             self.close(error)  # nsqd closes the connection after a fatal error
 
+    async def aclose(self) -> None:
+        self.close()
+
     def close(self, cause: BaseException | None = None) -> None:
         if self.closed:
             return

@@ -39,13 +39,14 @@ def test_connection_refused():
     run(main())
 
 
+async def silent_after_identify(peer):
+    await peer.expect("IDENTIFY")
+    await asyncio.sleep(10)
+
+
 def test_identify_timeout_names_the_stage():
     async def main():
-        async def silent(peer):
-            await peer.expect("IDENTIFY")
-            await asyncio.sleep(10)
-
-        async with FakeNSQD(silent) as fake:
+        async with FakeNSQD(silent_after_identify) as fake:
             conn = AsyncConn(fake.host, fake.port, timeout=0.2)
             with pytest.raises(NSQTimeoutError, match="during IDENTIFY") as info:
                 await conn.wait_ready(2)
@@ -68,6 +69,33 @@ def test_connect_timeout_names_the_stage(monkeypatch):
         conn = AsyncConn("127.0.0.1", 4150, timeout=0.1)
         with pytest.raises(NSQTimeoutError, match="while connecting"):
             await conn.wait_ready(2)
+    run(main())
+
+
+def test_a_stage_timing_out_as_wait_ready_gives_up_is_the_error_raised(monkeypatch):
+    """The stage timer and wait_ready's own bound firing in one loop iteration (the Publisher
+    caps the stage timeout at its connect_timeout): the stage's error, never a bare
+    TimeoutError. The wait is replaced by one that fails the handshake and then times out."""
+    import nsqcli.lib.conn as conn_module
+
+    async def main():
+        async with FakeNSQD(silent_after_identify) as fake:
+            conn = AsyncConn(fake.host, fake.port, timeout=5)
+            conn.connect()
+            await fake.wait_for("IDENTIFY")
+            wait_for = asyncio.wait_for
+
+            async def both_fire(awaitable, timeout):
+                conn._stage_timed_out("during IDENTIFY")  # what the stage timer does
+                awaitable.cancel()  # and what wait_for does at its deadline
+                raise asyncio.TimeoutError
+
+            monkeypatch.setattr(conn_module.asyncio, "wait_for", both_fire)
+            try:
+                with pytest.raises(NSQTimeoutError, match="during IDENTIFY"):
+                    await conn.wait_ready(5)
+            finally:
+                monkeypatch.setattr(conn_module.asyncio, "wait_for", wait_for)
     run(main())
 
 

@@ -138,6 +138,13 @@ def test_command_reader_line_limit():
         reader.read_line()
 
 
+def test_mpub_unchecked_is_mpub_for_valid_arguments():
+    for bodies in ([b"a"], [b"a", b"bc", b"\n" * 300], [b"%d" % i for i in range(1000)]):
+        expected = b"MPUB t\n" + size(4 + sum(4 + len(b) for b in bodies)) + size(len(bodies)) + b"".join(
+            size(len(b)) + b for b in bodies)
+        assert commands.mpub_unchecked(b"t", bodies) == expected == commands.mpub("t", bodies)
+
+
 def test_mpub_body_round_trip_and_errors():
     payload = commands.mpub_body([b"a", b"bc"])
     assert parse_mpub_body(payload, 10) == [b"a", b"bc"]

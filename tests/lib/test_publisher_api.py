@@ -14,7 +14,9 @@ import pytest
 import nsqcli.lib as nsq
 from nsqcli.broker.daemons import free_port
 from nsqcli.lib import NsqdRefusedError, NsqdUnreachableError, PublishError, RecordTooLargeError
+from nsqcli.lib.protocol.errors import NSQTimeoutError
 
+from fake_nsqd import FakeNSQD
 from publisher_helpers import Outcomes, message_count, read_bodies, run
 
 pytestmark = pytest.mark.timeout(90)
@@ -187,6 +189,30 @@ def test_an_unreachable_nsqd_at_start_names_the_address_and_the_cause():
     assert error.address == address and error.__cause__ is not None
     assert address in str(error) and "Connection refused" in str(error)
     assert "\n" not in str(error)
+
+
+def test_connect_timeout_bounds_the_whole_handshake_not_only_the_tcp_connect():
+    """An nsqd that accepts and then never answers IDENTIFY: start() gives up after
+    connect_timeout, not after AsyncConn's per-stage ``timeout`` (10 s here)."""
+    async def silent_after_identify(peer):
+        await peer.expect("IDENTIFY")
+        await peer.wait_closed(timeout=30)  # reads, never answers, until the client hangs up
+
+    async def main():
+        async with FakeNSQD(silent_after_identify) as fake:
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            with pytest.raises(NsqdUnreachableError) as info:
+                async with nsq.Publisher("t", fake.address, timeout=10, connect_timeout=0.3):
+                    pass
+            elapsed = loop.time() - began
+            await fake.wait_until(lambda: fake.peers[0].closed)  # the attempt's socket was closed
+            return info.value, elapsed
+
+    error, elapsed = run(main(), timeout=60)
+    assert elapsed < 5, f"start() took {elapsed:.1f}s: connect_timeout=0.3 was not applied"
+    # wait_ready's bound or the stage timer (capped at connect_timeout), whichever fires first
+    assert isinstance(error.__cause__, NSQTimeoutError), repr(error.__cause__)
 
 
 def test_a_callback_that_raises_breaks_no_accounting(nsqd, caplog):

@@ -48,6 +48,30 @@ def test_cut_batches_respects_count_and_bytes():
     assert list(cut_batches([b"y" * 20] * 7, limits)) == [(0, 3), (3, 6), (6, 7)]
 
 
+def test_cut_batches_agrees_with_a_record_by_record_cut():
+    """Each batch takes records while they fit (count, and body bytes with the 4-byte prefix of
+    each), at least one; checked against that rule written out plainly on varied inputs."""
+    import random
+
+    def plain_cut(records, limits):
+        start = 0
+        while start < len(records):
+            stop, size = start, 0
+            while stop < len(records) and stop - start < limits.max_count and (
+                    stop == start or size + len(records[stop]) + 4 <= limits.body_budget):
+                size += len(records[stop]) + 4
+                stop += 1
+            yield start, stop
+            start = stop
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        bodies = [b"x" * rng.randint(1, 300) for _ in range(rng.randint(0, 60))]
+        limits = Limits(max_body_size=rng.choice([None, 200, 1000, 5000]),
+                        batch_count=rng.randint(1, 20), batch_bytes=rng.randint(1, 3000))
+        assert list(cut_batches(bodies, limits)) == list(plain_cut(bodies, limits)), (bodies, limits)
+
+
 def test_limit_from_error_reads_nsqds_text():
     assert limit_from_error("MPUB message too big 2000 > 1024") == 1024
     assert limit_from_error("MPUB body too big 9 > 8") == 8
@@ -467,11 +491,11 @@ def test_records_topping_up_a_partial_batch_after_an_empty_one_keep_their_number
 
 
 @pytest.mark.parametrize("records", [[b"x"], [b"a", b"bc", b"\n" * 300], [b"%d" % i for i in range(1000)]])
-def test_the_fast_mpub_body_is_the_protocol_cores(records):
-    from nsqcli.lib.protocol.commands import mpub_body as checked_mpub_body
-    from nsqcli.lib.publisher.batch import mpub_body
+def test_a_batch_is_the_protocol_cores_mpub(records):
+    from nsqcli.lib.protocol.commands import mpub
+    from nsqcli.lib.publisher.batch import encode_batch
 
-    assert mpub_body(records) == checked_mpub_body(records)
+    assert encode_batch(b"t", records, Numbers(1), None).commands == [mpub("t", records)]
 
 
 def test_limits_derive_the_batch_targets_again_when_a_limit_is_learned():

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from nsqcli.lib.addresses import Address
 
-from .config import ROUND_ROBIN, PublisherConfig
+from .config import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE, DEFAULT_BATCHES_IN_FLIGHT
+from .config import DEFAULT_CONNECT_TIMEOUT, DEFAULT_RETRY_TIMEOUT, ROUND_ROBIN, PublisherConfig
 from .engine import PublishEngine
 from .errors import RetryTimeoutError
 from .outcomes import NumbersCallback
@@ -39,7 +40,7 @@ def _as_body(value: object) -> bytes:
 
 def _as_bodies(values: Iterable[Body]) -> list[bytes]:
     records = values if type(values) is list else list(values)
-    if all(type(record) is bytes for record in records):
+    if set(map(type, records)) <= {bytes}:  # a C loop (and True for no records)
         return records  # type: ignore[return-value]
     return [_as_body(record) for record in records]
 
@@ -80,9 +81,10 @@ class Publisher:
 
     Arguments: ``topic``; ``nsqd_tcp_addresses`` (``"host:port"`` or a list); ``mode``;
     ``batch_size``; ``batch_bytes``; ``batches_in_flight``; ``rate`` (records per second, None:
-    no limit); ``defer_ms``; ``retry_timeout`` and ``connect_timeout`` (seconds);
-    ``max_msg_size``/``max_body_size`` (nsqd's limits, when known; default: learned);
-    ``skip_oversized``; ``keep_failed`` (keep given-up bodies in ``report.failed``); the three
+    no limit); ``defer_ms``; ``retry_timeout`` and ``connect_timeout`` (seconds; the latter
+    bounds each connection's TCP connect and handshake together, and AsyncConn's per-stage
+    ``timeout`` with them); ``max_msg_size``/``max_body_size`` (nsqd's limits, when known;
+    default: learned); ``skip_oversized``; ``keep_failed`` (keep given-up bodies in ``report.failed``); the three
     callbacks; ``log`` (diagnostic lines such as "reconnected"; default: the
     ``nsqcli.lib.publisher`` logger at WARNING); any other keyword goes to each
     :class:`AsyncConn` (``tls_v1``, ``snappy``, ``auth_secret``, ``user_agent``...).
@@ -95,13 +97,13 @@ class Publisher:
         nsqd_tcp_addresses: Address | Iterable[Address],
         *,
         mode: str = ROUND_ROBIN,
-        batch_size: int = 1000,
-        batch_bytes: int = 256 * 1024,
-        batches_in_flight: int = 4,
+        batch_size: int = DEFAULT_BATCH_SIZE,  # 1000
+        batch_bytes: int = DEFAULT_BATCH_BYTES,  # 256 KiB
+        batches_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT,  # 4
         rate: float | None = None,
         defer_ms: int | None = None,
-        retry_timeout: float = 30.0,
-        connect_timeout: float = 5.0,
+        retry_timeout: float = DEFAULT_RETRY_TIMEOUT,  # 30 s
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,  # 5 s
         max_msg_size: int | None = None,
         max_body_size: int | None = None,
         skip_oversized: bool = False,
@@ -238,7 +240,7 @@ class Publisher:
                 chunk = list(islice(items, self.config.batch_size))
                 if not chunk:
                     break
-                if all(type(item) is bytes for item in chunk):
+                if set(map(type, chunk)) <= {bytes}:
                     await engine.publish(chunk)  # type: ignore[arg-type]
                     continue
                 for item in chunk:

@@ -10,19 +10,19 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from itertools import accumulate
-from struct import Struct
 from typing import Iterator, Sequence
 
 from nsqcli.lib.protocol import commands
 from nsqcli.lib.protocol.constants import DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_MSG_SIZE
 
-_pack_int32 = Struct(">l").pack
+from .config import DEFAULT_BATCH_BYTES, DEFAULT_BATCH_SIZE
+
 MPUB_OVERHEAD_PER_RECORD = 4  # the int32 length in front of each record
 MPUB_BODY_HEADER = 4  # the int32 count
 
 __all__ = [
     "Batch", "Limits", "Numbers", "cut_batches", "encode_batch", "join_numbers", "limit_from_error",
-    "mpub_body", "split_oversized",
+    "split_oversized",
 ]
 
 
@@ -71,8 +71,8 @@ class Limits:
         self,
         max_msg_size: int | None = None,
         max_body_size: int | None = None,
-        batch_count: int = 1000,
-        batch_bytes: int = 256 * 1024,
+        batch_count: int = DEFAULT_BATCH_SIZE,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
         self.max_msg_size = max_msg_size or DEFAULT_MAX_MSG_SIZE
         # nsqd does not announce max-msg-size: until it is configured or learned from an
@@ -126,17 +126,16 @@ class Batch:
     them again on the rare paths that need them (a re-cut, the failed-record sink).
     """
 
-    __slots__ = ("count", "numbers", "commands", "pending", "failed", "failed_since", "size",
-                 "parent", "skipped")
+    __slots__ = ("count", "numbers", "commands", "pending", "failed", "failed_since", "parent",
+                 "skipped")
 
-    def __init__(self, count: int, numbers: Numbers, cmds: list[bytes], size: int) -> None:
+    def __init__(self, count: int, numbers: Numbers, cmds: list[bytes]) -> None:
         self.count = count
         self.numbers = numbers
         self.commands = cmds  # one MPUB, or one DPUB per record
         self.pending = 0  # destinations still to acknowledge (fan-out: several)
         self.failed = False
         self.failed_since: float | None = None
-        self.size = size  # encoded bytes
         self.parent: Batch | None = None  # set on the pieces of a batch re-cut under new limits
         self.skipped: set[int] | None = None  # numbers taken out of its accounting after submission
 
@@ -161,22 +160,11 @@ class Batch:
         return f"<Batch records={self.count} first={self.numbers.at(0) if self.count else 0}>"
 
 
-def mpub_body(records: list[bytes]) -> bytes:
-    """:func:`commands.mpub_body` for records known to be non-empty bytes: the length prefixes
-    and the records are interleaved by C loops (twice as fast, once per record)."""
-    parts = [b""] * (2 * len(records))
-    parts[0::2] = map(_pack_int32, map(len, records))
-    parts[1::2] = records
-    return _pack_int32(len(records)) + b"".join(parts)
-
-
 def encode_batch(topic: bytes, records: list[bytes], numbers: Numbers, defer_ms: int | None) -> Batch:
     if defer_ms is None:
-        body = mpub_body(records)
-        command = b"MPUB " + topic + b"\n" + _pack_int32(len(body)) + body
-        return Batch(len(records), numbers, [command], len(command))
+        return Batch(len(records), numbers, [commands.mpub_unchecked(topic, records)])
     cmds = [commands.dpub(topic, defer_ms, record) for record in records]
-    return Batch(len(records), numbers, cmds, sum(map(len, cmds)))
+    return Batch(len(records), numbers, cmds)
 
 
 def cut_batches(records: Sequence[bytes], limits: Limits) -> Iterator[tuple[int, int]]:
@@ -186,16 +174,22 @@ def cut_batches(records: Sequence[bytes], limits: Limits) -> Iterator[tuple[int,
         return
     budget = limits.body_budget
     max_count = limits.max_count
-    sizes = list(accumulate(len(r) + MPUB_OVERHEAD_PER_RECORD for r in records))
-    if sizes[-1] <= budget and total <= max_count:
+    # C loops only, per record (sum, map, accumulate): the per-record prefix is added per batch
+    if total <= max_count and sum(map(len, records)) + MPUB_OVERHEAD_PER_RECORD * total <= budget:
         yield 0, total
         return
+    lengths = list(accumulate(map(len, records)))  # record bytes up to each index, no prefixes
+
+    def size(index: int) -> int:  # MPUB body bytes of records[:index + 1], prefixes included
+        return lengths[index] + MPUB_OVERHEAD_PER_RECORD * (index + 1)
+
+    indexes = range(total)
     start, base = 0, 0
     while start < total:
-        stop = bisect_right(sizes, base + budget, lo=start)
+        stop = bisect_right(indexes, base + budget, lo=start, key=size)
         stop = min(max(stop, start + 1), start + max_count)  # at least one record per batch
         yield start, stop
-        base = sizes[stop - 1]
+        base = size(stop - 1)
         start = stop
 
 

@@ -10,6 +10,13 @@ from nsqcli.lib.protocol.names import check_topic
 
 ROUND_ROBIN, FAN_OUT = "round-robin", "fan-out"
 
+# the defaults, here only: Publisher's signature, PublisherConfig and batch.Limits use them
+DEFAULT_BATCH_SIZE = 1000  # records per MPUB at most
+DEFAULT_BATCH_BYTES = 256 * 1024  # MPUB body bytes aimed at
+DEFAULT_BATCHES_IN_FLIGHT = 4  # per connection (with defer_ms: DPUB commands, x16)
+DEFAULT_RETRY_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -35,13 +42,13 @@ class PublisherConfig:
     conn_kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
     max_msg_size: int | None = None  # None (or 0): unknown until nsqd states it
     max_body_size: int | None = None
-    batch_size: int = 1000  # records per MPUB at most
-    batch_bytes: int = 256 * 1024  # MPUB body bytes aimed at
-    batches_in_flight: int = 4  # per connection (with defer_ms: DPUB commands, x16)
+    batch_size: int = DEFAULT_BATCH_SIZE
+    batch_bytes: int = DEFAULT_BATCH_BYTES
+    batches_in_flight: int = DEFAULT_BATCHES_IN_FLIGHT
     rate: float | None = None  # records per second
     defer_ms: int | None = None
-    retry_timeout: float = 30.0
-    connect_timeout: float = 5.0
+    retry_timeout: float = DEFAULT_RETRY_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     skip_oversized: bool = False
     keep_failed: bool = True  # keep given-up records' bodies in the report
 

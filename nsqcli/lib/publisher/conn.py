@@ -8,7 +8,6 @@ connection died first) and ``connection_up``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -28,18 +27,23 @@ ConnectFunc = Callable[[str, "dict[str, Any]", float], Awaitable[Any]]
 
 
 async def connect_nsqd(address: str, conn_kwargs: dict[str, Any], timeout: float) -> Any:
-    """An :class:`nsqcli.lib.conn.AsyncConn` to ``address`` that finished its handshake."""
+    """An :class:`nsqcli.lib.conn.AsyncConn` to ``address`` that finished its handshake
+    within ``timeout`` seconds (TCP connect and every handshake stage together)."""
     from nsqcli.lib.conn import AsyncConn  # lazy: tornado is only imported when we connect
 
     host, port = parse_address(address)
     conn = AsyncConn(host, port, **conn_kwargs)
+    if conn.timeout > timeout:
+        # no stage may outlast the whole: a TCP connect that gets no answer then ends (and
+        # closes its socket) when wait_ready gives up, so the cleanup below waits no longer
+        conn = AsyncConn(host, port, **{**conn_kwargs, "timeout": timeout})
     try:
-        started = conn.connect()
-        if inspect.isawaitable(started):
-            await started
-        await conn.wait_ready(timeout)
+        await conn.wait_ready(timeout)  # connects (the conn is new: INIT)
     except BaseException:
-        conn.close()
+        # cancelled or failed mid-connect: wait until the attempt ended, so that its socket is
+        # closed by us, not left to the GC if the event loop ends next (a second cancellation
+        # stops the wait, not the attempt's own end within the stage timeout)
+        await asyncio.shield(conn.aclose())
         raise
     return conn
 
@@ -73,7 +77,6 @@ class Destination:
         self.gave_up = False
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closed = False
-        self.sent_batches = 0
 
     def __repr__(self) -> str:
         return f"<Destination {self.address} up={self.up} in_flight={self.in_flight}>"
@@ -81,7 +84,7 @@ class Destination:
     async def connect_once(self) -> None:
         conn = await self._connect(self.address, self._conn_kwargs, self._connect_timeout)
         if self._closed:
-            conn.close()
+            await conn.aclose()
             return
         self.conn = conn
         self.up = True
@@ -133,7 +136,6 @@ class Destination:
     def send(self, batch: Batch) -> None:
         conn = self.conn
         self.in_flight += 1
-        self.sent_batches += 1
         kind = b"MPUB" if len(batch.commands) == 1 and batch.commands[0][:4] == b"MPUB" else b"DPUB"
         state: list[Any] = [len(batch.commands), None]  # answers still due, first error
         done = partial(self._answered, conn, batch, state)
@@ -169,11 +171,14 @@ class Destination:
         else:
             self._owner.batch_lost(self, batch, error)
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
+        """Stop reconnecting and close; returns once no connect attempt of ours is running."""
         self._closed = True
-        if self._reconnect_task is not None:
-            self._reconnect_task.cancel()
+        task, self._reconnect_task = self._reconnect_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)  # its connect_nsqd cleans up
         conn, self.conn = self.conn, None
         self.up = False
         if conn is not None:
-            conn.close()
+            await conn.aclose()

@@ -102,12 +102,10 @@ class PublishEngine(Outcomes, RetryTimeouts):
         failures = [(d, r) for d, r in zip(self.destinations, results) if isinstance(r, BaseException)]
         for dest, exc in failures:
             if isinstance(exc, LocalProtocolError):  # our own bad option (a TLS file)
-                for other in self.destinations:
-                    other.shutdown()
+                await self._shutdown()
                 raise exc
         if failures and (self._fan_out or len(failures) == len(self.destinations)):
-            for dest in self.destinations:
-                dest.shutdown()
+            await self._shutdown()
             dest, exc = failures[0]
             raise NsqdUnreachableError(dest.address, exc, self.config.topic)
         for dest, exc in failures:
@@ -118,7 +116,6 @@ class PublishEngine(Outcomes, RetryTimeouts):
     async def flush(self) -> None:
         """Publish what is buffered and wait for every answer (or give-up)."""
         self._seal_partial()
-        self._pump()
         while self._outstanding > 0:
             self._changed.clear()
             self._pump()
@@ -131,9 +128,11 @@ class PublishEngine(Outcomes, RetryTimeouts):
         """:meth:`flush`, then close every connection; the report."""
         await self.flush()
         self._stop_watchdog()
-        for dest in self.destinations:
-            dest.shutdown()
+        await self._shutdown()
         return self.report
+
+    async def _shutdown(self) -> None:
+        await asyncio.gather(*(dest.shutdown() for dest in self.destinations))
 
     @property
     def stopped(self) -> bool:

@@ -70,18 +70,18 @@ class RetryTimeouts:
             self._stop(RetryTimeoutError(
                 f"no nsqd reachable for {timeout:g}s "
                 f"(last: {dest.address}: {dest.last_error_text or 'connection lost'})"))
-        # batches that keep failing on live connections (E_*_FAILED) also time out
         queues = [d.queue for d in self.destinations] if fan_out else [self._ready]
-        for queue in queues:
-            for batch in [b for b in queue if self._abandoned or (
-                    b.failed_since is not None and now - b.failed_since >= timeout)]:
-                queue.remove(batch)
-                self._outcome(batch, False)
-        if self._abandoned:
+        if self._abandoned:  # give up everything not sent, the partial batch included
             self._seal_partial()
             for queue in queues:
                 while queue:
                     self._outcome(queue.popleft(), False)
+        else:  # batches that keep failing on live connections (E_*_FAILED) also time out
+            for queue in queues:
+                for batch in [b for b in queue
+                              if b.failed_since is not None and now - b.failed_since >= timeout]:
+                    queue.remove(batch)
+                    self._outcome(batch, False)
         self._changed.set()
         self._arm_watchdog()
 
