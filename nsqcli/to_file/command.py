@@ -114,6 +114,7 @@ class ToFile:
         self.error: tuple[str, BaseException] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._stopping = False
+        self._refresh: asyncio.Future[None] | None = None  # the topic refresh in progress
         self.guard: Any = None  # consumer_guard.FatalConnectionGuard while run() runs
 
     # -- topics --------------------------------------------------------------------------------
@@ -183,6 +184,10 @@ class ToFile:
         for topic in topics:
             self.add_topic(topic)
 
+    def _refresh_topics(self) -> None:
+        if self._refresh is None or self._refresh.done():  # one query at a time
+            self._refresh = asyncio.ensure_future(self.discover(first=False))
+
     # -- timers and signals --------------------------------------------------------------------
 
     def _every(self, interval: float, action: Any, while_stopping: bool = False) -> None:
@@ -245,7 +250,7 @@ class ToFile:
         discovering = not c.topics
         if discovering:
             await self.discover(first=True)
-            self._every(c.topic_refresh, lambda: asyncio.ensure_future(self.discover(first=False)))
+            self._every(c.topic_refresh, self._refresh_topics)
         if not self.archivers and not discovering:
             raise UsageError("no topic left to archive after --topic-pattern")
         self._every(IDLE_CHECK_INTERVAL, self._idle_checks, while_stopping=True)
@@ -262,6 +267,8 @@ class ToFile:
             failed.cancel()
             for timer in self._timers:
                 timer.cancel()
+            if self._refresh is not None:  # its lookupd queries end (and close) now
+                self._refresh.cancel()
             if hup_installed:
                 loop.remove_signal_handler(signal.SIGHUP)
         if self.error is not None:
