@@ -167,7 +167,9 @@ class Relay:
         """Stop taking; publish what is held; answer it; close (see the module docstring)."""
         closing = [asyncio.ensure_future(reader.close()) for reader in self.readers]
         for lane in self.lanes.values():
-            lane.closing = True  # a message still on its way is requeued, not published
+            # no new publisher: a message still on its way is published by the open one
+            # (and answered before the drain ends), or requeued when none is open
+            lane.closing = True
         await asyncio.gather(*pumps, return_exceptions=True)
         await asyncio.gather(*(lane.drain() for lane in self.lanes.values()))
         await asyncio.gather(*closing, return_exceptions=True)
