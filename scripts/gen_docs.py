@@ -26,13 +26,13 @@ sys.path.insert(0, str(ROOT / "scripts"))  # its sibling modules, also when load
 from nsqcli import __version__  # noqa: E402
 from nsqcli.__main__ import TOOLS, cli, load_tool  # noqa: E402
 from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
+from nsqcli.cli.launch import TOOLS as TOOL_TABLE  # noqa: E402
 
 from click_introspect import context, is_path, options_of, subcommands  # noqa: E402
 from gen_completions import render_bash, render_fish, render_zsh  # noqa: E402
 
 # standalone script name -> umbrella subcommand
-SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay",
-           "nsq-stat": "stat", "nsq-to-nsq": "to-nsq"}
+SCRIPTS = {tool.script: tool.subcommand for tool in TOOL_TABLE if tool.script}
 
 EXIT_STATUS_TEXT = {
     ExitStatus.SUCCESS: "success (nsq-pub/nsq-replay: every record was acknowledged by nsqd)",
@@ -73,10 +73,7 @@ EXIT_STATUS_TEXT_OF = {
 }
 
 MAN_ONLY = {  # subcommands without a script of their own
-    "nsqcli-dev-server": "dev-server",
-    "nsqcli-topic": "topic",
-    "nsqcli-channel": "channel",
-}
+    f"nsqcli-{tool.subcommand}": tool.subcommand for tool in TOOL_TABLE if not tool.script}
 
 #: The EXAMPLES section of each man page: (what it does, command line). A test parses every
 #: nsqcli command line in them with the tool's own click command.
