@@ -22,10 +22,11 @@ from .workloads import Context, Unavailable, VerificationFailed
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    go_apps = ", ".join(w.name.removeprefix("go-") for w in catalog.WORKLOADS if w.is_go)
     parser = argparse.ArgumentParser(
         prog="python -m bench",
         description="Throughput, CPU and memory of nsqcli's tools and library, side by side with "
-                    "pynsq 0.9.1 (and, on a real nsqd, Go's to_nsq, nsq_tail and nsq_to_file) "
+                    f"pynsq 0.9.1 (and, on a real nsqd, Go's {go_apps}) "
                     "measured in the same run on the same broker.")
     parser.add_argument("-w", "--workloads", default=",".join(catalog.DEFAULT),
                         help="comma-separated workloads, or 'all' (default: all but rss-* and "

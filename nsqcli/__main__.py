@@ -17,33 +17,22 @@ import click
 from nsqcli import __version__
 from nsqcli.cli.exit_codes import EXIT_STATUS_HELP
 from nsqcli.cli.go_flags import GoFlagGroup
+from nsqcli.cli.launch import TOOLS as TOOL_TABLE
 
-# subcommand -> (module, attribute names to try for its click command)
-TOOLS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "tail": ("nsqcli.tail.command", ("command",)),
-    "pub": ("nsqcli.pub.command", ("command",)),
-    "to-file": ("nsqcli.to_file.command", ("command", "to_file")),
-    "replay": ("nsqcli.replay.command", ("command", "replay")),
-    "dev-server": ("nsqcli.dev_server", ("dev_server", "command")),
-    "topic": ("nsqcli.admin.command", ("topic",)),
-    "channel": ("nsqcli.admin.command", ("channel",)),
-    "stat": ("nsqcli.stat.command", ("command",)),
-    "to-nsq": ("nsqcli.to_nsq.command", ("command",)),
-}
+# subcommand -> (module, name of its click command there)
+TOOLS: dict[str, tuple[str, str]] = {tool.subcommand: (tool.module, tool.command)
+                                     for tool in TOOL_TABLE}
 
 
 def load_tool(name: str) -> click.Command | None:
     """The click command of a tool, or None when its module is not available (yet)."""
-    module_name, attributes = TOOLS[name]
+    module_name, attribute = TOOLS[name]
     try:
         module = importlib.import_module(module_name)
     except ImportError:
         return None
-    for attribute in attributes:
-        command = getattr(module, attribute, None)
-        if isinstance(command, click.Command):
-            return command
-    return None
+    command = getattr(module, attribute, None)
+    return command if isinstance(command, click.Command) else None
 
 
 class LazyGroup(GoFlagGroup):

@@ -25,15 +25,17 @@ sys.path.insert(0, str(ROOT / "scripts"))  # its sibling modules, also when load
 
 from nsqcli import __version__  # noqa: E402
 from nsqcli.__main__ import TOOLS, cli, load_tool  # noqa: E402
-from nsqcli.cli.exit_codes import ExitStatus, statuses_listed  # noqa: E402
+from nsqcli.cli.exit_codes import EXIT_STATUS_HELP, ExitStatus, status_meanings  # noqa: E402
+from nsqcli.cli.launch import TOOLS as TOOL_TABLE  # noqa: E402
 
 from click_introspect import context, is_path, options_of, subcommands  # noqa: E402
 from gen_completions import render_bash, render_fish, render_zsh  # noqa: E402
 
 # standalone script name -> umbrella subcommand
-SCRIPTS = {"nsq-tail": "tail", "nsq-pub": "pub", "nsq-to-file": "to-file", "nsq-replay": "replay",
-           "nsq-stat": "stat", "nsq-to-nsq": "to-nsq"}
+SCRIPTS = {tool.script: tool.subcommand for tool in TOOL_TABLE if tool.script}
 
+#: The EXIT STATUS section says what a tool's --help epilog says (nsqcli.cli.exit_codes.
+#: exit_status_help); a status the tool gives no meaning of its own is told at more length here.
 EXIT_STATUS_TEXT = {
     ExitStatus.SUCCESS: "success (nsq-pub/nsq-replay: every record was acknowledged by nsqd)",
     ExitStatus.ERROR: "failure: unreachable nsqd, an E_* error from nsqd, an I/O error",
@@ -42,41 +44,10 @@ EXIT_STATUS_TEXT = {
     "printed; --failed-file holds them)",
     ExitStatus.INTERRUPTED: "interrupted by SIGINT or SIGTERM (after a graceful drain)",
 }
-
-_ADMIN_EXIT_STATUS = {
-    ExitStatus.SUCCESS: "success: every nsqd and nsqlookupd asked did it",
-    ExitStatus.ERROR: "failure: an nsqd or nsqlookupd failed or answered an error (each is "
-    "named with its HTTP status), no nsqd had the topic or channel, or the confirmation was "
-    "declined",
-    ExitStatus.USAGE: "usage error: bad flags or names, or delete or empty without a terminal "
-    "and without --yes",
-}
-#: Pages whose statuses mean more than the generic texts say.
-EXIT_STATUS_TEXT_OF = {
-    "nsqcli-topic": _ADMIN_EXIT_STATUS,
-    "nsqcli-channel": _ADMIN_EXIT_STATUS,
-    "nsq-stat": {
-        ExitStatus.SUCCESS: "success, also when stopped by SIGINT (Ctrl-C) or SIGTERM: stopping is "
-        "how a live view ends",
-        ExitStatus.ERROR: "with --count, no poll got an answer from any nsqd (or every nsqlookupd "
-        "failed); or writing to stdout failed",
-    },
-    "nsq-to-nsq": {
-        ExitStatus.ERROR: "an error no retry fixes, on either side: a certificate that does not "
-        "verify, AUTH refused, a peer that is not nsqd, the destination refusing the topic "
-        "(E_*); what was held was answered first (FIN for what the destination acknowledged, "
-        "REQ for the rest)",
-        ExitStatus.INTERRUPTED: "stopped by SIGINT or SIGTERM after the drain: every message "
-        "taken was finished (relayed or filtered out) or requeued. A relay ends no other way; "
-        "an unreachable nsqd, on either side, is waited for",
-    },
-}
+_GENERIC_MEANINGS = status_meanings(EXIT_STATUS_HELP)
 
 MAN_ONLY = {  # subcommands without a script of their own
-    "nsqcli-dev-server": "dev-server",
-    "nsqcli-topic": "topic",
-    "nsqcli-channel": "channel",
-}
+    f"nsqcli-{tool.subcommand}": tool.subcommand for tool in TOOL_TABLE if not tool.script}
 
 #: The EXAMPLES section of each man page: (what it does, command line). A test parses every
 #: nsqcli command line in them with the tool's own click command.
@@ -339,15 +310,22 @@ def render_man(prog: str, command: click.Command) -> str:
         out += [_roff(GO_APPS[prog]), ".PP"]
     out.append(_roff(GO_SYNTAX))
     out.append(".SH EXIT STATUS")
-    texts = {**EXIT_STATUS_TEXT, **EXIT_STATUS_TEXT_OF.get(prog, {})}
-    for status in statuses_listed(command.epilog) or list(EXIT_STATUS_TEXT):  # what it returns
-        out += [".TP", f"\\fB{int(status)}\\fR", _roff(texts[status])]
+    for status, text in _exit_statuses(command):
+        out += [".TP", f"\\fB{int(status)}\\fR", _roff(text)]
     out.append(".SH EXAMPLES")
     for what, line in EXAMPLES[prog]:
         out += [".PP", _roff(what), ".PP", ".RS 4", ".nf", _roff(line), ".fi", ".RE"]
     others = [s for s in list(SCRIPTS) + ["nsqcli"] + list(MAN_ONLY) if s != prog]
     out += [".SH SEE ALSO", ", ".join(f"\\fB{_roff(s)}\\fR(1)" for s in others)]
     return "\n".join(out) + "\n"
+
+
+def _exit_statuses(command: click.Command) -> list[tuple[ExitStatus, str]]:
+    """The statuses the command's epilog lists (what it returns), each with its meaning there,
+    or the longer generic text when it has none of its own."""
+    meanings = status_meanings(command.epilog) or _GENERIC_MEANINGS
+    return [(status, EXIT_STATUS_TEXT[status] if meaning == _GENERIC_MEANINGS[status] else meaning)
+            for status, meaning in meanings.items()]
 
 
 def _subcommand_sections(prog: str, group: click.Group, ctx: click.Context) -> list[str]:

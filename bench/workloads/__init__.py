@@ -75,7 +75,7 @@ class Context:
         return list(argv)
 
     def go_app(self, name: str) -> list[str]:
-        """Go's app ``name`` (nsq_tail, to_nsq, nsq_to_file) from ``nsq_bin``, or Unavailable."""
+        """Go's app ``name`` (that of a ``go-*`` workload) from ``nsq_bin``, or Unavailable."""
         if self.nsq_bin is None:
             raise Unavailable(f"Go's {name}: no NSQ binaries (give --nsq-bin DIR)")
         path = self.nsq_bin / name

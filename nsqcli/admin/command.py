@@ -20,8 +20,8 @@ from nsqcli.cli.values import check_name, user_agent
 ADMIN_EXIT_STATUS_HELP = exit_status_help(
     ExitStatus.SUCCESS, ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.INTERRUPTED,
     SUCCESS="0 success (every nsqd and nsqlookupd asked did it)",
-    ERROR="1 failure (an nsqd or nsqlookupd failed or refused: each is named; no nsqd had "
-    "the topic or channel; the confirmation was declined)",
+    ERROR="1 failure (an nsqd or nsqlookupd failed or answered an error: each is named, with "
+    "its HTTP status; no nsqd had the topic or channel; the confirmation was declined)",
     USAGE="2 usage error (a bad name; delete or empty without a terminal and without --yes)")
 
 _WHERE = ("The nsqds are those given with --nsqd-http-address and, with --lookupd-http-address, "

@@ -107,16 +107,10 @@ class FatalConnectionGuard:
         return ToolError(f"{self.label} {self.describe()}")
 
     async def run(self, work: Awaitable[Any]) -> Any:
+        from nsqcli.cli.timers import first_of
+
         task = asyncio.ensure_future(work)
-        failed = asyncio.ensure_future(self._failed.wait())
-        try:
-            await asyncio.wait([task, failed], return_when=asyncio.FIRST_COMPLETED)
-        finally:  # also when the wait itself is cancelled
-            failed.cancel()
-            finished = task.done()
-            if not finished:
-                task.cancel()
-        if finished:
+        if task in await first_of(task, self._failed.wait()):
             return task.result()
         raise self.tool_error()
 

@@ -27,6 +27,7 @@ from nsqcli.lib.error_text import address_error_text, error_text
 __all__ = [
     "AddressError", "CONSUMER_EXIT_STATUS_HELP", "EXIT_STATUS_HELP", "ExitStatus", "ToolError",
     "UsageError", "describe", "error_text", "exit_status_help", "publish_error_status",
+    "status_meanings",
     "statuses_listed",
 ]
 
@@ -59,12 +60,19 @@ def exit_status_help(*statuses: ExitStatus, **meanings: str) -> str:
 
 def statuses_listed(epilog: str | None) -> list[ExitStatus]:
     """The statuses an epilog made by :func:`exit_status_help` lists (for the man pages)."""
+    return list(status_meanings(epilog))
+
+
+def status_meanings(epilog: str | None) -> dict[ExitStatus, str]:
+    """What an epilog made by :func:`exit_status_help` says each status it lists means, without
+    the number (``{ExitStatus.USAGE: "usage error", ...}``, for the man pages)."""
     import re
 
     if not epilog or "Exit status:" not in epilog:
-        return []
-    text = epilog[epilog.index("Exit status:"):]
-    return [ExitStatus(int(n)) for n in re.findall(r"(?:: |; )(\d+) ", text)]
+        return {}
+    text = epilog[epilog.index("Exit status:") + len("Exit status:"):].strip().removesuffix(".")
+    _, *parts = re.split(r"(?:^|; )(\d+) ", text)
+    return {ExitStatus(int(number)): meaning for number, meaning in zip(parts[::2], parts[1::2])}
 
 
 #: nsq-pub, nsq-replay and the umbrella command: every status

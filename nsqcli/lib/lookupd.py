@@ -53,6 +53,18 @@ def lookup_url(endpoint: str, topic: str, path: str = "/lookup") -> str:
     return urlunsplit((scheme, netloc, url_path, urlencode(params), fragment))
 
 
+async def lookupd_get(url: str, headers: dict[str, str], connect_timeout: float,
+                      request_timeout: float) -> tuple[int, bytes]:
+    """``(status, body)`` of one lookupd query; raises :class:`LookupdError` when no answer came.
+
+    A query that is cancelled (its tool or Reader closing) closes its socket at once.
+    """
+    try:
+        return await http_get(url, headers, connect_timeout, request_timeout)
+    except HTTPGetError as exc:  # DNS, refused, timeout: one failure kind for the caller
+        raise LookupdError(str(exc)) from exc
+
+
 def _producer_address(producer: Any) -> tuple[str, int]:
     if not isinstance(producer, dict):
         raise LookupdError(f"producer entry is not an object: {producer!r:.100}")
@@ -138,11 +150,8 @@ class LookupdPoller:
 
     async def query_one(self, url: str) -> list[tuple[str, int]]:
         """The producers one lookupd lists; raises :class:`LookupdError` on any failure."""
-        try:
-            status, body = await http_get(url, self._headers, self.connect_timeout,
-                                          self.request_timeout)
-        except HTTPGetError as exc:  # DNS, refused, timeout: one failure kind for the caller
-            raise LookupdError(str(exc)) from exc
+        status, body = await lookupd_get(url, self._headers, self.connect_timeout,
+                                         self.request_timeout)
         return parse_producers(body, status)
 
     async def query_all(

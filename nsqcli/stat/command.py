@@ -26,7 +26,7 @@ EPILOG = exit_status_help(
     SUCCESS="0 success, also when stopped by Ctrl-C (SIGINT) or SIGTERM: stopping is how a "
     "live view ends",
     ERROR="1 with --count, no poll got an answer from any nsqd (or every nsqlookupd failed); "
-    "or stdout failed")
+    "or writing to stdout failed")
 
 
 @tool_command("stat", epilog=EPILOG)

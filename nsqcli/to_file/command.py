@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,9 @@ from nsqcli.cli.exit_codes import CONSUMER_EXIT_STATUS_HELP, ExitStatus, ToolErr
 from nsqcli.cli.go_flags import tool_command
 from nsqcli.cli.options import DURATION, ClientSettings, client_options, go_log_options, output_options, \
     pop_console, pop_settings, user_agent, warn_settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nsqcli.cli.timers import Repeating
 
 PROG = "nsq-to-file"
 logger = logging.getLogger("nsqcli.to_file.command")
@@ -112,8 +115,9 @@ class ToFile:
         self.readers: dict[str, Any] = {}
         self.failed = asyncio.Event()
         self.error: tuple[str, BaseException] | None = None
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: list[Repeating] = []  # the ones that end at the stop
         self._stopping = False
+        self._refresh: asyncio.Future[None] | None = None  # the topic refresh in progress
         self.guard: Any = None  # consumer_guard.FatalConnectionGuard while run() runs
 
     # -- topics --------------------------------------------------------------------------------
@@ -183,20 +187,11 @@ class ToFile:
         for topic in topics:
             self.add_topic(topic)
 
+    def _refresh_topics(self) -> None:
+        if self._refresh is None or self._refresh.done():  # one query at a time
+            self._refresh = asyncio.ensure_future(self.discover(first=False))
+
     # -- timers and signals --------------------------------------------------------------------
-
-    def _every(self, interval: float, action: Any, while_stopping: bool = False) -> None:
-        """Call ``action`` every ``interval`` seconds until the end (or the stop)."""
-        loop = asyncio.get_running_loop()
-        slot = len(self._timers)
-
-        def fire() -> None:
-            if self._stopping and not while_stopping:
-                return
-            action()
-            self._timers[slot] = loop.call_later(interval, fire)
-
-        self._timers.append(loop.call_later(interval, fire))
 
     def _idle_checks(self) -> None:
         for archiver in list(self.archivers.values()):
@@ -235,6 +230,7 @@ class ToFile:
         from nsqcli.to_file.topic_archiver import IDLE_CHECK_INTERVAL
         from nsqcli.cli.console import forward_library_logs
         from nsqcli.cli.runner import unanswered_wait
+        from nsqcli.cli.timers import Repeating, first_of
 
         forward_library_logs(self.console)
         c = self.config
@@ -245,23 +241,22 @@ class ToFile:
         discovering = not c.topics
         if discovering:
             await self.discover(first=True)
-            self._every(c.topic_refresh, lambda: asyncio.ensure_future(self.discover(first=False)))
+            self._timers.append(Repeating(c.topic_refresh, self._refresh_topics))
         if not self.archivers and not discovering:
             raise UsageError("no topic left to archive after --topic-pattern")
-        self._every(IDLE_CHECK_INTERVAL, self._idle_checks, while_stopping=True)
-        self._every(c.sync_interval, self._ticks)
+        idle_checks = Repeating(IDLE_CHECK_INTERVAL, self._idle_checks)  # also while stopping
+        self._timers.append(Repeating(c.sync_interval, self._ticks))
         hup_installed = _add_signal(loop, signal.SIGHUP, self.hup)
         shutdown.describe_wait(lambda: unanswered_wait(self.readers.values()))
-        stop = asyncio.ensure_future(shutdown.wait())
-        failed = asyncio.ensure_future(self.failed.wait())
         try:
-            await asyncio.wait([stop, failed], return_when=asyncio.FIRST_COMPLETED)
+            await first_of(shutdown.wait(), self.failed.wait())
             await self.stop()
         finally:
-            stop.cancel()
-            failed.cancel()
+            idle_checks.cancel()
             for timer in self._timers:
                 timer.cancel()
+            if self._refresh is not None:  # its lookupd queries end (and close) now
+                self._refresh.cancel()
             if hup_installed:
                 loop.remove_signal_handler(signal.SIGHUP)
         if self.error is not None:
@@ -274,6 +269,8 @@ class ToFile:
         """Sync, stop the readers (CLS + drain; late messages are synced by the idle timer),
         then a final sync, close and move of every file."""
         self._stopping = True
+        for timer in self._timers:
+            timer.cancel()
         for archiver in self.archivers.values():
             archiver.sync()
         readers = list(self.readers.values())

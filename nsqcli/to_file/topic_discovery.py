@@ -11,7 +11,7 @@ import re
 from typing import Iterable
 
 from nsqcli.cli.nsq_http import parse_names
-from nsqcli.lib.lookupd import ACCEPT_HEADER, LookupdError, lookup_url
+from nsqcli.lib.lookupd import ACCEPT_HEADER, LookupdError, lookup_url, lookupd_get
 
 
 def topics_url(address: str) -> str:
@@ -28,22 +28,20 @@ def parse_topics(body: bytes | str) -> list[str]:
 
 async def query_topics(addresses: Iterable[str], connect_timeout: float = 2.0,
                        request_timeout: float = 5.0) -> list[str]:
-    """Sorted union of every lookupd's topics; raises :class:`LookupdError` if any one fails."""
-    from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+    """Sorted union of every lookupd's topics; raises :class:`LookupdError` if any one fails.
+
+    Cancelling it (nsq-to-file stopping mid-refresh) closes every query's socket at once.
+    """
+    headers = {"Accept": ACCEPT_HEADER}
 
     async def one(address: str) -> list[str]:
-        request = HTTPRequest(topics_url(address), headers={"Accept": ACCEPT_HEADER},
-                              connect_timeout=connect_timeout, request_timeout=request_timeout)
         try:
-            response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        except Exception as exc:  # noqa: BLE001 - DNS, refused, timeout: one failure kind
-            raise LookupdError(f"lookupd {address}: {exc}") from exc
-        if response.code != 200:
-            reason = response.error if response.code == 599 else f"HTTP {response.code}"
-            raise LookupdError(f"lookupd {address}: {reason}")
-        try:
-            return parse_topics(response.body or b"")
-        except LookupdError as exc:  # name the lookupd that answered garbage
+            status, body = await lookupd_get(topics_url(address), headers, connect_timeout,
+                                             request_timeout)
+            if status != 200:
+                raise LookupdError(f"HTTP {status}")
+            return parse_topics(body)
+        except LookupdError as exc:  # name the lookupd that failed
             raise LookupdError(f"lookupd {address}: {exc}") from None
 
     found: set[str] = set()

@@ -27,10 +27,12 @@ PROG = "nsq-to-nsq"
 
 EXIT_STATUS = exit_status_help(
     ExitStatus.ERROR, ExitStatus.USAGE, ExitStatus.INTERRUPTED,
-    ERROR="1 failure: an error no retry fixes on either side (TLS, AUTH refused, not an nsqd, "
-    "the destination refusing the topic); what was held was answered first",
+    ERROR="1 failure: an error no retry fixes, on either side (a certificate that does not "
+    "verify, AUTH refused, a peer that is not nsqd, the destination refusing the topic); what "
+    "was held was answered first (FIN for what the destination acknowledged, REQ for the rest)",
     INTERRUPTED="130 stopped by SIGINT/SIGTERM after the drain: every message taken was "
-    "finished (relayed or filtered out) or requeued")
+    "finished (relayed or filtered out) or requeued; a relay ends no other way (an unreachable "
+    "nsqd, on either side, is waited for)")
 
 
 @tool_command("to-nsq", epilog=EXIT_STATUS)

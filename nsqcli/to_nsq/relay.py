@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from nsqcli.cli.console import Console
     from nsqcli.cli.options import ClientSettings
     from nsqcli.cli.runner import Shutdown
+    from nsqcli.cli.timers import Repeating
     from nsqcli.lib import Message, Reader
 
     from .publishers import DestinationNsqds
@@ -67,13 +68,14 @@ class Relay:
         self.readers: list[Reader] = []
         self.error: BaseException | None = None
         self._failed: asyncio.Event | None = None
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: list[Repeating] = []
 
     # ---- running -------------------------------------------------------------------------------
 
     async def run(self, shutdown: Shutdown) -> ExitStatus:
         from nsqcli.cli.consumer_guard import FatalConnectionGuard
         from nsqcli.cli.console import RateMeter, forward_library_logs
+        from nsqcli.cli.timers import Repeating
 
         forward_library_logs(self.console)
         self._failed = asyncio.Event()
@@ -91,9 +93,9 @@ class Relay:
             self.console.info(f"relaying {', '.join(self.config.topics)} (channel "
                               f"{self.config.channel}) to {', '.join(self.lanes)}")
             shutdown.describe_wait(self._waiting)
-            self._every(UNKNOWN_TIMEOUT_CHECK, self._touch, adaptive=True)
+            self._timers.append(Repeating(self._touch_interval, self._touch))
             if self.config.progress:
-                self._every(PROGRESS_INTERVAL, lambda: self._show_progress(meter))
+                self._timers.append(Repeating(PROGRESS_INTERVAL, lambda: self._show_progress(meter)))
             try:
                 await guard.run(self._until_stopped(shutdown))
             except Exception as exc:  # noqa: BLE001 - a source nsqd no retry fixes: drain first
@@ -150,14 +152,10 @@ class Relay:
             self._on_fatal(task.exception())  # type: ignore[arg-type]  # a bug: say it, stop
 
     async def _until_stopped(self, shutdown: Shutdown) -> None:
+        from nsqcli.cli.timers import first_of
+
         assert self._failed is not None
-        stop = asyncio.ensure_future(shutdown.wait())
-        failed = asyncio.ensure_future(self._failed.wait())
-        try:
-            await asyncio.wait([stop, failed], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            failed.cancel()
+        await first_of(shutdown.wait(), self._failed.wait())
 
     def _on_fatal(self, error: BaseException) -> None:
         if self.error is None:
@@ -169,23 +167,14 @@ class Relay:
         """Stop taking; publish what is held; answer it; close (see the module docstring)."""
         closing = [asyncio.ensure_future(reader.close()) for reader in self.readers]
         for lane in self.lanes.values():
-            lane.closing = True  # a message still on its way is requeued, not published
+            # no new publisher: a message still on its way is published by the open one
+            # (and answered before the drain ends), or requeued when none is open
+            lane.closing = True
         await asyncio.gather(*pumps, return_exceptions=True)
         await asyncio.gather(*(lane.drain() for lane in self.lanes.values()))
         await asyncio.gather(*closing, return_exceptions=True)
 
     # ---- timers --------------------------------------------------------------------------------
-
-    def _every(self, interval: float, action: Callable[[], Any], adaptive: bool = False) -> None:
-        loop = asyncio.get_running_loop()
-        slot = len(self._timers)
-
-        def fire() -> None:
-            action()
-            self._timers[slot] = loop.call_later(
-                self._touch_interval() if adaptive else interval, fire)
-
-        self._timers.append(loop.call_later(interval, fire))
 
     def _touch_interval(self) -> float:
         """A quarter of the shortest msg_timeout the source nsqds stated: every held message

@@ -192,3 +192,21 @@ def test_pip_install_puts_the_man_pages_where_man_finds_them(tmp_path):
                             env={"PATH": f"{prefix / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path),
                                  "LANG": "C"})
     assert lookup.stdout.strip() == str(share / "man" / "man1" / "nsq-tail.1"), lookup
+
+
+def test_exit_status_sections_say_what_the_help_says():
+    # one text per tool: a status the --help epilog gives a meaning of its own is told so in
+    # the man page, word for word
+    from nsqcli.cli.exit_codes import EXIT_STATUS_HELP, status_meanings
+
+    generic = status_meanings(EXIT_STATUS_HELP)
+    checked = 0
+    for program, command in [*GEN_DOCS.tools(), *GEN_DOCS.tools(GEN_DOCS.MAN_ONLY)]:
+        page = (GEN_DOCS.ROOT / "man" / f"{program}.1").read_text()
+        section = page[page.index(".SH EXIT STATUS"):page.index(".SH EXAMPLES")]
+        for status, meaning in status_meanings(command.epilog).items():
+            assert f"\\fB{int(status)}\\fR" in section, (program, status)
+            if meaning != generic[status]:
+                assert GEN_DOCS._roff(meaning) in section, (program, meaning)
+                checked += 1
+    assert checked >= 5  # nsq-to-nsq, nsq-stat, the consumers, the admin pages, dev-server

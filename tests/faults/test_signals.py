@@ -17,6 +17,7 @@ from fault_helpers import (
     CONSUMER_STOP_MSG_TIMEOUT_MS, ThreadedFake, consume_channel, kill_quietly, lines_of,
     queue_messages, spawn, stop_with, tool, wait_for,
 )
+from nsqcli.cli.launch import SCRIPTS
 
 DRAIN_BOUND = 5.0  # seconds from the signal to the exit
 
@@ -321,11 +322,9 @@ sys.exit(script.load()())
 """
 
 
-@pytest.mark.parametrize("name, status", [
-    ("nsqcli", 130), ("nsq-tail", 130), ("nsq-pub", 130), ("nsq-to-file", 130),
-    ("nsq-replay", 130), ("nsq-to-nsq", 130),
-    ("nsq-stat", 0),  # stopping is how nsq-stat's live view ends
-])
+# every console script; 130 but for nsq-stat (0: stopping is how its live view ends)
+@pytest.mark.parametrize("name, status", [(script, tool.stop_status)
+                                          for script, tool in SCRIPTS.items()])
 def test_ctrl_c_while_a_tool_loads_exits_quietly(name, status):
     import sys
 

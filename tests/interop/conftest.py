@@ -1,4 +1,4 @@
-"""Interop with Go's NSQ apps (nsq_tail, to_nsq, nsq_to_file): every module is ``real_only``.
+"""Interop with Go's NSQ apps (each module names the ones it runs): every module is ``real_only``.
 
 The Go apps are looked for in the directory of the ``NSQCLI_TEST_NSQD`` binary (an NSQ release
 ships them side by side); a test whose app is missing there is skipped and says which one.
