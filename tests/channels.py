@@ -37,6 +37,15 @@ def tool_env() -> dict[str, str]:
 CONSUMER_STOP_MSG_TIMEOUT_MS = 5000
 
 
+def left_in_flight(conns: list[Any]) -> int:
+    """Messages that consumer connections (closed AsyncConns) could not answer: nsqd sent them
+    after our side was shut, so they stay in flight at nsqd until msg_timeout."""
+    assert conns
+    late = sum(conn.messages_left_in_flight for conn in conns)
+    assert late <= len(conns)  # at most the one nsqd's pump held when CLS came, per connection
+    return late
+
+
 class ChannelSettled:
     """A :func:`polling.wait_for` predicate, true once ``channel`` is settled (at ``expected``,
     when given, with a consumer still working on it): the topic has handed every message

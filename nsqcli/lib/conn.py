@@ -137,6 +137,9 @@ class AsyncConn(CommandsMixin, StaleCheckMixin, EventedMixin):
         self._tls_pending = False
         self._half_closed = False  # close_gracefully() shut our side: nsqd's EOF is expected
         self._closing_gracefully = False  # close_gracefully() began: messages are refused
+        #: messages nsqd sent after our side was shut: unanswerable, in flight at nsqd until
+        #: its msg_timeout (see close_gracefully)
+        self.messages_left_in_flight = 0
         self._tls_future: asyncio.Future[SSLIOStream] | None = None
         self._recv_mark = 0.0
 

@@ -75,6 +75,7 @@ class CommandsMixin:
         _close_wait: asyncio.Future[bytes | None] | None
         _half_closed: bool
         _closing_gracefully: bool
+        messages_left_in_flight: int
         _resume_listeners: tuple[Callable[..., object], ...]
 
         @property
@@ -193,6 +194,7 @@ class CommandsMixin:
                 logger.debug("[%s] message %s came after the drain: not handled, requeued (REQ 0)",
                              self, msg_id.decode("ascii", "replace"))
                 return
+        self.messages_left_in_flight += 1
         logger.debug("[%s] message %s came after the drain: not handled (our side of the "
                      "connection is shut: no REQ can be sent), nsqd redelivers it after "
                      "msg_timeout", self, msg_id.decode("ascii", "replace"))

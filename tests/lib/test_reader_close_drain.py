@@ -85,11 +85,14 @@ def test_a_message_after_the_drain_is_left_to_nsqd(caplog):
             reader = nsq.Reader("t", "c", lambda m: handled.append(m.body) or True,
                                 nsqd_tcp_addresses=[f"127.0.0.1:{port}"], max_in_flight=5)
             await until(lambda: reader.conns)
+            (conn,) = reader.conns.values()
             await reader.close()
-        return handled
+        return handled, conn
 
     caplog.set_level("DEBUG", logger="nsqcli.lib.conn")
-    assert asyncio.run(asyncio.wait_for(main(), 20)) == []
+    handled, conn = asyncio.run(asyncio.wait_for(main(), 20))
+    assert handled == []
+    assert conn.messages_left_in_flight == 1  # counted: a test reading nsqd's stats needs it
     assert f"message {new_message_id(7).decode()} came after the drain" in caplog.text
 
 
@@ -140,6 +143,7 @@ def test_a_message_during_close_gracefully_is_requeued_before_our_side_shuts():
 
     handled, conn, late, transcript = run(main(), 30)
     assert handled == [] and conn.in_flight == 0
+    assert conn.messages_left_in_flight == 0  # requeued: nsqd has it back
     assert conn.close_error is None  # nsqd's EOF came as expected
     assert transcript[-1] == f"REQ {late.decode()} 0"
     assert transcript[:4] == ["IDENTIFY", "SUB t c", "RDY 1", "CLS"]
