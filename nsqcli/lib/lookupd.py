@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .error_text import error_text
 from .http_get import HTTPGetError, http_get
 from .protocol.errors import Error
 
@@ -62,7 +63,8 @@ async def lookupd_get(url: str, headers: dict[str, str], connect_timeout: float,
     try:
         return await http_get(url, headers, connect_timeout, request_timeout)
     except HTTPGetError as exc:  # DNS, refused, timeout: one failure kind for the caller
-        raise LookupdError(str(exc)) from exc
+        cause = exc.__cause__  # an OSError's short text, not its class name
+        raise LookupdError(error_text(cause, "nsqlookupd") if cause else str(exc)) from exc
 
 
 def _producer_address(producer: Any) -> tuple[str, int]:
