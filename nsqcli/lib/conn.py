@@ -26,7 +26,8 @@ from tornado.util import TimeoutError as TornadoTimeoutError
 
 from . import event
 from .conn_commands import CONNECTED, CONNECTING, DISCONNECTED, FLUSH_THRESHOLD, INIT, CommandsMixin
-from .conn_options import DEFAULT_MAX_REQUEUE_DELAY, DEFAULT_USER_AGENT, build_options, check_port, split_host
+from .conn_options import DEFAULT_MAX_REQUEUE_DELAY, DEFAULT_TIMEOUT, DEFAULT_USER_AGENT
+from .conn_options import build_options, check_port, split_host
 from .conn_stale import StaleCheckMixin
 from .event import EventedMixin
 from .message import ANSWERED, Message, _Answered
@@ -64,7 +65,7 @@ class AsyncConn(CommandsMixin, StaleCheckMixin, EventedMixin):
     _mirrored_events = (event.MESSAGE, event.RESUME)  # read per message
 
     def __init__(
-        self, host: str, port: int, timeout: float = 1.0, heartbeat_interval: float = 30,
+        self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT, heartbeat_interval: float = 30,
         requeue_delay: float = 90, tls_v1: bool = False,
         tls_options: ssl.SSLContext | Mapping[str, Any] | None = None,
         snappy: bool = False, deflate: bool = False, deflate_level: int = 6,

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 DEFAULT_USER_AGENT = f"nsqcli/{__version__}"
 #: go-nsq's cap on the computed requeue delay (MaxRequeueDelay), in seconds.
 DEFAULT_MAX_REQUEUE_DELAY = 900
+DEFAULT_TIMEOUT = 1.0  # seconds: TCP connect, and each handshake stage
 
 
 class ConnKwargs(TypedDict, total=False):

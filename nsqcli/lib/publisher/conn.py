@@ -30,13 +30,15 @@ async def connect_nsqd(address: str, conn_kwargs: dict[str, Any], timeout: float
     """An :class:`nsqcli.lib.conn.AsyncConn` to ``address`` that finished its handshake
     within ``timeout`` seconds (TCP connect and every handshake stage together)."""
     from nsqcli.lib.conn import AsyncConn  # lazy: tornado is only imported when we connect
+    from nsqcli.lib.conn_options import DEFAULT_TIMEOUT
 
     host, port = parse_address(address)
-    conn = AsyncConn(host, port, **conn_kwargs)
-    if conn.timeout > timeout:
+    stage_timeout = conn_kwargs.get("timeout", DEFAULT_TIMEOUT)
+    if isinstance(stage_timeout, (int, float)) and stage_timeout > timeout:
         # no stage may outlast the whole: a TCP connect that gets no answer then ends (and
         # closes its socket) when wait_ready gives up, so the cleanup below waits no longer
-        conn = AsyncConn(host, port, **{**conn_kwargs, "timeout": timeout})
+        conn_kwargs = {**conn_kwargs, "timeout": timeout}
+    conn = AsyncConn(host, port, **conn_kwargs)
     try:
         await conn.wait_ready(timeout)  # connects (the conn is new: INIT)
     except BaseException:
