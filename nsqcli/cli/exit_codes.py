@@ -27,8 +27,7 @@ from nsqcli.lib.error_text import address_error_text, error_text
 __all__ = [
     "AddressError", "CONSUMER_EXIT_STATUS_HELP", "EXIT_STATUS_HELP", "ExitStatus", "ToolError",
     "UsageError", "describe", "error_text", "exit_status_help", "publish_error_status",
-    "status_meanings",
-    "statuses_listed",
+    "status_meanings", "statuses_listed",
 ]
 
 
